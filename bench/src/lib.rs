@@ -1,0 +1,1 @@
+//! Benchmark tools for mesh (see bench/README.md).

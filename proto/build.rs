@@ -1,0 +1,29 @@
+//! Compiles the `.proto` files with protox (pure Rust, no system `protoc`) into prost types with
+//! pbjson serde impls, so the same messages load from YAML/JSON and travel over gRPC.
+
+use std::path::PathBuf;
+
+const PROTOS: &[&str] = &["proto/mesh/config/v1/config.proto"];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let descriptors = protox::compile(PROTOS, ["proto"])?;
+    let descriptor_path = out_dir.join("mesh_descriptor.bin");
+    std::fs::write(&descriptor_path, prost::Message::encode_to_vec(&descriptors))?;
+
+    prost_build::Config::new()
+        .file_descriptor_set_path(&descriptor_path)
+        .compile_well_known_types()
+        .extern_path(".google.protobuf", "::pbjson_types")
+        .skip_protoc_run()
+        .compile_protos(PROTOS, &["proto"])?;
+
+    let descriptor_set = std::fs::read(&descriptor_path)?;
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptor_set)?
+        .build(&[".mesh"])?;
+    Ok(())
+}
