@@ -1,1 +1,18 @@
-//! The mesh-proxy sidecar.
+//! mesh-proxy: the sidecar data plane.
+//!
+//! A captured connection goes `proxy` (accept, original destination, listener) → `detect`
+//! (protocol) → `http` (route, pick, forward over `http::Pools`) or `tcp` (opaque copy).
+//! `config` holds the current `Snapshot`, swapped atomically on reload; `balance` picks
+//! endpoints; `admin` serves config dumps, health and `metrics`.
+
+pub mod addr;
+pub mod admin;
+pub mod balance;
+pub mod config;
+pub mod detect;
+pub mod http;
+pub mod metrics;
+pub mod orig_dst;
+pub mod proxy;
+pub mod route;
+pub mod tcp;

@@ -1,0 +1,111 @@
+//! The proxy's own HTTP endpoints: admin (15000, localhost only: `/config_dump`, `/logging`),
+//! health (15021: `/healthz/ready`, `/healthz/live`) and Prometheus metrics (15090: `/metrics`).
+
+use std::{convert::Infallible, sync::Arc};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::{
+    http::{Body, local_response},
+    proxy::ProxyState,
+};
+
+/// Changes the log filter at run time; returns a message for the operator on failure.
+pub type SetLogLevel = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Which set of endpoints a port serves.
+#[derive(Clone)]
+pub enum AdminPort {
+    /// `/config_dump` and `/logging`.
+    Admin(Option<SetLogLevel>),
+    /// `/healthz/ready` and `/healthz/live`.
+    Health,
+    /// `/metrics`.
+    Metrics,
+}
+
+/// Serves one admin port until the process ends.
+pub async fn serve(listener: TcpListener, port: AdminPort, state: Arc<ProxyState>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "admin accept failed");
+                continue;
+            }
+        };
+        let port = port.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let response = answer(&port, &state, &req);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(%error, "admin connection ended with an error");
+            }
+        });
+    }
+}
+
+fn answer(port: &AdminPort, state: &ProxyState, req: &Request<Incoming>) -> Response<Body> {
+    match (port, req.method(), req.uri().path()) {
+        (AdminPort::Health, _, "/healthz/live") => text(StatusCode::OK, "live"),
+        (AdminPort::Health, _, "/healthz/ready") if state.is_ready() => text(StatusCode::OK, "ready"),
+        (AdminPort::Health, _, "/healthz/ready") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+        (AdminPort::Metrics, _, "/metrics" | "/stats/prometheus") => {
+            let mut response = text(StatusCode::OK, state.metrics.render());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            response
+        }
+        (AdminPort::Admin(_), &Method::GET, "/config_dump") => config_dump(state),
+        (AdminPort::Admin(set), &Method::POST, "/logging") => logging(set.as_ref(), req),
+        (AdminPort::Admin(_), _, "/") => text(
+            StatusCode::OK,
+            "mesh-proxy admin: GET /config_dump, POST /logging?level=<filter>\n",
+        ),
+        _ => local_response(StatusCode::NOT_FOUND, "admin_not_found", "no such admin endpoint", false),
+    }
+}
+
+fn config_dump(state: &ProxyState) -> Response<Body> {
+    let snapshot = state.config.load();
+    let dump = serde_json::json!({
+        "version": snapshot.version,
+        "config": snapshot.source,
+    });
+    let mut response = text(StatusCode::OK, serde_json::to_string_pretty(&dump).unwrap_or_default());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn logging(set: Option<&SetLogLevel>, req: &Request<Incoming>) -> Response<Body> {
+    let Some(set) = set else {
+        return text(StatusCode::NOT_IMPLEMENTED, "log level cannot be changed in this process");
+    };
+    let level = req
+        .uri()
+        .query()
+        .and_then(|q| crate::route::matching::query_param(Some(q), "level"));
+    match level.map(|l| set(l)) {
+        Some(Ok(())) => text(StatusCode::OK, format!("log filter set to {}", level.unwrap_or_default())),
+        Some(Err(message)) => text(StatusCode::BAD_REQUEST, message),
+        None => text(StatusCode::BAD_REQUEST, "usage: POST /logging?level=<filter>, e.g. level=debug or level=mesh_proxy=trace"),
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(crate::http::full(body.into()));
+    *response.status_mut() = status;
+    response
+}

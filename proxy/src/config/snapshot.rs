@@ -1,0 +1,404 @@
+//! A validated, ready-to-serve configuration: listeners indexed by destination, compiled route
+//! tables, and clusters with their balancers. Immutable; reloads build a new one and swap it in.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use mesh_proto::config::v1::{self as pb, endpoint::Health, listener::Mode};
+
+use crate::{
+    addr::OrigDstAddr,
+    balance::{Balancer, EndpointSpec},
+    metrics::{ClusterMetrics, Direction, Metrics},
+    route::{RouteTable, compile_route_table},
+};
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_MAX_IDLE_PER_ENDPOINT: usize = 64;
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A whole configuration, ready to serve.
+pub struct Snapshot {
+    /// The config as loaded (for `/config_dump`).
+    pub source: pb::ProxyConfig,
+    /// Increases by one with every applied config.
+    pub version: u64,
+    outbound: HashMap<SocketAddr, Arc<ListenerConfig>>,
+    inbound: HashMap<u16, Arc<ListenerConfig>>,
+    explicit: Vec<Arc<ListenerConfig>>,
+    routes: HashMap<String, Arc<RouteTable>>,
+    clusters: HashMap<String, Arc<Cluster>>,
+}
+
+/// What a listener serves.
+#[derive(Debug)]
+pub struct ListenerConfig {
+    /// The listener's name.
+    pub name: String,
+    /// The virtual destination (outbound), port (inbound) or bind address (explicit).
+    pub addr: SocketAddr,
+    /// How connections reach it.
+    pub direction: Direction,
+    /// The configured protocol; `None` means detect.
+    pub protocol: Option<AppProtocol>,
+    /// The route table for HTTP traffic.
+    pub route_config: Option<String>,
+    /// Where opaque TCP and TLS traffic goes.
+    pub tcp: Option<TcpRouting>,
+}
+
+/// A protocol named by config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppProtocol {
+    /// HTTP/1.x.
+    Http1,
+    /// HTTP/2 with prior knowledge, gRPC included.
+    Http2,
+    /// Opaque bytes.
+    Tcp,
+    /// TLS, passed through by SNI.
+    Tls,
+}
+
+/// Opaque TCP routing: weighted clusters, optionally chosen by TLS SNI first.
+#[derive(Debug)]
+pub struct TcpRouting {
+    sni_routes: Vec<(Vec<String>, Vec<(String, u32)>)>,
+    destinations: Vec<(String, u32)>,
+}
+
+/// A cluster: its endpoints' balancer and connection settings.
+pub struct Cluster {
+    /// The cluster's name.
+    pub name: String,
+    /// Picks endpoints.
+    pub balancer: Balancer,
+    /// The protocol spoken to endpoints; `None` means the same as the client's.
+    pub protocol: Option<AppProtocol>,
+    /// Limit on establishing a connection to an endpoint.
+    pub connect_timeout: Duration,
+    /// Idle keep-alive connections kept per endpoint.
+    pub max_idle_per_endpoint: usize,
+    /// How long an idle connection is kept.
+    pub idle_timeout: Duration,
+    metrics: [OnceLock<Arc<ClusterMetrics>>; 3],
+}
+
+// === impl Snapshot ===
+
+impl Snapshot {
+    /// Validates and compiles a config. Endpoint load state is carried over from `previous`.
+    /// Returns every problem at once; nothing is partially applied.
+    pub fn compile(source: pb::ProxyConfig, previous: Option<&Snapshot>) -> Result<Self, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut routes = HashMap::new();
+        for config in &source.routes {
+            let table = compile_route_table(config, &mut errors);
+            if routes.insert(config.name.clone(), Arc::new(table)).is_some() {
+                errors.push(format!("route config {:?} is defined twice", config.name));
+            }
+        }
+        let mut endpoints: HashMap<&str, &pb::ClusterLoadAssignment> = HashMap::new();
+        for assignment in &source.endpoints {
+            if endpoints.insert(&assignment.cluster, assignment).is_some() {
+                errors.push(format!("endpoints for cluster {:?} are given twice", assignment.cluster));
+            }
+        }
+        let mut clusters = HashMap::new();
+        for config in &source.clusters {
+            let prev = previous.and_then(|p| p.clusters.get(&config.name));
+            let assignment = endpoints.remove(config.name.as_str());
+            let cluster = Cluster::compile(config, assignment, prev.map(|c| &c.balancer), &mut errors);
+            if clusters.insert(config.name.clone(), Arc::new(cluster)).is_some() {
+                errors.push(format!("cluster {:?} is defined twice", config.name));
+            }
+        }
+        for orphan in endpoints.keys() {
+            errors.push(format!("endpoints are given for cluster {orphan:?}, which is not defined"));
+        }
+
+        let mut outbound = HashMap::new();
+        let mut inbound = HashMap::new();
+        let mut explicit: Vec<Arc<ListenerConfig>> = Vec::new();
+        for config in &source.listeners {
+            let Some(listener) = ListenerConfig::compile(config, &routes, &clusters, &mut errors) else {
+                continue;
+            };
+            let listener = Arc::new(listener);
+            let duplicate = match listener.direction {
+                Direction::Outbound => outbound.insert(listener.addr, listener.clone()).is_some(),
+                Direction::Inbound => inbound.insert(listener.addr.port(), listener.clone()).is_some(),
+                Direction::Explicit => {
+                    let dup = explicit.iter().any(|l| l.addr == listener.addr);
+                    explicit.push(listener.clone());
+                    dup
+                }
+            };
+            if duplicate {
+                errors.push(format!(
+                    "listener {:?}: another {} listener already uses {}",
+                    listener.name,
+                    listener.direction.as_str(),
+                    listener.addr
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Snapshot {
+            version: previous.map_or(1, |p| p.version + 1),
+            source,
+            outbound,
+            inbound,
+            explicit,
+            routes,
+            clusters,
+        })
+    }
+
+    /// The listener for captured outbound traffic to `dst`.
+    pub fn outbound_listener(&self, dst: OrigDstAddr) -> Option<&Arc<ListenerConfig>> {
+        self.outbound.get(&dst.0)
+    }
+
+    /// The listener for captured inbound traffic to `port`.
+    pub fn inbound_listener(&self, port: u16) -> Option<&Arc<ListenerConfig>> {
+        self.inbound.get(&port)
+    }
+
+    /// Listeners the proxy binds itself.
+    pub fn explicit_listeners(&self) -> &[Arc<ListenerConfig>] {
+        &self.explicit
+    }
+
+    /// The explicit listener bound at `addr`.
+    pub fn explicit_listener(&self, addr: SocketAddr) -> Option<&Arc<ListenerConfig>> {
+        self.explicit.iter().find(|l| l.addr == addr)
+    }
+
+    /// A route table by name.
+    pub fn route_table(&self, name: &str) -> Option<&Arc<RouteTable>> {
+        self.routes.get(name)
+    }
+
+    /// A cluster by name.
+    pub fn cluster(&self, name: &str) -> Option<&Arc<Cluster>> {
+        self.clusters.get(name)
+    }
+
+    /// Every endpoint address in the config (to prune connection pools).
+    pub fn endpoint_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.clusters
+            .values()
+            .flat_map(|c| c.balancer.endpoints().iter().map(|e| e.addr()))
+    }
+}
+
+// === impl ListenerConfig ===
+
+impl ListenerConfig {
+    fn compile(
+        config: &pb::Listener,
+        routes: &HashMap<String, Arc<RouteTable>>,
+        clusters: &HashMap<String, Arc<Cluster>>,
+        errors: &mut Vec<String>,
+    ) -> Option<Self> {
+        let at = format!("listener {:?}", config.name);
+        let addr = parse_addr(&config.address, &at, errors)?;
+        let direction = match Mode::try_from(config.mode) {
+            Ok(Mode::Outbound) => Direction::Outbound,
+            Ok(Mode::Inbound) => Direction::Inbound,
+            Ok(Mode::Explicit) => Direction::Explicit,
+            Err(_) => {
+                errors.push(format!("{at}: unknown mode {}", config.mode));
+                return None;
+            }
+        };
+        let protocol = match pb::Protocol::try_from(config.protocol) {
+            Ok(p) => AppProtocol::from_pb(p),
+            Err(_) => {
+                errors.push(format!("{at}: unknown protocol {}", config.protocol));
+                None
+            }
+        };
+        let route_config = (!config.route_config.is_empty()).then(|| config.route_config.clone());
+        if let Some(name) = &route_config
+            && !routes.contains_key(name)
+        {
+            errors.push(format!("{at}: route config {name:?} is not defined"));
+        }
+        let tcp = config.tcp.as_ref().map(|t| TcpRouting::compile(t, &at, clusters, errors));
+        let is_http = matches!(protocol, Some(AppProtocol::Http1 | AppProtocol::Http2));
+        if is_http && route_config.is_none() && direction != Direction::Inbound {
+            errors.push(format!("{at}: an HTTP listener needs route_config"));
+        }
+        if matches!(protocol, Some(AppProtocol::Tcp | AppProtocol::Tls)) && tcp.is_none() && direction != Direction::Inbound {
+            errors.push(format!("{at}: a TCP or TLS listener needs tcp destinations"));
+        }
+        Some(ListenerConfig {
+            name: config.name.clone(),
+            addr,
+            direction,
+            protocol,
+            route_config,
+            tcp,
+        })
+    }
+}
+
+// === impl AppProtocol ===
+
+impl AppProtocol {
+    /// The config protocol, `None` for detect.
+    pub fn from_pb(protocol: pb::Protocol) -> Option<Self> {
+        match protocol {
+            pb::Protocol::Detect => None,
+            pb::Protocol::Http1 => Some(AppProtocol::Http1),
+            pb::Protocol::Http2 | pb::Protocol::Grpc => Some(AppProtocol::Http2),
+            pb::Protocol::Tcp => Some(AppProtocol::Tcp),
+            pb::Protocol::Tls => Some(AppProtocol::Tls),
+        }
+    }
+}
+
+// === impl TcpRouting ===
+
+impl TcpRouting {
+    fn compile(
+        route: &pb::TcpRoute,
+        at: &str,
+        clusters: &HashMap<String, Arc<Cluster>>,
+        errors: &mut Vec<String>,
+    ) -> Self {
+        let dests = |list: &[pb::WeightedCluster], errors: &mut Vec<String>| -> Vec<(String, u32)> {
+            list.iter()
+                .map(|d| {
+                    if !clusters.contains_key(&d.cluster) {
+                        errors.push(format!("{at}: tcp destination cluster {:?} is not defined", d.cluster));
+                    }
+                    (d.cluster.clone(), d.weight.max(1))
+                })
+                .collect()
+        };
+        let sni_routes = route
+            .sni_routes
+            .iter()
+            .map(|r| (r.sni.iter().map(|s| s.to_ascii_lowercase()).collect(), dests(&r.destinations, errors)))
+            .collect();
+        let destinations = dests(&route.destinations, errors);
+        TcpRouting { sni_routes, destinations }
+    }
+
+    /// Picks the cluster for a connection with this SNI (if any); `roll` is uniform random.
+    pub fn pick(&self, sni: Option<&str>, roll: u32) -> Option<&str> {
+        let sni_dests = sni.and_then(|name| {
+            self.sni_routes
+                .iter()
+                .find(|(patterns, _)| patterns.iter().any(|p| sni_matches(p, name)))
+                .map(|(_, dests)| dests)
+        });
+        let dests = sni_dests.unwrap_or(&self.destinations);
+        let total: u32 = dests.iter().map(|(_, w)| w).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut point = roll % total;
+        for (cluster, weight) in dests {
+            if point < *weight {
+                return Some(cluster);
+            }
+            point -= weight;
+        }
+        None
+    }
+}
+
+fn sni_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => name.len() > suffix.len() && name.to_ascii_lowercase().ends_with(suffix),
+        None => pattern.eq_ignore_ascii_case(name),
+    }
+}
+
+// === impl Cluster ===
+
+impl Cluster {
+    fn compile(
+        config: &pb::Cluster,
+        assignment: Option<&pb::ClusterLoadAssignment>,
+        previous: Option<&Balancer>,
+        errors: &mut Vec<String>,
+    ) -> Self {
+        let at = format!("cluster {:?}", config.name);
+        let policy = config.lb_policy();
+        let specs = assignment
+            .map(|a| {
+                a.endpoints
+                    .iter()
+                    .filter_map(|e| {
+                        Some(EndpointSpec {
+                            addr: parse_addr(&e.address, &at, errors)?,
+                            weight: e.weight.max(1),
+                            healthy: e.health() == Health::Healthy,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let protocol = AppProtocol::from_pb(config.protocol());
+        if matches!(protocol, Some(AppProtocol::Tls)) {
+            errors.push(format!("{at}: protocol TLS is for listeners; use tls.mode for upstream TLS"));
+        }
+        if config.tls.as_ref().is_some_and(|t| t.mode() != pb::upstream_tls::Mode::Disable) {
+            errors.push(format!("{at}: upstream TLS is not supported by this proxy yet; set tls.mode DISABLE"));
+        }
+        let pool = config.connection_pool.clone().unwrap_or_default();
+        Cluster {
+            name: config.name.clone(),
+            balancer: Balancer::new(policy, specs, config.ring_size, previous),
+            protocol,
+            connect_timeout: crate::route::duration(pool.connect_timeout.as_ref()).unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            max_idle_per_endpoint: match pool.max_idle_per_endpoint {
+                0 => DEFAULT_MAX_IDLE_PER_ENDPOINT,
+                n => n as usize,
+            },
+            idle_timeout: crate::route::duration(pool.idle_timeout.as_ref()).unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            metrics: Default::default(),
+        }
+    }
+
+    /// A one-endpoint cluster for traffic config does not describe (passthrough, local app).
+    pub fn direct(name: String, addr: SocketAddr) -> Self {
+        Cluster {
+            name,
+            balancer: Balancer::new(
+                pb::cluster::LbPolicy::RoundRobin,
+                vec![EndpointSpec { addr, weight: 1, healthy: true }],
+                0,
+                None,
+            ),
+            protocol: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_idle_per_endpoint: DEFAULT_MAX_IDLE_PER_ENDPOINT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            metrics: Default::default(),
+        }
+    }
+
+    /// This cluster's metric handles for traffic of one direction, resolved on first use.
+    pub fn metrics(&self, metrics: &Metrics, direction: Direction) -> &ClusterMetrics {
+        let slot = &self.metrics[direction as usize];
+        slot.get_or_init(|| metrics.cluster(direction, &self.name))
+    }
+}
+
+fn parse_addr(addr: &str, at: &str, errors: &mut Vec<String>) -> Option<SocketAddr> {
+    addr.parse()
+        .map_err(|_| errors.push(format!("{at}: {addr:?} is not an ip:port address")))
+        .ok()
+}

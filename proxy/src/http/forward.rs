@@ -1,0 +1,365 @@
+//! One request's way through the proxy: route it, apply the route's policy, pick an endpoint,
+//! forward it, and account for the answer.
+
+use std::{net::IpAddr, sync::Arc};
+
+use http::{HeaderValue, Request, Response, StatusCode, Uri, header, uri::PathAndQuery};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use super::{Body, ConnectSettings, UpstreamError, UpstreamVersion, headers, local_response};
+use crate::{
+    addr::ClientAddr,
+    balance::{Pick, hash_key},
+    config::{AppProtocol, Cluster, Snapshot},
+    metrics::Direction,
+    proxy::ProxyState,
+    route::{Action, Destination, Forward, HashOn, Redirect, Route, matching::query_param},
+};
+
+/// What one client connection's requests are sent to.
+pub enum HttpTarget {
+    /// Routed by the named route config.
+    Routes(String),
+    /// All sent to one cluster (the local app behind an inbound port).
+    Cluster(Arc<Cluster>),
+}
+
+/// A client connection being served as HTTP.
+pub struct HttpConn {
+    /// Shared proxy state.
+    pub state: Arc<ProxyState>,
+    /// The client.
+    pub client: ClientAddr,
+    /// The kind of listener that accepted it.
+    pub direction: Direction,
+    /// Where its requests go.
+    pub target: HttpTarget,
+    /// The HTTP version the client speaks.
+    pub version: UpstreamVersion,
+}
+
+/// The route's decisions for one forwarded request.
+struct Plan<'a> {
+    cluster: Arc<Cluster>,
+    route: Option<&'a Route>,
+    destination: Option<&'a Destination>,
+    forward: Option<&'a Forward>,
+}
+
+// === impl HttpConn ===
+
+impl HttpConn {
+    /// Serves one request; never fails: problems become answers that say what went wrong.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let start = Instant::now();
+        let snapshot = self.state.config.load();
+        let grpc = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let mut req = req.map(|body| body.map_err(Into::into).boxed_unsync());
+        let plan = match &self.target {
+            HttpTarget::Cluster(cluster) => Plan {
+                cluster: cluster.clone(),
+                route: None,
+                destination: None,
+                forward: None,
+            },
+            HttpTarget::Routes(name) => match self.route(&snapshot, name, &mut req, grpc).await {
+                Ok(plan) => plan,
+                Err(response) => return response,
+            },
+        };
+        let mut response = self.forward(&plan, req, grpc, start).await;
+        for changes in [plan.destination.map(|d| &d.response_headers), plan.route.map(|r| &r.response_headers)]
+            .into_iter()
+            .flatten()
+        {
+            changes.apply(response.headers_mut());
+        }
+        response
+    }
+
+    /// Finds the route and applies everything it asks for before forwarding.
+    async fn route<'a>(
+        &self,
+        snapshot: &'a Snapshot,
+        name: &str,
+        req: &mut Request<Body>,
+        grpc: bool,
+    ) -> Result<Plan<'a>, Response<Body>> {
+        let Some(table) = snapshot.route_table(name) else {
+            let message = format!("route config {name:?} is not in the proxy's config");
+            return Err(local_response(StatusCode::SERVICE_UNAVAILABLE, "no_route_config", &message, grpc));
+        };
+        let authority = authority_of(req).unwrap_or_default();
+        let Some(route) = table.find(&authority, req) else {
+            let message = format!("no route for {authority}{} in route config {name:?}", req.uri().path());
+            return Err(local_response(StatusCode::NOT_FOUND, "no_route", &message, grpc));
+        };
+        let forward = match &route.action {
+            Action::Forward(forward) => forward,
+            Action::Direct { status, body } => {
+                let mut response = Response::new(super::error::full(body.clone()));
+                *response.status_mut() = *status;
+                route.response_headers.apply(response.headers_mut());
+                return Err(response);
+            }
+            Action::Redirect(redirect) => return Err(redirect_response(redirect, req, &authority)),
+        };
+        if let Some(fault) = &forward.fault {
+            if let Some((delay, percent)) = fault.delay
+                && roll(percent)
+            {
+                tokio::time::sleep(delay).await;
+            }
+            if let Some((status, percent)) = fault.abort
+                && roll(percent)
+            {
+                return Err(local_response(status, "fault_abort", "fault injected by route policy", grpc));
+            }
+        }
+        let destination = forward.pick_destination(fastrand::u32(..));
+        let Some(cluster) = snapshot.cluster(&destination.cluster) else {
+            let message = format!("cluster {:?} (route {:?}) is not in the proxy's config", destination.cluster, route.name);
+            return Err(local_response(StatusCode::SERVICE_UNAVAILABLE, "no_cluster", &message, grpc));
+        };
+        route.request_headers.apply(req.headers_mut());
+        destination.request_headers.apply(req.headers_mut());
+        if let Some(prefix) = &forward.rewrite_path_prefix {
+            rewrite_path(route, req, prefix);
+        }
+        if let Some(authority) = &forward.rewrite_authority {
+            req.headers_mut().insert(header::HOST, authority.clone());
+            *req.uri_mut() = uri_with_authority(req.uri(), authority);
+        }
+        Ok(Plan {
+            cluster: cluster.clone(),
+            route: Some(route),
+            destination: Some(destination),
+            forward: Some(forward),
+        })
+    }
+
+    /// Picks an endpoint and sends the request to it, within the route's timeout.
+    async fn forward(&self, plan: &Plan<'_>, mut req: Request<Body>, grpc: bool, start: Instant) -> Response<Body> {
+        let cluster = &plan.cluster;
+        let metrics = cluster.metrics(&self.state.metrics, self.direction);
+        let hash = plan.forward.and_then(|f| f.hash_on.as_ref()).and_then(|h| self.hash(h, &req));
+        let Some(pick) = cluster.balancer.pick(hash) else {
+            let error = UpstreamError::NoEndpoint { cluster: cluster.name.clone() };
+            metrics.failure(error.failure());
+            metrics.request(error.status().as_u16(), start.elapsed());
+            return local_response(error.status(), error.failure().as_str(), &error.to_string(), grpc);
+        };
+        let version = match cluster.protocol {
+            Some(AppProtocol::Http1) => UpstreamVersion::Http1,
+            Some(AppProtocol::Http2) => UpstreamVersion::Http2,
+            _ => self.version,
+        };
+        let upgrade = self.version == UpstreamVersion::Http1 && headers::is_upgrade_request(req.headers());
+        headers::strip_hop_by_hop(req.headers_mut(), upgrade);
+        headers::set_forwarded(req.headers_mut(), self.client);
+        prepare_uri(&mut req, if upgrade { UpstreamVersion::Http1 } else { version });
+
+        let settings = ConnectSettings {
+            connect_timeout: cluster.connect_timeout,
+            max_idle: cluster.max_idle_per_endpoint,
+            idle_timeout: cluster.idle_timeout,
+        };
+        let sent = async {
+            if upgrade {
+                self.send_upgrade(pick.addr(), settings, req).await
+            } else {
+                self.state.pools.send(pick.addr(), version, settings, req).await
+            }
+        };
+        let timeout = plan.forward.and_then(|f| f.timeout);
+        let result = match timeout {
+            Some(limit) => tokio::time::timeout(limit, sent)
+                .await
+                .unwrap_or(Err(UpstreamError::Timeout(limit))),
+            None => sent.await,
+        };
+        pick.observe_response();
+        match result {
+            Ok(mut response) => {
+                let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+                headers::strip_hop_by_hop(response.headers_mut(), switching);
+                *response.version_mut() = match self.version {
+                    UpstreamVersion::Http1 => http::Version::HTTP_11,
+                    UpstreamVersion::Http2 => http::Version::HTTP_2,
+                };
+                metrics.request(response.status().as_u16(), start.elapsed());
+                response.map(|body| InFlight { body, _pick: pick }.boxed_unsync())
+            }
+            Err(error) => {
+                tracing::debug!(cluster = %cluster.name, %error, "upstream failure");
+                metrics.failure(error.failure());
+                metrics.request(error.status().as_u16(), start.elapsed());
+                let message = format!("{error} (cluster {:?})", cluster.name);
+                local_response(error.status(), error.failure().as_str(), &message, grpc)
+            }
+        }
+    }
+
+    /// Forwards an upgrade request and, when the endpoint switches protocols, joins the two
+    /// upgraded connections into a tunnel.
+    async fn send_upgrade(
+        &self,
+        addr: std::net::SocketAddr,
+        settings: ConnectSettings,
+        mut req: Request<Body>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let downstream = hyper::upgrade::on(&mut req);
+        let mut response = self.state.pools.send_upgrade(addr, settings, req).await?;
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let upstream = hyper::upgrade::on(&mut response);
+            self.state.tasks.spawn(async move {
+                match tokio::try_join!(downstream, upstream) {
+                    Ok((down, up)) => {
+                        let mut down = hyper_util::rt::TokioIo::new(down);
+                        let mut up = hyper_util::rt::TokioIo::new(up);
+                        if let Err(error) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+                            tracing::debug!(%error, "upgraded connection ended");
+                        }
+                    }
+                    Err(error) => tracing::debug!(%error, "upgrade did not complete"),
+                }
+            });
+        }
+        Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
+    }
+
+    fn hash(&self, on: &HashOn, req: &Request<Body>) -> Option<u64> {
+        match on {
+            HashOn::Header(name) => req.headers().get(name).map(|v| hash_key(v.as_bytes())),
+            HashOn::Cookie(name) => cookie(req.headers(), name).map(|v| hash_key(v.as_bytes())),
+            HashOn::QueryParam(name) => query_param(req.uri().query(), name).map(|v| hash_key(v.as_bytes())),
+            HashOn::SourceIp => Some(match self.client.0.ip() {
+                IpAddr::V4(ip) => hash_key(&ip.octets()),
+                IpAddr::V6(ip) => hash_key(&ip.octets()),
+            }),
+        }
+    }
+}
+
+/// Keeps the endpoint counted as in flight until the response body is finished or dropped.
+struct InFlight {
+    body: Body,
+    _pick: Pick,
+}
+
+impl http_body::Body for InFlight {
+    type Data = bytes::Bytes;
+    type Error = super::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The request's authority: HTTP/2's `:authority`, else the Host header.
+fn authority_of<B>(req: &Request<B>) -> Option<String> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
+}
+
+/// HTTP/1.1 wants an origin-form target and a Host header; HTTP/2 an absolute URI.
+fn prepare_uri(req: &mut Request<Body>, version: UpstreamVersion) {
+    let authority = authority_of(req);
+    let path = req.uri().path_and_query().map_or("/", PathAndQuery::as_str).to_owned();
+    match version {
+        UpstreamVersion::Http1 => {
+            if let Some(authority) = authority.filter(|_| !req.headers().contains_key(header::HOST))
+                && let Ok(value) = HeaderValue::from_str(&authority)
+            {
+                req.headers_mut().insert(header::HOST, value);
+            }
+            if let Ok(uri) = path.parse() {
+                *req.uri_mut() = uri;
+            }
+            *req.version_mut() = http::Version::HTTP_11;
+        }
+        UpstreamVersion::Http2 => {
+            let authority = authority.unwrap_or_else(|| "localhost".to_owned());
+            if let Ok(uri) = Uri::builder().scheme("http").authority(authority).path_and_query(path).build() {
+                *req.uri_mut() = uri;
+            }
+            req.headers_mut().remove(header::HOST);
+            *req.version_mut() = http::Version::HTTP_2;
+        }
+    }
+}
+
+fn rewrite_path(route: &Route, req: &mut Request<Body>, prefix: &str) {
+    let path_and_query = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+    let rewritten = route.rewrite_path(path_and_query, prefix);
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = rewritten.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+}
+
+fn uri_with_authority(uri: &Uri, authority: &HeaderValue) -> Uri {
+    if uri.authority().is_none() {
+        return uri.clone();
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.authority = authority.to_str().ok().and_then(|a| a.parse().ok());
+    Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
+}
+
+fn redirect_response(redirect: &Redirect, req: &Request<Body>, authority: &str) -> Response<Body> {
+    let scheme = redirect.scheme.as_deref().unwrap_or("http");
+    let host = redirect
+        .host
+        .clone()
+        .unwrap_or_else(|| crate::route::matching::strip_port(authority).to_owned());
+    let port = redirect.port.map(|p| format!(":{p}")).unwrap_or_default();
+    let path = redirect
+        .path
+        .clone()
+        .unwrap_or_else(|| req.uri().path_and_query().map_or("/", PathAndQuery::as_str).to_owned());
+    let mut response = Response::new(super::error::full(bytes::Bytes::new()));
+    *response.status_mut() = redirect.status;
+    if let Ok(location) = HeaderValue::from_str(&format!("{scheme}://{host}{port}{path}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then_some(value)
+        })
+}
+
+/// True for `percent` percent of calls.
+fn roll(percent: f64) -> bool {
+    fastrand::f64() * 100.0 < percent
+}

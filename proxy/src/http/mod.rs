@@ -1,0 +1,22 @@
+//! HTTP proxying: serving client connections (HTTP/1.1 and HTTP/2), routing each request and
+//! forwarding it over pooled upstream connections with bodies streamed both ways.
+
+mod error;
+mod forward;
+mod headers;
+mod pool;
+mod server;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+
+pub use error::{UpstreamError, X_MESH_ERROR, full, local_response};
+pub use forward::{HttpConn, HttpTarget};
+pub use pool::{ConnectSettings, Pools, UpstreamVersion, connect_tcp};
+pub use server::serve_connection;
+
+/// Any error a body can end with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type used on both sides of the proxy: streamed, never buffered whole.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;

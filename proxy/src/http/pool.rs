@@ -1,0 +1,300 @@
+//! Connections to endpoints, kept per endpoint address: a stack of idle HTTP/1.1 keep-alive
+//! connections, or one shared HTTP/2 connection that multiplexes every request.
+//!
+//! An HTTP/1.1 connection goes back to its pool when the response body has been read to its
+//! end; a body dropped half-way closes the connection instead. A request that fails on a reused
+//! connection before any of it was written (the server closed the idle connection) is retried
+//! once on another.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{Arc, Weak},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::{
+    body::Incoming,
+    client::conn::{http1, http2},
+};
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use parking_lot::{Mutex, RwLock};
+use tokio::{net::TcpStream, time::Instant};
+
+use super::{Body, UpstreamError};
+
+/// The HTTP version spoken to an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UpstreamVersion {
+    /// HTTP/1.1 with keep-alive.
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c).
+    Http2,
+}
+
+/// How to connect to a cluster's endpoints.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectSettings {
+    /// Limit on the TCP handshake.
+    pub connect_timeout: Duration,
+    /// Idle HTTP/1.1 connections kept per endpoint.
+    pub max_idle: usize,
+    /// How long an idle connection may wait for reuse.
+    pub idle_timeout: Duration,
+}
+
+/// Every endpoint's pool.
+#[derive(Default)]
+pub struct Pools {
+    endpoints: RwLock<HashMap<(SocketAddr, UpstreamVersion), Arc<EndpointPool>>>,
+}
+
+struct EndpointPool {
+    idle: Mutex<Vec<(http1::SendRequest<Body>, Instant)>>,
+    h2: Mutex<Option<http2::SendRequest<Body>>>,
+    h2_connecting: tokio::sync::Mutex<()>,
+}
+
+/// A response body that returns its connection to the pool once read to the end.
+pub struct PooledBody {
+    inner: Incoming,
+    conn: Option<(http1::SendRequest<Body>, Weak<EndpointPool>, usize)>,
+}
+
+// === impl Pools ===
+
+impl Pools {
+    /// Sends `req` to the endpoint at `addr` over a pooled connection.
+    pub async fn send(
+        &self,
+        addr: SocketAddr,
+        version: UpstreamVersion,
+        settings: ConnectSettings,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let pool = self.endpoint(addr, version);
+        match version {
+            UpstreamVersion::Http1 => pool.send_h1(addr, settings, req).await,
+            UpstreamVersion::Http2 => pool.send_h2(addr, settings, req).await,
+        }
+    }
+
+    /// Sends an upgrade request (WebSocket) on a new connection of its own, which becomes a
+    /// tunnel when the endpoint agrees; such a connection is never pooled.
+    pub async fn send_upgrade(
+        &self,
+        addr: SocketAddr,
+        settings: ConnectSettings,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let io = connect(addr, settings.connect_timeout).await?;
+        let (mut sender, conn) = http1::handshake(io)
+            .await
+            .map_err(|source| UpstreamError::Reset { addr, source })?;
+        tokio::spawn(async move {
+            if let Err(error) = conn.with_upgrades().await {
+                tracing::debug!(%error, "upstream upgrade connection ended");
+            }
+        });
+        sender
+            .send_request(req)
+            .await
+            .map_err(|source| UpstreamError::Reset { addr, source })
+    }
+
+    /// Drops the pools of endpoints for which `keep` is false.
+    pub fn retain(&self, keep: impl Fn(SocketAddr) -> bool) {
+        self.endpoints.write().retain(|(addr, _), _| keep(*addr));
+    }
+
+    fn endpoint(&self, addr: SocketAddr, version: UpstreamVersion) -> Arc<EndpointPool> {
+        if let Some(pool) = self.endpoints.read().get(&(addr, version)) {
+            return pool.clone();
+        }
+        self.endpoints
+            .write()
+            .entry((addr, version))
+            .or_insert_with(|| {
+                Arc::new(EndpointPool {
+                    idle: Mutex::new(Vec::new()),
+                    h2: Mutex::new(None),
+                    h2_connecting: tokio::sync::Mutex::new(()),
+                })
+            })
+            .clone()
+    }
+}
+
+// === impl EndpointPool ===
+
+impl EndpointPool {
+    async fn send_h1(
+        self: Arc<Self>,
+        addr: SocketAddr,
+        settings: ConnectSettings,
+        mut req: Request<Body>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        loop {
+            let (mut sender, reused) = match self.take_idle(settings.idle_timeout) {
+                Some(sender) => (sender, true),
+                None => (connect_h1(addr, settings.connect_timeout).await?, false),
+            };
+            match sender.try_send_request(req).await {
+                Ok(response) => {
+                    let pool = Arc::downgrade(&self);
+                    return Ok(response
+                        .map(|body| PooledBody::new(body, sender, pool, settings.max_idle).boxed_unsync()));
+                }
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) if reused => {
+                        tracing::debug!(%addr, "reused connection was closed; retrying on another");
+                        req = unsent;
+                    }
+                    _ => {
+                        return Err(UpstreamError::Reset {
+                            addr,
+                            source: error.into_error(),
+                        });
+                    }
+                },
+            }
+        }
+    }
+
+    fn take_idle(&self, idle_timeout: Duration) -> Option<http1::SendRequest<Body>> {
+        let mut idle = self.idle.lock();
+        while let Some((sender, since)) = idle.pop() {
+            if sender.is_ready() && since.elapsed() < idle_timeout {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, sender: http1::SendRequest<Body>, max_idle: usize) {
+        let mut idle = self.idle.lock();
+        if idle.len() < max_idle && !sender.is_closed() {
+            idle.push((sender, Instant::now()));
+        }
+    }
+
+    async fn send_h2(
+        self: Arc<Self>,
+        addr: SocketAddr,
+        settings: ConnectSettings,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let mut sender = self.h2_sender(addr, settings).await?;
+        sender
+            .send_request(req)
+            .await
+            .map(|response| response.map(|body| body.map_err(Into::into).boxed_unsync()))
+            .map_err(|source| UpstreamError::Reset { addr, source })
+    }
+
+    /// The shared HTTP/2 connection, dialled once when missing or closed.
+    async fn h2_sender(&self, addr: SocketAddr, settings: ConnectSettings) -> Result<http2::SendRequest<Body>, UpstreamError> {
+        if let Some(sender) = self.h2.lock().as_ref().filter(|s| !s.is_closed()) {
+            return Ok(sender.clone());
+        }
+        let _connecting = self.h2_connecting.lock().await;
+        if let Some(sender) = self.h2.lock().as_ref().filter(|s| !s.is_closed()) {
+            return Ok(sender.clone());
+        }
+        let io = connect(addr, settings.connect_timeout).await?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(30))
+            .handshake(io)
+            .await
+            .map_err(|source| UpstreamError::Reset { addr, source })?;
+        tokio::spawn(async move {
+            if let Err(error) = conn.await {
+                tracing::debug!(%error, %addr, "upstream HTTP/2 connection ended");
+            }
+        });
+        *self.h2.lock() = Some(sender.clone());
+        Ok(sender)
+    }
+}
+
+async fn connect_h1(addr: SocketAddr, timeout: Duration) -> Result<http1::SendRequest<Body>, UpstreamError> {
+    let io = connect(addr, timeout).await?;
+    let (sender, conn) = http1::handshake(io)
+        .await
+        .map_err(|source| UpstreamError::Reset { addr, source })?;
+    tokio::spawn(async move {
+        if let Err(error) = conn.await {
+            tracing::debug!(%error, %addr, "upstream HTTP/1 connection ended");
+        }
+    });
+    Ok(sender)
+}
+
+/// Opens a TCP connection with a deadline; Nagle off, as every request is written whole.
+pub async fn connect_tcp(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, UpstreamError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(source)) => return Err(UpstreamError::Connect { addr, source }),
+        Err(_) => return Err(UpstreamError::ConnectTimeout { addr, timeout }),
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TokioIo<TcpStream>, UpstreamError> {
+    connect_tcp(addr, timeout).await.map(TokioIo::new)
+}
+
+// === impl PooledBody ===
+
+impl PooledBody {
+    fn new(inner: Incoming, sender: http1::SendRequest<Body>, pool: Weak<EndpointPool>, max_idle: usize) -> Self {
+        let mut body = PooledBody {
+            inner,
+            conn: Some((sender, pool, max_idle)),
+        };
+        if body.inner.is_end_stream() {
+            body.release();
+        }
+        body
+    }
+
+    fn release(&mut self) {
+        if let Some((sender, pool, max_idle)) = self.conn.take()
+            && let Some(pool) = pool.upgrade()
+        {
+            pool.put_idle(sender, max_idle);
+        }
+    }
+}
+
+impl HttpBody for PooledBody {
+    type Data = Bytes;
+    type Error = super::BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.release(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
+            Poll::Ready(Some(Err(_))) => self.conn = None,
+            _ => {}
+        }
+        polled.map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,65 @@
+//! Serves one client connection as HTTP/1.1 or HTTP/2, ending it gracefully when the proxy drains.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use hyper::{
+    server::conn::{http1, http2},
+    service::service_fn,
+};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+use super::{HttpConn, UpstreamVersion};
+
+/// A client has this long to send a request's headers (slow-loris guard).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Drives a hyper connection; on drain, asks it to finish gracefully and waits for that.
+/// (A macro: hyper's connection types share `graceful_shutdown` but no trait for it.)
+macro_rules! until_drained {
+    ($connection:expr, $drain:expr) => {{
+        let mut connection = std::pin::pin!($connection);
+        tokio::select! {
+            result = connection.as_mut() => result,
+            _ = $drain.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        }
+    }};
+}
+
+/// Serves HTTP on `io` until the client closes it, or until `drain` fires: then in-flight
+/// requests finish, HTTP/1.1 closes after the current response and HTTP/2 sends GOAWAY.
+pub async fn serve_connection<I>(io: I, conn: Arc<HttpConn>, drain: CancellationToken)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let version = conn.version;
+    let service = service_fn(move |req| {
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(conn.handle(req).await) }
+    });
+    let io = TokioIo::new(io);
+    let result = match version {
+        UpstreamVersion::Http1 => {
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(io, service)
+                .with_upgrades();
+            until_drained!(connection, drain)
+        }
+        UpstreamVersion::Http2 => {
+            let connection = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .serve_connection(io, service);
+            until_drained!(connection, drain)
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, "client connection ended with an error");
+    }
+}
+

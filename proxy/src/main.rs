@@ -1,0 +1,190 @@
+//! `mesh-proxy`: the sidecar. Reads its config from a YAML file (`--config`), serves the
+//! capture listeners (15001 outbound, 15006 inbound) and the config's explicit listeners, and
+//! the admin (15000), health (15021) and metrics (15090) ports. SIGHUP or a change of the file
+//! reloads the config; SIGTERM drains and exits.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use clap::Parser;
+use mesh_proxy::{
+    admin::{self, AdminPort, SetLogLevel},
+    config::{self, Snapshot},
+    detect::DetectConfig,
+    metrics::Metrics,
+    proxy::{DrainOutcome, Proxy, ProxyListeners, Settings},
+};
+use tokio::net::TcpListener;
+use tracing_subscriber::{EnvFilter, prelude::*, reload};
+
+/// Every option also reads from the environment variable named in its help.
+#[derive(Parser, Debug)]
+#[command(name = "mesh-proxy", version, about = "The mesh sidecar proxy")]
+struct Args {
+    /// The static config file (YAML or JSON); reloaded on SIGHUP and when its content changes.
+    #[arg(long, env = "MESH_PROXY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Worker threads. Sidecars are small: 2 by default.
+    #[arg(long, env = "MESH_PROXY_CONCURRENCY", default_value_t = 2)]
+    concurrency: usize,
+    /// Captured outbound traffic, or "off".
+    #[arg(long, env = "MESH_PROXY_OUTBOUND_ADDR", default_value = "0.0.0.0:15001")]
+    outbound_addr: String,
+    /// Captured inbound traffic, or "off".
+    #[arg(long, env = "MESH_PROXY_INBOUND_ADDR", default_value = "0.0.0.0:15006")]
+    inbound_addr: String,
+    /// Admin endpoints (config dump, log level); keep it on localhost. "off" disables.
+    #[arg(long, env = "MESH_PROXY_ADMIN_ADDR", default_value = "127.0.0.1:15000")]
+    admin_addr: String,
+    /// Health endpoints for kubelet probes, or "off".
+    #[arg(long, env = "MESH_PROXY_HEALTH_ADDR", default_value = "0.0.0.0:15021")]
+    health_addr: String,
+    /// Prometheus metrics, or "off".
+    #[arg(long, env = "MESH_PROXY_METRICS_ADDR", default_value = "0.0.0.0:15090")]
+    metrics_addr: String,
+    /// Where inbound traffic is delivered (with the original destination port).
+    #[arg(long, env = "MESH_PROXY_INBOUND_APP_IP", default_value = "127.0.0.1")]
+    inbound_app_ip: std::net::IpAddr,
+    /// How long in-flight work may take to finish after SIGTERM, e.g. "5s".
+    #[arg(long, env = "MESH_PROXY_DRAIN_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// How long to wait for a client's first bytes when detecting its protocol, e.g. "1s".
+    #[arg(long, env = "MESH_PROXY_DETECT_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    detect_timeout: Duration,
+    /// Log filter (tracing EnvFilter syntax), e.g. "info" or "mesh_proxy=debug".
+    #[arg(long, env = "MESH_PROXY_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let set_log_level = init_logging(&args.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.concurrency.max(1))
+        .thread_name("mesh-proxy")
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(run(args, set_log_level)),
+        Err(error) => Err(anyhow::anyhow!("cannot start the runtime: {error}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("mesh-proxy: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
+    let source = match &args.config {
+        Some(path) => config::read_file(path)?,
+        None => Default::default(),
+    };
+    let origin = args.config.as_ref().map_or("(none)".to_owned(), |p| p.display().to_string());
+    let snapshot = Snapshot::compile(source, None)
+        .map_err(|errors| config::ConfigError::Invalid { origin, errors })?;
+
+    let listeners = ProxyListeners {
+        outbound: bind("outbound", &args.outbound_addr).await?,
+        inbound: bind("inbound", &args.inbound_addr).await?,
+    };
+    let admin = bind("admin", &args.admin_addr).await?;
+    let health = bind("health", &args.health_addr).await?;
+    let metrics_listener = bind("metrics", &args.metrics_addr).await?;
+
+    let settings = Settings {
+        detect: DetectConfig {
+            timeout: args.detect_timeout,
+            ..DetectConfig::default()
+        },
+        inbound_app_ip: args.inbound_app_ip,
+    };
+    let proxy = Proxy::start(snapshot, listeners, settings, Metrics::new()).await?;
+    let state = proxy.state().clone();
+    for (listener, port) in [
+        (admin, AdminPort::Admin(Some(set_log_level))),
+        (health, AdminPort::Health),
+        (metrics_listener, AdminPort::Metrics),
+    ] {
+        if let Some(listener) = listener {
+            tokio::spawn(admin::serve(listener, port, state.clone()));
+        }
+    }
+    if let Some(path) = args.config.clone() {
+        tokio::spawn(config::watch_file(state.config.clone(), path, state.drain.clone()));
+    }
+    tracing::info!("mesh-proxy ready");
+
+    wait_for_termination().await?;
+    match proxy.drain(args.drain_timeout).await {
+        DrainOutcome::Complete => tracing::info!("drained; exiting"),
+        DrainOutcome::DeadlineReached(open) => {
+            tracing::warn!(open, "drain deadline reached; closing remaining connections")
+        }
+    }
+    Ok(())
+}
+
+async fn bind(what: &str, addr: &str) -> anyhow::Result<Option<TcpListener>> {
+    if addr == "off" {
+        return Ok(None);
+    }
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--{what}-addr {addr:?} is not an ip:port address or \"off\""))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot bind the {what} listener on {addr}: {error} (is another proxy running?)"))?;
+    tracing::info!(%addr, "{what} listener bound");
+    Ok(Some(listener))
+}
+
+async fn wait_for_termination() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
+}
+
+fn init_logging(filter: &str) -> SetLogLevel {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|error| {
+        eprintln!("mesh-proxy: invalid log filter {filter:?} ({error}); using \"info\"");
+        EnvFilter::new("info")
+    });
+    let (filter, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .init();
+    Arc::new(move |new: &str| {
+        let parsed = EnvFilter::try_new(new).map_err(|e| format!("invalid log filter {new:?}: {e}"))?;
+        handle.reload(parsed).map_err(|e| e.to_string())
+    })
+}
+
+/// Parses "250ms", "5s", "2m" or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |i| text.split_at(i));
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 5s or 1m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?}; use ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}

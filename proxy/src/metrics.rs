@@ -1,0 +1,299 @@
+//! Prometheus metrics, served on the metrics port (15090).
+//!
+//! Naming: every series starts with `mesh_`; `direction` is `outbound`, `inbound` or `explicit`
+//! (the listener mode that accepted the traffic); `cluster` is the upstream cluster's name.
+//! Handles are created once per (direction, cluster) and cached, so the request path only
+//! touches atomics.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use parking_lot::RwLock;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Which kind of listener accepted the traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Captured outbound traffic (15001).
+    Outbound,
+    /// Captured inbound traffic (15006).
+    Inbound,
+    /// A listener the proxy bound itself (gateways, tests).
+    Explicit,
+}
+
+impl Direction {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
+            Direction::Explicit => "explicit",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+const RESPONSE_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+
+/// Why a request or connection failed before an upstream answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// No healthy endpoint (or no endpoints at all) in the cluster.
+    NoEndpoint,
+    /// The endpoint refused or could not be reached.
+    ConnectError,
+    /// Connecting took longer than the cluster's connect timeout.
+    ConnectTimeout,
+    /// The connection broke while the request was in flight.
+    Reset,
+    /// The route's timeout passed before the response headers arrived.
+    Timeout,
+}
+
+impl UpstreamFailure {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamFailure::NoEndpoint => "no_endpoint",
+            UpstreamFailure::ConnectError => "connect_error",
+            UpstreamFailure::ConnectTimeout => "connect_timeout",
+            UpstreamFailure::Reset => "reset",
+            UpstreamFailure::Timeout => "timeout",
+        }
+    }
+}
+
+/// Every metric the proxy exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    upstream_failures: IntCounterVec,
+    tcp_opened: IntCounterVec,
+    tcp_closed: IntCounterVec,
+    tcp_bytes: IntCounterVec,
+    downstream_active: IntGaugeVec,
+    config_reloads: IntCounterVec,
+    clusters: [RwLock<HashMap<String, Arc<ClusterMetrics>>>; 3],
+}
+
+/// The handles of one (direction, cluster) pair, resolved once.
+pub struct ClusterMetrics {
+    requests: [IntCounter; 6],
+    duration: Histogram,
+    failures: [IntCounter; 5],
+    /// TCP connections opened to this cluster.
+    pub tcp_opened: IntCounter,
+    /// TCP connections to this cluster that have closed.
+    pub tcp_closed: IntCounter,
+    /// Bytes the client sent towards the cluster over opaque TCP.
+    pub tcp_bytes_to_upstream: IntCounter,
+    /// Bytes the cluster sent back to the client over opaque TCP.
+    pub tcp_bytes_to_downstream: IntCounter,
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Arc<Self> {
+        let registry = Registry::new();
+        let labels = &["direction", "cluster"];
+        let requests = IntCounterVec::new(
+            Opts::new("mesh_requests_total", "HTTP requests completed, by response class"),
+            &["direction", "cluster", "response_class"],
+        )
+        .expect("valid metric");
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "mesh_request_duration_seconds",
+                "Time from request received to response headers sent",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0,
+            ]),
+            labels,
+        )
+        .expect("valid metric");
+        let upstream_failures = IntCounterVec::new(
+            Opts::new(
+                "mesh_upstream_failures_total",
+                "Requests or connections that got no upstream answer, by reason",
+            ),
+            &["direction", "cluster", "reason"],
+        )
+        .expect("valid metric");
+        let tcp_opened = IntCounterVec::new(
+            Opts::new("mesh_tcp_connections_opened_total", "Opaque TCP connections opened"),
+            labels,
+        )
+        .expect("valid metric");
+        let tcp_closed = IntCounterVec::new(
+            Opts::new("mesh_tcp_connections_closed_total", "Opaque TCP connections closed"),
+            labels,
+        )
+        .expect("valid metric");
+        let tcp_bytes = IntCounterVec::new(
+            Opts::new("mesh_tcp_bytes_total", "Opaque TCP bytes forwarded, by flow"),
+            &["direction", "cluster", "flow"],
+        )
+        .expect("valid metric");
+        let downstream_active = IntGaugeVec::new(
+            Opts::new(
+                "mesh_downstream_connections_active",
+                "Client connections currently open",
+            ),
+            &["direction"],
+        )
+        .expect("valid metric");
+        let config_reloads = IntCounterVec::new(
+            Opts::new("mesh_config_reloads_total", "Configuration loads, by result"),
+            &["result"],
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(duration.clone()),
+            Box::new(upstream_failures.clone()),
+            Box::new(tcp_opened.clone()),
+            Box::new(tcp_closed.clone()),
+            Box::new(tcp_bytes.clone()),
+            Box::new(downstream_active.clone()),
+            Box::new(config_reloads.clone()),
+        ] {
+            registry.register(collector).expect("metric names are unique");
+        }
+        Arc::new(Self {
+            registry,
+            requests,
+            duration,
+            upstream_failures,
+            tcp_opened,
+            tcp_closed,
+            tcp_bytes,
+            downstream_active,
+            config_reloads,
+            clusters: Default::default(),
+        })
+    }
+
+    /// The handles for one cluster seen through one kind of listener.
+    pub fn cluster(&self, direction: Direction, cluster: &str) -> Arc<ClusterMetrics> {
+        let cache = &self.clusters[direction.index()];
+        if let Some(found) = cache.read().get(cluster) {
+            return found.clone();
+        }
+        let dir = direction.as_str();
+        let handles = Arc::new(ClusterMetrics {
+            requests: RESPONSE_CLASSES
+                .map(|class| self.requests.with_label_values(&[dir, cluster, class])),
+            duration: self.duration.with_label_values(&[dir, cluster]),
+            failures: [
+                UpstreamFailure::NoEndpoint,
+                UpstreamFailure::ConnectError,
+                UpstreamFailure::ConnectTimeout,
+                UpstreamFailure::Reset,
+                UpstreamFailure::Timeout,
+            ]
+            .map(|f| {
+                self.upstream_failures
+                    .with_label_values(&[dir, cluster, f.as_str()])
+            }),
+            tcp_opened: self.tcp_opened.with_label_values(&[dir, cluster]),
+            tcp_closed: self.tcp_closed.with_label_values(&[dir, cluster]),
+            tcp_bytes_to_upstream: self
+                .tcp_bytes
+                .with_label_values(&[dir, cluster, "to_upstream"]),
+            tcp_bytes_to_downstream: self
+                .tcp_bytes
+                .with_label_values(&[dir, cluster, "to_downstream"]),
+        });
+        cache
+            .write()
+            .entry(cluster.to_owned())
+            .or_insert(handles)
+            .clone()
+    }
+
+    /// The gauge of open client connections for one direction.
+    pub fn downstream_active(&self, direction: Direction) -> IntGauge {
+        self.downstream_active
+            .with_label_values(&[direction.as_str()])
+    }
+
+    /// Counts a configuration load.
+    pub fn config_reload(&self, ok: bool) {
+        self.config_reloads
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::with_capacity(16 * 1024);
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(%error, "rendering metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+// === impl ClusterMetrics ===
+
+impl ClusterMetrics {
+    /// Records one completed request: its status and the time to response headers.
+    pub fn request(&self, status: u16, elapsed: Duration) {
+        let class = match status {
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            500..=599 => 4,
+            _ => 5,
+        };
+        self.requests[class].inc();
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records a failure to get an upstream answer.
+    pub fn failure(&self, reason: UpstreamFailure) {
+        self.failures[reason as usize].inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_class_and_cluster() {
+        let metrics = Metrics::new();
+        let web = metrics.cluster(Direction::Outbound, "web");
+        web.request(200, Duration::from_millis(3));
+        web.request(503, Duration::from_millis(1));
+        metrics
+            .cluster(Direction::Outbound, "web")
+            .request(204, Duration::ZERO);
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"mesh_requests_total{cluster="web",direction="outbound",response_class="2xx"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"response_class="5xx"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"mesh_request_duration_seconds_count{cluster="web",direction="outbound"} 3"#
+            ),
+            "{text}"
+        );
+    }
+}
