@@ -75,7 +75,9 @@ pub struct ProxyState {
 /// A started proxy.
 pub struct Proxy {
     state: Arc<ProxyState>,
-    explicit: Arc<parking_lot::Mutex<HashMap<SocketAddr, CancellationToken>>>,
+    /// Explicit listeners by configured address: how to stop each, and where it is bound
+    /// (they differ when config asks for port 0).
+    explicit: Arc<parking_lot::Mutex<HashMap<SocketAddr, (CancellationToken, SocketAddr)>>>,
 }
 
 /// How a drain ended.
@@ -134,6 +136,11 @@ impl Proxy {
         Ok(proxy)
     }
 
+    /// Where the explicit listener configured at `addr` is bound.
+    pub fn explicit_bound_addr(&self, addr: SocketAddr) -> Option<SocketAddr> {
+        self.explicit.lock().get(&addr).map(|(_, bound)| *bound)
+    }
+
     /// Shared state (config store, metrics).
     pub fn state(&self) -> &Arc<ProxyState> {
         &self.state
@@ -164,7 +171,7 @@ impl Proxy {
         let mut errors = Vec::new();
         let running: Vec<SocketAddr> = self.explicit.lock().keys().copied().collect();
         for addr in running.iter().filter(|a| !wanted.contains(a)) {
-            if let Some(stop) = self.explicit.lock().remove(addr) {
+            if let Some((stop, _)) = self.explicit.lock().remove(addr) {
                 tracing::info!(%addr, "explicit listener removed from config; no longer accepting");
                 stop.cancel();
             }
@@ -173,7 +180,9 @@ impl Proxy {
             match TcpListener::bind(addr).await {
                 Ok(listener) => {
                     let stop = self.state.drain.child_token();
-                    self.explicit.lock().insert(addr, stop.clone());
+                    let bound = listener.local_addr().unwrap_or(addr);
+                    tracing::info!(%addr, %bound, "explicit listener bound");
+                    self.explicit.lock().insert(addr, (stop.clone(), bound));
                     tokio::spawn(accept_loop(self.state.clone(), listener, Kind::Explicit(addr), stop));
                 }
                 Err(error) => errors.push(format!("cannot bind explicit listener {addr}: {error}")),
