@@ -161,7 +161,8 @@ impl HttpConn {
         };
         let upgrade = self.version == UpstreamVersion::Http1 && headers::is_upgrade_request(req.headers());
         headers::strip_hop_by_hop(req.headers_mut(), upgrade);
-        headers::set_forwarded(req.headers_mut(), self.client);
+        let append_client = (self.direction != Direction::Outbound).then_some(self.client);
+        headers::set_forwarded(req.headers_mut(), append_client);
         prepare_uri(&mut req, if upgrade { UpstreamVersion::Http1 } else { version });
 
         let settings = ConnectSettings {

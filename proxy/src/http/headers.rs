@@ -46,8 +46,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Sets `x-forwarded-for` (appending the client), `x-forwarded-proto` and `x-request-id`.
-pub fn set_forwarded(headers: &mut HeaderMap, client: ClientAddr) {
+/// Sets `x-forwarded-proto` and `x-request-id`, and appends `client` to `x-forwarded-for`
+/// when given. Sidecars append on the way in (the app then learns its real client, as it
+/// sees only the proxy's loopback address) and leave it alone on the way out.
+pub fn set_forwarded(headers: &mut HeaderMap, client: Option<ClientAddr>) {
+    if let Some(client) = client {
+        append_forwarded_for(headers, client);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    }
+    if !headers.contains_key(&X_REQUEST_ID) {
+        headers.insert(X_REQUEST_ID.clone(), new_request_id());
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, client: ClientAddr) {
     let ip = client.0.ip().to_string();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(existing) if !existing.is_empty() => format!("{existing}, {ip}"),
@@ -55,12 +69,6 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: ClientAddr) {
     };
     if let Ok(value) = HeaderValue::from_str(&xff) {
         headers.insert(X_FORWARDED_FOR.clone(), value);
-    }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    }
-    if !headers.contains_key(&X_REQUEST_ID) {
-        headers.insert(X_REQUEST_ID.clone(), new_request_id());
     }
 }
 
@@ -125,18 +133,19 @@ mod tests {
     fn forwarded_headers_append_and_keep_request_id() {
         let client = ClientAddr("10.0.0.7:5555".parse().expect("addr"));
         let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-request-id", "abc")]);
-        set_forwarded(&mut h, client);
+        set_forwarded(&mut h, Some(client));
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.7");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-request-id"], "abc");
 
         let mut fresh = HeaderMap::new();
-        set_forwarded(&mut fresh, client);
+        set_forwarded(&mut fresh, Some(client));
         let id = fresh["x-request-id"].to_str().expect("ascii");
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4", "version 4 UUID: {id}");
         let mut again = HeaderMap::new();
-        set_forwarded(&mut again, client);
+        set_forwarded(&mut again, None);
+        assert!(again.get("x-forwarded-for").is_none());
         assert_ne!(fresh["x-request-id"], again["x-request-id"]);
     }
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, missing_docs)]
 
+pub mod netns;
+
 use std::{
     collections::BTreeMap,
     convert::Infallible,
@@ -61,7 +63,12 @@ pub async fn echo_upstream(name: &'static str) -> Upstream {
 
 /// An echo upstream that waits `delay` before answering.
 pub async fn upstream_with_delay(name: &'static str, delay: Duration) -> Upstream {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+    upstream_at(name, "127.0.0.1:0".parse().expect("addr"), delay).await
+}
+
+/// An echo upstream bound at `addr`.
+pub async fn upstream_at(name: &'static str, addr: SocketAddr, delay: Duration) -> Upstream {
+    let listener = TcpListener::bind(addr).await.expect("bind upstream");
     let addr = listener.local_addr().expect("local addr");
     let requests = Arc::new(AtomicUsize::new(0));
     let connections = Arc::new(AtomicUsize::new(0));
