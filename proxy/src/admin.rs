@@ -45,7 +45,10 @@ pub async fn serve(listener: TcpListener, port: AdminPort, state: Arc<ProxyState
                 let response = answer(&port, &state, &req);
                 async move { Ok::<_, Infallible>(response) }
             });
-            if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            if let Err(error) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!(%error, "admin connection ended with an error");
             }
         });
@@ -55,8 +58,12 @@ pub async fn serve(listener: TcpListener, port: AdminPort, state: Arc<ProxyState
 fn answer(port: &AdminPort, state: &ProxyState, req: &Request<Incoming>) -> Response<Body> {
     match (port, req.method(), req.uri().path()) {
         (AdminPort::Health, _, "/healthz/live") => text(StatusCode::OK, "live"),
-        (AdminPort::Health, _, "/healthz/ready") if state.is_ready() => text(StatusCode::OK, "ready"),
-        (AdminPort::Health, _, "/healthz/ready") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+        (AdminPort::Health, _, "/healthz/ready") if state.is_ready() => {
+            text(StatusCode::OK, "ready")
+        }
+        (AdminPort::Health, _, "/healthz/ready") => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        }
         (AdminPort::Metrics, _, "/metrics" | "/stats/prometheus") => {
             let mut response = text(StatusCode::OK, state.metrics.render());
             response.headers_mut().insert(
@@ -71,7 +78,12 @@ fn answer(port: &AdminPort, state: &ProxyState, req: &Request<Incoming>) -> Resp
             StatusCode::OK,
             "mesh-proxy admin: GET /config_dump, POST /logging?level=<filter>\n",
         ),
-        _ => local_response(StatusCode::NOT_FOUND, "admin_not_found", "no such admin endpoint", false),
+        _ => local_response(
+            StatusCode::NOT_FOUND,
+            "admin_not_found",
+            "no such admin endpoint",
+            false,
+        ),
     }
 }
 
@@ -81,7 +93,10 @@ fn config_dump(state: &ProxyState) -> Response<Body> {
         "version": snapshot.version,
         "config": snapshot.source,
     });
-    let mut response = text(StatusCode::OK, serde_json::to_string_pretty(&dump).unwrap_or_default());
+    let mut response = text(
+        StatusCode::OK,
+        serde_json::to_string_pretty(&dump).unwrap_or_default(),
+    );
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
@@ -91,16 +106,25 @@ fn config_dump(state: &ProxyState) -> Response<Body> {
 
 fn logging(set: Option<&SetLogLevel>, req: &Request<Incoming>) -> Response<Body> {
     let Some(set) = set else {
-        return text(StatusCode::NOT_IMPLEMENTED, "log level cannot be changed in this process");
+        return text(
+            StatusCode::NOT_IMPLEMENTED,
+            "log level cannot be changed in this process",
+        );
     };
     let level = req
         .uri()
         .query()
         .and_then(|q| crate::route::matching::query_param(Some(q), "level"));
     match level.map(|l| set(l)) {
-        Some(Ok(())) => text(StatusCode::OK, format!("log filter set to {}", level.unwrap_or_default())),
+        Some(Ok(())) => text(
+            StatusCode::OK,
+            format!("log filter set to {}", level.unwrap_or_default()),
+        ),
         Some(Err(message)) => text(StatusCode::BAD_REQUEST, message),
-        None => text(StatusCode::BAD_REQUEST, "usage: POST /logging?level=<filter>, e.g. level=debug or level=mesh_proxy=trace"),
+        None => text(
+            StatusCode::BAD_REQUEST,
+            "usage: POST /logging?level=<filter>, e.g. level=debug or level=mesh_proxy=trace",
+        ),
     }
 }
 

@@ -6,7 +6,8 @@
 //!
 //! - HTTP/2 prior knowledge: the 24-byte connection preface.
 //! - HTTP/1.x: a complete, valid request line (`METHOD SP target SP HTTP/1.0|1.1 CRLF`).
-//! - TLS: a whole first handshake record holding a ClientHello, with its SNI (see [`parse_client_hello`]).
+//! - TLS: a whole first handshake record holding a ClientHello, with its SNI
+//!   (see [`parse_client_hello`]).
 //! - Opaque: as soon as the bytes can no longer become any of the above, when the client sends
 //!   nothing before the timeout (server-first protocols: MySQL, SMTP, ...), or when reading stops
 //!   (timeout, `max_bytes`, end of stream) with nothing decided.
@@ -50,7 +51,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// (2^14 bytes), so a whole ClientHello record always fits.
 pub const DEFAULT_MAX_BYTES: usize = 5 + (1 << 14);
 
-/// How much room each read asks for: most first flights (request heads, ClientHellos) fit in one.
+/// The first read's room: most first flights (request heads, ClientHellos) fit in one.
 const READ_CHUNK: usize = 4 * 1024;
 
 /// The HTTP/2 connection preface a client with prior knowledge sends first.
@@ -110,7 +111,7 @@ pub async fn detect<I: AsyncRead + Unpin>(
             debug!(bytes = buf.len(), "Detection buffer full");
             break classifier.finish(&buf);
         }
-        buf.reserve(room.min(READ_CHUNK));
+        grow(&mut buf, config.max_bytes);
         let read = time::timeout_at(deadline, io.read_buf(&mut (&mut buf).limit(room))).await;
         match read {
             Ok(Ok(0)) => {
@@ -127,6 +128,18 @@ pub async fn detect<I: AsyncRead + Unpin>(
     };
     debug!(?protocol, bytes = buf.len(), "Detected protocol");
     Ok((protocol, buf.freeze()))
+}
+
+/// Makes room for the next read when `buf` is full: doubles it, from `READ_CHUNK` up to
+/// `max_bytes` and never past (`BytesMut::reserve` could overshoot it by half).
+fn grow(buf: &mut BytesMut, max_bytes: usize) {
+    if buf.capacity() > buf.len() {
+        return;
+    }
+    let capacity = (buf.capacity() * 2).max(READ_CHUNK).min(max_bytes);
+    let mut grown = BytesMut::with_capacity(capacity);
+    grown.extend_from_slice(buf);
+    *buf = grown;
 }
 
 /// `timeout` from now, or a far future when that overflows (`Duration::MAX` means no timeout).

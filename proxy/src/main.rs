@@ -27,7 +27,11 @@ struct Args {
     #[arg(long, env = "MESH_PROXY_CONCURRENCY", default_value_t = 2)]
     concurrency: usize,
     /// Captured outbound traffic, or "off".
-    #[arg(long, env = "MESH_PROXY_OUTBOUND_ADDR", default_value = "0.0.0.0:15001")]
+    #[arg(
+        long,
+        env = "MESH_PROXY_OUTBOUND_ADDR",
+        default_value = "0.0.0.0:15001"
+    )]
     outbound_addr: String,
     /// Captured inbound traffic, or "off".
     #[arg(long, env = "MESH_PROXY_INBOUND_ADDR", default_value = "0.0.0.0:15006")]
@@ -82,7 +86,10 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
         Some(path) => config::read_file(path)?,
         None => Default::default(),
     };
-    let origin = args.config.as_ref().map_or("(none)".to_owned(), |p| p.display().to_string());
+    let origin = args
+        .config
+        .as_ref()
+        .map_or("(none)".to_owned(), |p| p.display().to_string());
     let snapshot = Snapshot::compile(source, None)
         .map_err(|errors| config::ConfigError::Invalid { origin, errors })?;
 
@@ -113,7 +120,11 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
         }
     }
     if let Some(path) = args.config.clone() {
-        tokio::spawn(config::watch_file(state.config.clone(), path, state.drain.clone()));
+        tokio::spawn(config::watch_file(
+            state.config.clone(),
+            path,
+            state.drain.clone(),
+        ));
     }
     tracing::info!("mesh-proxy ready");
 
@@ -121,7 +132,10 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
     match proxy.drain(args.drain_timeout).await {
         DrainOutcome::Complete => tracing::info!("drained; exiting"),
         DrainOutcome::DeadlineReached(open) => {
-            tracing::warn!(open, "drain deadline reached; closing remaining connections")
+            tracing::warn!(
+                open,
+                "drain deadline reached; closing remaining connections"
+            )
         }
     }
     Ok(())
@@ -131,12 +145,14 @@ async fn bind(what: &str, addr: &str) -> anyhow::Result<Option<TcpListener>> {
     if addr == "off" {
         return Ok(None);
     }
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--{what}-addr {addr:?} is not an ip:port address or \"off\""))?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot bind the {what} listener on {addr}: {error} (is another proxy running?)"))?;
+    let addr: SocketAddr = addr.parse().map_err(|_| {
+        anyhow::anyhow!("--{what}-addr {addr:?} is not an ip:port address or \"off\"")
+    })?;
+    let listener = TcpListener::bind(addr).await.map_err(|error| {
+        anyhow::anyhow!(
+            "cannot bind the {what} listener on {addr}: {error} (is another proxy running?)"
+        )
+    })?;
     tracing::info!(%addr, "{what} listener bound");
     Ok(Some(listener))
 }
@@ -168,7 +184,8 @@ fn init_logging(filter: &str) -> SetLogLevel {
         )
         .init();
     Arc::new(move |new: &str| {
-        let parsed = EnvFilter::try_new(new).map_err(|e| format!("invalid log filter {new:?}: {e}"))?;
+        let parsed =
+            EnvFilter::try_new(new).map_err(|e| format!("invalid log filter {new:?}: {e}"))?;
         handle.reload(parsed).map_err(|e| e.to_string())
     })
 }
@@ -179,7 +196,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map_or((text, "s"), |i| text.split_at(i));
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 5s or 1m"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 5s or 1m"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "s" => value,

@@ -106,7 +106,10 @@ impl Metrics {
         let registry = Registry::new();
         let labels = &["direction", "cluster"];
         let requests = IntCounterVec::new(
-            Opts::new("mesh_requests_total", "HTTP requests completed, by response class"),
+            Opts::new(
+                "mesh_requests_total",
+                "HTTP requests completed, by response class",
+            ),
             &["direction", "cluster", "response_class"],
         )
         .expect("valid metric");
@@ -131,17 +134,26 @@ impl Metrics {
         )
         .expect("valid metric");
         let tcp_opened = IntCounterVec::new(
-            Opts::new("mesh_tcp_connections_opened_total", "Opaque TCP connections opened"),
+            Opts::new(
+                "mesh_tcp_connections_opened_total",
+                "Opaque TCP connections opened",
+            ),
             labels,
         )
         .expect("valid metric");
         let tcp_closed = IntCounterVec::new(
-            Opts::new("mesh_tcp_connections_closed_total", "Opaque TCP connections closed"),
+            Opts::new(
+                "mesh_tcp_connections_closed_total",
+                "Opaque TCP connections closed",
+            ),
             labels,
         )
         .expect("valid metric");
         let tcp_bytes = IntCounterVec::new(
-            Opts::new("mesh_tcp_bytes_total", "Opaque TCP bytes forwarded, by flow"),
+            Opts::new(
+                "mesh_tcp_bytes_total",
+                "Opaque TCP bytes forwarded, by flow",
+            ),
             &["direction", "cluster", "flow"],
         )
         .expect("valid metric");
@@ -154,7 +166,10 @@ impl Metrics {
         )
         .expect("valid metric");
         let config_reloads = IntCounterVec::new(
-            Opts::new("mesh_config_reloads_total", "Configuration loads, by result"),
+            Opts::new(
+                "mesh_config_reloads_total",
+                "Configuration loads, by result",
+            ),
             &["result"],
         )
         .expect("valid metric");
@@ -168,7 +183,9 @@ impl Metrics {
             Box::new(downstream_active.clone()),
             Box::new(config_reloads.clone()),
         ] {
-            registry.register(collector).expect("metric names are unique");
+            registry
+                .register(collector)
+                .expect("metric names are unique");
         }
         Arc::new(Self {
             registry,
@@ -211,9 +228,11 @@ impl Metrics {
             tcp_bytes_to_upstream: self
                 .tcp_bytes
                 .with_label_values(&[dir, cluster, "to_upstream"]),
-            tcp_bytes_to_downstream: self
-                .tcp_bytes
-                .with_label_values(&[dir, cluster, "to_downstream"]),
+            tcp_bytes_to_downstream: self.tcp_bytes.with_label_values(&[
+                dir,
+                cluster,
+                "to_downstream",
+            ]),
         });
         cache
             .write()

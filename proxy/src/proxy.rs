@@ -121,10 +121,20 @@ impl Proxy {
             explicit: Default::default(),
         };
         if let Some(listener) = listeners.outbound {
-            tokio::spawn(accept_loop(state.clone(), listener, Kind::Outbound, state.drain.clone()));
+            tokio::spawn(accept_loop(
+                state.clone(),
+                listener,
+                Kind::Outbound,
+                state.drain.clone(),
+            ));
         }
         if let Some(listener) = listeners.inbound {
-            tokio::spawn(accept_loop(state.clone(), listener, Kind::Inbound, state.drain.clone()));
+            tokio::spawn(accept_loop(
+                state.clone(),
+                listener,
+                Kind::Inbound,
+                state.drain.clone(),
+            ));
         }
         let initial = state.config.load();
         let errors = proxy.reconcile_explicit(&initial).await;
@@ -167,7 +177,11 @@ impl Proxy {
 
     /// Binds explicit listeners new in `snapshot` and stops those it no longer has.
     async fn reconcile_explicit(&self, snapshot: &Snapshot) -> Vec<String> {
-        let wanted: Vec<SocketAddr> = snapshot.explicit_listeners().iter().map(|l| l.addr).collect();
+        let wanted: Vec<SocketAddr> = snapshot
+            .explicit_listeners()
+            .iter()
+            .map(|l| l.addr)
+            .collect();
         let mut errors = Vec::new();
         let running: Vec<SocketAddr> = self.explicit.lock().keys().copied().collect();
         for addr in running.iter().filter(|a| !wanted.contains(a)) {
@@ -183,7 +197,12 @@ impl Proxy {
                     let bound = listener.local_addr().unwrap_or(addr);
                     tracing::info!(%addr, %bound, "explicit listener bound");
                     self.explicit.lock().insert(addr, (stop.clone(), bound));
-                    tokio::spawn(accept_loop(self.state.clone(), listener, Kind::Explicit(addr), stop));
+                    tokio::spawn(accept_loop(
+                        self.state.clone(),
+                        listener,
+                        Kind::Explicit(addr),
+                        stop,
+                    ));
                 }
                 Err(error) => errors.push(format!("cannot bind explicit listener {addr}: {error}")),
             }
@@ -201,7 +220,9 @@ impl Proxy {
             }
             let keep: std::collections::HashSet<SocketAddr> = snapshot.endpoint_addrs().collect();
             let app_ip = self.state.settings.inbound_app_ip;
-            self.state.pools.retain(|addr| keep.contains(&addr) || addr.ip() == app_ip);
+            self.state
+                .pools
+                .retain(|addr| keep.contains(&addr) || addr.ip() == app_ip);
         }
     }
 }
@@ -215,7 +236,12 @@ impl ProxyState {
     }
 }
 
-async fn accept_loop(state: Arc<ProxyState>, listener: TcpListener, kind: Kind, stop: CancellationToken) {
+async fn accept_loop(
+    state: Arc<ProxyState>,
+    listener: TcpListener,
+    kind: Kind,
+    stop: CancellationToken,
+) {
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
@@ -224,7 +250,9 @@ async fn accept_loop(state: Arc<ProxyState>, listener: TcpListener, kind: Kind, 
         match accepted {
             Ok((stream, peer)) => {
                 let state2 = state.clone();
-                state.tasks.spawn(handle_connection(state2, stream, ClientAddr(peer), kind));
+                state
+                    .tasks
+                    .spawn(handle_connection(state2, stream, ClientAddr(peer), kind));
             }
             Err(error) => {
                 // Out of file descriptors or similar: back off instead of spinning.
@@ -235,7 +263,12 @@ async fn accept_loop(state: Arc<ProxyState>, listener: TcpListener, kind: Kind, 
     }
 }
 
-async fn handle_connection(state: Arc<ProxyState>, stream: TcpStream, client: ClientAddr, kind: Kind) {
+async fn handle_connection(
+    state: Arc<ProxyState>,
+    stream: TcpStream,
+    client: ClientAddr,
+    kind: Kind,
+) {
     let _ = stream.set_nodelay(true);
     let direction = match kind {
         Kind::Outbound => Direction::Outbound,
@@ -256,7 +289,12 @@ async fn handle_connection(state: Arc<ProxyState>, stream: TcpStream, client: Cl
     active.dec();
 }
 
-async fn outbound(state: &Arc<ProxyState>, snapshot: &Snapshot, stream: TcpStream, client: ClientAddr) {
+async fn outbound(
+    state: &Arc<ProxyState>,
+    snapshot: &Snapshot,
+    stream: TcpStream,
+    client: ClientAddr,
+) {
     let dst = match orig_dst(&stream) {
         Ok(dst) => dst,
         Err(error) => {
@@ -277,7 +315,12 @@ async fn outbound(state: &Arc<ProxyState>, snapshot: &Snapshot, stream: TcpStrea
     }
 }
 
-async fn inbound(state: &Arc<ProxyState>, snapshot: &Snapshot, stream: TcpStream, client: ClientAddr) {
+async fn inbound(
+    state: &Arc<ProxyState>,
+    snapshot: &Snapshot,
+    stream: TcpStream,
+    client: ClientAddr,
+) {
     let dst = match orig_dst(&stream) {
         Ok(dst) => dst,
         Err(error) => {
@@ -290,7 +333,15 @@ async fn inbound(state: &Arc<ProxyState>, snapshot: &Snapshot, stream: TcpStream
         None => {
             let app = local_app(state, dst);
             let protocol = detect_protocol(state, None, stream).await;
-            serve_protocol(state, protocol, Direction::Inbound, client, || HttpTarget::Cluster(app.clone()), || Some(app.clone())).await;
+            serve_protocol(
+                state,
+                protocol,
+                Direction::Inbound,
+                client,
+                || HttpTarget::Cluster(app.clone()),
+                || Some(app.clone()),
+            )
+            .await;
         }
     }
 }
@@ -298,7 +349,10 @@ async fn inbound(state: &Arc<ProxyState>, snapshot: &Snapshot, stream: TcpStream
 /// The cluster of the application behind an inbound port.
 fn local_app(state: &ProxyState, dst: OrigDstAddr) -> Arc<Cluster> {
     let port = dst.0.port();
-    Arc::new(Cluster::direct(format!("inbound|{port}"), SocketAddr::new(state.settings.inbound_app_ip, port)))
+    Arc::new(Cluster::direct(
+        format!("inbound|{port}"),
+        SocketAddr::new(state.settings.inbound_app_ip, port),
+    ))
 }
 
 async fn serve_listener(
@@ -326,7 +380,15 @@ async fn serve_listener(
         (None, Some(dst)) => Some(local_app(state, dst)),
         (None, None) => None,
     };
-    serve_protocol(state, protocol, listener.direction, client, http_target, tcp_cluster).await;
+    serve_protocol(
+        state,
+        protocol,
+        listener.direction,
+        client,
+        http_target,
+        tcp_cluster,
+    )
+    .await;
 }
 
 /// A connection whose protocol is known, with the bytes read while detecting it.
@@ -336,7 +398,11 @@ enum Detected {
     Opaque(PrefixedIo<TcpStream>),
 }
 
-async fn detect_protocol(state: &ProxyState, configured: Option<AppProtocol>, mut stream: TcpStream) -> Detected {
+async fn detect_protocol(
+    state: &ProxyState,
+    configured: Option<AppProtocol>,
+    mut stream: TcpStream,
+) -> Detected {
     let unread = |stream| PrefixedIo::new(bytes::Bytes::new(), stream);
     match configured {
         Some(AppProtocol::Http1) => return Detected::Http(UpstreamVersion::Http1, unread(stream)),
@@ -353,8 +419,12 @@ async fn detect_protocol(state: &ProxyState, configured: Option<AppProtocol>, mu
     };
     let io = PrefixedIo::new(prefix, stream);
     match protocol {
-        detect::Protocol::Http1 if configured.is_none() => Detected::Http(UpstreamVersion::Http1, io),
-        detect::Protocol::Http2 if configured.is_none() => Detected::Http(UpstreamVersion::Http2, io),
+        detect::Protocol::Http1 if configured.is_none() => {
+            Detected::Http(UpstreamVersion::Http1, io)
+        }
+        detect::Protocol::Http2 if configured.is_none() => {
+            Detected::Http(UpstreamVersion::Http2, io)
+        }
         detect::Protocol::Tls { sni } => Detected::Tls(io, sni),
         _ => Detected::Opaque(io),
     }

@@ -15,8 +15,12 @@ use crate::{
 const BUFFER_SIZE: usize = 16 * 1024;
 
 /// Connects to an endpoint of `cluster` and copies bytes until both directions have closed.
-pub async fn forward<I>(mut client: I, cluster: Arc<Cluster>, direction: Direction, metrics: &Metrics)
-where
+pub async fn forward<I>(
+    mut client: I,
+    cluster: Arc<Cluster>,
+    direction: Direction,
+    metrics: &Metrics,
+) where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let cluster_metrics = cluster.metrics(metrics, direction);
@@ -35,14 +39,23 @@ where
     };
     pick.observe_response();
     cluster_metrics.tcp_opened.inc();
-    let result =
-        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUFFER_SIZE, BUFFER_SIZE).await;
+    let result = tokio::io::copy_bidirectional_with_sizes(
+        &mut client,
+        &mut upstream,
+        BUFFER_SIZE,
+        BUFFER_SIZE,
+    )
+    .await;
     cluster_metrics.tcp_closed.inc();
     match result {
         Ok((to_upstream, to_downstream)) => {
             cluster_metrics.tcp_bytes_to_upstream.inc_by(to_upstream);
-            cluster_metrics.tcp_bytes_to_downstream.inc_by(to_downstream);
+            cluster_metrics
+                .tcp_bytes_to_downstream
+                .inc_by(to_downstream);
         }
-        Err(error) => tracing::debug!(cluster = %cluster.name, %error, "TCP connection ended with an error"),
+        Err(error) => {
+            tracing::debug!(cluster = %cluster.name, %error, "TCP connection ended with an error")
+        }
     }
 }

@@ -28,15 +28,29 @@ endpoints: [ { cluster: web, endpoints: [{ address: "10.77.0.2:8080" }] } ]
 
 /// Starts a proxy with capture listeners inside the current namespace; returns its metrics
 /// once it accepts, and runs until `stop` fires.
-async fn run_sidecar(yaml: &'static str, ready: std::sync::mpsc::Sender<Arc<Metrics>>, stop: oneshot::Receiver<()>) {
+async fn run_sidecar(
+    yaml: &'static str,
+    ready: std::sync::mpsc::Sender<Arc<Metrics>>,
+    stop: oneshot::Receiver<()>,
+) {
     let config = mesh_proxy::config::parse(yaml, "sidecar.yaml".as_ref()).expect("parses");
     let snapshot = Snapshot::compile(config, None).expect("valid");
     let listeners = ProxyListeners {
-        outbound: Some(TcpListener::bind("0.0.0.0:15001").await.expect("bind 15001")),
-        inbound: Some(TcpListener::bind("0.0.0.0:15006").await.expect("bind 15006")),
+        outbound: Some(
+            TcpListener::bind("0.0.0.0:15001")
+                .await
+                .expect("bind 15001"),
+        ),
+        inbound: Some(
+            TcpListener::bind("0.0.0.0:15006")
+                .await
+                .expect("bind 15006"),
+        ),
     };
     let metrics = Metrics::new();
-    let _proxy = Proxy::start(snapshot, listeners, Settings::default(), metrics.clone()).await.expect("starts");
+    let _proxy = Proxy::start(snapshot, listeners, Settings::default(), metrics.clone())
+        .await
+        .expect("starts");
     ready.send(metrics).expect("test alive");
     let _ = stop.await;
 }
@@ -48,31 +62,80 @@ fn captured_traffic_passes_both_sidecars_and_keeps_the_original_port() {
     }
     let client = Netns::create("cli");
     let server = Netns::create("srv");
-    let (veth_c, veth_s) = (format!("mtc{}", std::process::id()), format!("mts{}", std::process::id()));
-    run("ip", &["link", "add", &veth_c, "type", "veth", "peer", "name", &veth_s]);
+    let (veth_c, veth_s) = (
+        format!("mtc{}", std::process::id()),
+        format!("mts{}", std::process::id()),
+    );
+    run(
+        "ip",
+        &[
+            "link", "add", &veth_c, "type", "veth", "peer", "name", &veth_s,
+        ],
+    );
     run("ip", &["link", "set", &veth_c, "netns", &client.name]);
     run("ip", &["link", "set", &veth_s, "netns", &server.name]);
-    for (ns, dev, ip) in [(&client, &veth_c, "10.77.0.1/24"), (&server, &veth_s, "10.77.0.2/24")] {
+    for (ns, dev, ip) in [
+        (&client, &veth_c, "10.77.0.1/24"),
+        (&server, &veth_s, "10.77.0.2/24"),
+    ] {
         ns.exec(&["ip", "addr", "add", ip, "dev", dev]);
         ns.exec(&["ip", "link", "set", dev, "up"]);
     }
     // The VIP needs a route before the nat table can redirect it, as a pod's default route gives.
     client.exec(&["ip", "route", "add", "default", "dev", &veth_c]);
-    client.exec(&["iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", "10.96.0.20/32", "-j", "REDIRECT", "--to-ports", "15001"]);
-    server.exec(&["iptables", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "8080", "-j", "REDIRECT", "--to-ports", "15006"]);
+    client.exec(&[
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "-d",
+        "10.96.0.20/32",
+        "-j",
+        "REDIRECT",
+        "--to-ports",
+        "15001",
+    ]);
+    server.exec(&[
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "PREROUTING",
+        "-p",
+        "tcp",
+        "--dport",
+        "8080",
+        "-j",
+        "REDIRECT",
+        "--to-ports",
+        "15006",
+    ]);
 
     let (server_ready, server_metrics) = std::sync::mpsc::channel();
     let (server_stop, server_stopped) = oneshot::channel();
     let server_thread = server.spawn(move || async move {
-        let _app = upstream_at("web-0", "127.0.0.1:8080".parse().expect("addr"), Duration::ZERO).await;
+        let _app = upstream_at(
+            "web-0",
+            "127.0.0.1:8080".parse().expect("addr"),
+            Duration::ZERO,
+        )
+        .await;
         run_sidecar("listeners: []", server_ready, server_stopped).await;
     });
     let (client_ready, client_metrics) = std::sync::mpsc::channel();
     let (client_stop, client_stopped) = oneshot::channel();
-    let client_thread = client.spawn(move || run_sidecar(CLIENT_CONFIG, client_ready, client_stopped));
+    let client_thread =
+        client.spawn(move || run_sidecar(CLIENT_CONFIG, client_ready, client_stopped));
     let wait = Duration::from_secs(10);
-    let server_metrics = server_metrics.recv_timeout(wait).expect("server sidecar ready");
-    let client_metrics = client_metrics.recv_timeout(wait).expect("client sidecar ready");
+    let server_metrics = server_metrics
+        .recv_timeout(wait)
+        .expect("server sidecar ready");
+    let client_metrics = client_metrics
+        .recv_timeout(wait)
+        .expect("client sidecar ready");
 
     let (answer_tx, answer_rx) = std::sync::mpsc::channel();
     client.spawn(move || async move {
@@ -80,16 +143,32 @@ fn captured_traffic_passes_both_sidecars_and_keeps_the_original_port() {
         let (status, _, body) = get(vip, "/hello").await;
         answer_tx.send((status, body)).expect("test alive");
     });
-    let (status, body) = answer_rx.recv_timeout(wait).expect("the app answered through both sidecars");
+    let (status, body) = answer_rx
+        .recv_timeout(wait)
+        .expect("the app answered through both sidecars");
     assert_eq!(status, http::StatusCode::OK);
     let seen = json(&body);
     assert_eq!(seen["upstream"], "web-0");
     assert_eq!(seen["uri"], "/hello");
-    assert!(seen["peer"].as_str().expect("peer").starts_with("127.0.0.1:"), "the app is reached over localhost: {seen}");
-    assert_eq!(seen["headers"]["x-forwarded-for"], "10.77.0.1", "the app learns its client pod's IP: {seen}");
+    assert!(
+        seen["peer"]
+            .as_str()
+            .expect("peer")
+            .starts_with("127.0.0.1:"),
+        "the app is reached over localhost: {seen}"
+    );
+    assert_eq!(
+        seen["headers"]["x-forwarded-for"], "10.77.0.1",
+        "the app learns its client pod's IP: {seen}"
+    );
 
     let client_text = client_metrics.render();
-    assert!(client_text.contains(r#"mesh_requests_total{cluster="web",direction="outbound",response_class="2xx"} 1"#), "{client_text}");
+    assert!(
+        client_text.contains(
+            r#"mesh_requests_total{cluster="web",direction="outbound",response_class="2xx"} 1"#
+        ),
+        "{client_text}"
+    );
     let server_text = server_metrics.render();
     assert!(
         server_text.contains(r#"mesh_requests_total{cluster="inbound|8080",direction="inbound",response_class="2xx"} 1"#),

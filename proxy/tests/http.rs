@@ -26,7 +26,10 @@ async fn http1_keep_alive_reuses_client_and_upstream_connections() {
         assert_eq!(seen["version"], "HTTP/1.1");
         peers.push(seen["peer"].as_str().expect("peer").to_owned());
     }
-    assert!(peers.iter().all(|p| *p == peers[0]), "upstream connection reused: {peers:?}");
+    assert!(
+        peers.iter().all(|p| *p == peers[0]),
+        "upstream connection reused: {peers:?}"
+    );
     assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
@@ -35,38 +38,65 @@ async fn http2_requests_multiplex_over_one_upstream_connection() {
     let up = echo_upstream("up").await;
     let proxy = start_proxy(SIMPLE, &[("UP", up.addr)]).await;
     let stream = TcpStream::connect(proxy.addr).await.expect("connect");
-    let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-        .await
-        .expect("h2 handshake");
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
     tokio::spawn(conn);
     let calls = (0..20).map(|i| {
         let mut sender = sender.clone();
         async move {
-            let req = Request::get(format!("http://web/h2/{i}")).body(Full::new(Bytes::new())).expect("req");
+            let req = Request::get(format!("http://web/h2/{i}"))
+                .body(Full::new(Bytes::new()))
+                .expect("req");
             let response = sender.send_request(req).await.expect("response");
             assert_eq!(response.status(), StatusCode::OK);
-            json(&response.into_body().collect().await.expect("body").to_bytes())
+            json(
+                &response
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes(),
+            )
         }
     });
     let seen = futures_util::future::join_all(calls).await;
     for s in &seen {
         assert_eq!(s["version"], "HTTP/2.0", "HTTP/2 in, HTTP/2 out: {s}");
     }
-    assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 1, "one multiplexed upstream connection");
+    assert_eq!(
+        up.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one multiplexed upstream connection"
+    );
 }
 
 #[tokio::test]
 async fn refused_backend_gives_503_with_a_clear_reason() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
     let proxy = start_proxy(SIMPLE, &[("UP", closed)]).await;
     let (status, headers, body) = get(proxy.addr, "/").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers["x-mesh-error"], "connect_error");
     let text = String::from_utf8_lossy(&body);
-    assert!(text.contains("upstream connect error") && text.contains(&closed.to_string()) && text.contains("\"up\""), "{text}");
+    assert!(
+        text.contains("upstream connect error")
+            && text.contains(&closed.to_string())
+            && text.contains("\"up\""),
+        "{text}"
+    );
     let metrics = proxy.proxy.state().metrics.render();
     assert!(metrics.contains(r#"mesh_upstream_failures_total{cluster="up",direction="explicit",reason="connect_error"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"mesh_requests_total{cluster="up",direction="explicit",response_class="5xx"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"mesh_requests_total{cluster="up",direction="explicit",response_class="5xx"} 1"#
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -125,7 +155,16 @@ async fn routes_proxy() -> TestProxy {
     let b = echo_upstream("b").await;
     let c = echo_upstream("c").await;
     let slow = upstream_with_delay("slow", Duration::from_secs(5)).await;
-    start_proxy(ROUTES, &[("A", a.addr), ("B", b.addr), ("C", c.addr), ("SLOW", slow.addr)]).await
+    start_proxy(
+        ROUTES,
+        &[
+            ("A", a.addr),
+            ("B", b.addr),
+            ("C", c.addr),
+            ("SLOW", slow.addr),
+        ],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -139,7 +178,11 @@ async fn routes_answer_directly_redirect_rewrite_and_edit_headers() {
     assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
     assert_eq!(headers["location"], "http://web/new");
 
-    let req = Request::get("/api/items?q=1").header("host", "web").header("x-drop", "1").body(Full::new(Bytes::new())).expect("req");
+    let req = Request::get("/api/items?q=1")
+        .header("host", "web")
+        .header("x-drop", "1")
+        .body(Full::new(Bytes::new()))
+        .expect("req");
     let (status, headers, body) = client.send(req).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["x-served-by"], "mesh");
@@ -148,11 +191,17 @@ async fn routes_answer_directly_redirect_rewrite_and_edit_headers() {
     assert_eq!(seen["headers"]["x-route"], "api");
     assert!(seen["headers"].get("x-drop").is_none());
 
-    let req = Request::get("/").header("host", "elsewhere").body(Full::new(Bytes::new())).expect("req");
+    let req = Request::get("/")
+        .header("host", "elsewhere")
+        .body(Full::new(Bytes::new()))
+        .expect("req");
     let (status, headers, body) = client.send(req).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(headers["x-mesh-error"], "no_route");
-    assert!(String::from_utf8_lossy(&body).contains("no route for elsewhere/"), "{body:?}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("no route for elsewhere/"),
+        "{body:?}"
+    );
 
     let (status, headers, _) = client.get("/gone").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -165,7 +214,10 @@ async fn route_timeout_gives_504() {
     let (status, headers, body) = get(proxy.addr, "/slow").await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(headers["x-mesh-error"], "timeout");
-    assert!(String::from_utf8_lossy(&body).contains("timeout after 200ms"), "{body:?}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("timeout after 200ms"),
+        "{body:?}"
+    );
 }
 
 #[tokio::test]
@@ -181,7 +233,10 @@ async fn weighted_split_follows_weights() {
         }
     }
     let share = f64::from(to_b) / f64::from(total) * 100.0;
-    assert!((7.0..=13.0).contains(&share), "10% expected within ±3 points, got {share:.1}%");
+    assert!(
+        (7.0..=13.0).contains(&share),
+        "10% expected within ±3 points, got {share:.1}%"
+    );
 }
 
 #[tokio::test]
@@ -192,12 +247,20 @@ async fn consistent_hash_on_header_pins_a_user_to_one_endpoint() {
     for user in 0..30 {
         let mut upstreams = std::collections::HashSet::new();
         for _ in 0..5 {
-            let req = Request::get("/hash").header("host", "web").header("x-user", format!("user-{user}")).body(Full::new(Bytes::new())).expect("req");
+            let req = Request::get("/hash")
+                .header("host", "web")
+                .header("x-user", format!("user-{user}"))
+                .body(Full::new(Bytes::new()))
+                .expect("req");
             let (_, headers, _) = client.send(req).await;
             upstreams.insert(headers["x-upstream"].to_str().expect("ascii").to_owned());
         }
         assert_eq!(upstreams.len(), 1, "user-{user} went to {upstreams:?}");
         seen_for_users.extend(upstreams);
     }
-    assert_eq!(seen_for_users.len(), 3, "30 users spread over all endpoints: {seen_for_users:?}");
+    assert_eq!(
+        seen_for_users.len(),
+        3,
+        "30 users spread over all endpoints: {seen_for_users:?}"
+    );
 }

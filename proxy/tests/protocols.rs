@@ -56,7 +56,9 @@ async fn grpc_echo_server() -> SocketAddr {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let service = service_fn(|req: Request<Incoming>| async move {
                     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
@@ -115,9 +117,10 @@ async fn grpc_unary_and_bidi_streaming_carry_trailers() {
     let server = grpc_echo_server().await;
     let proxy = start_proxy(GRPC, &[("GRPC", server)]).await;
     let stream = TcpStream::connect(proxy.addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-        .await
-        .expect("h2 handshake");
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
     tokio::spawn(conn);
 
     // Bidirectional streaming: each reply arrives before the next message is sent, which
@@ -132,7 +135,9 @@ async fn grpc_unary_and_bidi_streaming_carry_trailers() {
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
     for word in ["one", "two", "three"] {
-        tx.send(Ok(Frame::data(grpc_frame(word.as_bytes())))).await.expect("send");
+        tx.send(Ok(Frame::data(grpc_frame(word.as_bytes()))))
+            .await
+            .expect("send");
         let frame = body.frame().await.expect("a frame").expect("ok frame");
         let data = frame.into_data().expect("data frame");
         assert_eq!(&data[5..], format!("echo:{word}").as_bytes());
@@ -169,21 +174,34 @@ async fn grpc_unary_and_bidi_streaming_carry_trailers() {
 
 #[tokio::test]
 async fn grpc_to_a_dead_backend_gets_grpc_unavailable() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
     let proxy = start_proxy(GRPC, &[("GRPC", closed)]).await;
     let stream = TcpStream::connect(proxy.addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-        .await
-        .expect("h2 handshake");
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
     tokio::spawn(conn);
     let req = Request::post("http://echo.svc/echo.Echo/Say")
         .header("content-type", "application/grpc")
         .body(http_body_util::Full::new(grpc_frame(b"hi")))
         .expect("req");
     let response = sender.send_request(req).await.expect("response");
-    assert_eq!(response.status(), StatusCode::OK, "gRPC errors travel as trailers-only responses");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "gRPC errors travel as trailers-only responses"
+    );
     assert_eq!(response.headers()["grpc-status"], "14");
-    assert!(response.headers()["grpc-message"].to_str().expect("ascii").contains("connect error"));
+    assert!(
+        response.headers()["grpc-message"]
+            .to_str()
+            .expect("ascii")
+            .contains("connect error")
+    );
 }
 
 /// A WebSocket echo server behind a plain hyper HTTP/1.1 server with upgrades.
@@ -192,17 +210,30 @@ async fn websocket_echo_server() -> SocketAddr {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let service = service_fn(|mut req: Request<Incoming>| async move {
-                    let key = req.headers().get("sec-websocket-key").cloned().expect("websocket key");
+                    let key = req
+                        .headers()
+                        .get("sec-websocket-key")
+                        .cloned()
+                        .expect("websocket key");
                     let upgrade = hyper::upgrade::on(&mut req);
                     tokio::spawn(async move {
                         let upgraded = upgrade.await.expect("upgrade");
-                        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+                        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                            TokioIo::new(upgraded),
+                            Role::Server,
+                            None,
+                        )
+                        .await;
                         while let Some(Ok(message)) = ws.next().await {
                             if let Message::Text(text) = message {
-                                ws.send(Message::text(format!("echo:{text}"))).await.expect("send");
+                                ws.send(Message::text(format!("echo:{text}")))
+                                    .await
+                                    .expect("send");
                             }
                         }
                     });
@@ -231,12 +262,19 @@ async fn websocket_upgrade_tunnels_messages_both_ways() {
     let server = websocket_echo_server().await;
     let proxy = start_proxy(SIMPLE, &[("UP", server)]).await;
     let stream = TcpStream::connect(proxy.addr).await.expect("connect");
-    let (mut ws, response) = tokio_tungstenite::client_async("ws://web/chat", stream).await.expect("websocket handshake through the proxy");
+    let (mut ws, response) = tokio_tungstenite::client_async("ws://web/chat", stream)
+        .await
+        .expect("websocket handshake through the proxy");
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
     for i in 0..3 {
-        ws.send(Message::text(format!("hello {i}"))).await.expect("send");
+        ws.send(Message::text(format!("hello {i}")))
+            .await
+            .expect("send");
         let reply = ws.next().await.expect("a reply").expect("ok");
-        assert_eq!(reply.into_text().expect("text").as_str(), format!("echo:hello {i}"));
+        assert_eq!(
+            reply.into_text().expect("text").as_str(),
+            format!("echo:hello {i}")
+        );
     }
     ws.close(None).await.expect("close");
 }
@@ -247,10 +285,15 @@ async fn count_then_answer_server() -> SocketAddr {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let mut received = Vec::new();
-                stream.read_to_end(&mut received).await.expect("read to EOF");
+                stream
+                    .read_to_end(&mut received)
+                    .await
+                    .expect("read to EOF");
                 let answer = format!("got {} bytes", received.len());
                 stream.write_all(answer.as_bytes()).await.expect("answer");
             });
@@ -286,11 +329,23 @@ async fn tcp_half_close_still_delivers_the_answer() {
     stream.write_all(&payload).await.expect("write");
     stream.shutdown().await.expect("half-close");
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.expect("read answer after half-close");
+    stream
+        .read_to_string(&mut answer)
+        .await
+        .expect("read answer after half-close");
     assert_eq!(answer, "got 100000 bytes");
     let metrics = proxy.proxy.state().metrics.render();
-    assert!(metrics.contains(r#"mesh_tcp_bytes_total{cluster="tcp",direction="explicit",flow="to_upstream"} 100000"#), "{metrics}");
-    assert!(metrics.contains(r#"mesh_tcp_connections_closed_total{cluster="tcp",direction="explicit"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"mesh_tcp_bytes_total{cluster="tcp",direction="explicit",flow="to_upstream"} 100000"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains(r#"mesh_tcp_connections_closed_total{cluster="tcp",direction="explicit"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -304,19 +359,33 @@ async fn one_port_detects_http1_http2_and_opaque_tcp() {
     assert_eq!(json(&body)["version"], "HTTP/1.1");
 
     let stream = TcpStream::connect(proxy.addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-        .await
-        .expect("h2 handshake");
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
     tokio::spawn(conn);
-    let req = Request::get("http://web/two").body(http_body_util::Empty::<Bytes>::new()).expect("req");
+    let req = Request::get("http://web/two")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .expect("req");
     let response = sender.send_request(req).await.expect("response");
-    let body = response.into_body().collect().await.expect("body").to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     assert_eq!(json(&body)["version"], "HTTP/2.0");
 
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
-    stream.write_all(b"\x00\x01binary protocol").await.expect("write");
+    stream
+        .write_all(b"\x00\x01binary protocol")
+        .await
+        .expect("write");
     stream.shutdown().await.expect("half-close");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.expect("read");
-    assert_eq!(answer, "got 17 bytes", "the detection bytes are replayed, none lost");
+    assert_eq!(
+        answer, "got 17 bytes",
+        "the detection bytes are replayed, none lost"
+    );
 }

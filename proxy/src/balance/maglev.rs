@@ -96,6 +96,11 @@ impl Maglev {
     pub(super) fn get(&self, hash: u64) -> usize {
         self.table[(hash % self.table.len() as u64) as usize] as usize
     }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.table.len()
+    }
 }
 
 /// 65537, or for clusters over 655 endpoints the first prime with 100 slots per endpoint.

@@ -106,7 +106,12 @@ impl Balancer {
             .unwrap_or_else(endpoint::default_rtt);
         // Keyed by address, so duplicates in config also share one load.
         let mut loads: HashMap<SocketAddr, Arc<Load>> = previous
-            .map(|p| p.endpoints.iter().map(|e| (e.addr(), e.load().clone())).collect())
+            .map(|p| {
+                p.endpoints
+                    .iter()
+                    .map(|e| (e.addr(), e.load().clone()))
+                    .collect()
+            })
             .unwrap_or_default();
         let endpoints: Box<[Arc<Endpoint>]> = endpoints
             .into_iter()

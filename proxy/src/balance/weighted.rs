@@ -136,9 +136,13 @@ fn smooth(weights: &[u64], total: u64) -> Box<[u32]> {
                 *c += w as i64;
             }
             // The first of equals wins, so the cycle is the same in every proxy.
-            let best = (1..current.len()).fold(0, |best, i| {
-                if current[i] > current[best] { i } else { best }
-            });
+            let best =
+                (1..current.len()).fold(
+                    0,
+                    |best, i| {
+                        if current[i] > current[best] { i } else { best }
+                    },
+                );
             current[best] -= total;
             best as u32
         })

@@ -67,9 +67,12 @@ pub enum AppProtocol {
 /// Opaque TCP routing: weighted clusters, optionally chosen by TLS SNI first.
 #[derive(Debug)]
 pub struct TcpRouting {
-    sni_routes: Vec<(Vec<String>, Vec<(String, u32)>)>,
-    destinations: Vec<(String, u32)>,
+    sni_routes: Vec<(Vec<String>, WeightedClusters)>,
+    destinations: WeightedClusters,
 }
+
+/// Cluster names with their weights.
+type WeightedClusters = Vec<(String, u32)>;
 
 /// A cluster: its endpoints' balancer and connection settings.
 pub struct Cluster {
@@ -93,45 +96,63 @@ pub struct Cluster {
 impl Snapshot {
     /// Validates and compiles a config. Endpoint load state is carried over from `previous`.
     /// Returns every problem at once; nothing is partially applied.
-    pub fn compile(source: pb::ProxyConfig, previous: Option<&Snapshot>) -> Result<Self, Vec<String>> {
+    pub fn compile(
+        source: pb::ProxyConfig,
+        previous: Option<&Snapshot>,
+    ) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
         let mut routes = HashMap::new();
         for config in &source.routes {
             let table = compile_route_table(config, &mut errors);
-            if routes.insert(config.name.clone(), Arc::new(table)).is_some() {
+            if routes
+                .insert(config.name.clone(), Arc::new(table))
+                .is_some()
+            {
                 errors.push(format!("route config {:?} is defined twice", config.name));
             }
         }
         let mut endpoints: HashMap<&str, &pb::ClusterLoadAssignment> = HashMap::new();
         for assignment in &source.endpoints {
             if endpoints.insert(&assignment.cluster, assignment).is_some() {
-                errors.push(format!("endpoints for cluster {:?} are given twice", assignment.cluster));
+                errors.push(format!(
+                    "endpoints for cluster {:?} are given twice",
+                    assignment.cluster
+                ));
             }
         }
         let mut clusters = HashMap::new();
         for config in &source.clusters {
             let prev = previous.and_then(|p| p.clusters.get(&config.name));
             let assignment = endpoints.remove(config.name.as_str());
-            let cluster = Cluster::compile(config, assignment, prev.map(|c| &c.balancer), &mut errors);
-            if clusters.insert(config.name.clone(), Arc::new(cluster)).is_some() {
+            let cluster =
+                Cluster::compile(config, assignment, prev.map(|c| &c.balancer), &mut errors);
+            if clusters
+                .insert(config.name.clone(), Arc::new(cluster))
+                .is_some()
+            {
                 errors.push(format!("cluster {:?} is defined twice", config.name));
             }
         }
         for orphan in endpoints.keys() {
-            errors.push(format!("endpoints are given for cluster {orphan:?}, which is not defined"));
+            errors.push(format!(
+                "endpoints are given for cluster {orphan:?}, which is not defined"
+            ));
         }
 
         let mut outbound = HashMap::new();
         let mut inbound = HashMap::new();
         let mut explicit: Vec<Arc<ListenerConfig>> = Vec::new();
         for config in &source.listeners {
-            let Some(listener) = ListenerConfig::compile(config, &routes, &clusters, &mut errors) else {
+            let Some(listener) = ListenerConfig::compile(config, &routes, &clusters, &mut errors)
+            else {
                 continue;
             };
             let listener = Arc::new(listener);
             let duplicate = match listener.direction {
                 Direction::Outbound => outbound.insert(listener.addr, listener.clone()).is_some(),
-                Direction::Inbound => inbound.insert(listener.addr.port(), listener.clone()).is_some(),
+                Direction::Inbound => inbound
+                    .insert(listener.addr.port(), listener.clone())
+                    .is_some(),
                 Direction::Explicit => {
                     let dup = explicit.iter().any(|l| l.addr == listener.addr);
                     explicit.push(listener.clone());
@@ -232,13 +253,21 @@ impl ListenerConfig {
         {
             errors.push(format!("{at}: route config {name:?} is not defined"));
         }
-        let tcp = config.tcp.as_ref().map(|t| TcpRouting::compile(t, &at, clusters, errors));
+        let tcp = config
+            .tcp
+            .as_ref()
+            .map(|t| TcpRouting::compile(t, &at, clusters, errors));
         let is_http = matches!(protocol, Some(AppProtocol::Http1 | AppProtocol::Http2));
         if is_http && route_config.is_none() && direction != Direction::Inbound {
             errors.push(format!("{at}: an HTTP listener needs route_config"));
         }
-        if matches!(protocol, Some(AppProtocol::Tcp | AppProtocol::Tls)) && tcp.is_none() && direction != Direction::Inbound {
-            errors.push(format!("{at}: a TCP or TLS listener needs tcp destinations"));
+        if matches!(protocol, Some(AppProtocol::Tcp | AppProtocol::Tls))
+            && tcp.is_none()
+            && direction != Direction::Inbound
+        {
+            errors.push(format!(
+                "{at}: a TCP or TLS listener needs tcp destinations"
+            ));
         }
         Some(ListenerConfig {
             name: config.name.clone(),
@@ -275,11 +304,14 @@ impl TcpRouting {
         clusters: &HashMap<String, Arc<Cluster>>,
         errors: &mut Vec<String>,
     ) -> Self {
-        let dests = |list: &[pb::WeightedCluster], errors: &mut Vec<String>| -> Vec<(String, u32)> {
+        let dests = |list: &[pb::WeightedCluster], errors: &mut Vec<String>| -> WeightedClusters {
             list.iter()
                 .map(|d| {
                     if !clusters.contains_key(&d.cluster) {
-                        errors.push(format!("{at}: tcp destination cluster {:?} is not defined", d.cluster));
+                        errors.push(format!(
+                            "{at}: tcp destination cluster {:?} is not defined",
+                            d.cluster
+                        ));
                     }
                     (d.cluster.clone(), d.weight.max(1))
                 })
@@ -288,10 +320,18 @@ impl TcpRouting {
         let sni_routes = route
             .sni_routes
             .iter()
-            .map(|r| (r.sni.iter().map(|s| s.to_ascii_lowercase()).collect(), dests(&r.destinations, errors)))
+            .map(|r| {
+                (
+                    r.sni.iter().map(|s| s.to_ascii_lowercase()).collect(),
+                    dests(&r.destinations, errors),
+                )
+            })
             .collect();
         let destinations = dests(&route.destinations, errors);
-        TcpRouting { sni_routes, destinations }
+        TcpRouting {
+            sni_routes,
+            destinations,
+        }
     }
 
     /// Picks the cluster for a connection with this SNI (if any); `roll` is uniform random.
@@ -352,22 +392,32 @@ impl Cluster {
             .unwrap_or_default();
         let protocol = AppProtocol::from_pb(config.protocol());
         if matches!(protocol, Some(AppProtocol::Tls)) {
-            errors.push(format!("{at}: protocol TLS is for listeners; use tls.mode for upstream TLS"));
+            errors.push(format!(
+                "{at}: protocol TLS is for listeners; use tls.mode for upstream TLS"
+            ));
         }
-        if config.tls.as_ref().is_some_and(|t| t.mode() != pb::upstream_tls::Mode::Disable) {
-            errors.push(format!("{at}: upstream TLS is not supported by this proxy yet; set tls.mode DISABLE"));
+        if config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.mode() != pb::upstream_tls::Mode::Disable)
+        {
+            errors.push(format!(
+                "{at}: upstream TLS is not supported by this proxy yet; set tls.mode DISABLE"
+            ));
         }
-        let pool = config.connection_pool.clone().unwrap_or_default();
+        let pool = config.connection_pool.unwrap_or_default();
         Cluster {
             name: config.name.clone(),
             balancer: Balancer::new(policy, specs, config.ring_size, previous),
             protocol,
-            connect_timeout: crate::route::duration(pool.connect_timeout.as_ref()).unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            connect_timeout: crate::route::duration(pool.connect_timeout.as_ref())
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             max_idle_per_endpoint: match pool.max_idle_per_endpoint {
                 0 => DEFAULT_MAX_IDLE_PER_ENDPOINT,
                 n => n as usize,
             },
-            idle_timeout: crate::route::duration(pool.idle_timeout.as_ref()).unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            idle_timeout: crate::route::duration(pool.idle_timeout.as_ref())
+                .unwrap_or(DEFAULT_IDLE_TIMEOUT),
             metrics: Default::default(),
         }
     }
@@ -378,7 +428,11 @@ impl Cluster {
             name,
             balancer: Balancer::new(
                 pb::cluster::LbPolicy::RoundRobin,
-                vec![EndpointSpec { addr, weight: 1, healthy: true }],
+                vec![EndpointSpec {
+                    addr,
+                    weight: 1,
+                    healthy: true,
+                }],
                 0,
                 None,
             ),

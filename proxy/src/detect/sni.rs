@@ -85,7 +85,12 @@ fn record(buf: &[u8]) -> Record<'_> {
     let content = buf.get(RECORD_HEADER_LEN..).unwrap_or_default();
     match content.get(..len) {
         Some(whole) => Record::Complete(whole),
-        None if content.first().is_some_and(|&t| t != HANDSHAKE_CLIENT_HELLO) => Record::NotTls,
+        None if content
+            .first()
+            .is_some_and(|&t| t != HANDSHAKE_CLIENT_HELLO) =>
+        {
+            Record::NotTls
+        }
         None => Record::Partial(content),
     }
 }

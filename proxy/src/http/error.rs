@@ -75,7 +75,12 @@ impl UpstreamError {
 
 /// A response made by the proxy. gRPC clients get a trailers-only answer with a gRPC status,
 /// so their libraries report UNAVAILABLE / DEADLINE_EXCEEDED instead of a protocol error.
-pub fn local_response(status: StatusCode, reason: &str, message: &str, grpc: bool) -> Response<Body> {
+pub fn local_response(
+    status: StatusCode,
+    reason: &str,
+    message: &str,
+    grpc: bool,
+) -> Response<Body> {
     let mut builder = Response::builder();
     if grpc {
         let code = match status {
@@ -94,7 +99,11 @@ pub fn local_response(status: StatusCode, reason: &str, message: &str, grpc: boo
             .status(status)
             .header(header::CONTENT_TYPE, "text/plain; charset=utf-8");
     }
-    let body = if grpc { Bytes::new() } else { Bytes::from(format!("{message}\n")) };
+    let body = if grpc {
+        Bytes::new()
+    } else {
+        Bytes::from(format!("{message}\n"))
+    };
     let mut response = builder
         .body(full(body))
         .unwrap_or_else(|_| Response::new(full(Bytes::new())));
@@ -106,7 +115,9 @@ pub fn local_response(status: StatusCode, reason: &str, message: &str, grpc: boo
 
 /// A body with the whole content at once.
 pub fn full(bytes: Bytes) -> Body {
-    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// grpc-message is percent-encoded (gRPC over HTTP/2 spec).

@@ -73,9 +73,12 @@ impl HttpConn {
             },
         };
         let mut response = self.forward(&plan, req, grpc, start).await;
-        for changes in [plan.destination.map(|d| &d.response_headers), plan.route.map(|r| &r.response_headers)]
-            .into_iter()
-            .flatten()
+        for changes in [
+            plan.destination.map(|d| &d.response_headers),
+            plan.route.map(|r| &r.response_headers),
+        ]
+        .into_iter()
+        .flatten()
         {
             changes.apply(response.headers_mut());
         }
@@ -92,12 +95,25 @@ impl HttpConn {
     ) -> Result<Plan<'a>, Response<Body>> {
         let Some(table) = snapshot.route_table(name) else {
             let message = format!("route config {name:?} is not in the proxy's config");
-            return Err(local_response(StatusCode::SERVICE_UNAVAILABLE, "no_route_config", &message, grpc));
+            return Err(local_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_route_config",
+                &message,
+                grpc,
+            ));
         };
         let authority = authority_of(req).unwrap_or_default();
         let Some(route) = table.find(&authority, req) else {
-            let message = format!("no route for {authority}{} in route config {name:?}", req.uri().path());
-            return Err(local_response(StatusCode::NOT_FOUND, "no_route", &message, grpc));
+            let message = format!(
+                "no route for {authority}{} in route config {name:?}",
+                req.uri().path()
+            );
+            return Err(local_response(
+                StatusCode::NOT_FOUND,
+                "no_route",
+                &message,
+                grpc,
+            ));
         };
         let forward = match &route.action {
             Action::Forward(forward) => forward,
@@ -118,13 +134,26 @@ impl HttpConn {
             if let Some((status, percent)) = fault.abort
                 && roll(percent)
             {
-                return Err(local_response(status, "fault_abort", "fault injected by route policy", grpc));
+                return Err(local_response(
+                    status,
+                    "fault_abort",
+                    "fault injected by route policy",
+                    grpc,
+                ));
             }
         }
         let destination = forward.pick_destination(fastrand::u32(..));
         let Some(cluster) = snapshot.cluster(&destination.cluster) else {
-            let message = format!("cluster {:?} (route {:?}) is not in the proxy's config", destination.cluster, route.name);
-            return Err(local_response(StatusCode::SERVICE_UNAVAILABLE, "no_cluster", &message, grpc));
+            let message = format!(
+                "cluster {:?} (route {:?}) is not in the proxy's config",
+                destination.cluster, route.name
+            );
+            return Err(local_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_cluster",
+                &message,
+                grpc,
+            ));
         };
         route.request_headers.apply(req.headers_mut());
         destination.request_headers.apply(req.headers_mut());
@@ -144,26 +173,50 @@ impl HttpConn {
     }
 
     /// Picks an endpoint and sends the request to it, within the route's timeout.
-    async fn forward(&self, plan: &Plan<'_>, mut req: Request<Body>, grpc: bool, start: Instant) -> Response<Body> {
+    async fn forward(
+        &self,
+        plan: &Plan<'_>,
+        mut req: Request<Body>,
+        grpc: bool,
+        start: Instant,
+    ) -> Response<Body> {
         let cluster = &plan.cluster;
         let metrics = cluster.metrics(&self.state.metrics, self.direction);
-        let hash = plan.forward.and_then(|f| f.hash_on.as_ref()).and_then(|h| self.hash(h, &req));
+        let hash = plan
+            .forward
+            .and_then(|f| f.hash_on.as_ref())
+            .and_then(|h| self.hash(h, &req));
         let Some(pick) = cluster.balancer.pick(hash) else {
-            let error = UpstreamError::NoEndpoint { cluster: cluster.name.clone() };
+            let error = UpstreamError::NoEndpoint {
+                cluster: cluster.name.clone(),
+            };
             metrics.failure(error.failure());
             metrics.request(error.status().as_u16(), start.elapsed());
-            return local_response(error.status(), error.failure().as_str(), &error.to_string(), grpc);
+            return local_response(
+                error.status(),
+                error.failure().as_str(),
+                &error.to_string(),
+                grpc,
+            );
         };
         let version = match cluster.protocol {
             Some(AppProtocol::Http1) => UpstreamVersion::Http1,
             Some(AppProtocol::Http2) => UpstreamVersion::Http2,
             _ => self.version,
         };
-        let upgrade = self.version == UpstreamVersion::Http1 && headers::is_upgrade_request(req.headers());
+        let upgrade =
+            self.version == UpstreamVersion::Http1 && headers::is_upgrade_request(req.headers());
         headers::strip_hop_by_hop(req.headers_mut(), upgrade);
         let append_client = (self.direction != Direction::Outbound).then_some(self.client);
         headers::set_forwarded(req.headers_mut(), append_client);
-        prepare_uri(&mut req, if upgrade { UpstreamVersion::Http1 } else { version });
+        prepare_uri(
+            &mut req,
+            if upgrade {
+                UpstreamVersion::Http1
+            } else {
+                version
+            },
+        );
 
         let settings = ConnectSettings {
             connect_timeout: cluster.connect_timeout,
@@ -174,7 +227,10 @@ impl HttpConn {
             if upgrade {
                 self.send_upgrade(pick.addr(), settings, req).await
             } else {
-                self.state.pools.send(pick.addr(), version, settings, req).await
+                self.state
+                    .pools
+                    .send(pick.addr(), version, settings, req)
+                    .await
             }
         };
         let timeout = plan.forward.and_then(|f| f.timeout);
@@ -223,7 +279,8 @@ impl HttpConn {
                     Ok((down, up)) => {
                         let mut down = hyper_util::rt::TokioIo::new(down);
                         let mut up = hyper_util::rt::TokioIo::new(up);
-                        if let Err(error) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+                        if let Err(error) = tokio::io::copy_bidirectional(&mut down, &mut up).await
+                        {
                             tracing::debug!(%error, "upgraded connection ended");
                         }
                     }
@@ -238,7 +295,9 @@ impl HttpConn {
         match on {
             HashOn::Header(name) => req.headers().get(name).map(|v| hash_key(v.as_bytes())),
             HashOn::Cookie(name) => cookie(req.headers(), name).map(|v| hash_key(v.as_bytes())),
-            HashOn::QueryParam(name) => query_param(req.uri().query(), name).map(|v| hash_key(v.as_bytes())),
+            HashOn::QueryParam(name) => {
+                query_param(req.uri().query(), name).map(|v| hash_key(v.as_bytes()))
+            }
             HashOn::SourceIp => Some(match self.client.0.ip() {
                 IpAddr::V4(ip) => hash_key(&ip.octets()),
                 IpAddr::V6(ip) => hash_key(&ip.octets()),
@@ -278,13 +337,22 @@ fn authority_of<B>(req: &Request<B>) -> Option<String> {
     req.uri()
         .authority()
         .map(|a| a.as_str().to_owned())
-        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
 }
 
 /// HTTP/1.1 wants an origin-form target and a Host header; HTTP/2 an absolute URI.
 fn prepare_uri(req: &mut Request<Body>, version: UpstreamVersion) {
     let authority = authority_of(req);
-    let path = req.uri().path_and_query().map_or("/", PathAndQuery::as_str).to_owned();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", PathAndQuery::as_str)
+        .to_owned();
     match version {
         UpstreamVersion::Http1 => {
             if let Some(authority) = authority.filter(|_| !req.headers().contains_key(header::HOST))
@@ -299,7 +367,12 @@ fn prepare_uri(req: &mut Request<Body>, version: UpstreamVersion) {
         }
         UpstreamVersion::Http2 => {
             let authority = authority.unwrap_or_else(|| "localhost".to_owned());
-            if let Ok(uri) = Uri::builder().scheme("http").authority(authority).path_and_query(path).build() {
+            if let Ok(uri) = Uri::builder()
+                .scheme("http")
+                .authority(authority)
+                .path_and_query(path)
+                .build()
+            {
                 *req.uri_mut() = uri;
             }
             req.headers_mut().remove(header::HOST);
@@ -336,10 +409,12 @@ fn redirect_response(redirect: &Redirect, req: &Request<Body>, authority: &str) 
         .clone()
         .unwrap_or_else(|| crate::route::matching::strip_port(authority).to_owned());
     let port = redirect.port.map(|p| format!(":{p}")).unwrap_or_default();
-    let path = redirect
-        .path
-        .clone()
-        .unwrap_or_else(|| req.uri().path_and_query().map_or("/", PathAndQuery::as_str).to_owned());
+    let path = redirect.path.clone().unwrap_or_else(|| {
+        req.uri()
+            .path_and_query()
+            .map_or("/", PathAndQuery::as_str)
+            .to_owned()
+    });
     let mut response = Response::new(super::error::full(bytes::Bytes::new()));
     *response.status_mut() = redirect.status;
     if let Ok(location) = HeaderValue::from_str(&format!("{scheme}://{host}{port}{path}")) {

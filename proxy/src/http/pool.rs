@@ -18,11 +18,11 @@ use std::{
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::{
     body::Incoming,
     client::conn::{http1, http2},
 };
-use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::{Mutex, RwLock};
 use tokio::{net::TcpStream, time::Instant};
@@ -148,8 +148,9 @@ impl EndpointPool {
             match sender.try_send_request(req).await {
                 Ok(response) => {
                     let pool = Arc::downgrade(&self);
-                    return Ok(response
-                        .map(|body| PooledBody::new(body, sender, pool, settings.max_idle).boxed_unsync()));
+                    return Ok(response.map(|body| {
+                        PooledBody::new(body, sender, pool, settings.max_idle).boxed_unsync()
+                    }));
                 }
                 Err(mut error) => match error.take_message() {
                     Some(unsent) if reused => {
@@ -199,7 +200,11 @@ impl EndpointPool {
     }
 
     /// The shared HTTP/2 connection, dialled once when missing or closed.
-    async fn h2_sender(&self, addr: SocketAddr, settings: ConnectSettings) -> Result<http2::SendRequest<Body>, UpstreamError> {
+    async fn h2_sender(
+        &self,
+        addr: SocketAddr,
+        settings: ConnectSettings,
+    ) -> Result<http2::SendRequest<Body>, UpstreamError> {
         if let Some(sender) = self.h2.lock().as_ref().filter(|s| !s.is_closed()) {
             return Ok(sender.clone());
         }
@@ -224,7 +229,10 @@ impl EndpointPool {
     }
 }
 
-async fn connect_h1(addr: SocketAddr, timeout: Duration) -> Result<http1::SendRequest<Body>, UpstreamError> {
+async fn connect_h1(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<http1::SendRequest<Body>, UpstreamError> {
     let io = connect(addr, timeout).await?;
     let (sender, conn) = http1::handshake(io)
         .await
@@ -255,7 +263,12 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TokioIo<TcpStrea
 // === impl PooledBody ===
 
 impl PooledBody {
-    fn new(inner: Incoming, sender: http1::SendRequest<Body>, pool: Weak<EndpointPool>, max_idle: usize) -> Self {
+    fn new(
+        inner: Incoming,
+        sender: http1::SendRequest<Body>,
+        pool: Weak<EndpointPool>,
+        max_idle: usize,
+    ) -> Self {
         let mut body = PooledBody {
             inner,
             conn: Some((sender, pool, max_idle)),
@@ -279,7 +292,10 @@ impl HttpBody for PooledBody {
     type Data = Bytes;
     type Error = super::BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.release(),

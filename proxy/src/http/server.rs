@@ -62,4 +62,3 @@ where
         tracing::debug!(%error, "client connection ended with an error");
     }
 }
-

@@ -17,11 +17,16 @@ pub fn compile_route_table(config: &pb::RouteConfig, errors: &mut Vec<String>) -
     let mut hosts = Vec::with_capacity(config.virtual_hosts.len());
     let mut domains = Vec::new();
     for (index, vhost) in config.virtual_hosts.iter().enumerate() {
-        let at = format!("route config {:?} virtual host {:?}", config.name, vhost.name);
+        let at = format!(
+            "route config {:?} virtual host {:?}",
+            config.name, vhost.name
+        );
         for domain in &vhost.domains {
             let pattern = DomainPattern::parse(domain);
             if domains.iter().any(|(p, _)| *p == pattern) {
-                errors.push(format!("{at}: domain {domain:?} appears in two virtual hosts"));
+                errors.push(format!(
+                    "{at}: domain {domain:?} appears in two virtual hosts"
+                ));
                 continue;
             }
             domains.push((pattern, index));
@@ -58,14 +63,20 @@ fn compile_route(route: &pb::Route, at: &str, errors: &mut Vec<String>) -> Optio
         .map(|m| compile_match(m, &at, errors))
         .unwrap_or_default();
     let action = match &route.action {
-        Some(pb::route::Action::Route(action)) => compile_forward(action, &at, errors).map(Action::Forward),
-        Some(pb::route::Action::Redirect(redirect)) => Some(Action::Redirect(compile_redirect(redirect, &at, errors))),
+        Some(pb::route::Action::Route(action)) => {
+            compile_forward(action, &at, errors).map(Action::Forward)
+        }
+        Some(pb::route::Action::Redirect(redirect)) => {
+            Some(Action::Redirect(compile_redirect(redirect, &at, errors)))
+        }
         Some(pb::route::Action::DirectResponse(direct)) => Some(Action::Direct {
             status: status(direct.status, &at, errors),
             body: Bytes::from(direct.body.clone()),
         }),
         None => {
-            errors.push(format!("{at}: has no action (route, redirect or direct_response)"));
+            errors.push(format!(
+                "{at}: has no action (route, redirect or direct_response)"
+            ));
             None
         }
     };
@@ -132,7 +143,11 @@ fn compile_match(m: &pb::RouteMatch, at: &str, errors: &mut Vec<String>) -> Rout
     }
 }
 
-fn value_match(m: Option<&pb::StringMatch>, at: &str, errors: &mut Vec<String>) -> Option<ValueMatch> {
+fn value_match(
+    m: Option<&pb::StringMatch>,
+    at: &str,
+    errors: &mut Vec<String>,
+) -> Option<ValueMatch> {
     use pb::string_match::Kind;
     Some(match m.and_then(|m| m.kind.as_ref()) {
         None | Some(Kind::Present(_)) => ValueMatch::Present,
@@ -142,16 +157,24 @@ fn value_match(m: Option<&pb::StringMatch>, at: &str, errors: &mut Vec<String>) 
     })
 }
 
-fn compile_forward(action: &pb::RouteAction, at: &str, errors: &mut Vec<String>) -> Option<Forward> {
+fn compile_forward(
+    action: &pb::RouteAction,
+    at: &str,
+    errors: &mut Vec<String>,
+) -> Option<Forward> {
     if action.destinations.is_empty() {
         errors.push(format!("{at}: route action has no destinations"));
         return None;
     }
     if action.retries.as_ref().is_some_and(|r| r.attempts > 0) {
-        tracing::warn!("{at}: retries are not implemented by this proxy yet; the route is served without them");
+        tracing::warn!(
+            "{at}: retries are not implemented by this proxy yet; the route is served without them"
+        );
     }
     if action.mirror.is_some() {
-        tracing::warn!("{at}: mirroring is not implemented by this proxy yet; the route is served without it");
+        tracing::warn!(
+            "{at}: mirroring is not implemented by this proxy yet; the route is served without it"
+        );
     }
     let destinations: Vec<_> = action
         .destinations
@@ -164,11 +187,17 @@ fn compile_forward(action: &pb::RouteAction, at: &str, errors: &mut Vec<String>)
         })
         .collect();
     if let Some(empty) = destinations.iter().find(|d| d.cluster.is_empty()) {
-        errors.push(format!("{at}: a destination (weight {}) names no cluster", empty.weight));
+        errors.push(format!(
+            "{at}: a destination (weight {}) names no cluster",
+            empty.weight
+        ));
     }
     let total_weight = destinations.iter().map(|d| d.weight).sum();
     if total_weight == 0 && destinations.len() > 1 {
-        errors.push(format!("{at}: {} destinations but every weight is 0", destinations.len()));
+        errors.push(format!(
+            "{at}: {} destinations but every weight is 0",
+            destinations.len()
+        ));
     }
     let hash_on = action.hash_policy.as_ref().and_then(|h| {
         use pb::hash_policy::Key;
@@ -189,7 +218,9 @@ fn compile_forward(action: &pb::RouteAction, at: &str, errors: &mut Vec<String>)
         total_weight,
         timeout: duration(action.timeout.as_ref()),
         hash_on,
-        rewrite_path_prefix: rewrite.filter(|r| !r.path_prefix.is_empty()).map(|r| r.path_prefix.clone()),
+        rewrite_path_prefix: rewrite
+            .filter(|r| !r.path_prefix.is_empty())
+            .map(|r| r.path_prefix.clone()),
         rewrite_authority,
         fault: action.fault.as_ref().map(|f| compile_fault(f, at, errors)),
     })
@@ -204,10 +235,16 @@ fn compile_fault(fault: &pb::FaultInjection, at: &str, errors: &mut Vec<String>)
     };
     Fault {
         delay: fault.delay.as_ref().map(|d| {
-            (duration(d.fixed_delay.as_ref()).unwrap_or_default(), percent(d.percentage, errors))
+            (
+                duration(d.fixed_delay.as_ref()).unwrap_or_default(),
+                percent(d.percentage, errors),
+            )
         }),
         abort: fault.abort.as_ref().map(|a| {
-            (status(a.http_status, at, errors), percent(a.percentage, errors))
+            (
+                status(a.http_status, at, errors),
+                percent(a.percentage, errors),
+            )
         }),
     }
 }
@@ -215,7 +252,9 @@ fn compile_fault(fault: &pb::FaultInjection, at: &str, errors: &mut Vec<String>)
 fn compile_redirect(r: &pb::Redirect, at: &str, errors: &mut Vec<String>) -> Redirect {
     let code = if r.status == 0 { 301 } else { r.status };
     if !matches!(code, 301 | 302 | 303 | 307 | 308) {
-        errors.push(format!("{at}: redirect status {code} is not one of 301, 302, 303, 307, 308"));
+        errors.push(format!(
+            "{at}: redirect status {code} is not one of 301, 302, 303, 307, 308"
+        ));
     }
     let port = match u16::try_from(r.port) {
         Ok(0) => None,
@@ -235,7 +274,11 @@ fn compile_redirect(r: &pb::Redirect, at: &str, errors: &mut Vec<String>) -> Red
     }
 }
 
-fn header_changes(c: Option<&pb::HeaderChanges>, at: &str, errors: &mut Vec<String>) -> HeaderChanges {
+fn header_changes(
+    c: Option<&pb::HeaderChanges>,
+    at: &str,
+    errors: &mut Vec<String>,
+) -> HeaderChanges {
     let Some(c) = c else {
         return HeaderChanges::default();
     };
@@ -252,7 +295,11 @@ fn header_changes(c: Option<&pb::HeaderChanges>, at: &str, errors: &mut Vec<Stri
     HeaderChanges {
         set,
         add,
-        remove: c.remove.iter().filter_map(|n| header_name(n, at, errors)).collect(),
+        remove: c
+            .remove
+            .iter()
+            .filter_map(|n| header_name(n, at, errors))
+            .collect(),
     }
 }
 

@@ -114,7 +114,11 @@ mod tests {
         table
     }
 
-    fn route_name(table: &RouteTable, authority: &str, req: http::request::Builder) -> Option<String> {
+    fn route_name(
+        table: &RouteTable,
+        authority: &str,
+        req: http::request::Builder,
+    ) -> Option<String> {
         let req = req.body(()).expect("valid request");
         table.find(authority, &req).map(|r| r.name.clone())
     }
@@ -143,10 +147,22 @@ virtual_hosts:
     fn virtual_host_by_authority_with_precedence() {
         let t = table(ROUTES);
         let get = || http::Request::get("/");
-        assert_eq!(route_name(&t, "web:80", get()).as_deref(), Some("not-mobile"));
-        assert_eq!(route_name(&t, "WEB.shop.svc.cluster.local", get()).as_deref(), Some("not-mobile"));
-        assert_eq!(route_name(&t, "a.example.com:443", get()).as_deref(), Some("wild"));
-        assert_eq!(route_name(&t, "example.com", get()).as_deref(), Some("fallback"));
+        assert_eq!(
+            route_name(&t, "web:80", get()).as_deref(),
+            Some("not-mobile")
+        );
+        assert_eq!(
+            route_name(&t, "WEB.shop.svc.cluster.local", get()).as_deref(),
+            Some("not-mobile")
+        );
+        assert_eq!(
+            route_name(&t, "a.example.com:443", get()).as_deref(),
+            Some("wild")
+        );
+        assert_eq!(
+            route_name(&t, "example.com", get()).as_deref(),
+            Some("fallback")
+        );
         assert_eq!(route_name(&t, "other", get()).as_deref(), Some("fallback"));
     }
 
@@ -154,23 +170,46 @@ virtual_hosts:
     fn first_matching_route_wins() {
         let t = table(ROUTES);
         let at = |req| route_name(&t, "web", req);
-        assert_eq!(at(http::Request::get("/api/x").header("x-canary", "1")).as_deref(), Some("canary"));
-        assert_eq!(at(http::Request::get("/api/x").header("x-canary", "2")).as_deref(), Some("api"));
+        assert_eq!(
+            at(http::Request::get("/api/x").header("x-canary", "1")).as_deref(),
+            Some("canary")
+        );
+        assert_eq!(
+            at(http::Request::get("/api/x").header("x-canary", "2")).as_deref(),
+            Some("api")
+        );
         assert_eq!(at(http::Request::post("/api")).as_deref(), Some("api-post"));
-        assert_eq!(at(http::Request::get("/apix").header("user-agent", "Mobile")).as_deref(), Some("rest"));
-        assert_eq!(at(http::Request::get("/users/42?debug=on")).as_deref(), Some("user"));
-        assert_eq!(at(http::Request::get("/users/42?debug=off").header("user-agent", "x Mobile y")).as_deref(), Some("rest"));
-        assert_eq!(at(http::Request::get("/users/42/x?debug=on")).as_deref(), Some("not-mobile"));
+        assert_eq!(
+            at(http::Request::get("/apix").header("user-agent", "Mobile")).as_deref(),
+            Some("rest")
+        );
+        assert_eq!(
+            at(http::Request::get("/users/42?debug=on")).as_deref(),
+            Some("user")
+        );
+        assert_eq!(
+            at(http::Request::get("/users/42?debug=off").header("user-agent", "x Mobile y"))
+                .as_deref(),
+            Some("rest")
+        );
+        assert_eq!(
+            at(http::Request::get("/users/42/x?debug=on")).as_deref(),
+            Some("not-mobile")
+        );
     }
 
     #[test]
     fn weighted_destinations_follow_weights() {
-        let t = table("name: t\nvirtual_hosts: [{ name: a, domains: ['*'], routes: [{ route: { destinations: [{ cluster: v1, weight: 90 }, { cluster: v2, weight: 10 }] } }] }]");
+        let t = table(
+            "name: t\nvirtual_hosts: [{ name: a, domains: ['*'], routes: [{ route: { destinations: [{ cluster: v1, weight: 90 }, { cluster: v2, weight: 10 }] } }] }]",
+        );
         let req = http::Request::get("/").body(()).expect("valid");
         let Some(Action::Forward(fwd)) = t.find("x", &req).map(|r| &r.action) else {
             panic!("expected a forward route");
         };
-        let v2 = (0..100u32).filter(|roll| fwd.pick_destination(*roll).cluster == "v2").count();
+        let v2 = (0..100u32)
+            .filter(|roll| fwd.pick_destination(*roll).cluster == "v2")
+            .count();
         assert_eq!(v2, 10);
     }
 

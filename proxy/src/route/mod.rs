@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use regex::Regex;
 
-pub(crate) use compile::duration;
 pub use compile::compile_route_table;
+pub(crate) use compile::duration;
 
 /// The routes of one `RouteConfig`.
 #[derive(Debug)]

@@ -75,7 +75,9 @@ pub async fn upstream_at(name: &'static str, addr: SocketAddr, delay: Duration) 
     let (req_count, conn_count) = (requests.clone(), connections.clone());
     tokio::spawn(async move {
         loop {
-            let Ok((stream, peer)) = listener.accept().await else { return };
+            let Ok((stream, peer)) = listener.accept().await else {
+                return;
+            };
             conn_count.fetch_add(1, Ordering::SeqCst);
             let req_count = req_count.clone();
             tokio::spawn(async move {
@@ -103,7 +105,11 @@ pub async fn upstream_at(name: &'static str, addr: SocketAddr, delay: Duration) 
             });
         }
     });
-    Upstream { addr, requests, connections }
+    Upstream {
+        addr,
+        requests,
+        connections,
+    }
 }
 
 /// A proxy serving `yaml`, whose one explicit listener is configured at 127.0.0.1:0.
@@ -118,11 +124,18 @@ pub async fn start_proxy(yaml: &str, vars: &[(&str, SocketAddr)]) -> TestProxy {
     for (name, addr) in vars {
         text = text.replace(&format!("{{{name}}}"), &addr.to_string());
     }
-    let config = mesh_proxy::config::parse(&text, "test.yaml".as_ref()).expect("test config parses");
-    let snapshot = Snapshot::compile(config, None).unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
-    let proxy = Proxy::start(snapshot, ProxyListeners::default(), Settings::default(), Metrics::new())
-        .await
-        .expect("proxy starts");
+    let config =
+        mesh_proxy::config::parse(&text, "test.yaml".as_ref()).expect("test config parses");
+    let snapshot =
+        Snapshot::compile(config, None).unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
+    let proxy = Proxy::start(
+        snapshot,
+        ProxyListeners::default(),
+        Settings::default(),
+        Metrics::new(),
+    )
+    .await
+    .expect("proxy starts");
     let addr = proxy
         .explicit_bound_addr("127.0.0.1:0".parse().expect("addr"))
         .expect("test config has an explicit listener at 127.0.0.1:0");
@@ -156,7 +169,10 @@ impl H1Client {
         H1Client { sender }
     }
 
-    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap, Bytes) {
+    pub async fn send(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> (StatusCode, http::HeaderMap, Bytes) {
         self.sender.ready().await.expect("connection ready");
         let response = self.sender.send_request(req).await.expect("response");
         let (parts, body) = response.into_parts();
@@ -171,7 +187,10 @@ impl H1Client {
 
 /// A GET with Host `web`.
 pub fn request(path: &str) -> Request<Full<Bytes>> {
-    Request::get(path).header("host", "web").body(Full::new(Bytes::new())).expect("valid request")
+    Request::get(path)
+        .header("host", "web")
+        .body(Full::new(Bytes::new()))
+        .expect("valid request")
 }
 
 /// One GET on a new connection.
@@ -181,5 +200,6 @@ pub async fn get(addr: SocketAddr, path: &str) -> (StatusCode, http::HeaderMap, 
 
 /// Parses an echo upstream's answer.
 pub fn json(body: &Bytes) -> Value {
-    serde_json::from_slice(body).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(body)))
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(body)))
 }

@@ -10,13 +10,20 @@ pub fn require_root_tools(test: &str, tools: &[&str]) -> bool {
     let missing: Vec<&str> = tools
         .iter()
         .copied()
-        .filter(|tool| Command::new(tool).arg("--version").output().is_err() && Command::new(tool).arg("-V").output().is_err())
+        .filter(|tool| {
+            Command::new(tool).arg("--version").output().is_err()
+                && Command::new(tool).arg("-V").output().is_err()
+        })
         .collect();
     let is_root = nix::unistd::Uid::effective().is_root();
     if is_root && missing.is_empty() {
         return true;
     }
-    let why = if is_root { format!("missing tools {missing:?}") } else { "not running as root".to_owned() };
+    let why = if is_root {
+        format!("missing tools {missing:?}")
+    } else {
+        "not running as root".to_owned()
+    };
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{test} needs root and {tools:?} and CI must run it: {why}");
     }
@@ -58,7 +65,10 @@ impl Netns {
         std::thread::spawn(move || {
             let file = std::fs::File::open(&path).expect("open netns");
             nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             runtime.block_on(make());
         })
     }
@@ -66,13 +76,18 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
 /// Runs a command; panics with its output when it fails.
 pub fn run(program: &str, args: &[&str]) {
-    let output = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(
         output.status.success(),
         "{program} {args:?} failed: {}{}",

@@ -15,6 +15,9 @@ const EXTENSIONS_LEN_AT: usize = 50;
 /// The server_name list length, when server_name is the first extension.
 const SERVER_NAME_LIST_LEN_AT: usize = 56;
 
+/// Breaks a well-formed record in one place.
+type Mutation = dyn Fn(&mut Vec<u8>);
+
 fn set_u16(record: &mut [u8], at: usize, value: u16) {
     record[at..at + 2].copy_from_slice(&value.to_be_bytes());
 }
@@ -73,7 +76,10 @@ fn host_names_are_lowercased_and_checked() {
         parse_client_hello(&HelloBuilder::new().server_name(name_type, name).build())
     };
     assert_eq!(parse(0, b"Web.Shop.SVC"), tls(Some("web.shop.svc")));
-    assert_eq!(parse(0, b"my_host-1.example"), tls(Some("my_host-1.example")));
+    assert_eq!(
+        parse(0, b"my_host-1.example"),
+        tls(Some("my_host-1.example"))
+    );
     assert_eq!(parse(0, b""), tls(None));
     assert_eq!(parse(0, b"bad name"), tls(None));
     assert_eq!(parse(0, "caf\u{e9}.example".as_bytes()), tls(None));
@@ -108,12 +114,12 @@ fn a_hello_spanning_records_is_judged_on_the_first() {
 fn what_is_not_a_client_hello() {
     let good = HelloBuilder::new().server_name(0, b"web").build();
     assert_eq!(parse_client_hello(&good), tls(Some("web")));
-    let mutated = |mutate: &dyn Fn(&mut Vec<u8>)| {
+    let mutated = |mutate: &Mutation| {
         let mut record = good.clone();
         mutate(&mut record);
         parse_client_hello(&record)
     };
-    let cases: &[(&str, &dyn Fn(&mut Vec<u8>))] = &[
+    let cases: &[(&str, &Mutation)] = &[
         ("application data record", &|r| r[0] = 0x17),
         ("version 2", &|r| r[1] = 0x02),
         ("version 3.5", &|r| r[2] = 0x05),
@@ -122,12 +128,22 @@ fn what_is_not_a_client_hello() {
         ("server hello", &|r| r[5] = 0x02),
         ("hello version 2.0", &|r| r[9] = 0x02),
         ("session id of 33", &|r| r[SESSION_ID_LEN_AT] = 33),
-        ("odd cipher suites", &|r| set_u16(r, CIPHER_SUITES_LEN_AT, 3)),
+        ("odd cipher suites", &|r| {
+            set_u16(r, CIPHER_SUITES_LEN_AT, 3)
+        }),
         ("no compression method", &|r| r[COMPRESSION_LEN_AT] = 0),
-        ("extensions overrun", &|r| set_u16(r, EXTENSIONS_LEN_AT, 500)),
-        ("bytes after extensions", &|r| set_u16(r, EXTENSIONS_LEN_AT, 4)),
-        ("name list overruns", &|r| set_u16(r, SERVER_NAME_LIST_LEN_AT, 99)),
-        ("name list too short", &|r| set_u16(r, SERVER_NAME_LIST_LEN_AT, 2)),
+        ("extensions overrun", &|r| {
+            set_u16(r, EXTENSIONS_LEN_AT, 500)
+        }),
+        ("bytes after extensions", &|r| {
+            set_u16(r, EXTENSIONS_LEN_AT, 4)
+        }),
+        ("name list overruns", &|r| {
+            set_u16(r, SERVER_NAME_LIST_LEN_AT, 99)
+        }),
+        ("name list too short", &|r| {
+            set_u16(r, SERVER_NAME_LIST_LEN_AT, 2)
+        }),
         ("message shorter than record", &|r| r[8] -= 1),
     ];
     for (name, mutate) in cases {
@@ -137,9 +153,15 @@ fn what_is_not_a_client_hello() {
     assert_eq!(parse_client_hello(b"\x17"), ClientHello::NotTls);
     assert_eq!(parse_client_hello(b"\x16\x02"), ClientHello::NotTls);
     assert_eq!(parse_client_hello(&good[..6]), ClientHello::NeedMore);
-    assert_eq!(parse_client_hello(b"\x16\x03\x01\x00\x40\x02"), ClientHello::NotTls);
+    assert_eq!(
+        parse_client_hello(b"\x16\x03\x01\x00\x40\x02"),
+        ClientHello::NotTls
+    );
     // An SSL 2.0 compatible hello.
-    assert_eq!(parse_client_hello(b"\x80\x2e\x01\x03\x01"), ClientHello::NotTls);
+    assert_eq!(
+        parse_client_hello(b"\x80\x2e\x01\x03\x01"),
+        ClientHello::NotTls
+    );
 }
 
 /// Checks what holds for any input, and that nothing panics.
