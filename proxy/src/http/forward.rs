@@ -103,7 +103,7 @@ impl HttpConn {
             ));
         };
         let authority = authority_of(req).unwrap_or_default();
-        let Some(route) = table.find(&authority, req) else {
+        let Some(route) = table.find(authority, req) else {
             let message = format!(
                 "no route for {authority}{} in route config {name:?}",
                 req.uri().path()
@@ -123,7 +123,7 @@ impl HttpConn {
                 route.response_headers.apply(response.headers_mut());
                 return Err(response);
             }
-            Action::Redirect(redirect) => return Err(redirect_response(redirect, req, &authority)),
+            Action::Redirect(redirect) => return Err(redirect_response(redirect, req, authority)),
         };
         if let Some(fault) = &forward.fault {
             if let Some((delay, percent)) = fault.delay
@@ -333,50 +333,53 @@ impl http_body::Body for InFlight {
 }
 
 /// The request's authority: HTTP/2's `:authority`, else the Host header.
-fn authority_of<B>(req: &Request<B>) -> Option<String> {
-    req.uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
+fn authority_of<B>(req: &Request<B>) -> Option<&str> {
+    req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
 }
 
 /// HTTP/1.1 wants an origin-form target and a Host header; HTTP/2 an absolute URI.
 fn prepare_uri(req: &mut Request<Body>, version: UpstreamVersion) {
-    let authority = authority_of(req);
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", PathAndQuery::as_str)
-        .to_owned();
+    let origin_form = req.uri().scheme().is_none() && req.uri().authority().is_none();
     match version {
         UpstreamVersion::Http1 => {
-            if let Some(authority) = authority.filter(|_| !req.headers().contains_key(header::HOST))
-                && let Ok(value) = HeaderValue::from_str(&authority)
+            *req.version_mut() = http::Version::HTTP_11;
+            if origin_form && req.headers().contains_key(header::HOST) {
+                return; // already what HTTP/1.1 wants: the common case costs nothing
+            }
+            if !req.headers().contains_key(header::HOST)
+                && let Some(value) = authority_of(req).and_then(|a| HeaderValue::from_str(a).ok())
             {
                 req.headers_mut().insert(header::HOST, value);
             }
-            if let Ok(uri) = path.parse() {
-                *req.uri_mut() = uri;
+            if !origin_form {
+                let path = req.uri().path_and_query().cloned();
+                let mut parts = http::uri::Parts::default();
+                parts.path_and_query = path.or_else(|| Some(PathAndQuery::from_static("/")));
+                if let Ok(uri) = Uri::from_parts(parts) {
+                    *req.uri_mut() = uri;
+                }
             }
-            *req.version_mut() = http::Version::HTTP_11;
         }
         UpstreamVersion::Http2 => {
-            let authority = authority.unwrap_or_else(|| "localhost".to_owned());
-            if let Ok(uri) = Uri::builder()
-                .scheme("http")
-                .authority(authority)
-                .path_and_query(path)
-                .build()
-            {
+            *req.version_mut() = http::Version::HTTP_2;
+            if !origin_form {
+                req.headers_mut().remove(header::HOST);
+                return;
+            }
+            let authority = authority_of(req).unwrap_or("localhost").to_owned();
+            let path = req.uri().path_and_query().cloned();
+            let mut parts = http::uri::Parts::default();
+            parts.scheme = Some(http::uri::Scheme::HTTP);
+            parts.authority = authority.parse().ok();
+            parts.path_and_query = path.or_else(|| Some(PathAndQuery::from_static("/")));
+            if let Ok(uri) = Uri::from_parts(parts) {
                 *req.uri_mut() = uri;
             }
             req.headers_mut().remove(header::HOST);
-            *req.version_mut() = http::Version::HTTP_2;
         }
     }
 }

@@ -17,14 +17,20 @@ use super::upstreams::{Body, BoxError};
 
 /// An HTTP/1.1 connection: its sender, and the task driving it (which ends when it closes).
 pub async fn h1(addr: SocketAddr) -> (http1::SendRequest<Body>, JoinHandle<hyper::Result<()>>) {
-    let stream = TcpStream::connect(addr).await.expect("connect to the proxy");
-    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.expect("HTTP/1.1 handshake");
+    let stream = TcpStream::connect(addr)
+        .await
+        .expect("connect to the proxy");
+    let (sender, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("HTTP/1.1 handshake");
     (sender, tokio::spawn(conn))
 }
 
 /// An HTTP/2 connection with prior knowledge.
 pub async fn h2(addr: SocketAddr) -> http2::SendRequest<Body> {
-    let stream = TcpStream::connect(addr).await.expect("connect to the proxy");
+    let stream = TcpStream::connect(addr)
+        .await
+        .expect("connect to the proxy");
     let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
         .await
         .expect("HTTP/2 handshake");

@@ -60,7 +60,9 @@ clusters:
     }
     yaml.push_str("endpoints:\n");
     for (name, addr) in clusters {
-        yaml.push_str(&format!("- {{ cluster: {name}, endpoints: [{{ address: \"{addr}\" }}] }}\n"));
+        yaml.push_str(&format!(
+            "- {{ cluster: {name}, endpoints: [{{ address: \"{addr}\" }}] }}\n"
+        ));
     }
     yaml
 }
@@ -73,8 +75,6 @@ pub struct ProxyProcess {
     child: Child,
     /// The child's process id.
     pub pid: i32,
-    /// The explicit listener from the config.
-    pub listen: SocketAddr,
     /// `--admin-addr`.
     pub admin: SocketAddr,
     /// `--health-addr`.
@@ -138,16 +138,15 @@ impl Drop for ScratchDir {
 // === impl ProxyProcess ===
 
 impl ProxyProcess {
-    /// Starts the proxy on `yaml` (whose explicit listener is `listen`) with `extra` flags and
-    /// waits until it reports ready.
-    pub async fn start(name: &str, listen: SocketAddr, yaml: &str, extra: &[&str]) -> Self {
-        let proxy = Self::spawn(name, listen, yaml, extra);
+    /// Starts the proxy on `yaml` with `extra` flags and waits until it reports ready.
+    pub async fn start(name: &str, yaml: &str, extra: &[&str]) -> Self {
+        let proxy = Self::spawn(name, yaml, extra);
         proxy.wait_ready().await;
         proxy
     }
 
     /// Starts the proxy without waiting for it.
-    pub fn spawn(name: &str, listen: SocketAddr, yaml: &str, extra: &[&str]) -> Self {
+    pub fn spawn(name: &str, yaml: &str, extra: &[&str]) -> Self {
         let dir = ScratchDir::new(name);
         dir.write_config(yaml);
         let (admin, health, metrics) = (free_addr(), free_addr(), free_addr());
@@ -162,7 +161,6 @@ impl ProxyProcess {
         ProxyProcess {
             child,
             pid,
-            listen,
             admin,
             health,
             metrics,
@@ -178,7 +176,14 @@ impl ProxyProcess {
         dir.write_config(yaml);
         let mut command = command(&dir.config_path(), &[]);
         command
-            .args(["--admin-addr", "off", "--health-addr", "off", "--metrics-addr", "off"])
+            .args([
+                "--admin-addr",
+                "off",
+                "--health-addr",
+                "off",
+                "--metrics-addr",
+                "off",
+            ])
             .args(extra);
         let mut child = command.spawn().expect("spawn mesh-proxy");
         let stderr = Stderr::collect(&mut child);
@@ -208,7 +213,8 @@ impl ProxyProcess {
 
     /// Sends `signal` to the proxy.
     pub fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.pid), signal).unwrap_or_else(|e| panic!("cannot send {signal} to the proxy: {e}"));
+        kill(Pid::from_raw(self.pid), signal)
+            .unwrap_or_else(|e| panic!("cannot send {signal} to the proxy: {e}"));
     }
 
     /// Polls `/healthz/ready` until it answers 200.
@@ -269,7 +275,12 @@ impl ProxyProcess {
     }
 
     /// Polls `/metrics` until the sample reaches `at_least`.
-    pub async fn wait_metric_at_least(&self, name: &str, labels: &[(&str, &str)], at_least: f64) -> f64 {
+    pub async fn wait_metric_at_least(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        at_least: f64,
+    ) -> f64 {
         let deadline = Instant::now() + WAIT;
         let mut last = None;
         while Instant::now() < deadline {
@@ -287,8 +298,14 @@ impl ProxyProcess {
 
     /// Waits until the proxy's stderr contains `needle`.
     pub async fn wait_stderr_contains(&self, needle: &str) {
-        if tokio::time::timeout(WAIT, self.stderr.wait_for(needle)).await.is_err() {
-            panic!("stderr did not mention {needle:?} within {WAIT:?}; stderr:\n{}", self.stderr());
+        if tokio::time::timeout(WAIT, self.stderr.wait_for(needle))
+            .await
+            .is_err()
+        {
+            panic!(
+                "stderr did not mention {needle:?} within {WAIT:?}; stderr:\n{}",
+                self.stderr()
+            );
         }
     }
 
@@ -300,18 +317,28 @@ impl ProxyProcess {
                 self.stderr.closed().await;
                 status
             }
-            Err(_) => panic!("mesh-proxy did not exit within {limit:?}; stderr:\n{}", self.stderr()),
+            Err(_) => panic!(
+                "mesh-proxy did not exit within {limit:?}; stderr:\n{}",
+                self.stderr()
+            ),
         }
     }
 
     /// The proxy's current and peak resident memory in KiB (`VmRSS`, `VmHWM`).
     pub fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).expect("read /proc/PID/status");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .expect("read /proc/PID/status");
         let field = |name: &str| {
             status
                 .lines()
                 .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
                 .unwrap_or_else(|| panic!("no {name} in /proc/{}/status", self.pid))
         };
         (field("VmRSS:"), field("VmHWM:"))
@@ -322,7 +349,11 @@ impl Drop for ProxyProcess {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
         if std::thread::panicking() {
-            eprintln!("---- mesh-proxy (pid {}) stderr ----\n{}", self.pid, self.stderr());
+            eprintln!(
+                "---- mesh-proxy (pid {}) stderr ----\n{}",
+                self.pid,
+                self.stderr()
+            );
         }
     }
 }
@@ -380,7 +411,14 @@ fn command(config: &Path, extra: &[&str]) -> Command {
     command
         .arg("--config")
         .arg(config)
-        .args(["--outbound-addr", "off", "--inbound-addr", "off", "--log", "info"])
+        .args([
+            "--outbound-addr",
+            "off",
+            "--inbound-addr",
+            "off",
+            "--log",
+            "info",
+        ])
         .args(extra)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -399,11 +437,16 @@ pub async fn get_text(addr: SocketAddr, path: &str) -> (StatusCode, String) {
     }
 }
 
-async fn try_get(addr: SocketAddr, path: &str) -> Result<(StatusCode, String), Box<dyn std::error::Error>> {
+async fn try_get(
+    addr: SocketAddr,
+    path: &str,
+) -> Result<(StatusCode, String), Box<dyn std::error::Error>> {
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let request = Request::get(path).header("host", "test").body(Empty::<Bytes>::new())?;
+    let request = Request::get(path)
+        .header("host", "test")
+        .body(Empty::<Bytes>::new())?;
     let response = sender.send_request(request).await?;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
@@ -412,19 +455,27 @@ async fn try_get(addr: SocketAddr, path: &str) -> Result<(StatusCode, String), B
 
 /// Finds the sample of `name` whose labels include all of `labels` in Prometheus text.
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|line| !line.starts_with('#')).find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
-        let pairs: Vec<&str> = rest.trim_end_matches('}').split(',').collect();
-        let has_all = labels
-            .iter()
-            .all(|(key, val)| pairs.contains(&format!("{key}=\"{val}\"").as_str()));
-        (metric == name && has_all).then(|| value.parse().ok()).flatten()
-    })
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+            let pairs: Vec<&str> = rest.trim_end_matches('}').split(',').collect();
+            let has_all = labels
+                .iter()
+                .all(|(key, val)| pairs.contains(&format!("{key}=\"{val}\"").as_str()));
+            (metric == name && has_all)
+                .then(|| value.parse().ok())
+                .flatten()
+        })
 }
 
 /// Awaits `future` for at most `limit`, failing with `what` when it takes longer.
-pub async fn within<T>(limit: Duration, what: &str, future: impl std::future::Future<Output = T>) -> T {
+pub async fn within<T>(
+    limit: Duration,
+    what: &str,
+    future: impl std::future::Future<Output = T>,
+) -> T {
     match tokio::time::timeout(limit, future).await {
         Ok(output) => output,
         Err(_) => panic!("{what}: nothing within {limit:?}"),

@@ -57,7 +57,9 @@ where
     F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind upstream");
     let addr = listener.local_addr().expect("upstream addr");
     let accept = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -110,7 +112,10 @@ pub async fn bulk() -> Upstream {
         match *req.method() {
             Method::POST => match count_body(req.into_body()).await {
                 Ok(n) => text(StatusCode::OK, n.to_string()),
-                Err(error) => text(StatusCode::BAD_REQUEST, format!("upload broke off: {error}")),
+                Err(error) => text(
+                    StatusCode::BAD_REQUEST,
+                    format!("upload broke off: {error}"),
+                ),
             },
             _ => {
                 let bytes = req
@@ -173,7 +178,9 @@ where
 
 /// A whole body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// An empty body.
