@@ -59,3 +59,6 @@ pub fn parse(text: &str, path: &Path) -> Result<ProxyConfig, ConfigError> {
         source,
     })
 }
+
+#[cfg(test)]
+mod tests;

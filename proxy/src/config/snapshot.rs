@@ -406,6 +406,7 @@ impl Cluster {
             ));
         }
         let pool = config.connection_pool.unwrap_or_default();
+        warn_unimplemented(config, &pool, &at);
         Cluster {
             name: config.name.clone(),
             balancer: Balancer::new(policy, specs, config.ring_size, previous),
@@ -448,6 +449,18 @@ impl Cluster {
     pub fn metrics(&self, metrics: &Metrics, direction: Direction) -> &ClusterMetrics {
         let slot = &self.metrics[direction as usize];
         slot.get_or_init(|| metrics.cluster(direction, &self.name))
+    }
+}
+
+/// Fields of the model that this proxy does not enforce yet: said loudly, never silently ignored.
+fn warn_unimplemented(config: &pb::Cluster, pool: &pb::ConnectionPool, at: &str) {
+    if config.outlier_detection.is_some() {
+        tracing::warn!("{at}: outlier_detection is not enforced by this proxy yet");
+    }
+    if pool.max_connections > 0 || pool.max_pending_requests > 0 || pool.max_requests > 0 {
+        tracing::warn!(
+            "{at}: connection_pool limits (max_connections, max_pending_requests, max_requests) are not enforced by this proxy yet"
+        );
     }
 }
 

@@ -1,0 +1,96 @@
+use std::path::Path;
+
+use super::{ConfigError, Snapshot, parse};
+use crate::{addr::OrigDstAddr, metrics::Direction};
+
+fn compile(yaml: &str) -> Result<Snapshot, Vec<String>> {
+    Snapshot::compile(parse(yaml, Path::new("t.yaml")).expect("parses"), None)
+}
+
+#[test]
+fn valid_config_indexes_listeners_by_destination() {
+    let snapshot = compile(
+        r#"
+listeners:
+- { name: out, address: "10.96.0.20:80", mode: OUTBOUND, route_config: r }
+- { name: in, address: "0.0.0.0:8080", mode: INBOUND, protocol: HTTP1 }
+- { name: gw, address: "127.0.0.1:0", mode: EXPLICIT, protocol: TCP, tcp: { destinations: [{ cluster: c }] } }
+routes: [ { name: r, virtual_hosts: [] } ]
+clusters: [ { name: c } ]
+endpoints: [ { cluster: c, endpoints: [{ address: "10.244.0.5:80" }, { address: "[fd00::5]:80", health: UNHEALTHY }] } ]
+"#,
+    )
+    .expect("valid");
+    let out = snapshot
+        .outbound_listener(OrigDstAddr("10.96.0.20:80".parse().expect("addr")))
+        .expect("outbound listener by VIP");
+    assert_eq!(out.direction, Direction::Outbound);
+    assert!(
+        snapshot
+            .outbound_listener(OrigDstAddr("10.96.0.20:81".parse().expect("addr")))
+            .is_none()
+    );
+    assert_eq!(
+        snapshot
+            .inbound_listener(8080)
+            .expect("inbound by port")
+            .name,
+        "in"
+    );
+    assert_eq!(snapshot.explicit_listeners().len(), 1);
+    let cluster = snapshot.cluster("c").expect("cluster");
+    assert_eq!(cluster.balancer.endpoints().len(), 2);
+    assert_eq!(snapshot.version, 1);
+}
+
+#[test]
+fn every_invalid_field_is_reported_at_once() {
+    let errors = compile(
+        r#"
+listeners:
+- { name: a, address: "nope", mode: OUTBOUND }
+- { name: b, address: "10.0.0.1:80", route_config: missing }
+- { name: c, address: "10.0.0.1:80", protocol: TCP }
+- { name: d, address: "127.0.0.1:9", mode: EXPLICIT, tcp: { destinations: [{ cluster: ghost }] } }
+clusters: [ { name: x }, { name: x } ]
+endpoints:
+- { cluster: x, endpoints: [{ address: "10.0.0.9" }] }
+- { cluster: orphan, endpoints: [] }
+"#,
+    )
+    .err()
+    .expect("invalid");
+    let expected = [
+        r#"listener "a": "nope" is not an ip:port address"#,
+        r#"listener "b": route config "missing" is not defined"#,
+        r#"listener "c": a TCP or TLS listener needs tcp destinations"#,
+        r#"listener "c": another outbound listener already uses 10.0.0.1:80"#,
+        r#"listener "d": tcp destination cluster "ghost" is not defined"#,
+        r#"cluster "x" is defined twice"#,
+        r#"cluster "x": "10.0.0.9" is not an ip:port address"#,
+        r#"endpoints are given for cluster "orphan", which is not defined"#,
+    ];
+    for message in expected {
+        assert!(
+            errors.iter().any(|e| e == message),
+            "missing {message:?} in {errors:#?}"
+        );
+    }
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+}
+
+#[test]
+fn yaml_errors_name_the_file_and_position() {
+    let error = parse(
+        "listeners: [ { name: a, address: 1 } ]\nclusters: {",
+        Path::new("/etc/mesh/proxy.yaml"),
+    )
+    .err()
+    .expect("invalid yaml");
+    let text = error.to_string();
+    assert!(matches!(error, ConfigError::Parse { .. }));
+    assert!(
+        text.contains("/etc/mesh/proxy.yaml") && text.contains("line"),
+        "{text}"
+    );
+}
