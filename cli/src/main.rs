@@ -14,3 +14,11 @@ fn main() {
     eprintln!("mesh: no subcommands are available yet; see `mesh --help`");
     std::process::exit(2);
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}
