@@ -8,7 +8,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Du
 use clap::Parser;
 use mesh_proxy::{
     admin::{self, AdminPort, SetLogLevel},
-    config::{self, Snapshot},
+    config::{self, FileWatcher, Snapshot},
     detect::DetectConfig,
     metrics::Metrics,
     proxy::{DrainOutcome, Proxy, ProxyListeners, Settings},
@@ -108,7 +108,11 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
         },
         inbound_app_ip: args.inbound_app_ip,
     };
-    let proxy = Proxy::start(snapshot, listeners, settings, Metrics::new()).await?;
+    // Signal handlers exist before the proxy reports ready, so an early SIGTERM drains and an
+    // early SIGHUP reloads instead of ending the process.
+    let termination = Termination::install()?;
+    let watcher = args.config.clone().map(FileWatcher::new);
+    let proxy = Arc::new(Proxy::start(snapshot, listeners, settings, Metrics::new()).await?);
     let state = proxy.state().clone();
     for (listener, port) in [
         (admin, AdminPort::Admin(Some(set_log_level))),
@@ -119,16 +123,13 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
             tokio::spawn(admin::serve(listener, port, state.clone()));
         }
     }
-    if let Some(path) = args.config.clone() {
-        tokio::spawn(config::watch_file(
-            state.config.clone(),
-            path,
-            state.drain.clone(),
-        ));
+    if let Some(watcher) = watcher {
+        let proxy = proxy.clone();
+        tokio::spawn(async move { proxy.follow_file(watcher).await });
     }
     tracing::info!("mesh-proxy ready");
 
-    wait_for_termination().await?;
+    termination.wait().await;
     match proxy.drain(args.drain_timeout).await {
         DrainOutcome::Complete => tracing::info!("drained; exiting"),
         DrainOutcome::DeadlineReached(open) => {
@@ -157,15 +158,27 @@ async fn bind(what: &str, addr: &str) -> anyhow::Result<Option<TcpListener>> {
     Ok(Some(listener))
 }
 
-async fn wait_for_termination() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+/// SIGTERM and SIGINT, listened for from the moment it is installed.
+struct Termination {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Termination {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Termination {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+        }
+    }
 }
 
 fn init_logging(filter: &str) -> SetLogLevel {

@@ -92,7 +92,7 @@ pub struct ClusterMetrics {
     pub tcp_opened: IntCounter,
     /// TCP connections to this cluster that have closed.
     pub tcp_closed: IntCounter,
-    /// Bytes the client sent towards the cluster over opaque TCP.
+    /// Bytes the client sent towards the cluster over opaque TCP (counted as they flow).
     pub tcp_bytes_to_upstream: IntCounter,
     /// Bytes the cluster sent back to the client over opaque TCP.
     pub tcp_bytes_to_downstream: IntCounter,

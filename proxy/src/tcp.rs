@@ -1,9 +1,15 @@
 //! Opaque TCP forwarding: bytes copied both ways, each direction closed on its own so
 //! half-closed connections (a client that shuts down writing and waits for the answer) work.
 
-use std::sync::Arc;
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use prometheus::IntCounter;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{
     config::Cluster,
@@ -15,12 +21,9 @@ use crate::{
 const BUFFER_SIZE: usize = 16 * 1024;
 
 /// Connects to an endpoint of `cluster` and copies bytes until both directions have closed.
-pub async fn forward<I>(
-    mut client: I,
-    cluster: Arc<Cluster>,
-    direction: Direction,
-    metrics: &Metrics,
-) where
+/// Byte counters move as data flows, so long-lived connections show up before they end.
+pub async fn forward<I>(client: I, cluster: Arc<Cluster>, direction: Direction, metrics: &Metrics)
+where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let cluster_metrics = cluster.metrics(metrics, direction);
@@ -29,7 +32,7 @@ pub async fn forward<I>(
         tracing::info!(cluster = %cluster.name, "no endpoint for TCP connection; closing it");
         return;
     };
-    let mut upstream = match connect_tcp(pick.addr(), cluster.connect_timeout).await {
+    let upstream = match connect_tcp(pick.addr(), cluster.connect_timeout).await {
         Ok(stream) => stream,
         Err(error) => {
             cluster_metrics.failure(error.failure());
@@ -39,6 +42,14 @@ pub async fn forward<I>(
     };
     pick.observe_response();
     cluster_metrics.tcp_opened.inc();
+    let mut client = Counted {
+        io: client,
+        read: cluster_metrics.tcp_bytes_to_upstream.clone(),
+    };
+    let mut upstream = Counted {
+        io: upstream,
+        read: cluster_metrics.tcp_bytes_to_downstream.clone(),
+    };
     let result = tokio::io::copy_bidirectional_with_sizes(
         &mut client,
         &mut upstream,
@@ -47,15 +58,44 @@ pub async fn forward<I>(
     )
     .await;
     cluster_metrics.tcp_closed.inc();
-    match result {
-        Ok((to_upstream, to_downstream)) => {
-            cluster_metrics.tcp_bytes_to_upstream.inc_by(to_upstream);
-            cluster_metrics
-                .tcp_bytes_to_downstream
-                .inc_by(to_downstream);
-        }
-        Err(error) => {
-            tracing::debug!(cluster = %cluster.name, %error, "TCP connection ended with an error")
-        }
+    if let Err(error) = result {
+        tracing::debug!(cluster = %cluster.name, %error, "TCP connection ended with an error");
+    }
+}
+
+/// Counts the bytes read from an I/O; writes pass through.
+struct Counted<I> {
+    io: I,
+    read: IntCounter,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Counted<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        self.read.inc_by((buf.filled().len() - before) as u64);
+        polled
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Counted<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

@@ -251,10 +251,22 @@ async fn reload_follows_sighup_and_file_changes_and_keeps_the_last_good_config()
     );
     let first = proxy.config_version().await;
 
-    // SIGHUP applies the new file.
+    // SIGHUP reloads even an unchanged file (which the file poll would never reload).
+    let ok = [("result", "ok")];
+    let loads = proxy
+        .metric("mesh_config_reloads_total", &ok)
+        .await
+        .unwrap_or(0.0);
+    proxy.signal(Signal::SIGHUP);
+    let reloaded = proxy.wait_config_version_above(first).await;
+    proxy
+        .wait_metric_at_least("mesh_config_reloads_total", &ok, loads + 1.0)
+        .await;
+
+    // SIGHUP applies a new file.
     proxy.dir().write_config(&config(listen, "b", &clusters));
     proxy.signal(Signal::SIGHUP);
-    proxy.wait_config_version_above(first).await;
+    proxy.wait_config_version_above(reloaded).await;
     for _ in 0..3 {
         assert_eq!(
             get_text(listen, "/").await,
@@ -446,6 +458,7 @@ async fn malformed_requests_get_400_or_a_close_without_disturbing_other_connecti
     let bad_header = read_answer(
         listen,
         b"GET / HTTP/1.1\r\nHost: x\r\nBad header line\r\n\r\n",
+        "the proxy answering a malformed header and closing",
     )
     .await;
     let bad_header = bad_header
@@ -456,7 +469,13 @@ async fn malformed_requests_get_400_or_a_close_without_disturbing_other_connecti
     );
 
     let garbage: Vec<u8> = (0..4096u32).map(|i| (255 - i % 256) as u8).collect();
-    match read_answer(listen, &garbage).await {
+    match read_answer(
+        listen,
+        &garbage,
+        "the proxy closing a connection of garbage",
+    )
+    .await
+    {
         Ok(answer) => assert!(
             answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
             "binary garbage was answered with {answer:?}"
@@ -496,7 +515,9 @@ async fn malformed_requests_get_400_or_a_close_without_disturbing_other_connecti
 
 /// Asserts that a new connection to `addr` is refused, or closed without an HTTP answer.
 async fn assert_not_served(addr: std::net::SocketAddr) {
-    match read_answer(addr, b"GET / HTTP/1.1\r\nHost: web\r\n\r\n").await {
+    let request = b"GET / HTTP/1.1\r\nHost: web\r\n\r\n";
+    let what = "a new connection while draining was accepted and kept open";
+    match read_answer(addr, request, what).await {
         Err(error)
             if matches!(
                 error.kind(),
@@ -510,16 +531,16 @@ async fn assert_not_served(addr: std::net::SocketAddr) {
     }
 }
 
-/// Connects to `addr`, sends `bytes`, and reads what comes back until the proxy closes.
-async fn read_answer(addr: std::net::SocketAddr, bytes: &[u8]) -> std::io::Result<String> {
+/// Connects to `addr`, sends `bytes`, and reads what comes back until the proxy closes;
+/// `what` says what it means when the proxy does not close within [`WAIT`].
+async fn read_answer(
+    addr: std::net::SocketAddr,
+    bytes: &[u8],
+    what: &str,
+) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(addr).await?;
     stream.write_all(bytes).await?;
     let mut answer = Vec::new();
-    within(
-        WAIT,
-        "the proxy answering or closing",
-        stream.read_to_end(&mut answer),
-    )
-    .await?;
+    within(WAIT, what, stream.read_to_end(&mut answer)).await?;
     Ok(String::from_utf8_lossy(&answer).into_owned())
 }

@@ -389,3 +389,82 @@ async fn one_port_detects_http1_http2_and_opaque_tcp() {
         "the detection bytes are replayed, none lost"
     );
 }
+
+/// A real TLS ClientHello for `server_name`, as rustls sends it.
+fn client_hello(server_name: &str) -> Vec<u8> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let name =
+        rustls::pki_types::ServerName::try_from(server_name.to_owned()).expect("server name");
+    let mut conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("client");
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).expect("hello");
+    hello
+}
+
+/// Reads until the client half-closes, then answers `"<name> got <n> bytes"`.
+async fn named_count_server(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut received = Vec::new();
+                stream
+                    .read_to_end(&mut received)
+                    .await
+                    .expect("read to EOF");
+                let answer = format!("{name} got {} bytes", received.len());
+                stream.write_all(answer.as_bytes()).await.expect("answer");
+            });
+        }
+    });
+    addr
+}
+
+const TLS_PASSTHROUGH: &str = r#"
+listeners:
+- name: test
+  address: "127.0.0.1:0"
+  mode: EXPLICIT
+  protocol: TLS
+  tcp:
+    destinations: [{ cluster: default }]
+    sni_routes: [ { sni: ["api.example.com", "*.internal.example.com"], destinations: [{ cluster: api }] } ]
+clusters: [ { name: api }, { name: default } ]
+endpoints:
+- { cluster: api, endpoints: [{ address: "{API}" }] }
+- { cluster: default, endpoints: [{ address: "{DEFAULT}" }] }
+"#;
+
+#[tokio::test]
+async fn tls_is_passed_through_unopened_and_routed_by_sni() {
+    let api = named_count_server("api").await;
+    let default = named_count_server("default").await;
+    let proxy = start_proxy(TLS_PASSTHROUGH, &[("API", api), ("DEFAULT", default)]).await;
+    for (server_name, expected) in [
+        ("api.example.com", "api"),
+        ("db.internal.example.com", "api"),
+        ("www.example.com", "default"),
+    ] {
+        let hello = client_hello(server_name);
+        let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+        stream.write_all(&hello).await.expect("write hello");
+        stream.shutdown().await.expect("half-close");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        assert_eq!(
+            answer,
+            format!("{expected} got {} bytes", hello.len()),
+            "SNI {server_name}"
+        );
+    }
+}

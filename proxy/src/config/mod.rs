@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use mesh_proto::config::v1::ProxyConfig;
 
-pub use reload::{ConfigStore, watch_file};
+pub use reload::{ConfigStore, FileWatcher};
 pub use snapshot::{AppProtocol, Cluster, ListenerConfig, Snapshot, TcpRouting};
 
 /// Why a configuration could not be loaded.

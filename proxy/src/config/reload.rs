@@ -1,41 +1,49 @@
-//! The current configuration and how it changes: atomic swaps of whole snapshots, driven by
-//! SIGHUP or a change of the file's content.
+//! The current configuration and how it changes: whole snapshots swapped atomically, and a
+//! watcher that reports a config file's new content on SIGHUP or when the content changes.
 //!
 //! Requests load the snapshot once and keep it until they finish, so a swap never shows a
 //! request half of one config and half of another, and in-flight requests end on the old one.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use arc_swap::ArcSwap;
 use mesh_proto::config::v1::ProxyConfig;
-use tokio::{signal::unix::SignalKind, sync::watch};
-use tokio_util::sync::CancellationToken;
+use tokio::signal::unix::{Signal, SignalKind};
 
 use super::{ConfigError, Snapshot, read_file};
 use crate::metrics::Metrics;
 
-/// How often the config file's content is compared with what was last applied.
+/// How often the config file's content is compared with what was last read.
 const FILE_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Holds the current snapshot and announces each new version.
+/// Holds the snapshot in force.
 pub struct ConfigStore {
     current: ArcSwap<Snapshot>,
-    version_tx: watch::Sender<u64>,
     metrics: Arc<Metrics>,
+}
+
+/// Reports a config file's content each time SIGHUP arrives or the content changes.
+pub struct FileWatcher {
+    path: PathBuf,
+    hangup: Option<Signal>,
+    last: Option<Vec<u8>>,
+    poll: tokio::time::Interval,
 }
 
 // === impl ConfigStore ===
 
 impl ConfigStore {
     /// Starts from an already compiled snapshot.
-    pub fn new(initial: Snapshot, metrics: Arc<Metrics>) -> Arc<Self> {
-        let (version_tx, _) = watch::channel(initial.version);
+    pub fn new(initial: Snapshot, metrics: Arc<Metrics>) -> Self {
         metrics.config_reload(true);
-        Arc::new(Self {
+        Self {
             current: ArcSwap::from_pointee(initial),
-            version_tx,
             metrics,
-        })
+        }
     }
 
     /// The snapshot in force now.
@@ -43,68 +51,66 @@ impl ConfigStore {
         self.current.load_full()
     }
 
-    /// Validates `config` and, only if all of it is valid, swaps it in.
-    pub fn apply(&self, config: ProxyConfig, origin: &str) -> Result<Arc<Snapshot>, ConfigError> {
-        let previous = self.current.load();
-        match Snapshot::compile(config, Some(&previous)) {
-            Ok(snapshot) => {
-                let snapshot = Arc::new(snapshot);
-                self.current.store(snapshot.clone());
-                self.metrics.config_reload(true);
-                self.version_tx.send_replace(snapshot.version);
-                tracing::info!(version = snapshot.version, %origin, "applied config");
-                Ok(snapshot)
-            }
-            Err(errors) => {
-                self.metrics.config_reload(false);
-                Err(ConfigError::Invalid {
-                    origin: origin.to_owned(),
-                    errors,
-                })
-            }
-        }
+    /// Validates `config` against the snapshot in force (whose endpoint state carries over).
+    pub fn compile(&self, config: ProxyConfig) -> Result<Snapshot, Vec<String>> {
+        Snapshot::compile(config, Some(&self.current.load()))
     }
 
-    /// A receiver that sees every new version.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.version_tx.subscribe()
+    /// Swaps `snapshot` in.
+    pub fn commit(&self, snapshot: Snapshot, origin: &str) -> Arc<Snapshot> {
+        let snapshot = Arc::new(snapshot);
+        self.current.store(snapshot.clone());
+        self.metrics.config_reload(true);
+        tracing::info!(version = snapshot.version, %origin, "applied config");
+        snapshot
     }
 }
 
-/// Reloads `path` on SIGHUP and whenever its content changes, until `shutdown`.
-/// A bad file is reported and the last good config stays in force.
-pub async fn watch_file(store: Arc<ConfigStore>, path: PathBuf, shutdown: CancellationToken) {
-    let mut hangup = match tokio::signal::unix::signal(SignalKind::hangup()) {
-        Ok(signal) => Some(signal),
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGHUP; relying on file changes only");
-            None
-        }
-    };
-    let mut last = std::fs::read(&path).ok();
-    let mut poll = tokio::time::interval(FILE_POLL_INTERVAL);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let forced = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = async { match hangup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => true,
-            _ = poll.tick() => false,
-        };
-        let content = tokio::fs::read(&path).await.ok();
-        if !forced && content == last {
-            continue;
-        }
-        last = content;
-        let origin = path.display().to_string();
-        let result = match read_file(&path) {
-            Ok(config) => store.apply(config, &origin).map(drop),
+// === impl FileWatcher ===
+
+impl FileWatcher {
+    /// Watches `path`; the SIGHUP handler is installed now, so a SIGHUP that arrives from this
+    /// point on reloads rather than ends the process.
+    pub fn new(path: PathBuf) -> Self {
+        let hangup = match tokio::signal::unix::signal(SignalKind::hangup()) {
+            Ok(signal) => Some(signal),
             Err(error) => {
-                store.metrics.config_reload(false);
-                Err(error)
+                tracing::warn!(%error, "cannot listen for SIGHUP; relying on file changes only");
+                None
             }
         };
-        if let Err(error) = result {
-            tracing::error!("{error}; keeping the config in force");
+        let mut poll = tokio::time::interval(FILE_POLL_INTERVAL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            last: std::fs::read(&path).ok(),
+            path,
+            hangup,
+            poll,
+        }
+    }
+
+    /// The watched file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits for SIGHUP or a change of the file's content, then reads and parses it.
+    pub async fn next(&mut self) -> Result<ProxyConfig, ConfigError> {
+        loop {
+            let forced = tokio::select! {
+                _ = async {
+                    match self.hangup.as_mut() {
+                        Some(signal) => { signal.recv().await; }
+                        None => std::future::pending().await,
+                    }
+                } => true,
+                _ = self.poll.tick() => false,
+            };
+            let content = tokio::fs::read(&self.path).await.ok();
+            if forced || content != self.last {
+                self.last = content;
+                return read_file(&self.path);
+            }
         }
     }
 }

@@ -45,7 +45,7 @@ endpoints: [ { cluster: c, endpoints: [{ address: "10.244.0.5:80" }, { address: 
 
 #[test]
 fn every_invalid_field_is_reported_at_once() {
-    let errors = compile(
+    let Err(errors) = compile(
         r#"
 listeners:
 - { name: a, address: "nope", mode: OUTBOUND }
@@ -57,9 +57,9 @@ endpoints:
 - { cluster: x, endpoints: [{ address: "10.0.0.9" }] }
 - { cluster: orphan, endpoints: [] }
 "#,
-    )
-    .err()
-    .expect("invalid");
+    ) else {
+        panic!("the config is invalid");
+    };
     let expected = [
         r#"listener "a": "nope" is not an ip:port address"#,
         r#"listener "b": route config "missing" is not defined"#,
@@ -81,12 +81,12 @@ endpoints:
 
 #[test]
 fn yaml_errors_name_the_file_and_position() {
-    let error = parse(
+    let Err(error) = parse(
         "listeners: [ { name: a, address: 1 } ]\nclusters: {",
         Path::new("/etc/mesh/proxy.yaml"),
-    )
-    .err()
-    .expect("invalid yaml");
+    ) else {
+        panic!("the yaml is invalid");
+    };
     let text = error.to_string();
     assert!(matches!(error, ConfigError::Parse { .. }));
     assert!(

@@ -15,6 +15,11 @@ pub use forward::{HttpConn, HttpTarget};
 pub use pool::{ConnectSettings, Pools, UpstreamVersion, connect_tcp};
 pub use server::serve_connection;
 
+/// HTTP/2 flow-control window per stream: bounds what one stream can make the proxy buffer.
+const H2_STREAM_WINDOW: u32 = 256 * 1024;
+/// HTTP/2 flow-control window per connection.
+const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
+
 /// Any error a body can end with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

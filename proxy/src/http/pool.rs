@@ -216,6 +216,9 @@ impl EndpointPool {
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(Duration::from_secs(30))
+            .initial_stream_window_size(super::H2_STREAM_WINDOW)
+            .initial_connection_window_size(super::H2_CONNECTION_WINDOW)
+            .max_send_buf_size(super::H2_STREAM_WINDOW as usize)
             .handshake(io)
             .await
             .map_err(|source| UpstreamError::Reset { addr, source })?;

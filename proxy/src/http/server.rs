@@ -14,6 +14,8 @@ use super::{HttpConn, UpstreamVersion};
 
 /// A client has this long to send a request's headers (slow-loris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// HTTP/1 read buffer cap, and so the largest request head (larger gets 431, as Envoy's 60 KiB).
+const MAX_HTTP1_BUFFER: usize = 64 * 1024;
 
 /// Drives a hyper connection; on drain, asks it to finish gracefully and waits for that.
 /// (A macro: hyper's connection types share `graceful_shutdown` but no trait for it.)
@@ -47,6 +49,7 @@ where
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(MAX_HTTP1_BUFFER)
                 .serve_connection(io, service)
                 .with_upgrades();
             until_drained!(connection, drain)
@@ -54,6 +57,9 @@ where
         UpstreamVersion::Http2 => {
             let connection = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
+                .initial_stream_window_size(super::H2_STREAM_WINDOW)
+                .initial_connection_window_size(super::H2_CONNECTION_WINDOW)
+                .max_send_buf_size(super::H2_STREAM_WINDOW as usize)
                 .serve_connection(io, service);
             until_drained!(connection, drain)
         }

@@ -174,17 +174,12 @@ impl ProxyProcess {
     pub async fn run_to_exit(name: &str, yaml: &str, extra: &[&str]) -> Failed {
         let dir = ScratchDir::new(name);
         dir.write_config(yaml);
-        let mut command = command(&dir.config_path(), &[]);
-        command
-            .args([
-                "--admin-addr",
-                "off",
-                "--health-addr",
-                "off",
-                "--metrics-addr",
-                "off",
-            ])
-            .args(extra);
+        let mut command = command(&dir.config_path(), extra);
+        for flag in ["--admin-addr", "--health-addr", "--metrics-addr"] {
+            if !extra.contains(&flag) {
+                command.args([flag, "off"]);
+            }
+        }
         let mut child = command.spawn().expect("spawn mesh-proxy");
         let stderr = Stderr::collect(&mut child);
         let status = match tokio::time::timeout(WAIT, child.wait()).await {
@@ -298,15 +293,13 @@ impl ProxyProcess {
 
     /// Waits until the proxy's stderr contains `needle`.
     pub async fn wait_stderr_contains(&self, needle: &str) {
-        if tokio::time::timeout(WAIT, self.stderr.wait_for(needle))
-            .await
-            .is_err()
-        {
-            panic!(
-                "stderr did not mention {needle:?} within {WAIT:?}; stderr:\n{}",
-                self.stderr()
-            );
-        }
+        // `wait_for` also returns when the proxy closes its stderr (it exited): check again.
+        let _ = tokio::time::timeout(WAIT, self.stderr.wait_for(needle)).await;
+        let stderr = self.stderr();
+        assert!(
+            stderr.contains(needle),
+            "stderr did not mention {needle:?} within {WAIT:?}; stderr:\n{stderr}"
+        );
     }
 
     /// Waits up to `limit` for the proxy to exit.

@@ -1,0 +1,225 @@
+//! The running proxy: shared state, the capture and explicit listeners, config changes applied
+//! all-or-nothing, and draining on shutdown.
+//!
+//! A connection's life (`connection`): accepted → original destination read (captured
+//! listeners) → listener config found → protocol taken from config or detected → served as HTTP
+//! (`http`) or forwarded as opaque TCP (`tcp`).
+
+mod connection;
+mod explicit;
+
+use std::{
+    collections::HashSet,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use mesh_proto::config::v1::ProxyConfig;
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use self::{
+    connection::{Kind, accept_loop},
+    explicit::ExplicitListeners,
+};
+use crate::{
+    config::{ConfigError, ConfigStore, FileWatcher, Snapshot},
+    detect::DetectConfig,
+    http::Pools,
+    metrics::Metrics,
+};
+
+/// Settings that come from the command line rather than the config file.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Limits on protocol detection.
+    pub detect: DetectConfig,
+    /// Where inbound traffic is delivered: this IP and the original destination port.
+    pub inbound_app_ip: IpAddr,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            detect: DetectConfig::default(),
+            inbound_app_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
+
+/// The capture sockets the proxy serves; tests pass listeners bound to port 0 or none.
+#[derive(Default)]
+pub struct ProxyListeners {
+    /// Captured outbound traffic (15001).
+    pub outbound: Option<TcpListener>,
+    /// Captured inbound traffic (15006).
+    pub inbound: Option<TcpListener>,
+}
+
+/// State shared by every connection.
+pub struct ProxyState {
+    /// The config in force.
+    pub config: ConfigStore,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Upstream connection pools.
+    pub pools: Pools,
+    /// Command-line settings.
+    pub settings: Settings,
+    /// Fires when the proxy starts draining.
+    pub drain: CancellationToken,
+    /// Every connection task, so draining can wait for them.
+    pub tasks: TaskTracker,
+    ready: AtomicBool,
+}
+
+/// A started proxy.
+pub struct Proxy {
+    state: Arc<ProxyState>,
+    explicit: ExplicitListeners,
+    /// Config changes are applied one at a time.
+    applying: tokio::sync::Mutex<()>,
+}
+
+/// How a drain ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DrainOutcome {
+    /// Every connection finished.
+    Complete,
+    /// The deadline passed with this many connections still open.
+    DeadlineReached(usize),
+}
+
+// === impl Proxy ===
+
+impl Proxy {
+    /// Starts serving `listeners` and the config's explicit listeners; fails, naming the
+    /// listener, when one cannot be bound.
+    pub async fn start(
+        snapshot: Snapshot,
+        listeners: ProxyListeners,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Proxy> {
+        let bound = ExplicitListeners::bind_new(&snapshot, &[])
+            .await
+            .map_err(|errors| anyhow::anyhow!(errors.join("; ")))?;
+        let state = Arc::new(ProxyState {
+            config: ConfigStore::new(snapshot, metrics.clone()),
+            metrics,
+            pools: Pools::default(),
+            settings,
+            drain: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            ready: AtomicBool::new(false),
+        });
+        let proxy = Proxy {
+            explicit: ExplicitListeners::default(),
+            state: state.clone(),
+            applying: tokio::sync::Mutex::new(()),
+        };
+        for (listener, kind) in [
+            (listeners.outbound, Kind::Outbound),
+            (listeners.inbound, Kind::Inbound),
+        ] {
+            if let Some(listener) = listener {
+                tokio::spawn(accept_loop(
+                    state.clone(),
+                    listener,
+                    kind,
+                    state.drain.clone(),
+                ));
+            }
+        }
+        proxy.explicit.start(&state, bound);
+        state.ready.store(true, Ordering::Release);
+        Ok(proxy)
+    }
+
+    /// Shared state (config store, metrics).
+    pub fn state(&self) -> &Arc<ProxyState> {
+        &self.state
+    }
+
+    /// Where the explicit listener configured at `addr` is bound (they differ for port 0).
+    pub fn explicit_bound_addr(&self, addr: SocketAddr) -> Option<SocketAddr> {
+        self.explicit.bound_addr(addr)
+    }
+
+    /// Validates `config`, binds any new explicit listener, and only if all of that succeeds
+    /// swaps the config in; otherwise the config in force stays untouched.
+    pub async fn apply(
+        &self,
+        config: ProxyConfig,
+        origin: &str,
+    ) -> Result<Arc<Snapshot>, ConfigError> {
+        let _one_at_a_time = self.applying.lock().await;
+        let invalid = |errors| {
+            self.state.metrics.config_reload(false);
+            ConfigError::Invalid {
+                origin: origin.to_owned(),
+                errors,
+            }
+        };
+        let snapshot = self.state.config.compile(config).map_err(invalid)?;
+        let bound = ExplicitListeners::bind_new(&snapshot, &self.explicit.running())
+            .await
+            .map_err(invalid)?;
+        let snapshot = self.state.config.commit(snapshot, origin);
+        self.explicit.start(&self.state, bound);
+        self.explicit.stop_removed(&snapshot);
+        let keep: HashSet<SocketAddr> = snapshot.endpoint_addrs().collect();
+        let app_ip = self.state.settings.inbound_app_ip;
+        self.state
+            .pools
+            .retain(|addr| keep.contains(&addr) || addr.ip() == app_ip);
+        Ok(snapshot)
+    }
+
+    /// Applies every change `watcher` reports until the proxy drains. A bad file is reported
+    /// and the last good config stays in force.
+    pub async fn follow_file(&self, mut watcher: FileWatcher) {
+        loop {
+            let update = tokio::select! {
+                _ = self.state.drain.cancelled() => return,
+                update = watcher.next() => update,
+            };
+            let origin = watcher.path().display().to_string();
+            let result = match update {
+                Ok(config) => self.apply(config, &origin).await.map(drop),
+                Err(error) => {
+                    self.state.metrics.config_reload(false);
+                    Err(error)
+                }
+            };
+            if let Err(error) = result {
+                tracing::error!("{error}; keeping the config in force");
+            }
+        }
+    }
+
+    /// Stops accepting, lets in-flight work finish up to `deadline`, and reports how it ended.
+    pub async fn drain(&self, deadline: Duration) -> DrainOutcome {
+        self.state.ready.store(false, Ordering::Release);
+        self.state.drain.cancel();
+        self.state.tasks.close();
+        tracing::info!(open = self.state.tasks.len(), ?deadline, "draining");
+        match tokio::time::timeout(deadline, self.state.tasks.wait()).await {
+            Ok(()) => DrainOutcome::Complete,
+            Err(_) => DrainOutcome::DeadlineReached(self.state.tasks.len()),
+        }
+    }
+}
+
+// === impl ProxyState ===
+
+impl ProxyState {
+    /// Whether the proxy is serving and not draining.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
