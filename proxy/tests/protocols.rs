@@ -279,29 +279,6 @@ async fn websocket_upgrade_tunnels_messages_both_ways() {
     ws.close(None).await.expect("close");
 }
 
-/// A TCP server that reads until the client half-closes, then answers with the byte count.
-async fn count_then_answer_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut received = Vec::new();
-                stream
-                    .read_to_end(&mut received)
-                    .await
-                    .expect("read to EOF");
-                let answer = format!("got {} bytes", received.len());
-                stream.write_all(answer.as_bytes()).await.expect("answer");
-            });
-        }
-    });
-    addr
-}
-
 const TCP_AND_HTTP: &str = r#"
 listeners:
 - name: test
@@ -321,7 +298,7 @@ endpoints:
 
 #[tokio::test]
 async fn tcp_half_close_still_delivers_the_answer() {
-    let tcp = count_then_answer_server().await;
+    let tcp = named_count_server("tcp").await;
     let http = echo_upstream("http").await;
     let proxy = start_proxy(TCP_AND_HTTP, &[("TCP", tcp), ("HTTP", http.addr)]).await;
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
@@ -333,7 +310,7 @@ async fn tcp_half_close_still_delivers_the_answer() {
         .read_to_string(&mut answer)
         .await
         .expect("read answer after half-close");
-    assert_eq!(answer, "got 100000 bytes");
+    assert_eq!(answer, "tcp got 100000 bytes");
     let metrics = proxy.proxy.state().metrics.render();
     assert!(
         metrics.contains(
@@ -350,7 +327,7 @@ async fn tcp_half_close_still_delivers_the_answer() {
 
 #[tokio::test]
 async fn one_port_detects_http1_http2_and_opaque_tcp() {
-    let tcp = count_then_answer_server().await;
+    let tcp = named_count_server("tcp").await;
     let http = echo_upstream("http").await;
     let proxy = start_proxy(TCP_AND_HTTP, &[("TCP", tcp), ("HTTP", http.addr)]).await;
 
@@ -385,7 +362,7 @@ async fn one_port_detects_http1_http2_and_opaque_tcp() {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.expect("read");
     assert_eq!(
-        answer, "got 17 bytes",
+        answer, "tcp got 17 bytes",
         "the detection bytes are replayed, none lost"
     );
 }

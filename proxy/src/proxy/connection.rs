@@ -66,18 +66,45 @@ async fn handle_connection(
         Kind::Inbound => Direction::Inbound,
         Kind::Explicit(_) => Direction::Explicit,
     };
-    let active = state.metrics.downstream_active(direction);
-    active.inc();
+    let _active = ActiveGuard::new(state.metrics.downstream_active(direction));
     let snapshot = state.config.load();
     match kind {
-        Kind::Outbound => outbound(&state, &snapshot, stream, client).await,
-        Kind::Inbound => inbound(&state, &snapshot, stream, client).await,
+        Kind::Outbound | Kind::Inbound => {
+            let Some(dst) = redirected_dst(&stream, client, direction) else {
+                return;
+            };
+            if direction == Direction::Outbound {
+                outbound(&state, &snapshot, stream, client, dst).await;
+            } else {
+                inbound(&state, &snapshot, stream, client, dst).await;
+            }
+        }
         Kind::Explicit(addr) => match snapshot.explicit_listener(addr) {
             Some(listener) => serve_listener(&state, listener.clone(), stream, client, None).await,
             None => tracing::debug!(%addr, "explicit listener no longer configured"),
         },
     }
-    active.dec();
+}
+
+/// The original destination of a captured connection, or `None` (logged) when it cannot be
+/// served: not redirected by iptables, or addressed to the capture port itself (a loop).
+fn redirected_dst(
+    stream: &TcpStream,
+    client: ClientAddr,
+    direction: Direction,
+) -> Option<OrigDstAddr> {
+    let dst = match orig_dst(stream) {
+        Ok(dst) => dst,
+        Err(error) => {
+            tracing::info!(%client, %error, "{} connection was not redirected by iptables; closing it", direction.as_str());
+            return None;
+        }
+    };
+    if stream.local_addr().is_ok_and(|local| local == dst.0) {
+        tracing::warn!(%client, %dst, "connection addressed to the capture port itself; closing it to avoid a loop");
+        return None;
+    }
+    Some(dst)
 }
 
 async fn outbound(
@@ -85,18 +112,8 @@ async fn outbound(
     snapshot: &Snapshot,
     stream: TcpStream,
     client: ClientAddr,
+    dst: OrigDstAddr,
 ) {
-    let dst = match orig_dst(&stream) {
-        Ok(dst) => dst,
-        Err(error) => {
-            tracing::info!(%client, %error, "outbound connection was not redirected by iptables; closing it");
-            return;
-        }
-    };
-    if stream.local_addr().is_ok_and(|local| local == dst.0) {
-        tracing::warn!(%client, %dst, "connection addressed to the capture port itself; closing it to avoid a loop");
-        return;
-    }
     match snapshot.outbound_listener(dst) {
         Some(listener) => serve_listener(state, listener.clone(), stream, client, None).await,
         None => {
@@ -111,14 +128,8 @@ async fn inbound(
     snapshot: &Snapshot,
     stream: TcpStream,
     client: ClientAddr,
+    dst: OrigDstAddr,
 ) {
-    let dst = match orig_dst(&stream) {
-        Ok(dst) => dst,
-        Err(error) => {
-            tracing::info!(%client, %error, "inbound connection was not redirected by iptables; closing it");
-            return;
-        }
-    };
     match snapshot.inbound_listener(dst.0.port()) {
         Some(listener) => serve_listener(state, listener.clone(), stream, client, Some(dst)).await,
         None => {
@@ -244,5 +255,21 @@ async fn serve_protocol(
             Some(cluster) => tcp::forward(io, cluster, direction, &state.metrics).await,
             None => tracing::info!(%client, "no TCP route for this connection; closing it"),
         },
+    }
+}
+
+/// Counts a connection as open for as long as it lives, even if its task panics.
+struct ActiveGuard(prometheus::IntGauge);
+
+impl ActiveGuard {
+    fn new(gauge: prometheus::IntGauge) -> Self {
+        gauge.inc();
+        ActiveGuard(gauge)
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
