@@ -66,6 +66,11 @@ impl Target {
         })
     }
 
+    /// The URL requested.
+    pub fn url(&self) -> String {
+        self.uri.to_string()
+    }
+
     /// The request to send, in the form the protocol wants.
     fn request(&self) -> Result<Request<Empty<Bytes>>> {
         let request = if self.http2 {
@@ -152,6 +157,7 @@ mod tests {
     fn parses_urls() {
         let t = Target::parse("http://127.0.0.1:18081/a?b=c", false).unwrap();
         assert_eq!(t.addr, "127.0.0.1:18081");
+        assert_eq!(t.url(), "http://127.0.0.1:18081/a?b=c");
         let r = t.request().unwrap();
         assert_eq!(r.uri(), "/a?b=c");
         assert_eq!(r.headers()[HOST], "127.0.0.1:18081");

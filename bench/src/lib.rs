@@ -8,4 +8,5 @@ pub mod loadgen;
 pub mod report;
 pub mod schedule;
 pub mod stats;
+pub mod timer;
 pub mod upstream;

@@ -130,12 +130,9 @@ async fn run_open(lanes: Vec<Lane>, rate: u64, window: Window) -> Result<Vec<Tal
         dues.push(due_tx);
         tasks.spawn(lane.run_open(due_rx, window));
     }
-    // The pacer drops the senders when the schedule ends, which lets the lanes finish.
-    let pacer = tokio::task::spawn_blocking(move || {
-        schedule::pace(schedule, window.start, window.to, &dues)
-    });
+    let pacer = tokio::spawn(schedule::pace(schedule, window.start, window.to, dues));
     let tallies = join_all(tasks).await?;
-    pacer.await.context("the pacer thread failed")?;
+    pacer.await.context("the pacer task failed")??;
     Ok(tallies)
 }
 
@@ -169,7 +166,7 @@ fn summarise(config: &Config, total: &Tally) -> Summary {
     let seconds = config.duration.as_secs_f64();
     Summary {
         mode: mode.to_string(),
-        url: format!("http://{}", config.target.addr),
+        url: config.target.url(),
         http_version: if config.target.http2 {
             "HTTP/2"
         } else {

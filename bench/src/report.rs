@@ -122,12 +122,11 @@ impl TargetResult {
         };
         let mut runs = Vec::new();
         if dir.is_dir() {
-            let mut paths: Vec<_> = fs::read_dir(dir)
+            let paths: Vec<_> = fs::read_dir(dir)
                 .with_context(|| format!("reading {}", dir.display()))?
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
                 .filter(|path| path.extension().is_some_and(|e| e == "json"))
                 .collect();
-            paths.sort();
             for path in paths {
                 let json = fs::read_to_string(&path)
                     .with_context(|| format!("reading {}", path.display()))?;
@@ -136,6 +135,8 @@ impl TargetResult {
                 runs.push(summary);
             }
         }
+        // Protocol, then rates in increasing order, then maximum throughput.
+        runs.sort_by_key(|s| (s.http_version.clone(), s.target_rps.is_none(), s.target_rps));
         Ok(Self {
             name: name.to_string(),
             version: text("version"),
@@ -214,7 +215,7 @@ pub fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

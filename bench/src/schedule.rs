@@ -6,10 +6,10 @@
 //! sends its queued requests late and their latency is measured from the due time, which is what
 //! makes the generator safe from coordinated omission (the approach of wrk2).
 //!
-//! Tokio's timer has a 1 ms granularity, far coarser than the latencies we measure, so the pacing
-//! runs on a dedicated thread that sleeps with the kernel's high-resolution timers (with a 1 µs
-//! timer slack instead of the default 50 µs) and hands each due time to its lane over a channel.
+//! The pacer is a task on the load generator's runtime that sleeps on a [`PreciseTimer`] and
+//! hands each due time to its lane over a channel.
 
+use crate::timer::PreciseTimer;
 use anyhow::{Result, ensure};
 use std::time::Duration;
 use tokio::{sync::mpsc::UnboundedSender, time::Instant};
@@ -58,35 +58,31 @@ impl Schedule {
     }
 }
 
-/// Follows the schedule from `start` until `end` on the calling (blocking) thread, sending each
-/// request's due time to its lane; returns how many requests were handed out.
+/// Follows the schedule from `start` until `end`, sending each request's due time to its lane;
+/// returns how many requests were handed out. Dropping `lanes` at the end lets the lanes finish.
 ///
-/// Falling behind (the thread was not scheduled in time) only delays the hand-off: the due times
+/// Falling behind (the task was not polled in time) only delays the hand-off: the due times
 /// handed out stay on the schedule, so the delay shows up in the measured latency.
-pub fn pace(
+pub async fn pace(
     schedule: Schedule,
     start: Instant,
     end: Instant,
-    lanes: &[UnboundedSender<Instant>],
-) -> u64 {
-    // Best effort: without it wake-ups are up to 50 µs late, which is still usable.
-    let _ = nix::sys::prctl::set_timerslack(1_000);
+    lanes: Vec<UnboundedSender<Instant>>,
+) -> Result<u64> {
+    let mut timer = PreciseTimer::new()?;
     let total = schedule.count_before(end.saturating_duration_since(start));
     for i in 0..total {
         let due = start + schedule.offset(i);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
+        timer.sleep_until(due).await?;
         let Some(lane) = lanes.get(schedule.lane(i)) else {
-            return i;
+            return Ok(i);
         };
         if lane.send(due).is_err() {
             // The lanes are gone (the run was abandoned): nobody is left to send requests.
-            return i;
+            return Ok(i);
         }
     }
-    total
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -148,14 +144,16 @@ mod tests {
         assert!(Schedule::new(1, 0).is_err());
     }
 
-    #[test]
-    fn pace_hands_every_due_time_to_its_lane() {
+    #[tokio::test]
+    async fn pace_hands_every_due_time_to_its_lane() {
         let s = Schedule::new(10_000, 3).unwrap();
         let (txs, mut rxs): (Vec<_>, Vec<_>) = (0..3)
             .map(|_| tokio::sync::mpsc::unbounded_channel())
             .unzip();
         let start = Instant::now();
-        let sent = pace(s, start, start + Duration::from_millis(10), &txs);
+        let sent = pace(s, start, start + Duration::from_millis(10), txs)
+            .await
+            .unwrap();
         assert_eq!(sent, 100);
         for (k, rx) in rxs.iter_mut().enumerate() {
             let mut j = 0;

@@ -44,7 +44,7 @@ struct Args {
     /// Worker threads (1 runs everything on the main thread, plus the pacer thread).
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Print the summary as JSON.
+    /// Print the summary as JSON on stdout (and the human summary on stderr).
     #[arg(long)]
     json: bool,
 }
@@ -77,6 +77,8 @@ fn main() -> Result<()> {
     .context("starting the tokio runtime")?;
     let summary = runtime.block_on(loadgen::run(&config))?;
     if args.json {
+        // The human summary still goes to stderr, so a script shows progress as it collects JSON.
+        eprint!("{summary}");
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{summary}");

@@ -1,6 +1,8 @@
 //! The goals of the benchmark issue, checked against measured results.
 
-use super::{DIRECT, GOAL_PROTOCOL, GOAL_RPS, MESH_PROXY, REFERENCES, TargetResult, find, mib};
+use super::{
+    DIRECT, GOAL_PROTOCOL, GOAL_RPS, MESH_PROXY, REFERENCES, TargetResult, find, mib, thousands,
+};
 use serde::{Deserialize, Serialize};
 
 /// Added p50 latency allowed over direct, µs.
@@ -80,7 +82,12 @@ pub fn goals(targets: &[TargetResult]) -> Vec<Goal> {
             goal: format!("max throughput, {GOAL_PROTOCOL}, vs {reference}"),
             limit: format!("≥ {reference}"),
             measured: match (ours, theirs) {
-                (Some(ours), Some(theirs)) => format!("{ours:.0} vs {theirs:.0} req/s"),
+                (Some(ours), Some(theirs)) => format!(
+                    "{} vs {} req/s ({:.0} %)",
+                    thousands(ours.round() as u64),
+                    thousands(theirs.round() as u64),
+                    100.0 * ours / theirs
+                ),
                 _ => "—".to_string(),
             },
             verdict: match (ours, theirs) {
@@ -105,7 +112,7 @@ pub fn goals(targets: &[TargetResult]) -> Vec<Goal> {
 fn added_latency(percentile: &str, added_us: Option<i64>, limit_us: u64) -> Goal {
     Goal {
         goal: format!("added {percentile} latency at 1,000 rps, {GOAL_PROTOCOL}, vs direct"),
-        limit: format!("≤ {limit_us} µs"),
+        limit: format!("≤ {} µs", thousands(limit_us)),
         measured: added_us.map_or_else(|| "—".to_string(), |us| format!("{us:+} µs")),
         verdict: added_us.map_or(Verdict::NotMeasured, |us| {
             Verdict::of(us <= limit_us as i64)

@@ -33,7 +33,7 @@ fn header(out: &mut String, report: &Report) {
 
 fn goals(out: &mut String, report: &Report) {
     out.push_str(
-        "#### Goals (mesh-proxy)\n\n| goal | limit | measured | verdict |\n|---|---|---|---|\n",
+        "### Goals (mesh-proxy)\n\n| goal | limit | measured | verdict |\n|---|---|---|---|\n",
     );
     for g in &report.goals {
         let _ = writeln!(
@@ -50,7 +50,7 @@ fn goals(out: &mut String, report: &Report) {
 
 fn latency(out: &mut String, report: &Report) {
     out.push_str(
-        "#### Latency at a constant rate (µs, from each request's due time)\n\n\
+        "### Latency at a constant rate (µs, from each request's due time)\n\n\
          | protocol | rate | target | achieved | p50 | p90 | p99 | p99.9 | max | vs direct p50 / p99 | errors | gen. lag p99 |\n\
          |---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
@@ -101,7 +101,7 @@ fn latency(out: &mut String, report: &Report) {
 
 fn throughput(out: &mut String, report: &Report) {
     out.push_str(
-        "#### Maximum throughput (closed loop)\n\n\
+        "### Maximum throughput (closed loop)\n\n\
          | protocol | target | req/s | p50 µs | p99 µs | errors |\n|---|---|--:|--:|--:|--:|\n",
     );
     for target in &report.targets {
@@ -124,7 +124,7 @@ fn throughput(out: &mut String, report: &Report) {
 
 fn memory(out: &mut String, report: &Report) {
     out.push_str(
-        "#### Proxy memory and CPU (all processes of the proxy)\n\n\
+        "### Proxy memory and CPU (all processes of the proxy)\n\n\
          | target | RSS idle | RSS peak, 1,000 rps HTTP/1.1 | CPU, 1,000 rps HTTP/1.1 |\n|---|--:|--:|--:|\n",
     );
     for target in report
@@ -151,7 +151,7 @@ fn notes(out: &mut String, report: &Report) {
     if lines.is_empty() {
         return;
     }
-    out.push_str("#### Notes\n\n");
+    out.push_str("### Notes\n\n");
     for line in lines {
         let _ = writeln!(out, "- {line}");
     }

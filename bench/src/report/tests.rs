@@ -73,8 +73,8 @@ fn goals_compare_the_proxy_with_direct_and_the_references() {
         vec![
             ("+100 µs".to_string(), Verdict::Met),
             ("+1100 µs".to_string(), Verdict::Missed),
-            ("20000 vs 19000 req/s".to_string(), Verdict::Met),
-            ("20000 vs 21000 req/s".to_string(), Verdict::Missed),
+            ("20,000 vs 19,000 req/s (105 %)".to_string(), Verdict::Met),
+            ("20,000 vs 21,000 req/s (95 %)".to_string(), Verdict::Missed),
             ("8.0 MiB".to_string(), Verdict::Met),
             ("31.0 MiB".to_string(), Verdict::Missed),
         ]
