@@ -1,7 +1,13 @@
 //! The mesh lab: a Kubernetes-shaped cluster on one Linux machine, with network namespaces as
 //! pods, a bridge as the pod network and kube-proxy-style iptables rules for Services.
 //!
-//! Built so far: the lab's built-in workload (`workload`), an echo server that needs no image.
-//! The cluster itself (namespaces, bridge, kube-proxy rules, DNS, `mesh lab up`) is issue #3.
+//! `manifest` reads ordinary Kubernetes YAML; `cluster` turns it into the desired state (pods
+//! placed on nodes with IPs, Services with ClusterIPs and NodePorts, ready endpoints);
+//! `topology` builds the namespaces, bridges and links; `kubeproxy` computes kube-proxy's
+//! iptables rules from Services and endpoints; `dns` answers cluster names as CoreDNS would;
+//! `pods` starts each pod's processes (mesh-init, mesh-proxy as uid 1337, then the app);
+//! `supervisor` keeps it all running behind `mesh lab up`; `workload` is the built-in app.
 
+pub mod dns;
+pub mod kubeproxy;
 pub mod workload;
