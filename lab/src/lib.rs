@@ -8,6 +8,8 @@
 //! `pods` starts each pod's processes (mesh-init, mesh-proxy as uid 1337, then the app);
 //! `supervisor` keeps it all running behind `mesh lab up`; `workload` is the built-in app.
 
+pub mod cluster;
 pub mod dns;
 pub mod kubeproxy;
+pub mod manifest;
 pub mod workload;
