@@ -1,18 +1,30 @@
-//! `mesh`: the user's command line. Subcommands (`lab`, `proxy-status`, `tls-check`, `inject`,
-//! `analyze`, `check`) arrive with the issues that build them; until then only `--version` and
-//! `--help` exist, so nothing here claims to work that does not.
+//! `mesh`: the user's command line. Today it drives the lab (`mesh lab ...`); `proxy-status`,
+//! `tls-check`, `inject`, `analyze` and `check` arrive with the issues that build them, so
+//! nothing here claims to work that does not.
 
-use clap::Parser;
+mod lab;
+
+use clap::{Parser, Subcommand};
 
 /// The mesh command line.
 #[derive(Parser)]
 #[command(name = "mesh", version, about = "The mesh service mesh command line")]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    eprintln!("mesh: no subcommands are available yet; see `mesh --help`");
-    std::process::exit(2);
+#[derive(Subcommand)]
+enum Command {
+    /// A Kubernetes-shaped cluster on this machine, from network namespaces (needs root).
+    Lab(lab::LabArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Lab(args) => lab::run(args),
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,199 @@
+//! Running a pod's processes the way kubelet and an injected pod would: mesh-init's rules in
+//! the pod's namespace, mesh-proxy as uid 1337, then the containers; and readiness probes
+//! made from inside the pod's namespace.
+
+use std::{
+    io::{Read, Write},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use crate::{
+    cluster::{ContainerPlan, PodPlan, Readiness},
+    netns::{self, CommandError},
+};
+
+/// The sidecar's container name in status and logs.
+pub const PROXY_CONTAINER: &str = "mesh-proxy";
+/// The proxy's health port (`/healthz/ready`).
+const PROXY_HEALTH_PORT: u16 = 15021;
+/// How long one probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Where the lab's binaries are and how pods' processes are started.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    /// The folder holding mesh-proxy, mesh-init and mesh-workload.
+    pub bin_dir: PathBuf,
+}
+
+impl Launcher {
+    /// `PATH` for pods: the lab's binaries first, then the system's.
+    pub fn path(&self) -> String {
+        format!(
+            "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            self.bin_dir.display()
+        )
+    }
+
+    /// Writes the pod's resolv.conf (cluster DNS) and hosts file for `ip netns exec`.
+    pub fn write_pod_files(
+        &self,
+        netns_name: &str,
+        pod: &PodPlan,
+        resolv_conf: &str,
+    ) -> std::io::Result<()> {
+        netns::write_etc_file(netns_name, "resolv.conf", resolv_conf)?;
+        let hostname = pod.hostname.as_deref().unwrap_or(&pod.name);
+        let hosts = format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost\n{}\t{hostname}\n",
+            pod.ip
+        );
+        netns::write_etc_file(netns_name, "hosts", &hosts)
+    }
+
+    /// Runs mesh-init in the pod's namespace with options from the pod's annotations.
+    pub fn run_mesh_init(
+        &self,
+        netns_name: &str,
+        pod: &PodPlan,
+        log: &Path,
+    ) -> Result<(), CommandError> {
+        let mut args = vec!["netns".to_owned(), "exec".to_owned(), netns_name.to_owned()];
+        args.push(self.bin_dir.join("mesh-init").display().to_string());
+        for (annotation, flag) in [
+            ("mesh.io/include-inbound-ports", "--inbound-ports"),
+            ("mesh.io/exclude-inbound-ports", "--exclude-inbound-ports"),
+            ("mesh.io/exclude-outbound-ports", "--exclude-outbound-ports"),
+            ("mesh.io/exclude-outbound-cidrs", "--exclude-outbound-cidrs"),
+            ("mesh.io/include-outbound-cidrs", "--include-outbound-cidrs"),
+        ] {
+            if let Some(value) = pod.annotations.get(annotation) {
+                args.push(format!("{flag}={value}"));
+            }
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let result = netns::run("ip", &refs);
+        let text = match &result {
+            Ok(output) => String::from_utf8_lossy(&output.stderr).into_owned(),
+            Err(e) => e.to_string(),
+        };
+        let _ = append(log, &text);
+        result.map(drop)
+    }
+
+    /// Starts the sidecar in the pod's namespace as uid/gid 1337.
+    pub fn spawn_proxy(
+        &self,
+        netns_name: &str,
+        config: &Path,
+        log: &Path,
+    ) -> std::io::Result<tokio::process::Child> {
+        let proxy = self.bin_dir.join("mesh-proxy");
+        let argv = [
+            "setpriv",
+            "--reuid=1337",
+            "--regid=1337",
+            "--clear-groups",
+            "--",
+            &proxy.display().to_string(),
+            "--config",
+            &config.display().to_string(),
+        ]
+        .map(str::to_owned);
+        self.spawn(netns_name, &argv, &[], log)
+    }
+
+    /// Starts one container's command in the pod's namespace.
+    pub fn spawn_container(
+        &self,
+        netns_name: &str,
+        container: &ContainerPlan,
+        log: &Path,
+    ) -> std::io::Result<tokio::process::Child> {
+        self.spawn(netns_name, &container.argv, &container.env, log)
+    }
+
+    fn spawn(
+        &self,
+        netns_name: &str,
+        argv: &[String],
+        env: &[(String, String)],
+        log: &Path,
+    ) -> std::io::Result<tokio::process::Child> {
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let err = out.try_clone()?;
+        tokio::process::Command::new("ip")
+            .args(["netns", "exec", netns_name])
+            .args(argv)
+            .env_clear()
+            .env("PATH", self.path())
+            .env("HOME", "/root")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+    }
+}
+
+/// Appends a line to a log file.
+pub fn append(log: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    file.write_all(text.as_bytes())
+}
+
+/// Whether the sidecar reports ready, asked from inside the pod's namespace.
+pub fn proxy_ready(netns_name: &str) -> bool {
+    probe(
+        netns_name,
+        Readiness::HttpGet {
+            port: PROXY_HEALTH_PORT,
+            path: "/healthz/ready".to_owned(),
+        },
+    )
+}
+
+/// Runs one readiness check from inside the pod's namespace, against 127.0.0.1 (so a meshed
+/// pod's capture rules do not send the probe through its sidecar).
+pub fn probe(netns_name: &str, readiness: Readiness) -> bool {
+    let check = move || match readiness {
+        Readiness::Running => true,
+        Readiness::TcpPorts(ports) => ports.iter().all(|port| connect(*port).is_some()),
+        Readiness::HttpGet { port, path } => http_ok(port, &path).unwrap_or(false),
+    };
+    netns::run_inside(netns_name, check).unwrap_or(false)
+}
+
+fn connect(port: u16) -> Option<TcpStream> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    TcpStream::connect_timeout(&address, PROBE_TIMEOUT).ok()
+}
+
+fn http_ok(port: u16, path: &str) -> Option<bool> {
+    let mut stream = connect(port)?;
+    stream.set_read_timeout(Some(PROBE_TIMEOUT)).ok()?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nuser-agent: mesh-lab-probe\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    // "HTTP/1.1 200": 2xx and 3xx count as ready, as kubelet counts them.
+    Some(matches!(head.get(9), Some(b'2' | b'3')))
+}
