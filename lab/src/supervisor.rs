@@ -6,7 +6,10 @@ use std::{
     collections::BTreeMap,
     net::{Ipv4Addr, SocketAddr},
     path::PathBuf,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -112,6 +115,10 @@ struct Shared {
     kube_proxies: Mutex<Vec<KubeProxy>>,
     resync: tokio::sync::Notify,
     ready: watch::Sender<usize>,
+    /// Bumped on every readiness change (under the state lock).
+    generation: AtomicU64,
+    /// The generation whose endpoints the last successful resync applied.
+    synced: watch::Sender<u64>,
 }
 
 impl Lab {
@@ -199,8 +206,18 @@ impl Lab {
     async fn wait_ready(&self, timeout: Duration) -> Result<(), LabError> {
         let total = self.shared.plan.pods.len();
         let mut ready = self.shared.ready.subscribe();
-        let all_ready = ready.wait_for(|n| *n == total);
-        if tokio::time::timeout(timeout, all_ready).await.is_ok() {
+        let mut synced = self.shared.synced.subscribe();
+        let shared = &self.shared;
+        // Ready means every pod is, and the rules, DNS and sidecars already know it.
+        let all_ready_and_synced = async {
+            let _ = ready.wait_for(|n| *n == total).await;
+            let generation = shared.generation.load(Ordering::SeqCst);
+            let _ = synced.wait_for(|s| *s >= generation).await;
+        };
+        if tokio::time::timeout(timeout, all_ready_and_synced)
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         let state = self.state();
@@ -321,6 +338,7 @@ fn build(options: LabOptions, names: LabNames, plan: ClusterPlan) -> Result<Shar
     })?;
     let dns = ClusterDns::new(dns_records(&plan, |_| false)?);
     let (ready, _) = watch::channel(0);
+    let (synced, _) = watch::channel(0);
     Ok(Shared {
         names,
         plan,
@@ -330,6 +348,8 @@ fn build(options: LabOptions, names: LabNames, plan: ClusterPlan) -> Result<Shar
         kube_proxies: Mutex::new(kube_proxies),
         resync: tokio::sync::Notify::new(),
         ready,
+        generation: AtomicU64::new(0),
+        synced,
     })
 }
 
@@ -392,6 +412,7 @@ impl Shared {
             return;
         }
         status.ready = ready;
+        self.generation.fetch_add(1, Ordering::SeqCst);
         let count = state.pods.values().filter(|p| p.ready).count();
         let _ = state.write();
         drop(state);
@@ -429,12 +450,15 @@ async fn resync_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
 }
 
 fn resync(shared: &Shared) -> Result<(), LabError> {
-    let ready: BTreeMap<String, bool> = shared
-        .lock_state()
-        .pods
-        .iter()
-        .map(|(k, s)| (k.clone(), s.ready))
-        .collect();
+    let (ready, generation) = {
+        let state = shared.lock_state();
+        let ready: BTreeMap<String, bool> = state
+            .pods
+            .iter()
+            .map(|(k, s)| (k.clone(), s.ready))
+            .collect();
+        (ready, shared.generation.load(Ordering::SeqCst))
+    };
     let is_ready = |pod: &PodPlan| ready.get(&pod.key()).copied().unwrap_or(false);
     let ports = kube_proxy_ports(&shared.plan, is_ready);
     let config = ProxierConfig {
@@ -478,6 +502,7 @@ fn resync(shared: &Shared) -> Result<(), LabError> {
             );
         }
     }
+    shared.synced.send_replace(generation);
     Ok(())
 }
 

@@ -1,0 +1,213 @@
+//! A lab per test: started from manifest text, removed when the test ends (also on panic,
+//! through `Lab`'s drop), with helpers to run the workload's client inside a pod and to read
+//! a sidecar's metrics.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::{
+    collections::BTreeMap,
+    io::{Read, Write},
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use mesh_lab::{
+    cluster::PodPlan,
+    netns,
+    supervisor::{Lab, LabOptions},
+};
+use serde_json::Value;
+
+/// Whether a root-only test can run here; in CI (`CI=true`) a missing requirement is a failure.
+pub fn require_root(test: &str) -> bool {
+    let tools = ["ip", "iptables-restore", "setpriv", "sysctl"];
+    let missing: Vec<&str> = tools
+        .into_iter()
+        .filter(|tool| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .map_or(true, |o| !o.status.success())
+        })
+        .collect();
+    let is_root = nix::unistd::Uid::effective().is_root();
+    if is_root && missing.is_empty() {
+        return true;
+    }
+    let why = if is_root {
+        format!("missing tools {missing:?}")
+    } else {
+        "not running as root".to_owned()
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test} needs root and {tools:?}, and CI must run it: {why}");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    false
+}
+
+/// The folder holding the workspace's binaries (mesh-proxy, mesh-init, mesh-workload).
+pub fn bin_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_mesh-workload"))
+        .parent()
+        .expect("binary folder")
+        .to_path_buf();
+    for binary in ["mesh-proxy", "mesh-init"] {
+        assert!(
+            dir.join(binary).exists(),
+            "{binary} is not built in {}; run `cargo build --workspace` first",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// A running lab for one test.
+pub struct TestLab {
+    pub lab: Lab,
+    manifests: PathBuf,
+}
+
+impl TestLab {
+    /// Starts lab `name` (unique per test) from manifest text.
+    pub async fn start(name: &str, manifests: &str) -> TestLab {
+        let dir = std::env::temp_dir().join(format!("mesh-e2e-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("manifests.yaml"), manifests).unwrap();
+        let lab = Lab::start(LabOptions {
+            name: name.to_owned(),
+            manifests: dir.clone(),
+            nodes: 2,
+            bin_dir: bin_dir(),
+            ready_timeout: Duration::from_secs(60),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("lab {name} did not start: {e}"));
+        TestLab {
+            lab,
+            manifests: dir,
+        }
+    }
+
+    /// The first pod of `namespace` whose name starts with `prefix`.
+    pub fn pod(&self, namespace: &str, prefix: &str) -> PodPlan {
+        self.lab
+            .state()
+            .plan
+            .pods
+            .into_iter()
+            .find(|p| p.namespace == namespace && p.name.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no pod {namespace}/{prefix}*"))
+    }
+
+    /// Every pod of `namespace` whose name starts with `prefix`.
+    pub fn pods(&self, namespace: &str, prefix: &str) -> Vec<PodPlan> {
+        self.lab
+            .state()
+            .plan
+            .pods
+            .into_iter()
+            .filter(|p| p.namespace == namespace && p.name.starts_with(prefix))
+            .collect()
+    }
+
+    /// Runs a command in the pod (as `mesh lab exec` does); returns stdout, panics on failure.
+    pub async fn exec(&self, pod: &PodPlan, argv: &[&str]) -> String {
+        let netns_name = self.lab.names().pod(pod);
+        let mut command = tokio::process::Command::new("ip");
+        command.args(["netns", "exec", &netns_name]).args(argv).env(
+            "PATH",
+            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin_dir().display()),
+        );
+        let output = command.output().await.expect("ip netns exec");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{argv:?} in {} failed: {}\n{stdout}",
+            pod.key(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    /// Runs `mesh-workload <subcommand> <args>` in the pod and returns its JSON summary.
+    pub async fn call(&self, pod: &PodPlan, args: &[&str]) -> Value {
+        let mut argv = vec!["mesh-workload"];
+        argv.extend_from_slice(args);
+        let out = self.exec(pod, &argv).await;
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("summary {out:?}: {e}"))
+    }
+
+    /// The pod's sidecar metrics, fetched from inside the pod.
+    pub async fn metrics(&self, pod: &PodPlan) -> Metrics {
+        let netns_name = self.lab.names().pod(pod);
+        let text = tokio::task::spawn_blocking(move || {
+            netns::run_inside(&netns_name, || http_get("127.0.0.1:15090", "/metrics")).unwrap()
+        })
+        .await
+        .unwrap();
+        Metrics(text)
+    }
+
+    /// Stops the lab and removes its manifests.
+    pub async fn stop(self) {
+        let names = self.lab.names().clone();
+        self.lab.stop().await;
+        let _ = std::fs::remove_dir_all(&self.manifests);
+        assert!(
+            netns::list(&names.prefix()).is_empty(),
+            "the lab left namespaces behind"
+        );
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns the body.
+pub fn http_get(address: &str, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+/// Prometheus text from a sidecar.
+pub struct Metrics(pub String);
+
+impl Metrics {
+    /// The sum of `name`'s samples whose labels include every `labels` pair.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.0
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+                (metric == name).then_some(())?;
+                labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+                    .then(|| value.parse::<f64>().ok())?
+            })
+            .sum()
+    }
+}
+
+/// Counts by key from a summary's object field (`pods` or `versions`).
+pub fn counts(summary: &Value, field: &str) -> BTreeMap<String, u64> {
+    summary[field]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
