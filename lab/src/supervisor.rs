@@ -190,6 +190,29 @@ impl Lab {
         self.shared.lock_state().clone()
     }
 
+    /// Waits until `condition` holds for the state whose readiness the rules, DNS and
+    /// sidecars have all applied; false if `timeout` passes first.
+    pub async fn wait_until(
+        &self,
+        condition: impl Fn(&LabState) -> bool,
+        timeout: Duration,
+    ) -> bool {
+        let mut synced = self.shared.synced.subscribe();
+        let shared = &self.shared;
+        let applied = async {
+            loop {
+                let generation = shared.generation.load(Ordering::SeqCst);
+                if *synced.borrow_and_update() >= generation && condition(&shared.lock_state()) {
+                    return;
+                }
+                if synced.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, applied).await.is_ok()
+    }
+
     /// The lab's names.
     pub fn names(&self) -> &LabNames {
         &self.shared.names

@@ -4,6 +4,8 @@
 #[path = "e2e/support.rs"]
 mod support;
 
+use std::time::Duration;
+
 use support::{TestLab, counts, require_root};
 
 const APPS: &str = r#"
@@ -26,6 +28,7 @@ spec:
         env:
         - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
         ports: [{ name: http, containerPort: 8080 }]
+        readinessProbe: { httpGet: { path: /ready, port: http } }
 ---
 apiVersion: v1
 kind: Service
@@ -157,5 +160,71 @@ async fn new_connections_spread_evenly_and_client_ip_affinity_pins() {
         1,
         "ClientIP affinity pins one endpoint: {sticky}"
     );
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_follow_readiness_as_pods_stall_and_recover() {
+    if !require_root("endpoints_follow_readiness_as_pods_stall_and_recover") {
+        return;
+    }
+    let lab = TestLab::start("e2ek3", APPS).await;
+    let client = lab.pod("apps", "client-1");
+    let victim = lab.pod("apps", "echo-");
+    let key = victim.key();
+    let pid = lab.lab.state().pods[&key].containers["echo"]
+        .pid
+        .expect("running");
+    let signal = |signal| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+            .expect("signal the app")
+    };
+    // A stalled app fails its HTTP readiness probe: it leaves the Service's endpoints.
+    signal(nix::sys::signal::Signal::SIGSTOP);
+    let gone = lab
+        .lab
+        .wait_until(|s| !s.pods[&key].ready, Duration::from_secs(10))
+        .await;
+    assert!(gone, "{key} never became unready");
+    let summary = lab
+        .call(
+            &client,
+            &[
+                "call",
+                "http://echo/",
+                "--count",
+                "300",
+                "--new-connection-each",
+            ],
+        )
+        .await;
+    assert_eq!(
+        summary["ok"], 300,
+        "no call reaches the stalled pod: {summary}"
+    );
+    assert!(
+        !counts(&summary, "pods").contains_key(&victim.name),
+        "{summary}"
+    );
+    // Once it answers again it is back.
+    signal(nix::sys::signal::Signal::SIGCONT);
+    let back = lab
+        .lab
+        .wait_until(|s| s.pods[&key].ready, Duration::from_secs(10))
+        .await;
+    assert!(back, "{key} never became ready again");
+    let summary = lab
+        .call(
+            &client,
+            &[
+                "call",
+                "http://echo/",
+                "--count",
+                "300",
+                "--new-connection-each",
+            ],
+        )
+        .await;
+    assert_eq!(counts(&summary, "pods").len(), 3, "{summary}");
     lab.stop().await;
 }
