@@ -2,7 +2,10 @@
 
 use std::fmt::Write;
 
-use crate::{cluster::ServiceKind, state::LabState};
+use crate::{
+    cluster::{PodRole, ServiceKind},
+    state::LabState,
+};
 
 /// Renders the state as the tables `mesh lab status` prints.
 pub fn render(state: &LabState) -> String {
@@ -40,13 +43,17 @@ pub fn render(state: &LabState) -> String {
             .values()
             .filter(|c| c.pid.is_some())
             .count();
+        // The DNS pod's server runs inside the supervisor: one container, up while the lab is.
+        let (running, total) = match pod.role {
+            PodRole::ClusterDns => (1, 1),
+            PodRole::Containers(_) => (running, status.containers.len()),
+        };
         let restarts: u32 = status.containers.values().map(|c| c.restarts).sum();
         pods.push(vec![
             pod.namespace.clone(),
             pod.name.clone(),
             format!(
-                "{running}/{}{}",
-                status.containers.len(),
+                "{running}/{total}{}",
                 if status.ready { "" } else { " (not ready)" }
             ),
             restarts.to_string(),
