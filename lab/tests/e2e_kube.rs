@@ -47,6 +47,14 @@ spec:
 ---
 apiVersion: v1
 kind: Service
+metadata: { name: echo-headless, namespace: apps }
+spec:
+  clusterIP: None
+  selector: { app: echo }
+  ports: [{ name: http, port: 8080 }]
+---
+apiVersion: v1
+kind: Service
 metadata: { name: sticky, namespace: apps }
 spec:
   selector: { app: echo }
@@ -84,8 +92,22 @@ async fn services_answer_by_dns_name_and_node_port_on_and_across_nodes() {
         2,
         "endpoints on both nodes, so calls cross nodes"
     );
+    let echo_ips: std::collections::BTreeSet<String> = lab
+        .pods("apps", "echo-")
+        .into_iter()
+        .map(|p| p.ip.to_string())
+        .collect();
     for client in ["client-1", "client-2"] {
         let pod = lab.pod("apps", client);
+        // A headless Service resolves to its ready pods' IPs.
+        let hosts = lab
+            .exec(&pod, &["getent", "ahostsv4", "echo-headless"])
+            .await;
+        let resolved: std::collections::BTreeSet<String> = hosts
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect();
+        assert_eq!(resolved, echo_ips, "{client}: echo-headless → {hosts}");
         for url in [
             "http://echo/",
             "http://echo.apps/",
