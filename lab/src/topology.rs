@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 
 use crate::{
-    cluster::{ClusterPlan, NODE_NETWORK_PREFIX, NodePlan, PodPlan},
+    cluster::{ClusterPlan, NODE_NETWORK_PREFIX, NodePlan, PodPlan, SERVICE_CIDR},
     netns::{self, CommandError, LAB_PREFIX},
 };
 
@@ -86,6 +86,9 @@ fn build_node(names: &LabNames, node: &NodePlan, all: &[NodePlan]) -> Result<(),
         format!("addr add {}/24 dev {POD_BRIDGE}", node.gateway),
         format!("link set {POD_BRIDGE} up"),
     ];
+    // Service traffic that kube-proxy does not DNAT (a Service without endpoints) must still be
+    // routable, so it reaches the filter table's REJECT and the client sees "refused".
+    commands.push(format!("route add {}/{} dev eth0", SERVICE_CIDR.0, SERVICE_CIDR.1));
     for other in all.iter().filter(|o| o.name != node.name) {
         commands.push(format!(
             "route add {}/24 via {}",
