@@ -10,6 +10,7 @@ pub mod admin;
 pub mod balance;
 pub mod config;
 pub mod detect;
+pub mod fast_hash;
 pub mod http;
 pub mod metrics;
 pub mod orig_dst;

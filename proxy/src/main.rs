@@ -23,7 +23,8 @@ struct Args {
     /// The static config file (YAML or JSON); reloaded on SIGHUP and when its content changes.
     #[arg(long, env = "MESH_PROXY_CONFIG")]
     config: Option<PathBuf>,
-    /// Worker threads. Sidecars are small: 2 by default.
+    /// Worker threads, each with its own event loop and upstream connections (connections are
+    /// spread over them round robin). Sidecars are small: 2 by default.
     #[arg(long, env = "MESH_PROXY_CONCURRENCY", default_value_t = 2)]
     concurrency: usize,
     /// Captured outbound traffic, or "off".
@@ -62,9 +63,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let set_log_level = init_logging(&args.log);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.concurrency.max(1))
-        .thread_name("mesh-proxy")
+    // This thread accepts connections, hands them to the workers, and serves the admin ports,
+    // signals and reloads.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
     let result = match runtime {
@@ -107,6 +108,7 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
             ..DetectConfig::default()
         },
         inbound_app_ip: args.inbound_app_ip,
+        workers: args.concurrency.max(1),
     };
     // Signal handlers exist before the proxy reports ready, so an early SIGTERM drains and an
     // early SIGHUP reloads instead of ending the process.

@@ -13,6 +13,7 @@ use mesh_proto::config::v1::{self as pb, endpoint::Health, listener::Mode};
 use crate::{
     addr::OrigDstAddr,
     balance::{Balancer, EndpointSpec},
+    fast_hash::FastMap,
     metrics::{ClusterMetrics, Direction, Metrics},
     route::{RouteTable, compile_route_table},
 };
@@ -27,11 +28,11 @@ pub struct Snapshot {
     pub source: pb::ProxyConfig,
     /// Increases by one with every applied config.
     pub version: u64,
-    outbound: HashMap<SocketAddr, Arc<ListenerConfig>>,
-    inbound: HashMap<u16, Arc<ListenerConfig>>,
+    outbound: FastMap<SocketAddr, Arc<ListenerConfig>>,
+    inbound: FastMap<u16, Arc<ListenerConfig>>,
     explicit: Vec<Arc<ListenerConfig>>,
-    routes: HashMap<String, Arc<RouteTable>>,
-    clusters: HashMap<String, Arc<Cluster>>,
+    routes: FastMap<String, Arc<RouteTable>>,
+    clusters: FastMap<String, Arc<Cluster>>,
 }
 
 /// What a listener serves.
@@ -101,7 +102,7 @@ impl Snapshot {
         previous: Option<&Snapshot>,
     ) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
-        let mut routes = HashMap::new();
+        let mut routes = FastMap::default();
         for config in &source.routes {
             let table = compile_route_table(config, &mut errors);
             if routes
@@ -120,7 +121,7 @@ impl Snapshot {
                 ));
             }
         }
-        let mut clusters = HashMap::new();
+        let mut clusters = FastMap::default();
         for config in &source.clusters {
             let prev = previous.and_then(|p| p.clusters.get(&config.name));
             let assignment = endpoints.remove(config.name.as_str());
@@ -139,8 +140,8 @@ impl Snapshot {
             ));
         }
 
-        let mut outbound = HashMap::new();
-        let mut inbound = HashMap::new();
+        let mut outbound = FastMap::default();
+        let mut inbound = FastMap::default();
         let mut explicit: Vec<Arc<ListenerConfig>> = Vec::new();
         for config in &source.listeners {
             let Some(listener) = ListenerConfig::compile(config, &routes, &clusters, &mut errors)
@@ -225,8 +226,8 @@ impl Snapshot {
 impl ListenerConfig {
     fn compile(
         config: &pb::Listener,
-        routes: &HashMap<String, Arc<RouteTable>>,
-        clusters: &HashMap<String, Arc<Cluster>>,
+        routes: &FastMap<String, Arc<RouteTable>>,
+        clusters: &FastMap<String, Arc<Cluster>>,
         errors: &mut Vec<String>,
     ) -> Option<Self> {
         let at = format!("listener {:?}", config.name);
@@ -301,7 +302,7 @@ impl TcpRouting {
     fn compile(
         route: &pb::TcpRoute,
         at: &str,
-        clusters: &HashMap<String, Arc<Cluster>>,
+        clusters: &FastMap<String, Arc<Cluster>>,
         errors: &mut Vec<String>,
     ) -> Self {
         let dests = |list: &[pb::WeightedCluster], errors: &mut Vec<String>| -> WeightedClusters {

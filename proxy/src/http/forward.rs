@@ -8,7 +8,10 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use super::{Body, ConnectSettings, UpstreamError, UpstreamVersion, headers, local_response};
+use super::{
+    Body, ConnectSettings, Pools, UpstreamError, UpstreamVersion, headers, local_response,
+    pool::UpstreamBody,
+};
 use crate::{
     addr::ClientAddr,
     balance::{Pick, hash_key},
@@ -30,6 +33,8 @@ pub enum HttpTarget {
 pub struct HttpConn {
     /// Shared proxy state.
     pub state: Arc<ProxyState>,
+    /// The upstream pools of the worker serving the connection.
+    pub pools: Arc<Pools>,
     /// The client.
     pub client: ClientAddr,
     /// The kind of listener that accepted it.
@@ -38,6 +43,8 @@ pub struct HttpConn {
     pub target: HttpTarget,
     /// The HTTP version the client speaks.
     pub version: UpstreamVersion,
+    /// The client's `x-forwarded-for` entry, when its requests get one.
+    forwarded_for: Option<HeaderValue>,
 }
 
 /// The route's decisions for one forwarded request.
@@ -51,6 +58,27 @@ struct Plan<'a> {
 // === impl HttpConn ===
 
 impl HttpConn {
+    /// A connection from `client`, accepted by a listener of `direction`.
+    pub fn new(
+        state: Arc<ProxyState>,
+        pools: Arc<Pools>,
+        client: ClientAddr,
+        direction: Direction,
+        target: HttpTarget,
+        version: UpstreamVersion,
+    ) -> Self {
+        HttpConn {
+            state,
+            pools,
+            client,
+            direction,
+            target,
+            version,
+            forwarded_for: (direction != Direction::Outbound)
+                .then(|| headers::forwarded_for(client)),
+        }
+    }
+
     /// Serves one request; never fails: problems become answers that say what went wrong.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let start = Instant::now();
@@ -207,8 +235,7 @@ impl HttpConn {
         let upgrade =
             self.version == UpstreamVersion::Http1 && headers::is_upgrade_request(req.headers());
         headers::strip_hop_by_hop(req.headers_mut(), upgrade);
-        let append_client = (self.direction != Direction::Outbound).then_some(self.client);
-        headers::set_forwarded(req.headers_mut(), append_client);
+        headers::set_forwarded(req.headers_mut(), self.forwarded_for.as_ref());
         prepare_uri(
             &mut req,
             if upgrade {
@@ -223,16 +250,17 @@ impl HttpConn {
             max_idle: cluster.max_idle_per_endpoint,
             idle_timeout: cluster.idle_timeout,
         };
+        let addr = pick.addr();
         let sent = async {
             if upgrade {
-                self.send_upgrade(pick.addr(), settings, req).await
+                // Rare and large: boxed, so that it does not grow every request's future.
+                Box::pin(self.send_upgrade(addr, settings, req)).await
             } else {
-                self.state
-                    .pools
-                    .send(pick.addr(), version, settings, req)
-                    .await
+                self.pools.send(addr, version, settings, req).await
             }
         };
+        // Pinned in place: the timeout wraps a pointer rather than a second copy of the future.
+        let sent = std::pin::pin!(sent);
         let timeout = plan.forward.and_then(|f| f.timeout);
         let result = match timeout {
             Some(limit) => tokio::time::timeout(limit, sent)
@@ -269,9 +297,9 @@ impl HttpConn {
         addr: std::net::SocketAddr,
         settings: ConnectSettings,
         mut req: Request<Body>,
-    ) -> Result<Response<Body>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let downstream = hyper::upgrade::on(&mut req);
-        let mut response = self.state.pools.send_upgrade(addr, settings, req).await?;
+        let mut response = self.pools.send_upgrade(addr, settings, req).await?;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let upstream = hyper::upgrade::on(&mut response);
             self.state.tasks.spawn(async move {
@@ -288,7 +316,7 @@ impl HttpConn {
                 }
             });
         }
-        Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
+        Ok(response.map(UpstreamBody::Unpooled))
     }
 
     fn hash(&self, on: &HashOn, req: &Request<Body>) -> Option<u64> {
@@ -308,7 +336,7 @@ impl HttpConn {
 
 /// Keeps the endpoint counted as in flight until the response body is finished or dropped.
 struct InFlight {
-    body: Body,
+    body: UpstreamBody,
     _pick: Pick,
 }
 

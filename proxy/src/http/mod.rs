@@ -3,6 +3,7 @@
 
 mod error;
 mod forward;
+mod head_timeout;
 mod headers;
 mod pool;
 mod server;

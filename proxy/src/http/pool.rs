@@ -7,7 +7,6 @@
 //! once on another.
 
 use std::{
-    collections::HashMap,
     net::SocketAddr,
     pin::Pin,
     sync::{Arc, Weak},
@@ -18,7 +17,6 @@ use std::{
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::BodyExt;
 use hyper::{
     body::Incoming,
     client::conn::{http1, http2},
@@ -28,6 +26,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::{net::TcpStream, time::Instant};
 
 use super::{Body, UpstreamError};
+use crate::fast_hash::FastMap;
 
 /// The HTTP version spoken to an endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -52,13 +51,21 @@ pub struct ConnectSettings {
 /// Every endpoint's pool.
 #[derive(Default)]
 pub struct Pools {
-    endpoints: RwLock<HashMap<(SocketAddr, UpstreamVersion), Arc<EndpointPool>>>,
+    endpoints: RwLock<FastMap<(SocketAddr, UpstreamVersion), Arc<EndpointPool>>>,
 }
 
 struct EndpointPool {
     idle: Mutex<Vec<(http1::SendRequest<Body>, Instant)>>,
     h2: Mutex<Option<http2::SendRequest<Body>>>,
     h2_connecting: tokio::sync::Mutex<()>,
+}
+
+/// A response body from an endpoint.
+pub enum UpstreamBody {
+    /// HTTP/1.1: the connection goes back to its pool once the body is read.
+    Pooled(PooledBody),
+    /// HTTP/2 (the connection is shared) or an upgrade (the connection becomes the tunnel).
+    Unpooled(Incoming),
 }
 
 /// A response body that returns its connection to the pool once read to the end.
@@ -77,7 +84,7 @@ impl Pools {
         version: UpstreamVersion,
         settings: ConnectSettings,
         req: Request<Body>,
-    ) -> Result<Response<Body>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let pool = self.endpoint(addr, version);
         match version {
             UpstreamVersion::Http1 => pool.send_h1(addr, settings, req).await,
@@ -139,17 +146,21 @@ impl EndpointPool {
         addr: SocketAddr,
         settings: ConnectSettings,
         mut req: Request<Body>,
-    ) -> Result<Response<Body>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         loop {
             let (mut sender, reused) = match self.take_idle(settings.idle_timeout) {
                 Some(sender) => (sender, true),
-                None => (connect_h1(addr, settings.connect_timeout).await?, false),
+                // Boxed: connecting is rare, and its future would grow every request's.
+                None => (
+                    Box::pin(connect_h1(addr, settings.connect_timeout)).await?,
+                    false,
+                ),
             };
             match sender.try_send_request(req).await {
                 Ok(response) => {
                     let pool = Arc::downgrade(&self);
                     return Ok(response.map(|body| {
-                        PooledBody::new(body, sender, pool, settings.max_idle).boxed_unsync()
+                        UpstreamBody::Pooled(PooledBody::new(body, sender, pool, settings.max_idle))
                     }));
                 }
                 Err(mut error) => match error.take_message() {
@@ -190,12 +201,12 @@ impl EndpointPool {
         addr: SocketAddr,
         settings: ConnectSettings,
         req: Request<Body>,
-    ) -> Result<Response<Body>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let mut sender = self.h2_sender(addr, settings).await?;
         sender
             .send_request(req)
             .await
-            .map(|response| response.map(|body| body.map_err(Into::into).boxed_unsync()))
+            .map(|response| response.map(UpstreamBody::Unpooled))
             .map_err(|source| UpstreamError::Reset { addr, source })
     }
 
@@ -208,6 +219,16 @@ impl EndpointPool {
         if let Some(sender) = self.h2.lock().as_ref().filter(|s| !s.is_closed()) {
             return Ok(sender.clone());
         }
+        // Boxed: connecting is rare, and its future would grow every request's.
+        Box::pin(self.connect_h2(addr, settings)).await
+    }
+
+    /// Dials the shared HTTP/2 connection, unless another request just did.
+    async fn connect_h2(
+        &self,
+        addr: SocketAddr,
+        settings: ConnectSettings,
+    ) -> Result<http2::SendRequest<Body>, UpstreamError> {
         let _connecting = self.h2_connecting.lock().await;
         if let Some(sender) = self.h2.lock().as_ref().filter(|s| !s.is_closed()) {
             return Ok(sender.clone());
@@ -261,6 +282,37 @@ pub async fn connect_tcp(addr: SocketAddr, timeout: Duration) -> Result<TcpStrea
 
 async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TokioIo<TcpStream>, UpstreamError> {
     connect_tcp(addr, timeout).await.map(TokioIo::new)
+}
+
+// === impl UpstreamBody ===
+
+impl HttpBody for UpstreamBody {
+    type Data = Bytes;
+    type Error = super::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Pooled(body) => Pin::new(body).poll_frame(cx),
+            UpstreamBody::Unpooled(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Pooled(body) => body.is_end_stream(),
+            UpstreamBody::Unpooled(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Pooled(body) => body.size_hint(),
+            UpstreamBody::Unpooled(body) => body.size_hint(),
+        }
+    }
 }
 
 // === impl PooledBody ===

@@ -1,5 +1,6 @@
-//! What happens to each accepted connection: original destination, listener, protocol, then
-//! HTTP serving or TCP forwarding. Unknown outbound destinations pass through unchanged.
+//! What happens to each accepted connection: handed to a worker, then original destination,
+//! listener, protocol, then HTTP serving or TCP forwarding. Unknown outbound destinations pass
+//! through unchanged.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -11,7 +12,7 @@ use crate::{
     addr::{ClientAddr, OrigDstAddr},
     config::{AppProtocol, Cluster, ListenerConfig, Snapshot},
     detect::{self, PrefixedIo},
-    http::{HttpConn, HttpTarget, UpstreamVersion, serve_connection},
+    http::{HttpConn, HttpTarget, Pools, UpstreamVersion, serve_connection},
     metrics::Direction,
     orig_dst::orig_dst,
     tcp,
@@ -26,7 +27,7 @@ pub(super) enum Kind {
     Explicit(SocketAddr),
 }
 
-/// Accepts connections until `stop` fires; each is served on its own task.
+/// Accepts connections until `stop` fires; each is served on its own task, on the next worker.
 pub(super) async fn accept_loop(
     state: Arc<ProxyState>,
     listener: TcpListener,
@@ -38,12 +39,14 @@ pub(super) async fn accept_loop(
             _ = stop.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        match accepted {
+        // The socket leaves this runtime's reactor and joins the worker's.
+        match accepted.and_then(|(stream, peer)| Ok((stream.into_std()?, peer))) {
             Ok((stream, peer)) => {
-                let state2 = state.clone();
-                state
-                    .tasks
-                    .spawn(handle_connection(state2, stream, ClientAddr(peer), kind));
+                let worker = state.workers.next();
+                let pools = worker.pools().clone();
+                let connection =
+                    handle_connection(state.clone(), pools, stream, ClientAddr(peer), kind);
+                worker.spawn(state.tasks.track_future(connection));
             }
             Err(error) => {
                 // Out of file descriptors or similar: back off instead of spinning.
@@ -56,10 +59,18 @@ pub(super) async fn accept_loop(
 
 async fn handle_connection(
     state: Arc<ProxyState>,
-    stream: TcpStream,
+    pools: Arc<Pools>,
+    stream: std::net::TcpStream,
     client: ClientAddr,
     kind: Kind,
 ) {
+    let stream = match TcpStream::from_std(stream) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::warn!(%client, %error, "cannot serve an accepted connection");
+            return;
+        }
+    };
     let _ = stream.set_nodelay(true);
     let direction = match kind {
         Kind::Outbound => Direction::Outbound,
@@ -74,13 +85,15 @@ async fn handle_connection(
                 return;
             };
             if direction == Direction::Outbound {
-                outbound(&state, &snapshot, stream, client, dst).await;
+                outbound(&state, &pools, &snapshot, stream, client, dst).await;
             } else {
-                inbound(&state, &snapshot, stream, client, dst).await;
+                inbound(&state, &pools, &snapshot, stream, client, dst).await;
             }
         }
         Kind::Explicit(addr) => match snapshot.explicit_listener(addr) {
-            Some(listener) => serve_listener(&state, listener.clone(), stream, client, None).await,
+            Some(listener) => {
+                serve_listener(&state, &pools, listener.clone(), stream, client, None).await
+            }
             None => tracing::debug!(%addr, "explicit listener no longer configured"),
         },
     }
@@ -109,13 +122,16 @@ fn redirected_dst(
 
 async fn outbound(
     state: &Arc<ProxyState>,
+    pools: &Arc<Pools>,
     snapshot: &Snapshot,
     stream: TcpStream,
     client: ClientAddr,
     dst: OrigDstAddr,
 ) {
     match snapshot.outbound_listener(dst) {
-        Some(listener) => serve_listener(state, listener.clone(), stream, client, None).await,
+        Some(listener) => {
+            serve_listener(state, pools, listener.clone(), stream, client, None).await
+        }
         None => {
             let passthrough = Arc::new(Cluster::direct("PassthroughCluster".to_owned(), dst.0));
             tcp::forward(stream, passthrough, Direction::Outbound, &state.metrics).await;
@@ -125,18 +141,22 @@ async fn outbound(
 
 async fn inbound(
     state: &Arc<ProxyState>,
+    pools: &Arc<Pools>,
     snapshot: &Snapshot,
     stream: TcpStream,
     client: ClientAddr,
     dst: OrigDstAddr,
 ) {
     match snapshot.inbound_listener(dst.0.port()) {
-        Some(listener) => serve_listener(state, listener.clone(), stream, client, Some(dst)).await,
+        Some(listener) => {
+            serve_listener(state, pools, listener.clone(), stream, client, Some(dst)).await
+        }
         None => {
             let app = local_app(state, dst);
             let protocol = detect_protocol(state, None, stream).await;
             serve_protocol(
                 state,
+                pools,
                 protocol,
                 Direction::Inbound,
                 client,
@@ -159,6 +179,7 @@ fn local_app(state: &ProxyState, dst: OrigDstAddr) -> Arc<Cluster> {
 
 async fn serve_listener(
     state: &Arc<ProxyState>,
+    pools: &Arc<Pools>,
     listener: Arc<ListenerConfig>,
     stream: TcpStream,
     client: ClientAddr,
@@ -184,6 +205,7 @@ async fn serve_listener(
     };
     serve_protocol(
         state,
+        pools,
         protocol,
         listener.direction,
         client,
@@ -234,6 +256,7 @@ async fn detect_protocol(
 
 async fn serve_protocol(
     state: &Arc<ProxyState>,
+    pools: &Arc<Pools>,
     protocol: Detected,
     direction: Direction,
     client: ClientAddr,
@@ -242,13 +265,14 @@ async fn serve_protocol(
 ) {
     match protocol {
         Detected::Http(version, io) => {
-            let conn = Arc::new(HttpConn {
-                state: state.clone(),
+            let conn = Arc::new(HttpConn::new(
+                state.clone(),
+                pools.clone(),
                 client,
                 direction,
-                target: http_target(),
+                http_target(),
                 version,
-            });
+            ));
             serve_connection(io, conn, state.drain.clone()).await;
         }
         Detected::Tls(io, _) | Detected::Opaque(io) => match tcp_cluster() {

@@ -1,12 +1,13 @@
 //! The running proxy: shared state, the capture and explicit listeners, config changes applied
 //! all-or-nothing, and draining on shutdown.
 //!
-//! A connection's life (`connection`): accepted → original destination read (captured
-//! listeners) → listener config found → protocol taken from config or detected → served as HTTP
-//! (`http`) or forwarded as opaque TCP (`tcp`).
+//! A connection's life (`connection`): accepted → handed to a worker thread (`workers`) →
+//! original destination read (captured listeners) → listener config found → protocol taken from
+//! config or detected → served as HTTP (`http`) or forwarded as opaque TCP (`tcp`).
 
 mod connection;
 mod explicit;
+mod workers;
 
 use std::{
     collections::HashSet,
@@ -20,16 +21,19 @@ use std::{
 
 use mesh_proto::config::v1::ProxyConfig;
 use tokio::net::TcpListener;
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::{
+    sync::{CancellationToken, DropGuard},
+    task::TaskTracker,
+};
 
 use self::{
     connection::{Kind, accept_loop},
     explicit::ExplicitListeners,
+    workers::Workers,
 };
 use crate::{
     config::{ConfigError, ConfigStore, FileWatcher, Snapshot},
     detect::DetectConfig,
-    http::Pools,
     metrics::Metrics,
 };
 
@@ -40,6 +44,9 @@ pub struct Settings {
     pub detect: DetectConfig,
     /// Where inbound traffic is delivered: this IP and the original destination port.
     pub inbound_app_ip: IpAddr,
+    /// Threads serving connections, each with its own runtime and upstream pools; 0 serves
+    /// them on the runtime that starts the proxy.
+    pub workers: usize,
 }
 
 impl Default for Settings {
@@ -47,6 +54,7 @@ impl Default for Settings {
         Settings {
             detect: DetectConfig::default(),
             inbound_app_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            workers: 0,
         }
     }
 }
@@ -66,14 +74,13 @@ pub struct ProxyState {
     pub config: ConfigStore,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Upstream connection pools.
-    pub pools: Pools,
     /// Command-line settings.
     pub settings: Settings,
     /// Fires when the proxy starts draining.
     pub drain: CancellationToken,
     /// Every connection task, so draining can wait for them.
     pub tasks: TaskTracker,
+    workers: Workers,
     ready: AtomicBool,
 }
 
@@ -83,6 +90,7 @@ pub struct Proxy {
     explicit: ExplicitListeners,
     /// Config changes are applied one at a time.
     applying: tokio::sync::Mutex<()>,
+    _workers: DropGuard,
 }
 
 /// How a drain ended.
@@ -108,19 +116,23 @@ impl Proxy {
         let bound = ExplicitListeners::bind_new(&snapshot, &[])
             .await
             .map_err(|errors| anyhow::anyhow!(errors.join("; ")))?;
+        let workers = Workers::start(settings.workers)
+            .map_err(|error| anyhow::anyhow!("cannot start the worker threads: {error}"))?;
+        let stop_workers = workers.stop_on_drop();
         let state = Arc::new(ProxyState {
             config: ConfigStore::new(snapshot, metrics.clone()),
             metrics,
-            pools: Pools::default(),
             settings,
             drain: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            workers,
             ready: AtomicBool::new(false),
         });
         let proxy = Proxy {
             explicit: ExplicitListeners::default(),
             state: state.clone(),
             applying: tokio::sync::Mutex::new(()),
+            _workers: stop_workers,
         };
         for (listener, kind) in [
             (listeners.outbound, Kind::Outbound),
@@ -174,9 +186,9 @@ impl Proxy {
         self.explicit.stop_removed(&snapshot);
         let keep: HashSet<SocketAddr> = snapshot.endpoint_addrs().collect();
         let app_ip = self.state.settings.inbound_app_ip;
-        self.state
-            .pools
-            .retain(|addr| keep.contains(&addr) || addr.ip() == app_ip);
+        for pools in self.state.workers.pools() {
+            pools.retain(|addr| keep.contains(&addr) || addr.ip() == app_ip);
+        }
         Ok(snapshot)
     }
 
