@@ -2,4 +2,7 @@
 //! Istio and Gateway API resources into proxy config, pushes it over the discovery API with
 //! ACK/NACK, and acts as the mesh's certificate authority.
 //!
-//! Not built yet: this crate is a placeholder in the workspace until issue #4 lands.
+//! Being built (issue #4): `node` describes a connected proxy; translation, sources and the
+//! discovery server arrive module by module.
+
+pub mod node;
