@@ -142,7 +142,7 @@ fn main() -> anyhow::Result<ExitCode> {
                     new_connection_each: args.new_connection_each,
                     load: args.load.load(),
                 };
-                report(client::call_http(plan).await, args.load.allow_failures)
+                report(client::call_http(plan).await?, args.load.allow_failures)
             }
             Command::CallTcp(args) => {
                 let plan = TcpPlan {
@@ -158,7 +158,7 @@ fn main() -> anyhow::Result<ExitCode> {
                     stream: args.stream,
                     load: args.load.load(),
                 };
-                report(client::call_grpc(plan).await, args.load.allow_failures)
+                report(client::call_grpc(plan).await?, args.load.allow_failures)
             }
         }
     })

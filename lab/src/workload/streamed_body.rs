@@ -1,4 +1,5 @@
-//! A response body fed frame by frame from another task: streamed gRPC replies and trailers.
+//! A body fed frame by frame from another task: the echo's streamed gRPC replies and
+//! trailers, and the client's messages on a streaming call.
 
 use std::{
     convert::Infallible,

@@ -177,3 +177,19 @@ async fn call_tcp_and_call_grpc_print_their_summaries() {
         assert_eq!(summary.versions["v3"], 4);
     }
 }
+
+#[tokio::test]
+async fn a_header_http_cannot_carry_fails_the_call_before_any_request() {
+    let output = binary()
+        .args(["call", "http://127.0.0.1:9/", "--header", "bad name:1"])
+        .output()
+        .await
+        .expect("ran");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "no summary: nothing was sent");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot send the header \"bad name\""),
+        "{stderr}"
+    );
+}

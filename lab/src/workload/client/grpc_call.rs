@@ -1,15 +1,25 @@
-//! `mesh-workload call-grpc HOST:PORT`: `mesh.lab.Echo` calls over HTTP/2. Unary by default,
-//! one `Echo` call per request; with `stream`, each worker keeps one `EchoStream` call open
-//! and every request is one message on it, answered before the next is sent. Counted by
-//! gRPC status and by the pod and version that answered.
+//! `mesh-workload call-grpc HOST:PORT`: `mesh.lab.Echo` calls over hyper's HTTP/2 client.
+//! Unary by default, one `Echo` call per request; with `stream`, each worker keeps one
+//! `EchoStream` call open and every request is one message on it, answered before the next
+//! is sent. Counted by gRPC status and by the pod and version that answered.
 
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::{
+    HeaderMap, Method, StatusCode,
+    header::{CONTENT_TYPE, TE},
+};
+use http_body_util::{BodyExt, Either, Full};
+use hyper::{
+    body::{Frame, Incoming},
+    client::conn::http2,
+};
+use tokio::sync::mpsc;
 
 use super::{
-    Fields, field,
-    h2::{H2Connection, StreamEvent, request_head},
+    ClientError, connection, header_text,
+    request::RequestHead,
     runner::{Caller, Load, run},
     summary::{Outcome, Summary},
     target::Target,
@@ -20,7 +30,11 @@ use crate::workload::{
         ECHO_PATH, ECHO_STREAM_PATH, EchoReply, EchoRequest, FrameDecoder, STATUS_OK, encode_frame,
         status_name,
     },
+    streamed_body::StreamedBody,
 };
+
+/// A call's request body: one whole message (unary), or messages fed as they are sent.
+type CallBody = Either<Full<Bytes>, StreamedBody>;
 
 /// One `mesh-workload call-grpc` run.
 #[derive(Clone, Debug)]
@@ -35,20 +49,22 @@ pub struct GrpcPlan {
     pub load: Load,
 }
 
-/// Makes the plan's calls and counts how they went.
-pub async fn call_grpc(plan: GrpcPlan) -> Summary {
+/// Makes the plan's calls and counts how they went; fails only when the plan's call cannot
+/// be made at all.
+pub async fn call_grpc(plan: GrpcPlan) -> Result<Summary, ClientError> {
     let path = if plan.stream {
         ECHO_STREAM_PATH
     } else {
         ECHO_PATH
     };
-    let mut head = request_head("POST", &plan.target.to_string(), path, &plan.headers);
-    head.push(("content-type".into(), "application/grpc".into()));
-    head.push(("te".into(), "trailers".into()));
+    let authority = plan.target.to_string();
+    let mut head = RequestHead::new(Method::POST, &authority, path, &plan.headers, true)?;
+    head.insert(CONTENT_TYPE, "application/grpc");
+    head.insert(TE, "trailers");
     let head = Arc::new(head);
     let target = Arc::new(plan.target);
     let mut workers = 0;
-    run(plan.load, || {
+    let summary = run(plan.load, || {
         workers += 1;
         GrpcCaller {
             target: target.clone(),
@@ -56,95 +72,136 @@ pub async fn call_grpc(plan: GrpcPlan) -> Summary {
             stream: plan.stream,
             worker: workers,
             sent: 0,
-            connection: None,
+            sender: None,
             call: None,
         }
     })
-    .await
+    .await;
+    Ok(summary)
 }
 
 /// A worker on one HTTP/2 connection.
 struct GrpcCaller {
     target: Arc<Target>,
-    head: Arc<Fields>,
+    head: Arc<RequestHead>,
     stream: bool,
     /// This worker's number, in its messages so that echoes are told apart.
     worker: u64,
     sent: u64,
-    connection: Option<H2Connection>,
+    /// The connection kept for the next call.
+    sender: Option<http2::SendRequest<CallBody>>,
     /// The `EchoStream` call in progress.
-    call: Option<CallState>,
+    call: Option<OpenCall>,
+}
+
+/// A streaming call in progress: where its next messages go, and what came back so far.
+struct OpenCall {
+    /// Feeds the request body; `None` once the client has half-closed the call.
+    messages: Option<mpsc::Sender<Frame<Bytes>>>,
+    answer: Answer,
 }
 
 impl Caller for GrpcCaller {
     async fn call(&mut self, is_last: bool) -> Outcome {
         self.sent += 1;
         let message = format!("worker {} message {}", self.worker, self.sent);
-        let mut connection = match self.connection.take() {
-            Some(kept) if kept.accepts_new_streams() || self.call.is_some() => kept,
-            _ => match self.connect().await {
-                Ok(fresh) => fresh,
-                Err(error) => return Outcome::error(&error),
-            },
-        };
         let exchanged = if self.stream {
-            self.stream_message(&mut connection, &message, is_last)
-                .await
+            self.stream_message(&message, is_last).await
         } else {
-            unary(&mut connection, &self.head, &message).await
+            self.unary(&message).await
         };
-        match exchanged {
-            Ok(outcome) => {
-                self.connection = Some(connection);
-                outcome
-            }
-            Err(error) => {
-                self.call = None;
-                Outcome::error(&error)
-            }
-        }
+        exchanged.unwrap_or_else(|error| {
+            self.reset();
+            Outcome::error(&error)
+        })
     }
 
     fn reset(&mut self) {
-        self.connection = None;
+        self.sender = None;
         self.call = None;
     }
 }
 
 impl GrpcCaller {
-    /// A new connection, with no call in progress.
-    async fn connect(&mut self) -> anyhow::Result<H2Connection> {
-        self.call = None;
-        H2Connection::handshake(self.target.connect().await?).await
+    /// Starts a call with `body` on the kept connection while it takes new streams, or on a
+    /// new one; returns once the answer's head has come.
+    async fn start(&mut self, body: CallBody) -> Result<Answer, ClientError> {
+        let mut sender = match self.sender.take() {
+            Some(kept) if !kept.is_closed() => kept,
+            _ => connection::http2(&self.target).await?,
+        };
+        sender.ready().await.map_err(ClientError::Send)?;
+        let response = sender.send_request(self.head.request(body));
+        self.sender = Some(sender);
+        let (head, body) = response.await.map_err(ClientError::Send)?.into_parts();
+        Ok(Answer {
+            http_status: head.status,
+            head: head.headers,
+            body,
+            trailers: None,
+            replies: FrameDecoder::default(),
+            ended: false,
+        })
+    }
+
+    /// One unary `Echo` call on a new stream.
+    async fn unary(&mut self, message: &str) -> Result<Outcome, ClientError> {
+        let body = Either::Left(Full::new(request_frame(message)));
+        let mut answer = self.start(body).await?;
+        let reply = answer.next_reply().await?;
+        if answer.next_reply().await?.is_some() {
+            return Err(ClientError::ExtraReply);
+        }
+        let outcome = judged(Some(answer.status()?), reply, message);
+        Ok(answer.identified(outcome))
     }
 
     /// Sends one message on this worker's `EchoStream` call, opening it if need be, and
-    /// reads its reply; after the last message, reads the call to its end.
+    /// reads its reply; after the last message, half-closes the call and reads it to its end.
     async fn stream_message(
         &mut self,
-        connection: &mut H2Connection,
         message: &str,
         is_last: bool,
-    ) -> anyhow::Result<Outcome> {
+    ) -> Result<Outcome, ClientError> {
+        let frame = Frame::data(request_frame(message));
         let mut call = match self.call.take() {
-            Some(call) => call,
+            Some(mut call) => {
+                let messages = call.messages.as_mut().ok_or(ClientError::CallClosed)?;
+                messages
+                    .send(frame)
+                    .await
+                    .map_err(|_| ClientError::CallClosed)?;
+                call
+            }
             None => {
-                connection.open_stream(&self.head, false).await?;
-                CallState::default()
+                // In the body before the call starts: `start` waits for the answer's head,
+                // which a server may hold back until the first message has come.
+                let (messages, body) = StreamedBody::new();
+                messages
+                    .send(frame)
+                    .await
+                    .map_err(|_| ClientError::CallClosed)?;
+                let answer = self.start(Either::Right(body)).await?;
+                OpenCall {
+                    messages: Some(messages),
+                    answer,
+                }
             }
         };
-        connection
-            .send_data(&request_frame(message), is_last)
-            .await?;
-        let reply = call.next_reply(connection).await?;
         if is_last {
-            while call.next_reply(connection).await?.is_some() {}
+            call.messages = None;
         }
-        if !call.ended {
+        let answer = &mut call.answer;
+        let reply = answer.next_reply().await?;
+        if is_last {
+            while answer.next_reply().await?.is_some() {}
+        }
+        if !answer.ended {
+            let outcome = judged(None, reply, message);
             self.call = Some(call);
-            return Ok(judged(None, reply, message));
+            return Ok(outcome);
         }
-        let status = call.status()?;
+        let status = answer.status()?;
         let outcome = match judged(Some(status), reply, message) {
             outcome if status == STATUS_OK && !is_last => Outcome {
                 failure: Some("the call ended early".into()),
@@ -152,29 +209,12 @@ impl GrpcCaller {
             },
             outcome => outcome,
         };
-        Ok(call.identified(outcome))
+        Ok(answer.identified(outcome))
     }
-}
-
-/// One unary `Echo` call on a new stream.
-async fn unary(
-    connection: &mut H2Connection,
-    head: &Fields,
-    message: &str,
-) -> anyhow::Result<Outcome> {
-    connection.open_stream(head, false).await?;
-    connection.send_data(&request_frame(message), true).await?;
-    let mut call = CallState::default();
-    let reply = call.next_reply(connection).await?;
-    if call.next_reply(connection).await?.is_some() {
-        bail!("more than one reply to a unary call");
-    }
-    let outcome = judged(Some(call.status()?), reply, message);
-    Ok(call.identified(outcome))
 }
 
 /// An `EchoRequest` carrying `message`, framed.
-fn request_frame(message: &str) -> bytes::Bytes {
+fn request_frame(message: &str) -> Bytes {
     encode_frame(&EchoRequest {
         message: message.to_owned(),
     })
@@ -203,20 +243,21 @@ fn judged(status: Option<u32>, reply: Option<EchoReply>, sent: &str) -> Outcome 
 }
 
 /// What the server has sent so far on one call.
-#[derive(Default)]
-struct CallState {
-    head: Option<Fields>,
-    trailers: Option<Fields>,
+struct Answer {
+    /// The HTTP status of the answer's head.
+    http_status: StatusCode,
+    /// The answer's head: who answered, or the whole status of a trailers-only answer.
+    head: HeaderMap,
+    body: Incoming,
+    trailers: Option<HeaderMap>,
     replies: FrameDecoder,
+    /// The body has ended: no more replies or trailers come.
     ended: bool,
 }
 
-impl CallState {
+impl Answer {
     /// Reads until the next reply, or `None` at the end of the call.
-    async fn next_reply(
-        &mut self,
-        connection: &mut H2Connection,
-    ) -> anyhow::Result<Option<EchoReply>> {
+    async fn next_reply(&mut self) -> Result<Option<EchoReply>, ClientError> {
         loop {
             if let Some(reply) = self.replies.next_message::<EchoReply>()? {
                 return Ok(Some(reply));
@@ -225,55 +266,33 @@ impl CallState {
                 self.replies.finish()?;
                 return Ok(None);
             }
-            match connection.next_event().await? {
-                StreamEvent::Headers { fields, end_stream } => {
-                    if self.head.is_none() {
-                        self.head = Some(fields);
-                    } else {
-                        self.trailers = Some(fields);
-                    }
-                    self.ended |= end_stream;
-                }
-                StreamEvent::Data { bytes, end_stream } => {
-                    self.replies.extend(&bytes);
-                    self.ended |= end_stream;
-                }
-                StreamEvent::Reset(code) => {
-                    bail!("the server reset the call (HTTP/2 error code {code})")
-                }
+            match self.body.frame().await {
+                None => self.ended = true,
+                Some(frame) => match frame.map_err(ClientError::Body)?.into_data() {
+                    Ok(bytes) => self.replies.extend(&bytes),
+                    Err(frame) => self.trailers = frame.into_trailers().ok(),
+                },
             }
         }
     }
 
     /// The call's status: in the trailers, or in the head of a trailers-only answer.
-    fn status(&self) -> anyhow::Result<u32> {
-        let fields = self
-            .trailers
-            .as_ref()
-            .or(self.head.as_ref())
-            .context("the call ended without an answer")?;
-        let status = field(fields, "grpc-status").with_context(|| {
-            let http = self.head.as_deref().and_then(|head| field(head, ":status"));
-            format!(
-                "answer without grpc-status (HTTP status {})",
-                http.unwrap_or("none")
-            )
-        })?;
+    fn status(&self) -> Result<u32, ClientError> {
+        let fields = self.trailers.as_ref().unwrap_or(&self.head);
+        let status = header_text(fields, "grpc-status")
+            .ok_or(ClientError::NoGrpcStatus(self.http_status))?;
         status
             .parse()
-            .with_context(|| format!("malformed grpc-status {status:?}"))
+            .map_err(|_| ClientError::BadGrpcStatus(status))
     }
 
     /// Fills in who answered from the head when no reply said so, as when a call fails.
     fn identified(&self, outcome: Outcome) -> Outcome {
-        let head = self.head.as_deref().unwrap_or_default();
         Outcome {
-            pod: outcome
-                .pod
-                .or_else(|| field(head, POD_HEADER).map(str::to_owned)),
+            pod: outcome.pod.or_else(|| header_text(&self.head, POD_HEADER)),
             version: outcome
                 .version
-                .or_else(|| field(head, VERSION_HEADER).map(str::to_owned)),
+                .or_else(|| header_text(&self.head, VERSION_HEADER)),
             failure: outcome.failure,
         }
     }

@@ -1,14 +1,19 @@
 //! `mesh-workload call URL`: GET requests over HTTP/1.1 keep-alive or HTTP/2 (h2c), counted
 //! by status and by the pod and version that answered.
 
-use std::sync::Arc;
+use std::{io::ErrorKind, sync::Arc};
 
-use anyhow::{Context, anyhow};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Response, StatusCode, header::CONNECTION};
+use http_body_util::{BodyExt, Empty};
+use hyper::{
+    body::Incoming,
+    client::conn::{http1, http2},
+};
 
 use super::{
-    Fields, field,
-    h2::{H2Connection, StreamEvent, request_head},
-    http1::{Http1Answer, Http1Connection, get_request},
+    ClientError, connection, header_text,
+    request::RequestHead,
     runner::{Caller, Load, run},
     summary::{Outcome, Summary},
     target::{HttpUrl, Target},
@@ -30,173 +35,143 @@ pub struct HttpPlan {
     pub load: Load,
 }
 
-/// Sends the plan's requests and counts how they went.
-pub async fn call_http(plan: HttpPlan) -> Summary {
-    let target = Arc::new(plan.url.target.clone());
-    if plan.http2 {
-        let fields = Arc::new(request_head(
-            "GET",
-            &plan.url.authority,
-            &plan.url.path,
-            &plan.headers,
-        ));
-        run(plan.load, || H2Caller {
-            target: target.clone(),
-            fields: fields.clone(),
-            new_connection_each: plan.new_connection_each,
-            connection: None,
-        })
-        .await
-    } else {
-        let request: Arc<[u8]> = http1_request(&plan).into();
-        run(plan.load, || Http1Caller {
-            target: target.clone(),
-            request: request.clone(),
-            new_connection_each: plan.new_connection_each,
-            connection: None,
-        })
-        .await
+/// Sends the plan's requests and counts how they went; fails only when the plan's request
+/// cannot be made at all.
+pub async fn call_http(plan: HttpPlan) -> Result<Summary, ClientError> {
+    let mut head = RequestHead::new(
+        Method::GET,
+        &plan.url.authority,
+        &plan.url.path,
+        &plan.headers,
+        plan.http2,
+    )?;
+    if plan.new_connection_each && !plan.http2 {
+        head.insert(CONNECTION, "close");
     }
-}
-
-/// The HTTP/1.1 request, ready to write; a `host` among the headers replaces the URL's.
-fn http1_request(plan: &HttpPlan) -> Vec<u8> {
-    let mut headers = Vec::new();
-    if !plan
-        .headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
-    {
-        headers.push(("host", plan.url.authority.as_str()));
-    }
-    headers.extend(
-        plan.headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str())),
-    );
-    if plan.new_connection_each {
-        headers.push(("connection", "close"));
-    }
-    get_request(&plan.url.path, &headers)
+    let head = Arc::new(head);
+    let target = Arc::new(plan.url.target);
+    let summary = run(plan.load, || HttpCaller {
+        target: target.clone(),
+        head: head.clone(),
+        http2: plan.http2,
+        new_connection_each: plan.new_connection_each,
+        sender: None,
+    })
+    .await;
+    Ok(summary)
 }
 
 /// How an HTTP answer counts: 2xx succeeds, any other status is the failure's reason.
-fn judged(status: u16, headers: &[(String, String)]) -> Outcome {
+fn judged(status: StatusCode, headers: &HeaderMap) -> Outcome {
     Outcome {
-        pod: field(headers, POD_HEADER).map(str::to_owned),
-        version: field(headers, VERSION_HEADER).map(str::to_owned),
-        failure: (!(200..300).contains(&status)).then(|| status.to_string()),
+        pod: header_text(headers, POD_HEADER),
+        version: header_text(headers, VERSION_HEADER),
+        failure: (!status.is_success()).then(|| status.as_u16().to_string()),
     }
 }
 
-/// A worker on one HTTP/1.1 keep-alive connection.
-struct Http1Caller {
+/// A worker on one connection, one request at a time.
+struct HttpCaller {
     target: Arc<Target>,
-    request: Arc<[u8]>,
+    head: Arc<RequestHead>,
+    http2: bool,
     new_connection_each: bool,
-    connection: Option<Http1Connection>,
+    /// The connection kept for the next request.
+    sender: Option<Sender>,
 }
 
-impl Http1Caller {
+impl Caller for HttpCaller {
+    async fn call(&mut self, _is_last: bool) -> Outcome {
+        match self.exchange().await {
+            Ok(outcome) => outcome,
+            Err(error) => Outcome::error(&error),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.sender = None;
+    }
+}
+
+impl HttpCaller {
     /// Sends the request on the kept connection, or on a new one when there is none or the
-    /// server had closed it.
-    async fn exchange(&mut self) -> anyhow::Result<Http1Answer> {
-        if let Some(mut kept) = self.connection.take()
-            && let Some(answer) = kept.exchange(&self.request).await?
-        {
-            return Ok(self.keep(kept, answer));
-        }
-        let mut fresh = Http1Connection::new(self.target.connect().await?);
-        let answer = fresh
-            .exchange(&self.request)
-            .await?
-            .ok_or_else(|| anyhow!("the server closed the connection without answering"))?;
-        Ok(self.keep(fresh, answer))
-    }
-
-    /// Keeps the connection for the next request when it can carry one.
-    fn keep(&mut self, connection: Http1Connection, answer: Http1Answer) -> Http1Answer {
-        if answer.reusable && !self.new_connection_each {
-            self.connection = Some(connection);
-        }
-        answer
-    }
-}
-
-impl Caller for Http1Caller {
-    async fn call(&mut self, _is_last: bool) -> Outcome {
-        match self.exchange().await {
-            Ok(answer) => judged(answer.status, &answer.headers),
-            Err(error) => Outcome::error(&error),
-        }
-    }
-
-    fn reset(&mut self) {
-        self.connection = None;
-    }
-}
-
-/// A worker on one HTTP/2 connection, one stream at a time.
-struct H2Caller {
-    target: Arc<Target>,
-    fields: Arc<Fields>,
-    new_connection_each: bool,
-    connection: Option<H2Connection>,
-}
-
-impl H2Caller {
-    /// Sends the request on the kept connection or a new one.
-    async fn exchange(&mut self) -> anyhow::Result<(u16, Fields)> {
-        let mut connection = match self.connection.take() {
-            Some(kept) if kept.accepts_new_streams() => kept,
-            _ => H2Connection::handshake(self.target.connect().await?).await?,
+    /// server had closed it, and reads the answer to its end.
+    async fn exchange(&mut self) -> Result<Outcome, ClientError> {
+        let kept = self.sender.take().filter(|sender| !sender.is_closed());
+        let (sender, response) = match kept {
+            Some(mut kept) => match kept.send(&self.head).await {
+                Ok(response) => (kept, response),
+                Err(error) if closed_before_answering(&error) => self.send_on_new().await?,
+                Err(error) => return Err(ClientError::Send(error)),
+            },
+            None => self.send_on_new().await?,
         };
-        let answer = get(&mut connection, &self.fields).await?;
+        let (head, mut body) = response.into_parts();
+        while let Some(frame) = body.frame().await {
+            frame.map_err(ClientError::Body)?;
+        }
         if !self.new_connection_each {
-            self.connection = Some(connection);
+            self.sender = Some(sender);
         }
-        Ok(answer)
-    }
-}
-
-impl Caller for H2Caller {
-    async fn call(&mut self, _is_last: bool) -> Outcome {
-        match self.exchange().await {
-            Ok((status, head)) => judged(status, &head),
-            Err(error) => Outcome::error(&error),
-        }
+        Ok(judged(head.status, &head.headers))
     }
 
-    fn reset(&mut self) {
-        self.connection = None;
-    }
-}
-
-/// One GET on a new stream: the final status and head; body and trailers are dropped.
-async fn get(connection: &mut H2Connection, fields: &Fields) -> anyhow::Result<(u16, Fields)> {
-    connection.open_stream(fields, true).await?;
-    let mut head = None;
-    loop {
-        let end_stream = match connection.next_event().await? {
-            StreamEvent::Headers { fields, end_stream } => {
-                if head.is_none() {
-                    let status = field(&fields, ":status")
-                        .and_then(|status| status.parse::<u16>().ok())
-                        .context("answer without a valid :status")?;
-                    // Informational heads (1xx) come before the answer's own.
-                    if status >= 200 {
-                        head = Some((status, fields));
-                    }
-                }
-                end_stream
-            }
-            StreamEvent::Data { end_stream, .. } => end_stream,
-            StreamEvent::Reset(code) => {
-                anyhow::bail!("the server reset the stream (HTTP/2 error code {code})")
-            }
+    /// Sends the request on a new connection.
+    async fn send_on_new(&self) -> Result<(Sender, Response<Incoming>), ClientError> {
+        let mut sender = if self.http2 {
+            Sender::Http2(connection::http2(&self.target).await?)
+        } else {
+            Sender::Http1(connection::http1(&self.target).await?)
         };
-        if end_stream {
-            return head.context("the stream ended without an answer");
+        let response = sender.send(&self.head).await.map_err(ClientError::Send)?;
+        Ok((sender, response))
+    }
+}
+
+/// True when a request on a kept connection got no answer because the server had closed
+/// the connection (as one may an idle keep-alive connection), so that a new connection may
+/// carry the GET again.
+fn closed_before_answering(error: &hyper::Error) -> bool {
+    let reset = std::error::Error::source(error)
+        .and_then(|cause| cause.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| {
+            matches!(
+                io.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+            )
+        });
+    error.is_canceled() || error.is_closed() || error.is_incomplete_message() || reset
+}
+
+/// A connection's request sender, of either version.
+enum Sender {
+    /// HTTP/1.1.
+    Http1(http1::SendRequest<Empty<Bytes>>),
+    /// HTTP/2.
+    Http2(http2::SendRequest<Empty<Bytes>>),
+}
+
+impl Sender {
+    /// True once the connection can carry no more requests.
+    fn is_closed(&self) -> bool {
+        match self {
+            Self::Http1(sender) => sender.is_closed(),
+            Self::Http2(sender) => sender.is_closed(),
+        }
+    }
+
+    /// Sends a request with `head` once the connection is ready; the answer's head.
+    async fn send(&mut self, head: &RequestHead) -> Result<Response<Incoming>, hyper::Error> {
+        let request = head.request(Empty::new());
+        match self {
+            Self::Http1(sender) => {
+                sender.ready().await?;
+                sender.send_request(request).await
+            }
+            Self::Http2(sender) => {
+                sender.ready().await?;
+                sender.send_request(request).await
+            }
         }
     }
 }

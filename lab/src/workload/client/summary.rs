@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::ClientError;
+
 /// How a client run went, printed as one JSON line.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
@@ -43,8 +45,8 @@ impl Outcome {
     }
 
     /// A request that failed with `error`, its causes included.
-    pub(crate) fn error(error: &anyhow::Error) -> Self {
-        Self::failed(format!("{error:#}"))
+    pub(crate) fn error(error: &ClientError) -> Self {
+        Self::failed(error.with_causes())
     }
 }
 

@@ -3,8 +3,9 @@
 
 use std::{fmt, str::FromStr};
 
-use anyhow::{Context, anyhow, bail};
 use tokio::net::{TcpStream, lookup_host};
+
+use super::ClientError;
 
 /// A host (name or IP address) and a port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,20 +29,19 @@ pub struct HttpUrl {
 
 impl Target {
     /// Resolves the host and connects to the first of its addresses that accepts.
-    pub(crate) async fn connect(&self) -> anyhow::Result<TcpStream> {
+    pub(crate) async fn connect(&self) -> Result<TcpStream, ClientError> {
         let addresses = lookup_host((self.host.as_str(), self.port))
             .await
-            .with_context(|| format!("resolving {}", self.host))?;
-        let mut last_error = anyhow!("{} resolves to no address", self.host);
+            .map_err(|source| ClientError::Resolve {
+                host: self.host.clone(),
+                source,
+            })?;
+        let mut last_error = ClientError::NoAddress(self.host.clone());
         for address in addresses {
-            match TcpStream::connect(address).await {
-                Ok(stream) => {
-                    stream.set_nodelay(true)?;
-                    return Ok(stream);
-                }
-                Err(error) => {
-                    last_error = anyhow!(error).context(format!("connecting to {address}"));
-                }
+            let connected = TcpStream::connect(address).await;
+            match connected.and_then(|stream| stream.set_nodelay(true).map(|()| stream)) {
+                Ok(stream) => return Ok(stream),
+                Err(source) => last_error = ClientError::Connect { address, source },
             }
         }
         Err(last_error)
@@ -49,19 +49,20 @@ impl Target {
 }
 
 impl FromStr for Target {
-    type Err = anyhow::Error;
+    type Err = ClientError;
 
-    fn from_str(text: &str) -> anyhow::Result<Self> {
+    fn from_str(text: &str) -> Result<Self, ClientError> {
         let (host, port) = text
             .rsplit_once(':')
-            .ok_or_else(|| anyhow!("{text:?} is not HOST:PORT"))?;
+            .ok_or_else(|| ClientError::NotHostPort(text.to_owned()))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
-            bail!("{text:?} has no host");
+            return Err(ClientError::NoHost(text.to_owned()));
         }
-        let port = port
-            .parse()
-            .with_context(|| format!("{text:?} has no valid port"))?;
+        let port = port.parse().map_err(|source| ClientError::BadPort {
+            text: text.to_owned(),
+            source,
+        })?;
         Ok(Self {
             host: host.to_owned(),
             port,
@@ -80,18 +81,19 @@ impl fmt::Display for Target {
 }
 
 impl FromStr for HttpUrl {
-    type Err = anyhow::Error;
+    type Err = ClientError;
 
-    fn from_str(text: &str) -> anyhow::Result<Self> {
-        let uri: http::Uri = text
-            .parse()
-            .with_context(|| format!("{text:?} is not a URL"))?;
+    fn from_str(text: &str) -> Result<Self, ClientError> {
+        let uri: http::Uri = text.parse().map_err(|source| ClientError::NotUrl {
+            text: text.to_owned(),
+            source,
+        })?;
         if uri.scheme_str() != Some("http") {
-            bail!("{text:?}: only http:// URLs are supported");
+            return Err(ClientError::NotHttp(text.to_owned()));
         }
         let authority = uri
             .authority()
-            .ok_or_else(|| anyhow!("{text:?} has no host"))?;
+            .ok_or_else(|| ClientError::NoHost(text.to_owned()))?;
         let host = authority
             .host()
             .trim_start_matches('[')
@@ -159,6 +161,11 @@ mod tests {
             port,
         };
         let error = nowhere.connect().await.expect_err("no such host");
-        assert!(format!("{error:#}").contains("resolving no-such-host.invalid"));
+        assert!(
+            error
+                .with_causes()
+                .starts_with("resolving no-such-host.invalid: "),
+            "{error}"
+        );
     }
 }

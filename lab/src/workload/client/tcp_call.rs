@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
+    ClientError,
     runner::{Caller, Load, run},
     summary::{Outcome, Summary},
     target::Target,
@@ -63,19 +63,22 @@ impl Caller for TcpCaller {
 
 impl TcpCaller {
     /// One connection: probe out, half-close, everything back until the server closes.
-    async fn exchange(&self, probe: &str) -> anyhow::Result<Outcome> {
+    async fn exchange(&self, probe: &str) -> Result<Outcome, ClientError> {
         let mut stream = self.target.connect().await?;
-        stream.write_all(probe.as_bytes()).await?;
-        stream.shutdown().await?;
+        stream
+            .write_all(probe.as_bytes())
+            .await
+            .map_err(ClientError::Probe)?;
+        stream.shutdown().await.map_err(ClientError::Probe)?;
         let mut received = Vec::new();
         (&mut stream)
             .take(MAX_ECHO_BYTES)
             .read_to_end(&mut received)
             .await
-            .context("reading the echo")?;
+            .map_err(ClientError::Echo)?;
         let received = String::from_utf8_lossy(&received);
         let Some((greeting, echo)) = received.split_once('\n') else {
-            bail!("no greeting line from the server");
+            return Err(ClientError::NoGreeting);
         };
         let (pod, version) = parse_greeting(greeting)?;
         Ok(Outcome {
@@ -87,7 +90,7 @@ impl TcpCaller {
 }
 
 /// The pod and version in a greeting line `pod=<name> version=<version>`.
-fn parse_greeting(line: &str) -> anyhow::Result<(String, String)> {
+fn parse_greeting(line: &str) -> Result<(String, String), ClientError> {
     let mut pod = None;
     let mut version = None;
     for word in line.split_whitespace() {
@@ -99,7 +102,7 @@ fn parse_greeting(line: &str) -> anyhow::Result<(String, String)> {
     }
     match (pod, version) {
         (Some(pod), Some(version)) => Ok((pod, version)),
-        _ => bail!("greeting {line:?} does not name a pod and version"),
+        _ => Err(ClientError::BadGreeting(line.to_owned())),
     }
 }
 
