@@ -4,7 +4,7 @@
 //!
 //! `rules` renders the `iptables-restore` input for the filter and nat tables from the ready
 //! endpoints of every Service port (a pure function, golden-tested); `chain_name` names the
-//! per-Service chains as kube-proxy does (`sha256`); `existing` reads `iptables-save` output
+//! per-Service chains as kube-proxy does (SHA-256, base32); `existing` reads `iptables-save` output
 //! so that a sync adds the hook jumps only once and removes the chains of a previous sync that
 //! are no longer used; `conntrack` works out which UDP flows went stale; `proxier` applies it
 //! all inside one node's namespace.
@@ -16,7 +16,6 @@ mod existing;
 mod netns_command;
 mod proxier;
 mod rules;
-mod sha256;
 
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,9 @@
 //! endpoint for `KUBE-SEP-` chains. Equal names to kube-proxy's let rules be compared with a
 //! real cluster's `iptables-save`.
 
-use super::{Endpoint, ServicePort, sha256};
+use sha2::{Digest, Sha256};
+
+use super::{Endpoint, ServicePort};
 
 /// The base32 alphabet of RFC 4648 (not the hex variant).
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -51,7 +53,7 @@ fn port_hash(port: &ServicePort) -> String {
 
 /// The first 16 base32 characters of the SHA-256 of `key`: 80 bits, two 5-byte groups.
 fn hash16(key: &str) -> String {
-    let digest = sha256::digest(key.as_bytes());
+    let digest = Sha256::digest(key.as_bytes());
     let mut out = String::with_capacity(16);
     for group in digest[..10].chunks_exact(5) {
         let bits = group.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
