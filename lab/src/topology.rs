@@ -88,7 +88,10 @@ fn build_node(names: &LabNames, node: &NodePlan, all: &[NodePlan]) -> Result<(),
     ];
     // Service traffic that kube-proxy does not DNAT (a Service without endpoints) must still be
     // routable, so it reaches the filter table's REJECT and the client sees "refused".
-    commands.push(format!("route add {}/{} dev eth0", SERVICE_CIDR.0, SERVICE_CIDR.1));
+    commands.push(format!(
+        "route add {}/{} dev eth0",
+        SERVICE_CIDR.0, SERVICE_CIDR.1
+    ));
     for other in all.iter().filter(|o| o.name != node.name) {
         commands.push(format!(
             "route add {}/24 via {}",
