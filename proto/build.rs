@@ -1,9 +1,13 @@
 //! Compiles the `.proto` files with protox (pure Rust, no system `protoc`) into prost types with
-//! pbjson serde impls, so the same messages load from YAML/JSON and travel over gRPC.
+//! pbjson serde impls, so the same messages load from YAML/JSON and travel over gRPC, and the
+//! discovery service into tonic client and server code (from the same descriptors).
 
 use std::path::PathBuf;
 
-const PROTOS: &[&str] = &["proto/mesh/config/v1/config.proto"];
+const PROTOS: &[&str] = &[
+    "proto/mesh/config/v1/config.proto",
+    "proto/mesh/discovery/v1/discovery.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {
@@ -21,12 +25,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(&descriptor_path)
         .compile_well_known_types()
         .extern_path(".google.protobuf", "::pbjson_types")
+        // Sorted maps encode deterministically (node labels, resource versions).
+        .btree_map([".mesh.discovery"])
+        .service_generator(
+            tonic_prost_build::configure()
+                .build_transport(false)
+                .service_generator(),
+        )
         .skip_protoc_run()
         .compile_protos(PROTOS, &["proto"])?;
 
     let descriptor_set = std::fs::read(&descriptor_path)?;
     pbjson_build::Builder::new()
         .register_descriptors(&descriptor_set)?
-        .build(&[".mesh"])?;
+        .build(&[".mesh.config"])?;
     Ok(())
 }
