@@ -5,4 +5,6 @@
 //! Being built (issue #4): `node` describes a connected proxy; translation, sources and the
 //! discovery server arrive module by module.
 
+pub mod istio;
 pub mod node;
+pub mod store;
