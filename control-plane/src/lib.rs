@@ -8,3 +8,4 @@
 pub mod istio;
 pub mod node;
 pub mod store;
+pub mod xds;

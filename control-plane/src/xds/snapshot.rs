@@ -1,0 +1,176 @@
+//! What the discovery server pushes: the mesh's config at one moment, as a function from a
+//! proxy's node metadata to that proxy's config.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex, OnceLock, PoisonError},
+};
+
+use mesh_proto::config::v1::ProxyConfig;
+use tokio::time::Instant;
+
+use super::resources::ProxyResources;
+use crate::node::ProxyNode;
+
+/// Computes each proxy's config from the mesh's state at one moment.
+pub trait ConfigSource: Send + Sync {
+    /// The config `node` should run. Return the same `Arc` to proxies that share a view (and
+    /// keep a reference to it): the server then splits and encodes it once per snapshot.
+    fn config_for(&self, node: &ProxyNode) -> Arc<ProxyConfig>;
+}
+
+impl<F> ConfigSource for F
+where
+    F: Fn(&ProxyNode) -> Arc<ProxyConfig> + Send + Sync,
+{
+    fn config_for(&self, node: &ProxyNode) -> Arc<ProxyConfig> {
+        self(node)
+    }
+}
+
+/// The mesh's config at one moment, published to the discovery server through a
+/// `tokio::sync::watch` channel. Bursts of source changes are debounced before publishing.
+pub struct ConfigSnapshot {
+    generation: u64,
+    published: Instant,
+    source: Arc<dyn ConfigSource>,
+    /// Shared configs already split into resources, by address of the shared config.
+    split: Mutex<HashMap<usize, Arc<SplitConfig>>>,
+}
+
+/// A shared config and, once computed, its resources.
+struct SplitConfig {
+    /// Keeps the config (and so its address, the key) alive as long as the snapshot.
+    _config: Arc<ProxyConfig>,
+    resources: OnceLock<Arc<ProxyResources>>,
+}
+
+/// Every proxy gets the same config.
+struct Uniform(Arc<ProxyConfig>);
+
+impl ConfigSource for Uniform {
+    fn config_for(&self, _: &ProxyNode) -> Arc<ProxyConfig> {
+        self.0.clone()
+    }
+}
+
+// === impl ConfigSnapshot ===
+
+impl ConfigSnapshot {
+    /// A snapshot numbered `generation` (1 and up, growing with every publication); `source`
+    /// computes each proxy's config. Push latency is measured from this moment.
+    pub fn new(generation: u64, source: Arc<dyn ConfigSource>) -> Self {
+        ConfigSnapshot {
+            generation,
+            published: Instant::now(),
+            source,
+            split: Mutex::default(),
+        }
+    }
+
+    /// The same `config` for every proxy.
+    pub fn uniform(generation: u64, config: ProxyConfig) -> Self {
+        Self::new(generation, Arc::new(Uniform(Arc::new(config))))
+    }
+
+    /// The placeholder before the first translation (generation 0): the server pushes nothing
+    /// until a real snapshot replaces it.
+    pub fn pending() -> Self {
+        Self::uniform(0, ProxyConfig::default())
+    }
+
+    /// The snapshot's number.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether this is the placeholder before the first translation.
+    pub(crate) fn is_pending(&self) -> bool {
+        self.generation == 0
+    }
+
+    /// When the snapshot was made.
+    pub(crate) fn published(&self) -> Instant {
+        self.published
+    }
+
+    /// `node`'s config as resources; configs the source shares are split once.
+    pub(crate) fn resources_for(&self, node: &ProxyNode) -> Arc<ProxyResources> {
+        let config = self.source.config_for(node);
+        if Arc::strong_count(&config) == 1 {
+            // Made for this proxy alone: nobody else will ask for it.
+            return Arc::new(ProxyResources::split(&config));
+        }
+        let key = Arc::as_ptr(&config) as usize;
+        let cell = self
+            .split
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(SplitConfig {
+                    _config: config.clone(),
+                    resources: OnceLock::new(),
+                })
+            })
+            .clone();
+        cell.resources
+            .get_or_init(|| Arc::new(ProxyResources::split(&config)))
+            .clone()
+    }
+}
+
+impl fmt::Debug for ConfigSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigSnapshot")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mesh_proto::config::v1::Cluster;
+
+    use super::*;
+    use crate::xds::ResourceType;
+
+    fn one_cluster(name: &str) -> ProxyConfig {
+        ProxyConfig {
+            clusters: vec![Cluster {
+                name: name.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_shared_config_is_split_once_and_a_private_one_each_time() {
+        let snapshot = ConfigSnapshot::uniform(1, one_cluster("web"));
+        let a = snapshot.resources_for(&ProxyNode::default());
+        let b = snapshot.resources_for(&ProxyNode::default());
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(a.of(ResourceType::Cluster).contains_key("web"));
+
+        let private = ConfigSnapshot::new(
+            2,
+            Arc::new(|node: &ProxyNode| Arc::new(one_cluster(&node.id))),
+        );
+        let node = ProxyNode {
+            id: "a.shop".into(),
+            ..Default::default()
+        };
+        let a = private.resources_for(&node);
+        let b = private.resources_for(&node);
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert!(a.of(ResourceType::Cluster).contains_key("a.shop"));
+    }
+
+    #[test]
+    fn only_generation_zero_is_pending() {
+        assert!(ConfigSnapshot::pending().is_pending());
+        assert!(!ConfigSnapshot::uniform(1, ProxyConfig::default()).is_pending());
+    }
+}
