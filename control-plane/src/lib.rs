@@ -6,6 +6,7 @@
 //! discovery server arrive module by module.
 
 pub mod istio;
+pub mod kube_source;
 pub mod node;
 pub mod store;
 pub mod xds;

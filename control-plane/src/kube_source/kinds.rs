@@ -1,0 +1,66 @@
+//! The kinds the Kubernetes source watches: every kind the store holds, one kube-rs watch each.
+
+use super::kind_stream::{self, Update};
+use crate::istio::{
+    AuthorizationPolicy, DestinationRule, Gateway as IstioGateway, PeerAuthentication,
+    ServiceEntry, VirtualService,
+};
+use crate::store::{Object, Stored};
+use futures_util::stream::{BoxStream, StreamExt};
+use gateway_api::{
+    gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute, httproutes::HttpRoute,
+};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::watcher;
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+/// A stored kind the source can watch: its API coordinates are static and it decodes from JSON.
+pub(crate) trait WatchedKind:
+    Stored + Resource<DynamicType = ()> + DeserializeOwned + Debug
+{
+    /// Wraps a decoded object for the store.
+    fn into_object(object: Arc<Self>) -> Object;
+}
+
+impl<K> WatchedKind for K
+where
+    K: Stored + Resource<DynamicType = ()> + DeserializeOwned + Debug,
+    Object: From<Arc<K>>,
+{
+    fn into_object(object: Arc<Self>) -> Object {
+        Object::from(object)
+    }
+}
+
+/// One stream of updates per kind, each running kube-rs's watcher and reflector.
+pub(super) fn kind_streams(
+    client: &Client,
+    config: &watcher::Config,
+) -> Vec<BoxStream<'static, Update>> {
+    fn watch<K: WatchedKind>(
+        client: &Client,
+        config: &watcher::Config,
+    ) -> BoxStream<'static, Update> {
+        kind_stream::updates::<K>(client.clone(), config.clone()).boxed()
+    }
+    vec![
+        watch::<Namespace>(client, config),
+        watch::<Service>(client, config),
+        watch::<EndpointSlice>(client, config),
+        watch::<Pod>(client, config),
+        watch::<VirtualService>(client, config),
+        watch::<DestinationRule>(client, config),
+        watch::<IstioGateway>(client, config),
+        watch::<ServiceEntry>(client, config),
+        watch::<PeerAuthentication>(client, config),
+        watch::<AuthorizationPolicy>(client, config),
+        watch::<GatewayClass>(client, config),
+        watch::<Gateway>(client, config),
+        watch::<HttpRoute>(client, config),
+        watch::<GrpcRoute>(client, config),
+    ]
+}

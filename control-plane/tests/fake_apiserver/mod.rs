@@ -1,0 +1,184 @@
+//! A fake Kubernetes API server that speaks the real list/watch protocol over HTTP/1.1 on
+//! loopback, so the real kube-rs client, watcher and reflector run against it.
+//!
+//! Served: `GET` list and watch of the collections in [`resources::RESOURCES`] (all-namespaces
+//! and namespaced paths); `limit`/`continue` pagination over a consistent snapshot (an expired
+//! token answers 410); watches from a resourceVersion replay history then stream live events,
+//! with bookmarks on demand; a test can partition, close or expire open watches and compact
+//! history, choose whether a too-old watch gets an `ERROR` event or an HTTP 410, and make
+//! requests to a path fail with 500.
+//!
+//! Not served: writes, single-object GETs, protobuf/Table/metadata-only responses (406),
+//! set-based label selectors and field selectors other than `metadata.name`/`metadata.namespace`
+//! (400), and streaming lists (`sendInitialEvents`, ignored). Selectors filter watch events by
+//! the object's new state: an object leaving a selector is not turned into a DELETED event.
+//! It is test support, not a module of the crate: nothing in production should ever talk to
+//! a fake cluster, and keeping it here keeps hyper's server out of the control plane's
+//! dependencies.
+
+mod cluster;
+mod resources;
+mod selectors;
+mod service;
+mod wire;
+
+pub use cluster::GoneForm;
+pub use service::RecordedRequest;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use service::Shared;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// A running fake API server; dropping it stops it and ends every open connection.
+pub struct FakeApiServer {
+    shared: Arc<Shared>,
+    address: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl FakeApiServer {
+    /// Starts a server on an ephemeral loopback port.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let address = listener.local_addr().expect("local address");
+        let shared = Arc::new(Shared {
+            cluster: Mutex::new(cluster::Cluster::new()),
+            requests: tokio::sync::watch::Sender::new(Vec::new()),
+        });
+        let task = tokio::spawn(accept(listener, shared.clone()));
+        Self {
+            shared,
+            address,
+            task,
+        }
+    }
+
+    /// A real kube client pointed at this server.
+    pub fn client(&self) -> kube::Client {
+        let url = format!("http://{}", self.address)
+            .parse()
+            .expect("a valid URL");
+        kube::Client::try_from(kube::Config::new(url)).expect("a kube client")
+    }
+
+    fn cluster(&self) -> MutexGuard<'_, cluster::Cluster> {
+        self.shared.cluster.lock().expect("cluster lock")
+    }
+
+    /// Creates or replaces an object; returns its new resourceVersion.
+    pub fn apply(&self, object: Value) -> u64 {
+        self.cluster().apply(object)
+    }
+
+    /// Deletes an object; returns the deletion's resourceVersion.
+    pub fn delete(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> u64 {
+        self.cluster().delete(api_version, kind, namespace, name)
+    }
+
+    /// The current objects of a kind, sorted by namespace and name.
+    pub fn objects(&self, api_version: &str, kind: &str) -> Vec<Value> {
+        self.cluster().objects(api_version, kind)
+    }
+
+    /// Sends a BOOKMARK at the current resourceVersion on every open watch that allows them.
+    pub fn bookmark(&self) {
+        self.cluster().bookmark();
+    }
+
+    /// Ends every open watch stream cleanly (as the server's timeout would).
+    pub fn close_watches(&self) {
+        self.cluster().close_watches();
+    }
+
+    /// Keeps open watches open but silent: later changes reach them only by a re-list.
+    pub fn partition(&self) {
+        self.cluster().partition();
+    }
+
+    /// Sends an `ERROR` 410 Expired event on every open watch and ends it.
+    pub fn expire_watches(&self) {
+        self.cluster().expire_watches();
+    }
+
+    /// Forgets history up to now, so a watch from an older resourceVersion is refused with 410.
+    pub fn compact(&self) {
+        self.cluster().compact();
+    }
+
+    /// Makes the next `count` requests to `path` fail with HTTP 500.
+    pub fn fail_requests(&self, path: &str, count: usize) {
+        self.cluster().fail_requests(path, count);
+    }
+
+    /// Chooses how a too-old watch is refused.
+    pub fn set_gone_form(&self, form: GoneForm) {
+        self.cluster().set_gone_form(form);
+    }
+
+    /// How many requests the server has answered so far.
+    pub fn request_count(&self) -> usize {
+        self.shared.requests.borrow().len()
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests.borrow().clone()
+    }
+
+    /// Waits (at most 10 s) for a request after the first `after` that satisfies `matches`.
+    pub async fn wait_for_request(
+        &self,
+        after: usize,
+        matches: impl Fn(&RecordedRequest) -> bool,
+    ) -> RecordedRequest {
+        let mut log = self.shared.requests.subscribe();
+        let wait = log.wait_for(|log| log.iter().skip(after).any(&matches));
+        let log = tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("the expected request within 10 s")
+            .expect("the server is running");
+        log.iter()
+            .skip(after)
+            .find(|r| matches(r))
+            .cloned()
+            .expect("found above")
+    }
+}
+
+impl Drop for FakeApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+    // Owned here so that aborting the accept loop also ends every connection.
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |request| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(service::handle(&shared, request).await) }
+            });
+            // A client hanging up mid-watch is normal.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
