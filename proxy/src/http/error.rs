@@ -2,12 +2,10 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use super::{Body, full};
+use crate::metrics::UpstreamFailure;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
-
-use super::Body;
-use crate::metrics::UpstreamFailure;
 
 /// `x-mesh-error`: names the proxy's reason on every answer it makes up itself.
 pub static X_MESH_ERROR: http::HeaderName = http::HeaderName::from_static("x-mesh-error");
@@ -111,13 +109,6 @@ pub fn local_response(
         response.headers_mut().insert(X_MESH_ERROR.clone(), value);
     }
     response
-}
-
-/// A body with the whole content at once.
-pub fn full(bytes: Bytes) -> Body {
-    Full::new(bytes)
-        .map_err(|never| match never {})
-        .boxed_unsync()
 }
 
 /// grpc-message is percent-encoded (gRPC over HTTP/2 spec).

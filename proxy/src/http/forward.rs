@@ -4,7 +4,6 @@
 use std::{net::IpAddr, sync::Arc};
 
 use http::{HeaderValue, Request, Response, StatusCode, Uri, header, uri::PathAndQuery};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
@@ -14,7 +13,7 @@ use super::{
 };
 use crate::{
     addr::ClientAddr,
-    balance::{Pick, hash_key},
+    balance::hash_key,
     config::{AppProtocol, Cluster, Snapshot},
     metrics::Direction,
     proxy::ProxyState,
@@ -49,7 +48,7 @@ pub struct HttpConn {
 
 /// The route's decisions for one forwarded request.
 struct Plan<'a> {
-    cluster: Arc<Cluster>,
+    cluster: &'a Cluster,
     route: Option<&'a Route>,
     destination: Option<&'a Destination>,
     forward: Option<&'a Forward>,
@@ -80,17 +79,16 @@ impl HttpConn {
     }
 
     /// Serves one request; never fails: problems become answers that say what went wrong.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
         let start = Instant::now();
         let snapshot = self.state.config.load();
         let grpc = req
             .headers()
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let mut req = req.map(|body| body.map_err(Into::into).boxed_unsync());
         let plan = match &self.target {
             HttpTarget::Cluster(cluster) => Plan {
-                cluster: cluster.clone(),
+                cluster,
                 route: None,
                 destination: None,
                 forward: None,
@@ -118,7 +116,7 @@ impl HttpConn {
         &self,
         snapshot: &'a Snapshot,
         name: &str,
-        req: &mut Request<Body>,
+        req: &mut Request<Incoming>,
         grpc: bool,
     ) -> Result<Plan<'a>, Response<Body>> {
         let Some(table) = snapshot.route_table(name) else {
@@ -146,7 +144,7 @@ impl HttpConn {
         let forward = match &route.action {
             Action::Forward(forward) => forward,
             Action::Direct { status, body } => {
-                let mut response = Response::new(super::error::full(body.clone()));
+                let mut response = Response::new(super::full(body.clone()));
                 *response.status_mut() = *status;
                 route.response_headers.apply(response.headers_mut());
                 return Err(response);
@@ -193,7 +191,7 @@ impl HttpConn {
             *req.uri_mut() = uri_with_authority(req.uri(), authority);
         }
         Ok(Plan {
-            cluster: cluster.clone(),
+            cluster,
             route: Some(route),
             destination: Some(destination),
             forward: Some(forward),
@@ -204,11 +202,11 @@ impl HttpConn {
     async fn forward(
         &self,
         plan: &Plan<'_>,
-        mut req: Request<Body>,
+        mut req: Request<Incoming>,
         grpc: bool,
         start: Instant,
     ) -> Response<Body> {
-        let cluster = &plan.cluster;
+        let cluster = plan.cluster;
         let metrics = cluster.metrics(&self.state.metrics, self.direction);
         let hash = plan
             .forward
@@ -278,7 +276,7 @@ impl HttpConn {
                     UpstreamVersion::Http2 => http::Version::HTTP_2,
                 };
                 metrics.request(response.status().as_u16(), start.elapsed());
-                response.map(|body| InFlight { body, _pick: pick }.boxed_unsync())
+                response.map(|body| Body::Upstream { body, pick })
             }
             Err(error) => {
                 tracing::debug!(cluster = %cluster.name, %error, "upstream failure");
@@ -296,7 +294,7 @@ impl HttpConn {
         &self,
         addr: std::net::SocketAddr,
         settings: ConnectSettings,
-        mut req: Request<Body>,
+        mut req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let downstream = hyper::upgrade::on(&mut req);
         let mut response = self.pools.send_upgrade(addr, settings, req).await?;
@@ -319,7 +317,7 @@ impl HttpConn {
         Ok(response.map(UpstreamBody::Unpooled))
     }
 
-    fn hash(&self, on: &HashOn, req: &Request<Body>) -> Option<u64> {
+    fn hash(&self, on: &HashOn, req: &Request<Incoming>) -> Option<u64> {
         match on {
             HashOn::Header(name) => req.headers().get(name).map(|v| hash_key(v.as_bytes())),
             HashOn::Cookie(name) => cookie(req.headers(), name).map(|v| hash_key(v.as_bytes())),
@@ -334,32 +332,6 @@ impl HttpConn {
     }
 }
 
-/// Keeps the endpoint counted as in flight until the response body is finished or dropped.
-struct InFlight {
-    body: UpstreamBody,
-    _pick: Pick,
-}
-
-impl http_body::Body for InFlight {
-    type Data = bytes::Bytes;
-    type Error = super::BoxError;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
 /// The request's authority: HTTP/2's `:authority`, else the Host header.
 fn authority_of<B>(req: &Request<B>) -> Option<&str> {
     req.uri().authority().map(|a| a.as_str()).or_else(|| {
@@ -370,7 +342,7 @@ fn authority_of<B>(req: &Request<B>) -> Option<&str> {
 }
 
 /// HTTP/1.1 wants an origin-form target and a Host header; HTTP/2 an absolute URI.
-fn prepare_uri(req: &mut Request<Body>, version: UpstreamVersion) {
+fn prepare_uri(req: &mut Request<Incoming>, version: UpstreamVersion) {
     let origin_form = req.uri().scheme().is_none() && req.uri().authority().is_none();
     match version {
         UpstreamVersion::Http1 => {
@@ -412,7 +384,7 @@ fn prepare_uri(req: &mut Request<Body>, version: UpstreamVersion) {
     }
 }
 
-fn rewrite_path(route: &Route, req: &mut Request<Body>, prefix: &str) {
+fn rewrite_path(route: &Route, req: &mut Request<Incoming>, prefix: &str) {
     let path_and_query = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
     let rewritten = route.rewrite_path(path_and_query, prefix);
     let mut parts = req.uri().clone().into_parts();
@@ -433,7 +405,11 @@ fn uri_with_authority(uri: &Uri, authority: &HeaderValue) -> Uri {
     Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
 }
 
-fn redirect_response(redirect: &Redirect, req: &Request<Body>, authority: &str) -> Response<Body> {
+fn redirect_response(
+    redirect: &Redirect,
+    req: &Request<Incoming>,
+    authority: &str,
+) -> Response<Body> {
     let scheme = redirect.scheme.as_deref().unwrap_or("http");
     let host = redirect
         .host
@@ -446,7 +422,7 @@ fn redirect_response(redirect: &Redirect, req: &Request<Body>, authority: &str) 
             .map_or("/", PathAndQuery::as_str)
             .to_owned()
     });
-    let mut response = Response::new(super::error::full(bytes::Bytes::new()));
+    let mut response = Response::new(super::full(bytes::Bytes::new()));
     *response.status_mut() = redirect.status;
     if let Ok(location) = HeaderValue::from_str(&format!("{scheme}://{host}{port}{path}")) {
         response.headers_mut().insert(header::LOCATION, location);

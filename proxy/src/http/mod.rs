@@ -1,6 +1,7 @@
 //! HTTP proxying: serving client connections (HTTP/1.1 and HTTP/2), routing each request and
 //! forwarding it over pooled upstream connections with bodies streamed both ways.
 
+mod body;
 mod error;
 mod forward;
 mod head_timeout;
@@ -8,12 +9,10 @@ mod headers;
 mod pool;
 mod server;
 
-use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
-
-pub use error::{UpstreamError, X_MESH_ERROR, full, local_response};
+pub use body::{Body, full};
+pub use error::{UpstreamError, X_MESH_ERROR, local_response};
 pub use forward::{HttpConn, HttpTarget};
-pub use pool::{ConnectSettings, Pools, UpstreamVersion, connect_tcp};
+pub use pool::{ConnectSettings, Pools, UpstreamBody, UpstreamVersion, connect_tcp};
 pub use server::serve_connection;
 
 /// HTTP/2 flow-control window per stream: bounds what one stream can make the proxy buffer.
@@ -23,6 +22,3 @@ const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
 
 /// Any error a body can end with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The body type used on both sides of the proxy: streamed, never buffered whole.
-pub type Body = UnsyncBoxBody<Bytes, BoxError>;

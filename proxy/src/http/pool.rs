@@ -25,7 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::{Mutex, RwLock};
 use tokio::{net::TcpStream, time::Instant};
 
-use super::{Body, UpstreamError};
+use super::UpstreamError;
 use crate::fast_hash::FastMap;
 
 /// The HTTP version spoken to an endpoint.
@@ -55,8 +55,8 @@ pub struct Pools {
 }
 
 struct EndpointPool {
-    idle: Mutex<Vec<(http1::SendRequest<Body>, Instant)>>,
-    h2: Mutex<Option<http2::SendRequest<Body>>>,
+    idle: Mutex<Vec<(http1::SendRequest<Incoming>, Instant)>>,
+    h2: Mutex<Option<http2::SendRequest<Incoming>>>,
     h2_connecting: tokio::sync::Mutex<()>,
 }
 
@@ -71,7 +71,7 @@ pub enum UpstreamBody {
 /// A response body that returns its connection to the pool once read to the end.
 pub struct PooledBody {
     inner: Incoming,
-    conn: Option<(http1::SendRequest<Body>, Weak<EndpointPool>, usize)>,
+    conn: Option<(http1::SendRequest<Incoming>, Weak<EndpointPool>, usize)>,
 }
 
 // === impl Pools ===
@@ -83,7 +83,7 @@ impl Pools {
         addr: SocketAddr,
         version: UpstreamVersion,
         settings: ConnectSettings,
-        req: Request<Body>,
+        req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let pool = self.endpoint(addr, version);
         match version {
@@ -98,7 +98,7 @@ impl Pools {
         &self,
         addr: SocketAddr,
         settings: ConnectSettings,
-        req: Request<Body>,
+        req: Request<Incoming>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let io = connect(addr, settings.connect_timeout).await?;
         let (mut sender, conn) = http1::handshake(io)
@@ -145,7 +145,7 @@ impl EndpointPool {
         self: Arc<Self>,
         addr: SocketAddr,
         settings: ConnectSettings,
-        mut req: Request<Body>,
+        mut req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         loop {
             let (mut sender, reused) = match self.take_idle(settings.idle_timeout) {
@@ -179,7 +179,7 @@ impl EndpointPool {
         }
     }
 
-    fn take_idle(&self, idle_timeout: Duration) -> Option<http1::SendRequest<Body>> {
+    fn take_idle(&self, idle_timeout: Duration) -> Option<http1::SendRequest<Incoming>> {
         let mut idle = self.idle.lock();
         while let Some((sender, since)) = idle.pop() {
             if sender.is_ready() && since.elapsed() < idle_timeout {
@@ -189,7 +189,7 @@ impl EndpointPool {
         None
     }
 
-    fn put_idle(&self, sender: http1::SendRequest<Body>, max_idle: usize) {
+    fn put_idle(&self, sender: http1::SendRequest<Incoming>, max_idle: usize) {
         let mut idle = self.idle.lock();
         if idle.len() < max_idle && !sender.is_closed() {
             idle.push((sender, Instant::now()));
@@ -200,7 +200,7 @@ impl EndpointPool {
         self: Arc<Self>,
         addr: SocketAddr,
         settings: ConnectSettings,
-        req: Request<Body>,
+        req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let mut sender = self.h2_sender(addr, settings).await?;
         sender
@@ -215,7 +215,7 @@ impl EndpointPool {
         &self,
         addr: SocketAddr,
         settings: ConnectSettings,
-    ) -> Result<http2::SendRequest<Body>, UpstreamError> {
+    ) -> Result<http2::SendRequest<Incoming>, UpstreamError> {
         if let Some(sender) = self.h2.lock().as_ref().filter(|s| !s.is_closed()) {
             return Ok(sender.clone());
         }
@@ -228,7 +228,7 @@ impl EndpointPool {
         &self,
         addr: SocketAddr,
         settings: ConnectSettings,
-    ) -> Result<http2::SendRequest<Body>, UpstreamError> {
+    ) -> Result<http2::SendRequest<Incoming>, UpstreamError> {
         let _connecting = self.h2_connecting.lock().await;
         if let Some(sender) = self.h2.lock().as_ref().filter(|s| !s.is_closed()) {
             return Ok(sender.clone());
@@ -256,7 +256,7 @@ impl EndpointPool {
 async fn connect_h1(
     addr: SocketAddr,
     timeout: Duration,
-) -> Result<http1::SendRequest<Body>, UpstreamError> {
+) -> Result<http1::SendRequest<Incoming>, UpstreamError> {
     let io = connect(addr, timeout).await?;
     let (sender, conn) = http1::handshake(io)
         .await
@@ -320,7 +320,7 @@ impl HttpBody for UpstreamBody {
 impl PooledBody {
     fn new(
         inner: Incoming,
-        sender: http1::SendRequest<Body>,
+        sender: http1::SendRequest<Incoming>,
         pool: Weak<EndpointPool>,
         max_idle: usize,
     ) -> Self {

@@ -25,6 +25,7 @@ macro_rules! until_drained {
     ($connection:expr, $drain:expr, $stalled:expr) => {{
         let mut connection = std::pin::pin!($connection);
         tokio::select! {
+            biased; // the connection first: it is what is ready almost every time
             result = connection.as_mut() => result,
             _ = $stalled => {
                 tracing::debug!("no request head within {HEADER_READ_TIMEOUT:?}; closing the connection");
