@@ -8,7 +8,8 @@
 //! any 410 Gone, into a `reflector` whose complete re-lists reach the sink as one
 //! `replace_all`. Objects decode one by one, so an object that does not fit its type is
 //! reported ([`BrokenObject`]) and treated as absent while the rest of its kind flows on.
-//! Watch errors are logged with the kind and a hint, and retried.
+//! Watch errors are logged with the kind and a hint, and retried; a kind the server does not
+//! serve (its CRD is not installed) counts as listed and empty until it appears.
 
 mod broken;
 mod driver;

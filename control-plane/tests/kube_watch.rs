@@ -287,8 +287,7 @@ async fn gone_as_a_watch_error_event_forces_a_relist_that_matches_the_server() {
 
 #[tokio::test]
 async fn gone_as_an_http_410_forces_a_relist_that_matches_the_server() {
-    let server_check = relist_scenario(GoneForm::HttpStatus);
-    server_check.await;
+    relist_scenario(GoneForm::HttpStatus).await;
 }
 
 #[tokio::test]
@@ -436,7 +435,7 @@ async fn failing_requests_are_logged_with_their_kind_and_retried() {
     let _subscriber = tracing::subscriber::set_default(subscriber);
     let server = FakeApiServer::start().await;
     let path = "/apis/networking.istio.io/v1/virtualservices";
-    server.fail_requests(path, 2);
+    server.fail_requests(path, 2, 500);
     let harness = Harness::start(server, watcher::Config::default()).await;
 
     let lists = harness
@@ -455,6 +454,30 @@ async fn failing_requests_are_logged_with_their_kind_and_retried() {
             .all(|l| l.contains("kind=VirtualService") && l.contains("injected failure")),
         "{log}"
     );
+}
+
+#[tokio::test]
+async fn a_kind_the_server_does_not_serve_counts_as_empty_until_installed() {
+    let server = FakeApiServer::start().await;
+    let path = "/apis/networking.istio.io/v1/virtualservices";
+    server.fail_requests(path, usize::MAX, 404);
+    server.apply(service("shop", "web", json!(80)));
+    // Readiness does not wait for a CRD that is not installed.
+    let harness = Harness::start(server, watcher::Config::default()).await;
+    assert_eq!(harness.store.borrow().count(Kind::VirtualService), 0);
+    assert_eq!(harness.service("shop", "web"), Some(80));
+
+    // Installed later: the retries find it.
+    harness.server.fail_requests(path, 0, 404);
+    harness.server.apply(json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "web", "namespace": "shop"}, "spec": {"hosts": ["web"]}
+    }));
+    harness
+        .until("the VirtualService once its CRD exists", |s| {
+            s.count(Kind::VirtualService) == 1
+        })
+        .await;
 }
 
 /// A tracing writer that keeps what is logged, for assertions.

@@ -53,7 +53,15 @@ fn update<K: WatchedKind>(
     match event {
         Err(error) => {
             log_watch_error(K::KIND, &error);
-            None
+            // A kind the server does not serve (its CRD is not installed) has no objects: say
+            // so, so that readiness does not wait for it; the retries pick up a later install.
+            let not_served = matches!(error, watcher::Error::InitialListFailed(_))
+                && status_code(&error) == Some(404);
+            not_served.then(|| Update::Listed {
+                kind: K::KIND,
+                objects: Vec::new(),
+                broken: Vec::new(),
+            })
         }
         Ok(Event::Apply(Lenient::Valid(object))) => Some(Update::Apply(K::into_object(object))),
         Ok(Event::Apply(Lenient::Broken(body))) => {

@@ -69,8 +69,8 @@ pub struct Cluster {
     snapshots: HashMap<u64, Snapshot>,
     next_snapshot: u64,
     gone_form: GoneForm,
-    /// Requests still to fail with 500, by path.
-    failures: HashMap<String, usize>,
+    /// Requests still to fail, with the status to fail them with, by path.
+    failures: HashMap<String, (usize, u16)>,
 }
 
 impl Cluster {
@@ -372,18 +372,25 @@ impl Cluster {
         self.history.clear();
     }
 
-    /// Makes the next `count` requests to `path` fail with 500.
-    pub fn fail_requests(&mut self, path: &str, count: usize) {
-        self.failures.insert(path.to_string(), count);
+    /// Makes the next `count` requests to `path` fail with `status` (500 or 404).
+    pub fn fail_requests(&mut self, path: &str, count: usize, status: u16) {
+        self.failures.insert(path.to_string(), (count, status));
     }
 
-    /// Whether this request to `path` is one to fail (and counts it).
-    pub fn take_failure(&mut self, path: &str) -> bool {
-        let Some(remaining) = self.failures.get_mut(path).filter(|n| **n > 0) else {
-            return false;
-        };
+    /// The error for this request to `path`, if it is one to fail (and counts it).
+    pub fn take_failure(&mut self, path: &str) -> Option<ApiError> {
+        let (remaining, status) = self.failures.get_mut(path).filter(|(n, _)| *n > 0)?;
         *remaining -= 1;
-        true
+        Some(match status {
+            404 => ApiError::not_found(format!(
+                "the server could not find the requested resource {path}"
+            )),
+            _ => ApiError {
+                code: 500,
+                reason: "InternalError",
+                message: "injected failure".into(),
+            },
+        })
     }
 
     /// Chooses how a watch from before the compacted history is refused.

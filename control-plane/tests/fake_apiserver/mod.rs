@@ -6,7 +6,7 @@
 //! token answers 410); watches from a resourceVersion replay history then stream live events,
 //! with bookmarks on demand; a test can partition, close or expire open watches and compact
 //! history, choose whether a too-old watch gets an `ERROR` event or an HTTP 410, and make
-//! requests to a path fail with 500.
+//! requests to a path fail with 500 or 404.
 //!
 //! Not served: writes, single-object GETs, protobuf/Table/metadata-only responses (406),
 //! set-based label selectors and field selectors other than `metadata.name`/`metadata.namespace`
@@ -115,9 +115,10 @@ impl FakeApiServer {
         self.cluster().compact();
     }
 
-    /// Makes the next `count` requests to `path` fail with HTTP 500.
-    pub fn fail_requests(&self, path: &str, count: usize) {
-        self.cluster().fail_requests(path, count);
+    /// Makes the next `count` requests to `path` fail with HTTP `status`: 500 for a failing
+    /// server, 404 for a kind it does not serve (a CRD not installed); 0 requests ends it.
+    pub fn fail_requests(&self, path: &str, count: usize, status: u16) {
+        self.cluster().fail_requests(path, count, status);
     }
 
     /// Chooses how a too-old watch is refused.

@@ -89,12 +89,8 @@ fn respond(
         )));
     }
     let mut cluster = shared.cluster.lock().expect("cluster lock");
-    if cluster.take_failure(&recorded.path) {
-        return Err(ApiError {
-            code: 500,
-            reason: "InternalError",
-            message: "injected failure".into(),
-        });
+    if let Some(error) = cluster.take_failure(&recorded.path) {
+        return Err(error);
     }
     let collection = parse_collection(&recorded.path).ok_or_else(|| {
         ApiError::not_found(format!("the server could not find {}", recorded.path))
