@@ -88,3 +88,56 @@ fn apply(sink: &impl ObjectSink, update: Update, outputs: &Outputs) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube_source::BrokenObject;
+    use crate::store::{ObjectRef, Store};
+
+    fn outputs() -> (Outputs, watch::Receiver<BrokenObjects>) {
+        let (broken, reports) = watch::channel(BrokenObjects::new());
+        let outputs = Outputs {
+            changes: watch::Sender::new(0),
+            broken,
+            synced: watch::Sender::new(BTreeSet::new()),
+        };
+        (outputs, reports)
+    }
+
+    fn listed(broken: Vec<BrokenObject>) -> Update {
+        Update::Listed {
+            kind: Kind::Service,
+            objects: Vec::new(),
+            broken,
+        }
+    }
+
+    #[test]
+    fn a_relist_reports_a_broken_object_once_and_forgets_it_when_gone() {
+        let sink = watch::Sender::new(Store::new());
+        let (outputs, mut reports) = outputs();
+        let report = BrokenObject {
+            object: ObjectRef::new(Kind::Service, "shop", "bad"),
+            resource_version: "7".into(),
+            error: "invalid type".into(),
+        };
+
+        apply(&sink, listed(vec![report.clone()]), &outputs);
+        assert!(reports.has_changed().unwrap());
+        assert_eq!(
+            reports.borrow_and_update().get(&report.object),
+            Some(&report)
+        );
+
+        apply(&sink, listed(vec![report.clone()]), &outputs);
+        assert!(
+            !reports.has_changed().unwrap(),
+            "the same version is not reported again"
+        );
+
+        apply(&sink, listed(Vec::new()), &outputs);
+        assert!(reports.borrow_and_update().is_empty());
+        assert!(outputs.synced.borrow().contains(&Kind::Service));
+    }
+}
