@@ -1,12 +1,13 @@
 //! A proxy's config split into named, versioned resources per type, as the server sends them.
 //!
-//! A resource's version is a hash of its encoding. Protobuf maps (endpoint labels, header
-//! changes) encode in hash-map order, so equal content may hash differently; `same_content`
-//! falls back to comparing the messages, and the server keeps the version a proxy already has.
+//! A resource's version is a hash of its canonical encoding: the config model's maps (endpoint
+//! labels, header changes) are hash maps that encode in random order, so each resource is
+//! re-encoded through its sorted-map twin (`mesh_proto::canonical`) first. Equal content thus
+//! gets equal versions, across snapshots, proxies and control-plane restarts.
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use mesh_proto::{config::v1 as pb, discovery::v1 as wire};
+use mesh_proto::{canonical::v1 as canonical, config::v1 as pb, discovery::v1 as wire};
 use pbjson_types::Any;
 use prost::Message;
 use xxhash_rust::xxh64::{Xxh64, xxh64};
@@ -21,16 +22,6 @@ pub(crate) type ResourceSet = BTreeMap<String, Arc<Resource>>;
 pub(crate) struct Resource {
     /// The resource as it travels: name, version and encoded body.
     wire: wire::Resource,
-    content: Content,
-}
-
-/// The decoded message, for comparing content when versions differ.
-#[derive(Debug, PartialEq)]
-enum Content {
-    Cluster(pb::Cluster),
-    Endpoints(pb::ClusterLoadAssignment),
-    Listener(pb::Listener),
-    Route(pb::RouteConfig),
 }
 
 /// One proxy's config as resources, per type.
@@ -42,13 +33,7 @@ pub(crate) struct ProxyResources {
 // === impl Resource ===
 
 impl Resource {
-    fn new(name: String, ty: ResourceType, content: Content) -> Self {
-        let body = match &content {
-            Content::Cluster(m) => m.encode_to_vec(),
-            Content::Endpoints(m) => m.encode_to_vec(),
-            Content::Listener(m) => m.encode_to_vec(),
-            Content::Route(m) => m.encode_to_vec(),
-        };
+    fn new(name: String, ty: ResourceType, body: Vec<u8>) -> Self {
         let version = format!("{:016x}", xxh64(&body, 0));
         Resource {
             wire: wire::Resource {
@@ -59,7 +44,6 @@ impl Resource {
                     value: body.into(),
                 }),
             },
-            content,
         }
     }
 
@@ -72,10 +56,16 @@ impl Resource {
     pub(crate) fn wire(&self) -> &wire::Resource {
         &self.wire
     }
+}
 
-    /// Whether both carry the same content (the same version, or equal messages).
-    pub(crate) fn same_content(&self, other: &Resource) -> bool {
-        self.version() == other.version() || self.content == other.content
+/// `message` encoded with its maps sorted: through its twin `C`, which has the same fields.
+fn canonical_encoding<M: Message, C: Message + Default>(message: &M) -> Vec<u8> {
+    let bytes = message.encode_to_vec();
+    match C::decode(bytes.as_slice()) {
+        Ok(twin) => twin.encode_to_vec(),
+        // Not reachable: both types come from the same schema. The plain encoding is still a
+        // valid body; at worst equal content gets unequal versions and is pushed again.
+        Err(_) => bytes,
     }
 }
 
@@ -90,40 +80,40 @@ impl ProxyResources {
             resources.insert(
                 ResourceType::Cluster,
                 &cluster.name,
-                Content::Cluster(cluster.clone()),
+                canonical_encoding::<_, canonical::Cluster>(cluster),
             );
         }
         for assignment in &config.endpoints {
             resources.insert(
                 ResourceType::Endpoints,
                 &assignment.cluster,
-                Content::Endpoints(assignment.clone()),
+                canonical_encoding::<_, canonical::ClusterLoadAssignment>(assignment),
             );
         }
         for listener in &config.listeners {
             resources.insert(
                 ResourceType::Listener,
                 &listener.name,
-                Content::Listener(listener.clone()),
+                canonical_encoding::<_, canonical::Listener>(listener),
             );
         }
         for route in &config.routes {
             resources.insert(
                 ResourceType::Route,
                 &route.name,
-                Content::Route(route.clone()),
+                canonical_encoding::<_, canonical::RouteConfig>(route),
             );
         }
         resources
     }
 
-    fn insert(&mut self, ty: ResourceType, name: &str, content: Content) {
+    fn insert(&mut self, ty: ResourceType, name: &str, body: Vec<u8>) {
         let set = &mut self.sets[ty.index()];
         if set.contains_key(name) {
             tracing::warn!(%ty, name, "resource name given twice; keeping the first");
             return;
         }
-        let resource = Resource::new(name.to_owned(), ty, content);
+        let resource = Resource::new(name.to_owned(), ty, body);
         set.insert(name.to_owned(), Arc::new(resource));
     }
 
@@ -184,7 +174,6 @@ mod tests {
         let endpoints = |r: &ProxyResources| r.of(ResourceType::Endpoints)["web"].clone();
         assert_eq!(cluster(&a).version(), cluster(&b).version());
         assert_ne!(endpoints(&a).version(), endpoints(&b).version());
-        assert!(!endpoints(&a).same_content(&endpoints(&b)));
         assert!(a.of(ResourceType::Listener).is_empty());
         let body = endpoints(&a).wire().resource.clone().expect("body");
         assert_eq!(body.type_url, ResourceType::Endpoints.type_url());
@@ -193,26 +182,28 @@ mod tests {
     }
 
     #[test]
-    fn equal_maps_are_the_same_content_whatever_their_order() {
+    fn equal_maps_get_equal_versions_whatever_their_order() {
         let labels: Vec<(String, String)> =
             (0..16).map(|i| (format!("k{i}"), "v".into())).collect();
         let labels: Vec<(&str, &str)> = labels
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let first = ProxyResources::split(&config(vec![endpoint("10.0.0.1:80", &labels)]));
-        let mut versions_differed = false;
+        let config = || config(vec![endpoint("10.0.0.1:80", &labels)]);
+        let plain = |c: &pb::ProxyConfig| c.endpoints[0].encode_to_vec();
+        let first = ProxyResources::split(&config());
+        let mut encodings_differed = false;
         for _ in 0..8 {
-            let again = ProxyResources::split(&config(vec![endpoint("10.0.0.1:80", &labels)]));
-            let (x, y) = (
-                &first.of(ResourceType::Endpoints)["web"],
-                &again.of(ResourceType::Endpoints)["web"],
+            let again = config();
+            // The premise: hash maps with their own random keys encode in different orders.
+            encodings_differed |= plain(&again) != plain(&config());
+            let again = ProxyResources::split(&again);
+            assert_eq!(
+                first.of(ResourceType::Endpoints)["web"].version(),
+                again.of(ResourceType::Endpoints)["web"].version()
             );
-            versions_differed |= x.version() != y.version();
-            assert!(x.same_content(y));
         }
-        // The premise: hash maps with their own random keys encode in different orders.
-        assert!(versions_differed);
+        assert!(encodings_differed);
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub(crate) fn update(current: &BTreeMap<String, Known>, desired: &ResourceSet) -
         .iter()
         .map(|(name, new)| {
             let known = match current.get(name) {
-                Some(Known::Sent(old)) if Arc::ptr_eq(old, new) || old.same_content(new) => {
+                Some(Known::Sent(old)) if old.version() == new.version() => {
                     Known::Sent(old.clone())
                 }
                 Some(Known::Reported(version)) if version == new.version() => {
