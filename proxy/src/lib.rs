@@ -17,3 +17,4 @@ pub mod orig_dst;
 pub mod proxy;
 pub mod route;
 pub mod tcp;
+pub mod xds;

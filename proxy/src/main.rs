@@ -1,4 +1,5 @@
-//! `mesh-proxy`: the sidecar. Reads its config from a YAML file (`--config`), serves the
+//! `mesh-proxy`: the sidecar. Reads its config from a YAML file (`--config`) or the control
+//! plane (`--discovery-address`, ready only after the first complete config), serves the
 //! capture listeners (15001 outbound, 15006 inbound) and the config's explicit listeners, and
 //! the admin (15000), health (15021) and metrics (15090) ports. SIGHUP or a change of the file
 //! reloads the config; SIGTERM drains and exits.
@@ -12,6 +13,7 @@ use mesh_proxy::{
     detect::DetectConfig,
     metrics::Metrics,
     proxy::{DrainOutcome, Proxy, ProxyListeners, Settings},
+    xds::DiscoveryArgs,
 };
 use tokio::net::TcpListener;
 use tracing_subscriber::{EnvFilter, prelude::*, reload};
@@ -58,6 +60,9 @@ struct Args {
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "mesh_proxy=debug".
     #[arg(long, env = "MESH_PROXY_LOG", default_value = "info")]
     log: String,
+    /// Discovery mode: the control plane's address and this proxy's node metadata.
+    #[command(flatten)]
+    discovery: DiscoveryArgs,
 }
 
 fn main() -> ExitCode {
@@ -112,8 +117,16 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
     };
     // Signal handlers exist before the proxy reports ready, so an early SIGTERM drains and an
     // early SIGHUP reloads instead of ending the process.
-    let termination = Termination::install()?;
+    let mut termination = Termination::install()?;
     let watcher = args.config.clone().map(FileWatcher::new);
+    let mut discovery = args.discovery.client()?;
+    let (snapshot, health) = match discovery.as_mut() {
+        Some(client) => tokio::select! {
+            first = client.first_config(health) => first,
+            () = termination.wait() => return Ok(()),
+        },
+        None => (snapshot, health),
+    };
     let proxy = Arc::new(Proxy::start(snapshot, listeners, settings, Metrics::new()).await?);
     let state = proxy.state().clone();
     for (listener, port) in [
@@ -128,6 +141,10 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
     if let Some(watcher) = watcher {
         let proxy = proxy.clone();
         tokio::spawn(async move { proxy.follow_file(watcher).await });
+    }
+    if let Some(client) = discovery {
+        let proxy = proxy.clone();
+        tokio::spawn(async move { client.follow(&proxy).await });
     }
     tracing::info!("mesh-proxy ready");
 
@@ -175,7 +192,7 @@ impl Termination {
         })
     }
 
-    async fn wait(mut self) {
+    async fn wait(&mut self) {
         tokio::select! {
             _ = self.term.recv() => tracing::info!("SIGTERM received"),
             _ = self.int.recv() => tracing::info!("SIGINT received"),
