@@ -5,8 +5,10 @@
 //! Being built (issue #4): `node` describes a connected proxy; translation, sources and the
 //! discovery server arrive module by module.
 
+pub mod folder;
 pub mod istio;
 pub mod kube_source;
 pub mod node;
 pub mod store;
+pub mod translate;
 pub mod xds;

@@ -102,6 +102,11 @@ impl Store {
             .map(|(_, object)| object)
     }
 
+    /// Every object of `kind`, by namespace and name.
+    pub fn objects(&self, kind: Kind) -> Vec<Object> {
+        self.tables.objects_of(kind)
+    }
+
     /// Number of objects of `kind`.
     pub fn count(&self, kind: Kind) -> usize {
         self.tables.len_of(kind)

@@ -115,6 +115,14 @@ macro_rules! stored_kinds {
             }
         }
 
+        impl serde::Serialize for Object {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $(Object::$variant(o) => o.as_ref().serialize(serializer),)+
+                }
+            }
+        }
+
         $(
             impl From<$ty> for Object {
                 fn from(object: $ty) -> Self {
@@ -178,6 +186,13 @@ macro_rules! stored_kinds {
             ) -> Result<bool, ObjectRef> {
                 match kind {
                     $(Kind::$variant => replace(&mut self.$field, objects),)+
+                }
+            }
+
+            /// Every object of `kind`, by namespace and name.
+            pub(crate) fn objects_of(&self, kind: Kind) -> Vec<Object> {
+                match kind {
+                    $(Kind::$variant => self.$field.values().cloned().map(Object::$variant).collect(),)+
                 }
             }
 

@@ -1,0 +1,209 @@
+//! A folder of manifests as a source: every `.yaml`, `.yml` and `.json` file under it (hidden
+//! ones aside) read into a store, re-read when their content changes (polled every second, or
+//! on demand). Used by the lab and by `mesh analyze -f DIR`.
+
+mod manifest;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+pub use manifest::{ParsedManifests, parse_manifests};
+
+use crate::{
+    store::{Kind, ObjectRef, Store},
+    translate::Problem,
+};
+
+/// How often `Folder::watch` looks at the files.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A folder that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    /// A directory or file could not be read.
+    #[error("cannot read {path}: {source}; check that it exists and is readable")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What a folder holds: its objects in a store, the problems met reading them, and where each
+/// object came from.
+#[derive(Debug, Default, Clone)]
+pub struct Loaded {
+    /// The objects.
+    pub store: Store,
+    /// Problems with files, documents and fields.
+    pub problems: Vec<Problem>,
+    /// The file and document of each object.
+    pub sources: HashMap<ObjectRef, String>,
+}
+
+impl Loaded {
+    /// Makes `store` hold exactly the folder's objects (a re-list of every kind); returns
+    /// whether it changed.
+    pub fn apply_to(&self, store: &mut Store) -> bool {
+        let mut changed = false;
+        for kind in Kind::ALL {
+            let objects = self.store.objects(kind);
+            changed |= store.replace_all(kind, objects).unwrap_or(false);
+        }
+        changed
+    }
+
+    /// Adds each problem's source file when the problem is about one of the folder's objects.
+    pub fn locate(&self, problems: &mut [Problem]) {
+        for problem in problems {
+            if problem.source.is_none()
+                && let Some(object) = &problem.object
+            {
+                problem.source = self.sources.get(object).cloned();
+            }
+        }
+    }
+}
+
+/// The files of a folder with their content, by path.
+type Contents = Vec<(PathBuf, Vec<u8>)>;
+
+/// A watched folder of manifests.
+#[derive(Debug)]
+pub struct Folder {
+    dir: PathBuf,
+    last: Option<Contents>,
+}
+
+impl Folder {
+    /// The folder at `dir`; nothing is read yet.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Folder {
+            dir: dir.into(),
+            last: None,
+        }
+    }
+
+    /// Reads the folder now.
+    pub fn load(&self) -> Result<Loaded, FolderError> {
+        Ok(load_contents(&read_contents(&self.dir)?))
+    }
+
+    /// Reads the folder and returns its objects if any file changed since the last poll (the
+    /// first poll always returns them).
+    pub fn poll(&mut self) -> Result<Option<Loaded>, FolderError> {
+        let contents = read_contents(&self.dir)?;
+        Ok(self.take_if_changed(contents))
+    }
+
+    /// Polls every `every` (see `POLL_INTERVAL`) and calls `on_change` with the folder's
+    /// objects whenever they changed, forever. A folder that cannot be read is logged and
+    /// tried again at the next tick; the last good objects stay in place meanwhile.
+    pub async fn watch(mut self, every: Duration, mut on_change: impl FnMut(Loaded)) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let dir = self.dir.clone();
+            let read = tokio::task::spawn_blocking(move || read_contents(&dir)).await;
+            match read {
+                Ok(Ok(contents)) => {
+                    if let Some(loaded) = self.take_if_changed(contents) {
+                        on_change(loaded);
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!("manifest folder: {e}"),
+                Err(e) => tracing::warn!("manifest folder: reading stopped: {e}"),
+            }
+        }
+    }
+
+    fn take_if_changed(&mut self, contents: Contents) -> Option<Loaded> {
+        if self.last.as_ref() == Some(&contents) {
+            return None;
+        }
+        let loaded = load_contents(&contents);
+        self.last = Some(contents);
+        Some(loaded)
+    }
+}
+
+/// Reads a folder of manifests once.
+pub fn load_dir(dir: &Path) -> Result<Loaded, FolderError> {
+    Folder::new(dir).load()
+}
+
+/// Every manifest file under `dir`, sorted by path. `dir` may also be a single file.
+fn read_contents(dir: &Path) -> Result<Contents, FolderError> {
+    let read_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| FolderError::Read { path, source }
+    };
+    let mut files = Vec::new();
+    if dir.is_file() {
+        files.push(dir.to_owned());
+    } else {
+        let mut pending = vec![dir.to_owned()];
+        while let Some(current) = pending.pop() {
+            for entry in std::fs::read_dir(&current).map_err(read_error(&current))? {
+                let entry = entry.map_err(read_error(&current))?;
+                let path = entry.path();
+                let hidden = entry.file_name().to_string_lossy().starts_with('.');
+                if hidden {
+                    continue;
+                }
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path
+                    .extension()
+                    .is_some_and(|e| matches!(e.to_str(), Some("yaml" | "yml" | "json")))
+                {
+                    files.push(path);
+                }
+            }
+        }
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let content = std::fs::read(&path).map_err(read_error(&path))?;
+            Ok((path, content))
+        })
+        .collect()
+}
+
+fn load_contents(contents: &Contents) -> Loaded {
+    let mut loaded = Loaded::default();
+    for (path, content) in contents {
+        let source = path.display().to_string();
+        let text = String::from_utf8_lossy(content);
+        let parsed = parse_manifests(&text, &source);
+        loaded.problems.extend(parsed.problems);
+        for (object, at) in parsed.objects {
+            let object_ref = object.object_ref();
+            if let Some(first) = loaded.sources.get(&object_ref) {
+                loaded.problems.push(Problem {
+                    severity: crate::translate::Severity::Warning,
+                    object: Some(object_ref.clone()),
+                    source: Some(at.clone()),
+                    field: String::new(),
+                    message: format!(
+                        "the object is defined twice; this definition replaces the one in {first}"
+                    ),
+                    hint: "keep one definition".to_owned(),
+                });
+            }
+            loaded.sources.insert(object_ref, at);
+            loaded.store.apply(object);
+        }
+    }
+    loaded
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,117 @@
+//! Translation, pure: the store's objects into one proxy's config.
+//!
+//! Services and ServiceEntries become clusters (one per port, and one per DestinationRule
+//! subset) with their endpoints, and outbound listeners per virtual IP and port whose routes
+//! come from the Gateway API routes attached to the service (GAMMA), else its VirtualService,
+//! else a default route. Gateway proxies get listeners for their Gateways' ports. Every object
+//! is checked once per `Translator`; an invalid or conflicting object yields a `Problem` and
+//! is left out (a Gateway API rule is replaced by a 500 answer, as the Gateway API asks), so
+//! the config is never half-applied and never refers to a cluster it lacks.
+
+mod clusters;
+mod destination_rule;
+mod duration;
+mod endpoints;
+mod gateway;
+mod gateway_api;
+pub mod names;
+mod outbound;
+mod problem;
+pub mod protocol;
+mod registry;
+mod rules;
+mod traffic_policy;
+mod virtual_service;
+mod visibility;
+
+use mesh_proto::config::v1::ProxyConfig;
+
+pub use gateway::CONTROLLER_NAME;
+pub use problem::{Problem, Severity};
+
+use self::{
+    destination_rule::DestinationRules, gateway::Gateways, gateway_api::MeshRoutes,
+    registry::Registry, rules::RouteSet, virtual_service::VirtualServices,
+};
+use crate::{node::ProxyNode, store::Store};
+
+/// A proxy's config and the problems met computing it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Translation {
+    /// The config to send.
+    pub config: ProxyConfig,
+    /// Problems with users' objects, sorted and without repeats.
+    pub problems: Vec<Problem>,
+}
+
+/// Translates the store for one proxy. To translate for many proxies, build a `Translator`
+/// once and call `translate` per proxy.
+pub fn translate(store: &Store, node: &ProxyNode) -> Translation {
+    Translator::new(store).translate(node)
+}
+
+/// The store's objects, checked and indexed once, ready to translate for any proxy.
+pub struct Translator {
+    registry: Registry,
+    rules: DestinationRules,
+    virtual_services: VirtualServices,
+    mesh_routes: MeshRoutes,
+    gateways: Gateways,
+    problems: Vec<Problem>,
+}
+
+impl Translator {
+    /// Checks and indexes every object in `store`.
+    pub fn new(store: &Store) -> Self {
+        let mut problems = Vec::new();
+        let registry = Registry::build(store, &mut problems);
+        let rules = DestinationRules::build(store, &mut problems);
+        let virtual_services = VirtualServices::build(store, &registry, &rules, &mut problems);
+        let routes = gateway_api::compile_routes(store, &registry, &mut problems);
+        let mesh_routes = MeshRoutes::build(&routes, &registry, &mut problems);
+        mesh_routes.report_shadowed_virtual_services(&virtual_services, &mut problems);
+        let gateways = Gateways::build(store, &routes, &mut problems);
+        Translator {
+            registry,
+            rules,
+            virtual_services,
+            mesh_routes,
+            gateways,
+            problems,
+        }
+    }
+
+    /// Problems with the store's objects that do not depend on the proxy.
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+
+    /// The config of one proxy: a sidecar's outbound config, plus its Gateways' listeners
+    /// when the proxy runs a gateway.
+    pub fn translate(&self, node: &ProxyNode) -> Translation {
+        let mut config = ProxyConfig::default();
+        let mut problems = self.problems.clone();
+        let hashes = clusters::add_clusters(&self.registry, &self.rules, node, &mut config);
+        if self.gateways.serves(node) {
+            gateway::add_gateway_listeners(self, node, &hashes, &mut config, &mut problems);
+        } else {
+            outbound::add_outbound(self, node, &hashes, &mut config, &mut problems);
+        }
+        problems.sort();
+        problems.dedup();
+        Translation { config, problems }
+    }
+
+    /// The routing rules of a service host for a sidecar: Gateway API routes first, else
+    /// the VirtualService.
+    fn service_routes(&self, host: &str, node: &ProxyNode) -> Option<&RouteSet> {
+        self.mesh_routes.select(host, node).or_else(|| {
+            self.virtual_services
+                .select(host, node, None)
+                .map(|vs| &vs.routes)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

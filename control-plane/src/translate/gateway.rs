@@ -1,0 +1,264 @@
+//! Gateway proxies: a proxy that runs a Gateway API Gateway of mesh's class (its pod carries
+//! `gateway.networking.k8s.io/gateway-name`) or matches an Istio Gateway's selector gets an
+//! explicit listener per served port, `0.0.0.0:<port>`, with a virtual host per hostname.
+
+mod api;
+mod hostnames;
+mod istio;
+
+use std::collections::BTreeMap;
+
+use mesh_proto::config::v1::{
+    Listener, Protocol, ProxyConfig, Route, RouteConfig, TcpRoute, VirtualHost, listener::Mode,
+};
+
+pub use api::CONTROLLER_NAME;
+
+use self::{api::ApiGateway, hostnames::intersect, istio::IstioGateway};
+use super::{
+    Translator,
+    clusters::ClusterHashes,
+    gateway_api::RouteModel,
+    problem::Problem,
+    rules::{EmitContext, RouteSet},
+};
+use crate::{
+    node::ProxyNode,
+    store::{ObjectRef, Store},
+};
+
+/// The pod label naming the Gateway API Gateway a gateway pod runs.
+const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+
+/// Every Gateway mesh serves.
+#[derive(Debug, Default)]
+pub(crate) struct Gateways {
+    api: Vec<ApiGateway>,
+    istio: Vec<IstioGateway>,
+}
+
+impl Gateways {
+    /// Gateways of both kinds, with Gateway API routes attached.
+    pub(crate) fn build(store: &Store, routes: &[RouteModel], problems: &mut Vec<Problem>) -> Self {
+        Gateways {
+            api: api::build(store, routes, problems),
+            istio: istio::build(store, problems),
+        }
+    }
+
+    /// Whether `node` runs any gateway.
+    pub(crate) fn serves(&self, node: &ProxyNode) -> bool {
+        self.api_for(node).next().is_some() || self.istio_for(node).next().is_some()
+    }
+
+    fn api_for<'a>(&'a self, node: &'a ProxyNode) -> impl Iterator<Item = &'a ApiGateway> {
+        let name = node.labels.get(GATEWAY_NAME_LABEL);
+        self.api
+            .iter()
+            .filter(move |g| g.origin.namespace == node.namespace && name == Some(&g.origin.name))
+    }
+
+    fn istio_for<'a>(&'a self, node: &'a ProxyNode) -> impl Iterator<Item = &'a IstioGateway> {
+        self.istio.iter().filter(move |g| {
+            !g.selector.is_empty()
+                && g.selector
+                    .iter()
+                    .all(|(k, v)| node.labels.get(k) == Some(v))
+        })
+    }
+}
+
+/// What one port of a gateway proxy serves.
+struct PortPlan {
+    owner: ObjectRef,
+    protocol: Protocol,
+    hosts: BTreeMap<String, Vec<Route>>,
+    tcp: Option<TcpRoute>,
+}
+
+/// Adds the listeners and route configs of every gateway `node` runs.
+pub(crate) fn add_gateway_listeners(
+    translator: &Translator,
+    node: &ProxyNode,
+    hashes: &ClusterHashes,
+    config: &mut ProxyConfig,
+    problems: &mut Vec<Problem>,
+) {
+    let mut ports: BTreeMap<u32, PortPlan> = BTreeMap::new();
+    for gateway in translator.gateways.api_for(node) {
+        let key = format!("{}/{}", gateway.origin.namespace, gateway.origin.name);
+        for listener in &gateway.listeners {
+            let Some(plan) = port_plan(
+                &mut ports,
+                listener.port,
+                Protocol::Http1,
+                &gateway.origin,
+                problems,
+            ) else {
+                continue;
+            };
+            let cx = EmitContext {
+                port: listener.port,
+                node,
+                clusters: hashes,
+                gateway: Some(&key),
+            };
+            for (host, set) in &listener.hosts {
+                add_http(plan, host, set, &cx, problems);
+            }
+        }
+    }
+    for gateway in translator.gateways.istio_for(node) {
+        for server in &gateway.servers {
+            let Some(plan) = port_plan(
+                &mut ports,
+                server.port,
+                server.protocol,
+                &gateway.origin,
+                problems,
+            ) else {
+                continue;
+            };
+            let cx = EmitContext {
+                port: server.port,
+                node,
+                clusters: hashes,
+                gateway: Some(&gateway.key),
+            };
+            for vs in translator.virtual_services.for_gateway(&gateway.key) {
+                let hosts: Vec<String> = server
+                    .hosts
+                    .iter()
+                    .filter(|(ns, _)| ns == "*" || *ns == vs.origin.namespace)
+                    .flat_map(|(_, server_host)| {
+                        vs.hosts.iter().filter_map(|h| intersect(h, server_host))
+                    })
+                    .collect();
+                if hosts.is_empty() {
+                    continue;
+                }
+                match server.protocol {
+                    Protocol::Http1 => {
+                        for host in &hosts {
+                            add_http(plan, host, &vs.routes, &cx, problems);
+                        }
+                    }
+                    _ => add_tcp(plan, &vs.routes, &cx, problems),
+                }
+            }
+        }
+    }
+    for (port, plan) in ports {
+        let address = format!("0.0.0.0:{port}");
+        let name = format!("0.0.0.0_{port}");
+        if plan.protocol == Protocol::Http1 {
+            let route_name = format!("http.{port}");
+            config.routes.push(RouteConfig {
+                name: route_name.clone(),
+                virtual_hosts: plan
+                    .hosts
+                    .into_iter()
+                    .map(|(host, routes)| VirtualHost {
+                        name: format!("{host}:{port}"),
+                        domains: vec![host],
+                        routes,
+                    })
+                    .collect(),
+            });
+            config.listeners.push(Listener {
+                name,
+                address,
+                mode: Mode::Explicit.into(),
+                protocol: Protocol::Detect.into(),
+                route_config: route_name,
+                tcp: None,
+            });
+        } else {
+            config.listeners.push(Listener {
+                name,
+                address,
+                mode: Mode::Explicit.into(),
+                protocol: plan.protocol.into(),
+                route_config: String::new(),
+                tcp: Some(plan.tcp.unwrap_or_default()),
+            });
+        }
+    }
+}
+
+/// The plan of `port`, made for `protocol`; `None` (reported) when another gateway already
+/// serves the port with another protocol.
+fn port_plan<'a>(
+    ports: &'a mut BTreeMap<u32, PortPlan>,
+    port: u32,
+    protocol: Protocol,
+    owner: &ObjectRef,
+    problems: &mut Vec<Problem>,
+) -> Option<&'a mut PortPlan> {
+    let plan = ports.entry(port).or_insert_with(|| PortPlan {
+        owner: owner.clone(),
+        protocol,
+        hosts: BTreeMap::new(),
+        tcp: None,
+    });
+    if plan.protocol != protocol {
+        problems.push(Problem::warning(
+            owner,
+            "",
+            format!("port {port} is already served with another protocol for {}; it is not served for this Gateway", plan.owner),
+            "use another port",
+        ));
+        return None;
+    }
+    Some(plan)
+}
+
+fn add_http(
+    plan: &mut PortPlan,
+    host: &str,
+    set: &RouteSet,
+    cx: &EmitContext<'_>,
+    problems: &mut Vec<Problem>,
+) {
+    match set.http_routes(cx) {
+        Ok(routes) => plan
+            .hosts
+            .entry(host.to_owned())
+            .or_default()
+            .extend(routes),
+        Err(missing) => report_missing(set, &missing, cx, problems),
+    }
+}
+
+fn add_tcp(plan: &mut PortPlan, set: &RouteSet, cx: &EmitContext<'_>, problems: &mut Vec<Problem>) {
+    let tcp = plan.tcp.get_or_insert_with(TcpRoute::default);
+    match (set.tcp_destinations(cx), set.sni_routes(cx)) {
+        (Ok(dests), Ok(sni)) => {
+            if tcp.destinations.is_empty() {
+                tcp.destinations = dests.unwrap_or_default();
+            }
+            tcp.sni_routes.extend(sni);
+        }
+        (Err(missing), _) | (_, Err(missing)) => report_missing(set, &missing, cx, problems),
+    }
+}
+
+fn report_missing(
+    set: &RouteSet,
+    missing: &str,
+    cx: &EmitContext<'_>,
+    problems: &mut Vec<Problem>,
+) {
+    for origin in &set.origins {
+        problems.push(Problem::warning(
+            origin,
+            "",
+            format!(
+                "on gateway {} the rules route to cluster {missing}, which proxies in namespace {} do not have; they are left out there",
+                cx.gateway.unwrap_or_default(),
+                cx.node.namespace
+            ),
+            "export the destination's Service and DestinationRule to the gateway's namespace",
+        ));
+    }
+}

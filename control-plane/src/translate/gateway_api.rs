@@ -1,0 +1,231 @@
+//! Gateway API routes (HTTPRoute, GRPCRoute): compiled once, then attached to Services (the
+//! mesh form, GAMMA) or Gateways. In the mesh form, routes in the Service's namespace
+//! (producer routes) apply to every client; routes in another namespace (consumer routes)
+//! apply to clients in that namespace only, in place of the producer routes.
+
+mod backends;
+mod convert;
+mod model;
+mod precedence;
+
+use std::collections::HashMap;
+
+use gateway_api::{grpcroutes::GrpcRoute, httproutes::HttpRoute};
+
+pub(crate) use model::{ParentRef, RouteModel};
+pub(crate) use precedence::{Candidate, into_route_set};
+
+use self::{backends::Backends, convert::route_ref};
+use super::{
+    names::service_host,
+    problem::{Problem, Report},
+    registry::{Registry, ServiceModel},
+    rules::{HttpRule, RouteSet, Scope},
+    virtual_service::VirtualServices,
+};
+use crate::{
+    node::ProxyNode,
+    store::{Kind, Store},
+};
+
+/// Compiles every HTTPRoute and GRPCRoute in the store.
+pub(crate) fn compile_routes(
+    store: &Store,
+    registry: &Registry,
+    problems: &mut Vec<Problem>,
+) -> Vec<RouteModel> {
+    let mut models = Vec::new();
+    for route in store.list::<HttpRoute>() {
+        let origin = route_ref(Kind::HttpRoute, &route.metadata);
+        let mut report = Report::new(&origin);
+        let backends = Backends {
+            registry,
+            namespace: &origin.namespace,
+        };
+        models.push(convert::http_route(route, &backends, &mut report));
+        problems.extend(report.into_problems());
+    }
+    for route in store.list::<GrpcRoute>() {
+        let origin = route_ref(Kind::GrpcRoute, &route.metadata);
+        let mut report = Report::new(&origin);
+        let backends = Backends {
+            registry,
+            namespace: &origin.namespace,
+        };
+        models.push(convert::grpc_route(route, &backends, &mut report));
+        problems.extend(report.into_problems());
+    }
+    models
+}
+
+/// The rules of one route, one candidate per match, within `scope`.
+pub(crate) fn candidates(route: &RouteModel, scope: Scope) -> impl Iterator<Item = Candidate<'_>> {
+    route
+        .rules
+        .iter()
+        .enumerate()
+        .flat_map(move |(rule_index, rule)| {
+            let scope = scope.clone();
+            rule.matches
+                .iter()
+                .enumerate()
+                .map(move |(match_index, matcher)| Candidate {
+                    route,
+                    rule_index,
+                    match_index,
+                    rule: HttpRule {
+                        name: rule.name.clone(),
+                        scope: scope.clone(),
+                        matcher: matcher.clone(),
+                        action: rule.action.clone(),
+                        request_headers: rule.request_headers.clone(),
+                        response_headers: rule.response_headers.clone(),
+                    },
+                })
+        })
+}
+
+/// Routes attached to one Service host.
+#[derive(Debug, Default)]
+struct HostRoutes {
+    producer: Option<RouteSet>,
+    consumers: HashMap<String, RouteSet>,
+}
+
+/// Gateway API routes in the mesh form, by Service host.
+#[derive(Debug, Default)]
+pub(crate) struct MeshRoutes {
+    by_host: HashMap<String, HostRoutes>,
+}
+
+impl MeshRoutes {
+    /// Attaches routes whose parent is a Service; a parent that does not exist is reported.
+    pub(crate) fn build(
+        models: &[RouteModel],
+        registry: &Registry,
+        problems: &mut Vec<Problem>,
+    ) -> Self {
+        let mut groups: HashMap<(String, Option<String>), Vec<Candidate<'_>>> = HashMap::new();
+        for route in models {
+            for (i, parent) in route.parents.iter().enumerate() {
+                if !parent.is_service() {
+                    continue;
+                }
+                let at = format!("spec.parentRefs[{i}]");
+                let host = service_host(&parent.namespace, &parent.name);
+                let Some(service) = registry.get(&host) else {
+                    problems.push(Problem::error(
+                        &route.origin,
+                        at,
+                        format!(
+                            "parent Service {}/{} does not exist; the route is not attached",
+                            parent.namespace, parent.name
+                        ),
+                        "check the name and namespace, or create the Service",
+                    ));
+                    continue;
+                };
+                let Some(port) = parent_port(parent, service) else {
+                    problems.push(Problem::error(
+                        &route.origin,
+                        at,
+                        format!(
+                            "Service {}/{} has no port {}; the route is not attached",
+                            parent.namespace,
+                            parent.name,
+                            parent
+                                .section_name
+                                .clone()
+                                .unwrap_or_else(|| parent.port.unwrap_or(0).to_string())
+                        ),
+                        "use one of the Service's ports",
+                    ));
+                    continue;
+                };
+                let consumer = (route.origin.namespace != parent.namespace)
+                    .then(|| route.origin.namespace.clone());
+                let scope = Scope {
+                    port,
+                    ..Scope::default()
+                };
+                groups
+                    .entry((host, consumer))
+                    .or_default()
+                    .extend(candidates(route, scope));
+            }
+        }
+        let mut by_host: HashMap<String, HostRoutes> = HashMap::new();
+        let mut keys: Vec<_> = groups.keys().cloned().collect();
+        keys.sort();
+        for key in keys {
+            let Some(group) = groups.remove(&key) else {
+                continue;
+            };
+            let set = into_route_set(group, problems);
+            let (host, consumer) = key;
+            let entry = by_host.entry(host).or_default();
+            match consumer {
+                Some(namespace) => {
+                    entry.consumers.insert(namespace, set);
+                }
+                None => entry.producer = Some(set),
+            }
+        }
+        MeshRoutes { by_host }
+    }
+
+    /// The routes for `node`'s traffic to `host`: its namespace's consumer routes, else the
+    /// producer routes.
+    pub(crate) fn select(&self, host: &str, node: &ProxyNode) -> Option<&RouteSet> {
+        let routes = self.by_host.get(host)?;
+        routes
+            .consumers
+            .get(&node.namespace)
+            .or(routes.producer.as_ref())
+    }
+
+    /// Reports VirtualServices that route a host for sidecars although Gateway API routes
+    /// attach to it (the Gateway API routes win).
+    pub(crate) fn report_shadowed_virtual_services(
+        &self,
+        virtual_services: &VirtualServices,
+        problems: &mut Vec<Problem>,
+    ) {
+        let mut hosts: Vec<_> = self.by_host.iter().collect();
+        hosts.sort_by(|a, b| a.0.cmp(b.0));
+        for (host, routes) in hosts {
+            let Some(winner) = routes
+                .producer
+                .iter()
+                .chain(routes.consumers.values())
+                .find_map(|s| s.origins.first())
+            else {
+                continue;
+            };
+            for vs in virtual_services.for_mesh_host(host) {
+                problems.push(Problem::warning(
+                    &vs.origin,
+                    "spec.hosts",
+                    format!("{winner} attaches to {host}; Gateway API routes take precedence, so this VirtualService is not used for it"),
+                    "route the host with one API: remove the VirtualService or the route",
+                ));
+            }
+        }
+    }
+}
+
+/// The port a Service parent reference selects: `None` when it names a port the Service lacks,
+/// `Some(None)` for every port.
+fn parent_port(parent: &ParentRef, service: &ServiceModel) -> Option<Option<u32>> {
+    if let Some(port) = parent.port {
+        return service.port(port).map(|p| Some(p.port));
+    }
+    if let Some(section) = &parent.section_name {
+        return service
+            .ports
+            .iter()
+            .find(|p| &p.name == section)
+            .map(|p| Some(p.port));
+    }
+    Some(None)
+}

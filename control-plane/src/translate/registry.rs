@@ -1,0 +1,297 @@
+//! The services the mesh routes to, from Kubernetes Services (with their EndpointSlices and
+//! pods) and Istio ServiceEntries, by host.
+
+use std::{collections::HashMap, net::IpAddr};
+
+use k8s_openapi::api::core::v1::Service;
+use mesh_proto::config::v1::{Endpoint, Locality, Protocol};
+
+use super::{
+    endpoints::{port_endpoints, slices_by_service},
+    names::{resolve_host, service_host, socket_address, spiffe_identity},
+    problem::{Problem, Report},
+    protocol::{istio_protocol, port_protocol},
+    visibility::Visibility,
+};
+use crate::{
+    istio::{
+        ServiceEntry,
+        service_entry::{Resolution, ServicePort, WorkloadEntrySpec},
+    },
+    store::{Kind, ObjectRef, Store},
+};
+
+/// The annotation by which a Service limits which namespaces see it.
+const EXPORT_TO_ANNOTATION: &str = "networking.istio.io/exportTo";
+
+/// A service the mesh routes to.
+#[derive(Debug)]
+pub(crate) struct ServiceModel {
+    /// The Service or ServiceEntry it comes from.
+    pub origin: ObjectRef,
+    /// Its host, e.g. `reviews.bookinfo.svc.cluster.local`.
+    pub host: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Virtual IPs captured for it; none for headless Services or unassigned ones.
+    pub vips: Vec<IpAddr>,
+    /// Its TCP ports.
+    pub ports: Vec<PortModel>,
+    /// Which namespaces see it.
+    pub visibility: Visibility,
+}
+
+/// A port of a service and its endpoints.
+#[derive(Debug)]
+pub(crate) struct PortModel {
+    /// Port name (empty for an unnamed single port).
+    pub name: String,
+    /// Port number.
+    pub port: u32,
+    /// Application protocol.
+    pub protocol: Protocol,
+    /// Endpoints serving the port.
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl ServiceModel {
+    /// The port with this number.
+    pub(crate) fn port(&self, number: u32) -> Option<&PortModel> {
+        self.ports.iter().find(|p| p.port == number)
+    }
+}
+
+/// Every service by host.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    services: Vec<ServiceModel>,
+    by_host: HashMap<String, usize>,
+}
+
+impl Registry {
+    /// Services from the store's Services and ServiceEntries. A ServiceEntry host that a
+    /// Service already has is reported and left out.
+    pub(crate) fn build(store: &Store, problems: &mut Vec<Problem>) -> Self {
+        let slices = slices_by_service(store);
+        let mut services: Vec<ServiceModel> = store
+            .list::<Service>()
+            .filter_map(|service| {
+                let (namespace, name) = (
+                    service.metadata.namespace.as_deref()?,
+                    service.metadata.name.as_deref()?,
+                );
+                let slices = slices.get(&(namespace, name)).map(Vec::as_slice);
+                from_service(store, service, slices.unwrap_or_default())
+            })
+            .collect();
+        let mut seen: HashMap<String, ObjectRef> = services
+            .iter()
+            .map(|s| (s.host.clone(), s.origin.clone()))
+            .collect();
+        for entry in store.list::<ServiceEntry>() {
+            let origin = ObjectRef::new(
+                Kind::ServiceEntry,
+                entry.metadata.namespace.clone().unwrap_or_default(),
+                entry.metadata.name.clone().unwrap_or_default(),
+            );
+            let mut report = Report::new(&origin);
+            for model in from_service_entry(entry, &mut report) {
+                if let Some(owner) = seen.get(&model.host) {
+                    report.warning(
+                        "spec.hosts",
+                        format!("host {} is already defined by {owner}", model.host),
+                        "remove the host from this ServiceEntry",
+                    );
+                    continue;
+                }
+                seen.insert(model.host.clone(), origin.clone());
+                services.push(model);
+            }
+            problems.extend(report.into_problems());
+        }
+        services.sort_by(|a, b| (&a.namespace, &a.host).cmp(&(&b.namespace, &b.host)));
+        let by_host = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.host.clone(), i))
+            .collect();
+        Registry { services, by_host }
+    }
+
+    /// The service with this host.
+    pub(crate) fn get(&self, host: &str) -> Option<&ServiceModel> {
+        self.by_host.get(host).map(|&i| &self.services[i])
+    }
+
+    /// Every service, by namespace and host.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &ServiceModel> {
+        self.services.iter()
+    }
+}
+
+fn from_service(
+    store: &Store,
+    service: &Service,
+    slices: &[&k8s_openapi::api::discovery::v1::EndpointSlice],
+) -> Option<ServiceModel> {
+    let spec = service.spec.as_ref()?;
+    if spec.type_.as_deref() == Some("ExternalName") {
+        return None;
+    }
+    let namespace = service.metadata.namespace.clone()?;
+    let name = service.metadata.name.clone()?;
+    let mut ips: Vec<&String> = spec.cluster_ips.iter().flatten().collect();
+    if ips.is_empty() {
+        ips.extend(spec.cluster_ip.iter());
+    }
+    let vips = ips.into_iter().filter_map(|ip| ip.parse().ok()).collect();
+    let ports = spec
+        .ports
+        .iter()
+        .flatten()
+        .filter(|p| p.protocol.as_deref().is_none_or(|proto| proto == "TCP"))
+        .filter_map(|p| {
+            let name = p.name.clone().unwrap_or_default();
+            Some(PortModel {
+                protocol: port_protocol(p.app_protocol.as_deref(), &name),
+                port: u32::try_from(p.port).ok()?,
+                endpoints: port_endpoints(store, slices, &name),
+                name,
+            })
+        })
+        .collect();
+    let export_to: Vec<&str> = service
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(EXPORT_TO_ANNOTATION))
+        .map(|list| list.split(',').collect())
+        .unwrap_or_default();
+    Some(ServiceModel {
+        origin: ObjectRef::new(Kind::Service, &namespace, &name),
+        host: service_host(&namespace, &name),
+        visibility: Visibility::from_export_to(&export_to, &namespace),
+        namespace,
+        vips,
+        ports,
+    })
+}
+
+/// One service per host of a ServiceEntry with STATIC (or DNS with IP) endpoints. Resolution
+/// NONE needs no config: the proxy passes such traffic through to its original destination.
+fn from_service_entry(entry: &ServiceEntry, report: &mut Report<'_>) -> Vec<ServiceModel> {
+    let spec = &entry.spec;
+    let namespace = entry.metadata.namespace.clone().unwrap_or_default();
+    let resolution = spec.resolution.clone().unwrap_or(Resolution::None);
+    match &resolution {
+        Resolution::None => return Vec::new(),
+        Resolution::Static => {}
+        Resolution::Dns | Resolution::DnsRoundRobin => {
+            if spec
+                .endpoints
+                .iter()
+                .any(|e| e.address.parse::<IpAddr>().is_err())
+            {
+                report.warning(
+                    "spec.resolution",
+                    format!(
+                        "resolution {} with DNS names is not supported by mesh; endpoints that are not IP addresses are left out",
+                        resolution.as_str()
+                    ),
+                    "list IP addresses with resolution STATIC, or leave resolution NONE for passthrough",
+                );
+            }
+        }
+        Resolution::Unknown(other) => {
+            report.error(
+                "spec.resolution",
+                format!("unknown resolution {other:?}"),
+                "use NONE, STATIC, DNS or DNS_ROUND_ROBIN",
+            );
+            return Vec::new();
+        }
+    }
+    if spec.workload_selector.is_some() {
+        report.warning(
+            "spec.workloadSelector",
+            "workloadSelector is not supported by mesh; only the listed endpoints are used",
+            "list the endpoints, or use a Kubernetes Service",
+        );
+    }
+    let mut vips = Vec::new();
+    for (i, address) in spec.addresses.iter().enumerate() {
+        let ip = address.strip_suffix("/32").unwrap_or(address);
+        match ip.parse::<IpAddr>() {
+            Ok(ip) => vips.push(ip),
+            Err(_) => report.warning(
+                format!("spec.addresses[{i}]"),
+                format!("{address:?} is not a single IP address; it is not captured"),
+                "list single virtual IPs",
+            ),
+        }
+    }
+    spec.hosts
+        .iter()
+        .map(|host| ServiceModel {
+            origin: report.object().clone(),
+            host: resolve_host(host, &namespace),
+            namespace: namespace.clone(),
+            vips: vips.clone(),
+            ports: spec
+                .ports
+                .iter()
+                .map(|port| entry_port(port, &spec.endpoints, &namespace))
+                .collect(),
+            visibility: Visibility::from_export_to(&spec.export_to, &namespace),
+        })
+        .collect()
+}
+
+fn entry_port(port: &ServicePort, endpoints: &[WorkloadEntrySpec], namespace: &str) -> PortModel {
+    let name = port.name.clone().unwrap_or_default();
+    let protocol = match &port.protocol {
+        Some(protocol) => istio_protocol(protocol),
+        None => port_protocol(None, &name),
+    };
+    let mut endpoints: Vec<Endpoint> = endpoints
+        .iter()
+        .filter_map(|e| {
+            let ip: IpAddr = e.address.parse().ok()?;
+            let number = e
+                .ports
+                .get(&name)
+                .copied()
+                .or(port.target_port)
+                .unwrap_or(port.number);
+            Some(Endpoint {
+                address: socket_address(&ip, number),
+                weight: e.weight.unwrap_or(0),
+                labels: e.labels.clone().into_iter().collect(),
+                identity: e
+                    .service_account
+                    .as_deref()
+                    .map(|sa| spiffe_identity(namespace, sa))
+                    .unwrap_or_default(),
+                locality: e.locality.as_deref().map(parse_locality),
+                ..Endpoint::default()
+            })
+        })
+        .collect();
+    endpoints.sort_by(|a, b| a.address.cmp(&b.address));
+    PortModel {
+        name,
+        port: port.number,
+        protocol,
+        endpoints,
+    }
+}
+
+/// `region/zone/subzone`, as ServiceEntry endpoints write a locality.
+fn parse_locality(text: &str) -> Locality {
+    let mut parts = text.splitn(3, '/').map(str::to_owned);
+    Locality {
+        region: parts.next().unwrap_or_default(),
+        zone: parts.next().unwrap_or_default(),
+        subzone: parts.next().unwrap_or_default(),
+    }
+}

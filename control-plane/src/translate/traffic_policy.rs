@@ -1,0 +1,365 @@
+//! A DestinationRule's traffic policy in proxy terms: load balancer (and the hash key routes
+//! use with it), connection pool, outlier detection and upstream TLS, with Istio's override
+//! order (subset over rule, port level over whole destination, field by field).
+
+use mesh_proto::config::v1::{
+    ConnectionPool, HashPolicy, OutlierDetection, UpstreamTls, cluster::LbPolicy, hash_policy::Key,
+    upstream_tls::Mode,
+};
+
+use super::{duration::parse_duration, problem::Report};
+use crate::istio::destination_rule::{
+    ClientTlsMode, ClientTlsSettings, ConnectionPoolSettings, ConsistentHashLb,
+    LoadBalancerSettings, OutlierDetection as IstioOutlier, SimpleLb, TrafficPolicy,
+};
+
+/// How endpoints are picked.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LoadBalancer {
+    /// The algorithm.
+    pub policy: LbPolicy,
+    /// Ring size for RING_HASH; 0 for the default.
+    pub ring_size: u32,
+    /// What requests are hashed on, for consistent hashing.
+    pub hash: Option<HashPolicy>,
+}
+
+/// The policy fields of one level, each unset when the level does not say.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct PolicyParts {
+    /// Load balancing.
+    pub load_balancer: Option<LoadBalancer>,
+    /// Connection limits.
+    pub connection_pool: Option<ConnectionPool>,
+    /// Outlier detection.
+    pub outlier_detection: Option<OutlierDetection>,
+    /// Upstream TLS.
+    pub tls: Option<UpstreamTls>,
+}
+
+impl PolicyParts {
+    /// These parts, with fields this level leaves unset taken from `lower`.
+    pub(crate) fn over(self, lower: PolicyParts) -> PolicyParts {
+        PolicyParts {
+            load_balancer: self.load_balancer.or(lower.load_balancer),
+            connection_pool: self.connection_pool.or(lower.connection_pool),
+            outlier_detection: self.outlier_detection.or(lower.outlier_detection),
+            tls: self.tls.or(lower.tls),
+        }
+    }
+}
+
+/// A traffic policy: its own fields and overrides per port.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct PolicyLayer {
+    base: PolicyParts,
+    ports: Vec<(u32, PolicyParts)>,
+}
+
+impl PolicyLayer {
+    /// The policy for one port: port-level fields over the layer's own.
+    pub(crate) fn at(&self, port: u32) -> PolicyParts {
+        let base = self.base.clone();
+        match self.ports.iter().find(|(p, _)| *p == port) {
+            Some((_, parts)) => parts.clone().over(base),
+            None => base,
+        }
+    }
+}
+
+/// Compiles a traffic policy found at `at` (a field path), reporting what is wrong.
+pub(crate) fn compile_policy(
+    policy: Option<&TrafficPolicy>,
+    at: &str,
+    report: &mut Report<'_>,
+) -> PolicyLayer {
+    let Some(policy) = policy else {
+        return PolicyLayer::default();
+    };
+    for (present, field) in [
+        (policy.tunnel.is_some(), "tunnel"),
+        (policy.proxy_protocol.is_some(), "proxyProtocol"),
+    ] {
+        if present {
+            unsupported(report, &format!("{at}.{field}"));
+        }
+    }
+    let base = compile_parts(
+        policy.load_balancer.as_ref(),
+        policy.connection_pool.as_ref(),
+        policy.outlier_detection.as_ref(),
+        policy.tls.as_ref(),
+        at,
+        report,
+    );
+    let mut ports = Vec::new();
+    for (i, level) in policy.port_level_settings.iter().enumerate() {
+        let at = format!("{at}.portLevelSettings[{i}]");
+        let Some(port) = level.port.as_ref().and_then(|p| p.number) else {
+            report.error(
+                format!("{at}.port"),
+                "port-level settings name no port number",
+                "set port.number",
+            );
+            continue;
+        };
+        let parts = compile_parts(
+            level.load_balancer.as_ref(),
+            level.connection_pool.as_ref(),
+            level.outlier_detection.as_ref(),
+            level.tls.as_ref(),
+            &at,
+            report,
+        );
+        ports.push((port, parts));
+    }
+    PolicyLayer { base, ports }
+}
+
+fn compile_parts(
+    load_balancer: Option<&LoadBalancerSettings>,
+    pool: Option<&ConnectionPoolSettings>,
+    outlier: Option<&IstioOutlier>,
+    tls: Option<&ClientTlsSettings>,
+    at: &str,
+    report: &mut Report<'_>,
+) -> PolicyParts {
+    PolicyParts {
+        load_balancer: load_balancer
+            .and_then(|lb| compile_load_balancer(lb, &format!("{at}.loadBalancer"), report)),
+        connection_pool: pool.map(|p| compile_pool(p, &format!("{at}.connectionPool"), report)),
+        outlier_detection: outlier
+            .map(|o| compile_outlier(o, &format!("{at}.outlierDetection"), report)),
+        tls: tls.and_then(|t| compile_tls(t, &format!("{at}.tls"), report)),
+    }
+}
+
+fn compile_load_balancer(
+    lb: &LoadBalancerSettings,
+    at: &str,
+    report: &mut Report<'_>,
+) -> Option<LoadBalancer> {
+    if lb.simple.is_some() && lb.consistent_hash.is_some() {
+        report.error(
+            at,
+            "both simple and consistentHash are set",
+            "choose one load balancer",
+        );
+        return None;
+    }
+    if let Some(hash) = &lb.consistent_hash {
+        return compile_consistent_hash(hash, &format!("{at}.consistentHash"), report);
+    }
+    let policy = match lb.simple.as_ref()? {
+        SimpleLb::Unspecified => LbPolicy::PeakEwma,
+        SimpleLb::LeastConn | SimpleLb::LeastRequest => LbPolicy::LeastRequest,
+        SimpleLb::Random => LbPolicy::Random,
+        SimpleLb::RoundRobin => LbPolicy::RoundRobin,
+        SimpleLb::Passthrough => {
+            report.error(
+                format!("{at}.simple"),
+                "PASSTHROUGH is not supported by mesh",
+                "use ROUND_ROBIN, LEAST_REQUEST or RANDOM",
+            );
+            return None;
+        }
+        SimpleLb::Unknown(other) => {
+            report.error(
+                format!("{at}.simple"),
+                format!("unknown load balancer {other:?}"),
+                "use ROUND_ROBIN, LEAST_REQUEST, LEAST_CONN, RANDOM or UNSPECIFIED",
+            );
+            return None;
+        }
+    };
+    Some(LoadBalancer {
+        policy,
+        ring_size: 0,
+        hash: None,
+    })
+}
+
+fn compile_consistent_hash(
+    hash: &ConsistentHashLb,
+    at: &str,
+    report: &mut Report<'_>,
+) -> Option<LoadBalancer> {
+    let mut keys = Vec::new();
+    if let Some(header) = &hash.http_header_name {
+        keys.push(Key::Header(header.to_ascii_lowercase()));
+    }
+    if let Some(cookie) = &hash.http_cookie {
+        if cookie.ttl.is_some() {
+            report.warning(
+                format!("{at}.httpCookie.ttl"),
+                "mesh does not generate hash cookies; requests without the cookie are spread",
+                "have the application set the cookie, or remove ttl",
+            );
+        }
+        keys.push(Key::Cookie(cookie.name.clone()));
+    }
+    if hash.use_source_ip == Some(true) {
+        keys.push(Key::SourceIp(true));
+    }
+    if let Some(param) = &hash.http_query_parameter_name {
+        keys.push(Key::QueryParam(param.clone()));
+    }
+    if keys.len() != 1 {
+        report.error(
+            at,
+            format!(
+                "consistentHash needs exactly one hash key, found {}",
+                keys.len()
+            ),
+            "set one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName",
+        );
+        return None;
+    }
+    let ring = hash
+        .ring_hash
+        .as_ref()
+        .and_then(|r| r.minimum_ring_size)
+        .or(hash.minimum_ring_size)
+        .unwrap_or(0);
+    Some(LoadBalancer {
+        policy: if hash.maglev.is_some() {
+            LbPolicy::Maglev
+        } else {
+            LbPolicy::RingHash
+        },
+        ring_size: u32::try_from(ring).unwrap_or(u32::MAX),
+        hash: Some(HashPolicy { key: keys.pop() }),
+    })
+}
+
+fn compile_pool(
+    pool: &ConnectionPoolSettings,
+    at: &str,
+    report: &mut Report<'_>,
+) -> ConnectionPool {
+    let mut out = ConnectionPool::default();
+    let mut duration = |text: &Option<String>, field: &str| {
+        let text = text.as_deref()?;
+        parse_duration(text)
+            .map_err(|e| report.error(format!("{at}.{field}"), e, "write e.g. \"30ms\" or \"1s\""))
+            .ok()
+    };
+    if let Some(tcp) = &pool.tcp {
+        out.max_connections = count(tcp.max_connections);
+        out.connect_timeout = duration(&tcp.connect_timeout, "tcp.connectTimeout");
+        out.idle_timeout = duration(&tcp.idle_timeout, "tcp.idleTimeout");
+    }
+    if let Some(http) = &pool.http {
+        out.max_pending_requests = count(http.http1_max_pending_requests);
+        out.max_requests = count(http.http2_max_requests);
+        if let Some(idle) = duration(&http.idle_timeout, "http.idleTimeout") {
+            out.idle_timeout = Some(idle);
+        }
+    }
+    if let Some(tcp) = &pool.tcp {
+        for (present, field) in [
+            (tcp.tcp_keepalive.is_some(), "tcp.tcpKeepalive"),
+            (
+                tcp.max_connection_duration.is_some(),
+                "tcp.maxConnectionDuration",
+            ),
+        ] {
+            if present {
+                unsupported(report, &format!("{at}.{field}"));
+            }
+        }
+    }
+    if let Some(http) = &pool.http {
+        for (present, field) in [
+            (
+                http.max_requests_per_connection.is_some(),
+                "http.maxRequestsPerConnection",
+            ),
+            (http.max_retries.is_some(), "http.maxRetries"),
+            (http.h2_upgrade_policy.is_some(), "http.h2UpgradePolicy"),
+            (http.use_client_protocol.is_some(), "http.useClientProtocol"),
+            (
+                http.max_concurrent_streams.is_some(),
+                "http.maxConcurrentStreams",
+            ),
+        ] {
+            if present {
+                unsupported(report, &format!("{at}.{field}"));
+            }
+        }
+    }
+    out
+}
+
+fn compile_outlier(outlier: &IstioOutlier, at: &str, report: &mut Report<'_>) -> OutlierDetection {
+    let mut duration = |text: &Option<String>, field: &str| {
+        let text = text.as_deref()?;
+        parse_duration(text)
+            .map_err(|e| report.error(format!("{at}.{field}"), e, "write e.g. \"10s\" or \"5m\""))
+            .ok()
+    };
+    let interval = duration(&outlier.interval, "interval");
+    let base_ejection_time = duration(&outlier.base_ejection_time, "baseEjectionTime");
+    if outlier.consecutive_gateway_errors.is_some() {
+        unsupported(report, &format!("{at}.consecutiveGatewayErrors"));
+    }
+    let max_ejection_percent = match outlier.max_ejection_percent {
+        Some(p @ 0..=100) => p.unsigned_abs(),
+        Some(p) => {
+            report.error(
+                format!("{at}.maxEjectionPercent"),
+                format!("{p} is not a percentage"),
+                "use 0 to 100",
+            );
+            0
+        }
+        None => 0,
+    };
+    OutlierDetection {
+        consecutive_5xx: outlier
+            .consecutive_5xx_errors
+            .or_else(|| {
+                outlier
+                    .consecutive_errors
+                    .and_then(|v| u32::try_from(v).ok())
+            })
+            .unwrap_or(0),
+        interval,
+        base_ejection_time,
+        max_ejection_percent,
+    }
+}
+
+fn compile_tls(tls: &ClientTlsSettings, at: &str, report: &mut Report<'_>) -> Option<UpstreamTls> {
+    let mode = match tls.mode.as_ref()? {
+        ClientTlsMode::Disable => Mode::Disable,
+        ClientTlsMode::IstioMutual => Mode::MeshMutual,
+        ClientTlsMode::Simple => Mode::Simple,
+        ClientTlsMode::Mutual => Mode::Mutual,
+        ClientTlsMode::Unknown(other) => {
+            report.error(
+                format!("{at}.mode"),
+                format!("unknown TLS mode {other:?}"),
+                "use DISABLE, SIMPLE, MUTUAL or ISTIO_MUTUAL",
+            );
+            return None;
+        }
+    };
+    Some(UpstreamTls {
+        mode: mode.into(),
+        sni: tls.sni.clone().unwrap_or_default(),
+    })
+}
+
+/// A limit as Istio writes it (a signed number; 0 or less means unset).
+fn count(value: Option<i32>) -> u32 {
+    value.and_then(|v| u32::try_from(v).ok()).unwrap_or(0)
+}
+
+fn unsupported(report: &mut Report<'_>, field: &str) {
+    report.warning(
+        field,
+        "not supported by mesh; ignored",
+        "remove the field, or expect default behaviour",
+    );
+}
