@@ -11,7 +11,7 @@ use std::{collections::BTreeSet, net::SocketAddr, sync::Arc};
 
 use mesh_control_plane::xds::{ConfigSnapshot, ProxySync, ResourceType, SyncState, SyncStatus};
 use mesh_proto::{
-    config::v1::{Cluster, Endpoint, ProxyConfig},
+    config::v1::{self as pb, Cluster, ClusterLoadAssignment, Endpoint, Listener, ProxyConfig},
     discovery::v1::{
         DiscoveryRequest, Node, aggregated_discovery_client::AggregatedDiscoveryClient,
     },
@@ -20,11 +20,48 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::Endpoint as GrpcEndpoint;
 use xds::{
-    harness::{ControlPlane, mesh},
+    harness::{ControlPlane, http_route},
     sim::{Received, Reject, SimOptions, SimProxy},
 };
 
 const ALL: [ResourceType; 4] = ResourceType::ALL;
+
+/// A mesh of `services` HTTP services, service `i` with `endpoints` endpoints on `port`:
+/// a cluster, its endpoints, an outbound listener on 10.96.x.y:80 and a route config each.
+pub fn mesh(services: usize, endpoints: usize, port: u16) -> ProxyConfig {
+    let mut config = ProxyConfig::default();
+    for i in 0..services {
+        let name = format!("svc-{i}");
+        config.clusters.push(pb::Cluster {
+            name: name.clone(),
+            ..Default::default()
+        });
+        config.endpoints.push(ClusterLoadAssignment {
+            cluster: name.clone(),
+            endpoints: (0..endpoints)
+                .map(|e| Endpoint {
+                    address: format!("10.{}.{}.{}:{port}", 1 + i / 250, i % 250, 1 + e),
+                    labels: [
+                        ("app".to_owned(), name.clone()),
+                        ("version".to_owned(), "v1".to_owned()),
+                    ]
+                    .into_iter()
+                    .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+        });
+        config.listeners.push(Listener {
+            name: name.clone(),
+            address: format!("10.96.{}.{}:80", i / 250, 1 + i % 250),
+            protocol: pb::Protocol::Http1.into(),
+            route_config: name.clone(),
+            ..Default::default()
+        });
+        config.routes.push(http_route(&name, &name, &name));
+    }
+    config
+}
 
 fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))

@@ -61,13 +61,13 @@ pub struct TypeSync {
 /// Whether a proxy runs what the control plane last sent it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncState {
-    /// The proxy ACKed the version last sent.
+    /// The proxy ACKed the last response sent.
     #[serde(rename = "SYNCED")]
     Synced,
     /// Nothing of this type was sent yet.
     #[serde(rename = "NOT SENT")]
     NotSent,
-    /// Sent but not (yet) ACKed: in flight, or NACKed.
+    /// The last response sent is not (yet) ACKed: in flight, or NACKed.
     #[serde(rename = "STALE")]
     Stale,
 }
@@ -130,14 +130,6 @@ impl TypeSync {
             nack: None,
         }
     }
-
-    fn update_state(&mut self) {
-        self.state = match (&self.sent, &self.acked) {
-            (None, _) => SyncState::NotSent,
-            (Some(sent), Some(acked)) if sent == acked => SyncState::Synced,
-            _ => SyncState::Stale,
-        };
-    }
 }
 
 impl fmt::Display for SyncState {
@@ -199,9 +191,7 @@ impl SyncTracker {
 impl Registration {
     fn update(&self, ty: ResourceType, change: impl FnOnce(&mut TypeSync)) {
         let mut entry = self.entry.lock().unwrap_or_else(PoisonError::into_inner);
-        let sync = &mut entry.types[ty.index()];
-        change(sync);
-        sync.update_state();
+        change(&mut entry.types[ty.index()]);
     }
 
     /// A snapshot generation was pushed.
@@ -212,15 +202,19 @@ impl Registration {
             .generation = generation;
     }
 
-    /// `version` of `ty` was sent.
+    /// `version` of `ty` was sent: stale until the proxy answers.
     pub(crate) fn sent(&self, ty: ResourceType, version: &str) {
-        self.update(ty, |s| s.sent = Some(version.to_owned()));
+        self.update(ty, |s| {
+            s.sent = Some(version.to_owned());
+            s.state = SyncState::Stale;
+        });
     }
 
-    /// The proxy ACKed `version` of `ty`.
+    /// The proxy ACKed `version` of `ty`, the last one sent.
     pub(crate) fn acked(&self, ty: ResourceType, version: &str) {
         self.update(ty, |s| {
             s.acked = Some(version.to_owned());
+            s.state = SyncState::Synced;
             s.nack = None;
         });
     }
@@ -228,6 +222,7 @@ impl Registration {
     /// The proxy rejected `version` of `ty`.
     pub(crate) fn nacked(&self, ty: ResourceType, version: &str, error: &str) {
         self.update(ty, |s| {
+            s.state = SyncState::Stale;
             s.nack = Some(Nack {
                 version: version.to_owned(),
                 error: error.to_owned(),
@@ -281,6 +276,13 @@ mod tests {
         assert_eq!(cds.acked.as_deref(), Some("v1"));
         assert_eq!(cds.nack.expect("nack kept").error, "bad cluster");
         assert_eq!(state(ResourceType::Listener).state, SyncState::NotSent);
+
+        // Sending back the ACKed version is still in flight until the proxy answers.
+        stream.sent(ResourceType::Cluster, "v1");
+        assert_eq!(state(ResourceType::Cluster).state, SyncState::Stale);
+        stream.acked(ResourceType::Cluster, "v1");
+        let cds = state(ResourceType::Cluster);
+        assert_eq!((cds.state, cds.nack), (SyncState::Synced, None));
 
         drop(stream);
         assert!(tracker.status().proxies.is_empty());

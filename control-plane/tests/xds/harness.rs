@@ -1,12 +1,11 @@
 //! An in-process control plane on loopback: the real discovery server behind tonic, fed by a
-//! watch channel the test publishes snapshots on; and generated mesh configs.
+//! watch channel the test publishes snapshots on; and HTTP route configs.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use mesh_control_plane::xds::{ConfigSnapshot, DiscoveryServer, SyncStatus};
 use mesh_proto::config::v1::{
-    self as pb, ClusterLoadAssignment, Endpoint, Listener, ProxyConfig, Route, RouteAction,
-    RouteConfig, RouteMatch, VirtualHost, WeightedCluster, route, route_match,
+    Route, RouteAction, RouteConfig, RouteMatch, VirtualHost, WeightedCluster, route, route_match,
 };
 use prometheus::proto::MetricType;
 use tokio::{
@@ -118,43 +117,6 @@ impl ControlPlane {
             })
             .sum()
     }
-}
-
-/// A mesh of `services` HTTP services, service `i` with `endpoints` endpoints on `port`:
-/// a cluster, its endpoints, an outbound listener on 10.96.x.y:80 and a route config each.
-pub fn mesh(services: usize, endpoints: usize, port: u16) -> ProxyConfig {
-    let mut config = ProxyConfig::default();
-    for i in 0..services {
-        let name = format!("svc-{i}");
-        config.clusters.push(pb::Cluster {
-            name: name.clone(),
-            ..Default::default()
-        });
-        config.endpoints.push(ClusterLoadAssignment {
-            cluster: name.clone(),
-            endpoints: (0..endpoints)
-                .map(|e| Endpoint {
-                    address: format!("10.{}.{}.{}:{port}", 1 + i / 250, i % 250, 1 + e),
-                    labels: [
-                        ("app".to_owned(), name.clone()),
-                        ("version".to_owned(), "v1".to_owned()),
-                    ]
-                    .into_iter()
-                    .collect(),
-                    ..Default::default()
-                })
-                .collect(),
-        });
-        config.listeners.push(Listener {
-            name: name.clone(),
-            address: format!("10.96.{}.{}:80", i / 250, 1 + i % 250),
-            protocol: pb::Protocol::Http1.into(),
-            route_config: name.clone(),
-            ..Default::default()
-        });
-        config.routes.push(http_route(&name, &name, &name));
-    }
-    config
 }
 
 /// A route config `name` sending every request for `domain` to `cluster`.
