@@ -41,6 +41,17 @@ pub(crate) fn compile_routes(
         let backends = Backends {
             registry,
             namespace: &origin.namespace,
+            parents: service_parents(
+                route.spec.parent_refs.iter().flatten().map(|p| {
+                    (
+                        p.group.as_deref(),
+                        p.kind.as_deref(),
+                        p.namespace.as_deref(),
+                        &p.name,
+                    )
+                }),
+                &origin.namespace,
+            ),
         };
         models.push(convert::http_route(route, &backends, &mut report));
         problems.extend(report.into_problems());
@@ -51,11 +62,43 @@ pub(crate) fn compile_routes(
         let backends = Backends {
             registry,
             namespace: &origin.namespace,
+            parents: service_parents(
+                route.spec.parent_refs.iter().flatten().map(|p| {
+                    (
+                        p.group.as_deref(),
+                        p.kind.as_deref(),
+                        p.namespace.as_deref(),
+                        &p.name,
+                    )
+                }),
+                &origin.namespace,
+            ),
         };
         models.push(convert::grpc_route(route, &backends, &mut report));
         problems.extend(report.into_problems());
     }
     models
+}
+
+/// The (namespace, name) of the Services among parent references written as (group, kind,
+/// namespace, name).
+fn service_parents<'a>(
+    refs: impl Iterator<
+        Item = (
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a String,
+        ),
+    >,
+    namespace: &str,
+) -> Vec<(String, String)> {
+    refs.filter(|(group, kind, _, _)| {
+        *kind == Some("Service")
+            && matches!(group.unwrap_or("gateway.networking.k8s.io"), "" | "core")
+    })
+    .map(|(_, _, ns, name)| (ns.unwrap_or(namespace).to_owned(), name.clone()))
+    .collect()
 }
 
 /// The rules of one route, one candidate per match, within `scope`.

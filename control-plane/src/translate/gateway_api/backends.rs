@@ -31,6 +31,9 @@ pub(crate) struct Backends<'a> {
     pub registry: &'a Registry,
     /// The route's namespace.
     pub namespace: &'a str,
+    /// Services in other namespaces the route may use: its own parent Services (a consumer
+    /// route sends to the producer's Service).
+    pub parents: Vec<(String, String)>,
 }
 
 impl Backends<'_> {
@@ -60,14 +63,18 @@ impl Backends<'_> {
             return None;
         }
         let namespace = r.namespace.as_deref().unwrap_or(self.namespace);
-        if namespace != self.namespace {
+        let parent = self
+            .parents
+            .iter()
+            .any(|(ns, name)| ns == namespace && *name == r.name);
+        if namespace != self.namespace && !parent {
             report.error(
                 format!("{at}.namespace"),
                 format!(
                     "backend {namespace}/{} is in another namespace, which needs a ReferenceGrant; mesh does not read ReferenceGrants",
                     r.name
                 ),
-                "route to Services in the route's own namespace",
+                "route to Services in the route's own namespace, or to the parent Service",
             );
             return None;
         }

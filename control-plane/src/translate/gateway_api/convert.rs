@@ -108,7 +108,8 @@ struct Filters {
     redirect: Option<Redirect>,
     rewrite_path: Option<RewritePath>,
     rewrite_host: Option<String>,
-    unsupported: Vec<String>,
+    /// (field, what) of each filter mesh cannot honour.
+    unsupported: Vec<(String, String)>,
 }
 
 /// A URL rewrite of the path.
@@ -153,13 +154,19 @@ pub(crate) fn http_route(
                     filters.response_headers = Some(header_changes!(m));
                 } else if let Some(m) = &f.request_mirror {
                     if filters.mirror.is_some() {
-                        filters.unsupported.push(format!("{field}: a second RequestMirror"));
+                        filters
+                            .unsupported
+                            .push((field.clone(), "a second RequestMirror".to_owned()));
                     }
                     filters.mirror = Some(mirror!(m));
                 } else if let Some(r) = &f.request_redirect {
-                    let path = r.path.as_ref().map(|p| match (&p.replace_full_path, &p.replace_prefix_match) {
-                        (Some(full), _) => RewritePath::Full(full.clone()),
-                        (None, prefix) => RewritePath::Prefix(prefix.clone().unwrap_or_default()),
+                    let path = r.path.as_ref().map(|p| {
+                        match (&p.replace_full_path, &p.replace_prefix_match) {
+                            (Some(full), _) => RewritePath::Full(full.clone()),
+                            (None, prefix) => {
+                                RewritePath::Prefix(prefix.clone().unwrap_or_default())
+                            }
+                        }
                     });
                     let path = match path {
                         None => String::new(),
@@ -167,8 +174,10 @@ pub(crate) fn http_route(
                         Some(RewritePath::Prefix(prefix)) => match exact_paths(&matches) {
                             true => prefix,
                             false => {
-                                filters.unsupported.push(format!(
-                                    "{field}: a redirect with ReplacePrefixMatch on a prefix or regex match"
+                                filters.unsupported.push((
+                                    field.clone(),
+                                    "a redirect with ReplacePrefixMatch on a prefix or regex match"
+                                        .to_owned(),
                                 ));
                                 String::new()
                             }
@@ -176,8 +185,12 @@ pub(crate) fn http_route(
                     };
                     filters.redirect = Some(Redirect {
                         scheme: match &r.scheme {
-                            Some(HttpRouteRulesFiltersRequestRedirectScheme::Http) => "http".to_owned(),
-                            Some(HttpRouteRulesFiltersRequestRedirectScheme::Https) => "https".to_owned(),
+                            Some(HttpRouteRulesFiltersRequestRedirectScheme::Http) => {
+                                "http".to_owned()
+                            }
+                            Some(HttpRouteRulesFiltersRequestRedirectScheme::Https) => {
+                                "https".to_owned()
+                            }
                             None => String::new(),
                         },
                         host: r.hostname.clone().unwrap_or_default(),
@@ -193,15 +206,23 @@ pub(crate) fn http_route(
                     filters.rewrite_path = rewrite.path.as_ref().map(|p| {
                         match (&p.replace_full_path, &p.replace_prefix_match) {
                             (Some(full), _) => RewritePath::Full(full.clone()),
-                            (None, prefix) => RewritePath::Prefix(prefix.clone().unwrap_or_default()),
+                            (None, prefix) => {
+                                RewritePath::Prefix(prefix.clone().unwrap_or_default())
+                            }
                         }
                     });
                 } else if f.cors.is_some() {
-                    filters.unsupported.push(format!("{field}: CORS"));
+                    filters
+                        .unsupported
+                        .push((field.clone(), "the CORS filter".to_owned()));
                 } else if f.extension_ref.is_some() {
-                    filters.unsupported.push(format!("{field}: ExtensionRef"));
+                    filters
+                        .unsupported
+                        .push((field.clone(), "the ExtensionRef filter".to_owned()));
                 } else {
-                    filters.unsupported.push(format!("{field}: a filter without its settings"));
+                    filters
+                        .unsupported
+                        .push((field.clone(), "a filter without its settings".to_owned()));
                 }
             }
             let refs: Vec<BackendRef> = rule
@@ -211,9 +232,12 @@ pub(crate) fn http_route(
                 .enumerate()
                 .map(|(j, b)| {
                     for (k, f) in b.filters.iter().flatten().enumerate() {
-                        if f.request_header_modifier.is_none() && f.response_header_modifier.is_none() {
-                            filters.unsupported.push(format!(
-                                "{at}.backendRefs[{j}].filters[{k}]: a backend filter other than a header modifier"
+                        if f.request_header_modifier.is_none()
+                            && f.response_header_modifier.is_none()
+                        {
+                            filters.unsupported.push((
+                                format!("{at}.backendRefs[{j}].filters[{k}]"),
+                                "a backend filter other than a header modifier".to_owned(),
                             ));
                         }
                     }
@@ -248,7 +272,9 @@ pub(crate) fn http_route(
                 }
                 let text = t.request.as_deref()?;
                 parse_duration(text)
-                    .map_err(|e| report.warning(format!("{at}.timeouts.request"), e, "write e.g. \"10s\""))
+                    .map_err(|e| {
+                        report.warning(format!("{at}.timeouts.request"), e, "write e.g. \"10s\"")
+                    })
                     .ok()
                     .filter(|d| !is_zero(d))
             });
@@ -356,11 +382,13 @@ pub(crate) fn grpc_route(
                 } else if let Some(m) = &f.request_mirror {
                     filters.mirror = Some(mirror!(m));
                 } else if f.extension_ref.is_some() {
-                    filters.unsupported.push(format!("{field}: ExtensionRef"));
+                    filters
+                        .unsupported
+                        .push((field.clone(), "the ExtensionRef filter".to_owned()));
                 } else {
                     filters
                         .unsupported
-                        .push(format!("{field}: a filter without its settings"));
+                        .push((field.clone(), "a filter without its settings".to_owned()));
                 }
             }
             let refs = rule
@@ -460,7 +488,10 @@ fn build_rule(
                 .iter()
                 .any(|m| matches!(m.path, Some(Path::Regex(_))))
             {
-                unsupported.push(format!("{at}: ReplacePrefixMatch with a regex path match"));
+                unsupported.push((
+                    format!("{at}.filters"),
+                    "a URLRewrite with ReplacePrefixMatch on a regex path match".to_owned(),
+                ));
             }
             rewrite.path_prefix = if prefix.is_empty() {
                 "/".to_owned()
@@ -481,9 +512,9 @@ fn build_rule(
         None => {}
     }
     let action = if !unsupported.is_empty() {
-        for what in &unsupported {
+        for (field, what) in &unsupported {
             report.error(
-                at,
+                field,
                 format!("{what} is not supported by mesh; the rule answers 500"),
                 "remove the filter, or route this traffic another way",
             );

@@ -191,6 +191,16 @@ fn compile_action(
                 "use rewrite.uri with a prefix match",
             );
         }
+        let case_blind_prefix = rule.matches.iter().any(|m| {
+            m.ignore_uri_case == Some(true) && m.uri.as_ref().is_some_and(|u| u.prefix.is_some())
+        });
+        if r.uri.is_some() && case_blind_prefix {
+            report.error(
+                format!("{at}.rewrite.uri"),
+                "rewriting the prefix of a case-insensitive prefix match is not supported by mesh (the whole path would be replaced)",
+                "drop ignoreUriCase, or write one rule per spelling",
+            );
+        }
         let rewrite = Rewrite {
             path_prefix: r.uri.clone().unwrap_or_default(),
             authority: r.authority.clone().unwrap_or_default(),

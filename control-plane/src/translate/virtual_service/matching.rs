@@ -14,9 +14,14 @@ pub(crate) fn check_regex(pattern: &str, at: &str, report: &mut Report<'_>) -> b
     match regex::Regex::new(&format!("^(?:{pattern})$")) {
         Ok(_) => true,
         Err(e) => {
+            // The regex crate's syntax errors span lines (pattern, caret, message): keep the
+            // message.
+            let text = e.to_string();
+            let reason = text.lines().last().unwrap_or_default().trim();
+            let reason = reason.strip_prefix("error: ").unwrap_or(reason);
             report.error(
                 at,
-                format!("invalid regex {pattern:?}: {e}"),
+                format!("invalid regex {pattern:?}: {reason}"),
                 "write an RE2-style regular expression",
             );
             false
