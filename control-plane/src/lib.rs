@@ -5,6 +5,7 @@
 //! Being built (issue #4): `node` describes a connected proxy; translation, sources and the
 //! discovery server arrive module by module.
 
+pub mod analyze;
 pub mod folder;
 pub mod istio;
 pub mod kube_source;

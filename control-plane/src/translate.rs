@@ -8,6 +8,7 @@
 //! is left out (a Gateway API rule is replaced by a 500 answer, as the Gateway API asks), so
 //! the config is never half-applied and never refers to a cluster it lacks.
 
+mod checks;
 mod clusters;
 mod destination_rule;
 mod duration;
@@ -84,6 +85,12 @@ impl Translator {
     /// Problems with the store's objects that do not depend on the proxy.
     pub fn problems(&self) -> &[Problem] {
         &self.problems
+    }
+
+    /// Further checks for `mesh analyze`: rules that apply to nothing, subsets that select
+    /// nothing.
+    pub fn deep_checks(&self) -> Vec<Problem> {
+        checks::destination_rule_checks(&self.registry, &self.rules)
     }
 
     /// The config of one proxy: a sidecar's outbound config, plus its Gateways' listeners

@@ -125,7 +125,7 @@ fn render(dir: &Path) -> String {
             &format!("{} proxy {}", dir.display(), node.id),
         );
         problems.extend(translation.problems);
-        let config = serde_json::to_value(&translation.config).unwrap();
+        let config = serde_json::to_value(&translation.config).expect("a config serializes");
         proxies.insert(node.id, sorted(config));
     }
     problems.sort();
@@ -138,7 +138,7 @@ fn render(dir: &Path) -> String {
     let mut out = serde_json::Map::new();
     out.insert("problems".to_owned(), Value::Array(problems));
     out.insert("proxies".to_owned(), Value::Object(proxies));
-    serde_yaml::to_string(&Value::Object(out)).unwrap()
+    serde_yaml::to_string(&Value::Object(out)).expect("JSON values print as YAML")
 }
 
 #[test]

@@ -164,6 +164,11 @@ impl DestinationRules {
             .map(|(rule, _)| rule)
     }
 
+    /// Every valid rule that is not overridden by an older one.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<CompiledRule>> {
+        self.exact.values().flatten().chain(self.wildcard.iter())
+    }
+
     /// Whether any rule for `host` defines `subset` (visibility aside).
     pub(crate) fn defines_subset(&self, host: &str, subset: &str) -> bool {
         let exact = self.exact.get(host).into_iter().flatten();

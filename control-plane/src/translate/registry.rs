@@ -8,7 +8,7 @@ use mesh_proto::config::v1::{Endpoint, Locality, Protocol};
 
 use super::{
     endpoints::{port_endpoints, slices_by_service},
-    names::{resolve_host, service_host, socket_address, spiffe_identity},
+    names::{host_match_rank, resolve_host, service_host, socket_address, spiffe_identity},
     problem::{Problem, Report},
     protocol::{istio_protocol, port_protocol},
     visibility::Visibility,
@@ -121,6 +121,22 @@ impl Registry {
     /// The service with this host.
     pub(crate) fn get(&self, host: &str) -> Option<&ServiceModel> {
         self.by_host.get(host).map(|&i| &self.services[i])
+    }
+
+    /// Services a host pattern names: one lookup for an exact host, a scan for a wildcard.
+    pub(crate) fn matching<'a>(
+        &'a self,
+        pattern: &'a str,
+    ) -> Box<dyn Iterator<Item = &'a ServiceModel> + 'a> {
+        if pattern.starts_with('*') {
+            Box::new(
+                self.services
+                    .iter()
+                    .filter(move |s| host_match_rank(pattern, &s.host).is_some()),
+            )
+        } else {
+            Box::new(self.get(pattern).into_iter())
+        }
     }
 
     /// Every service, by namespace and host.

@@ -221,10 +221,7 @@ fn compile(
     let for_mesh = gateways.iter().any(|g| g == MESH);
     let mut listener_ports = Vec::new();
     for (i, host) in hosts.iter().enumerate() {
-        let matching: Vec<_> = registry
-            .iter()
-            .filter(|s| host_match_rank(host, &s.host).is_some())
-            .collect();
+        let matching: Vec<_> = registry.matching(host).collect();
         if matching.is_empty() && for_mesh && spec.gateways.is_empty() {
             report.warning(
                 format!("spec.hosts[{i}]"),

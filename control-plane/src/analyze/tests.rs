@@ -1,0 +1,268 @@
+use super::*;
+use crate::folder::parse_manifests;
+
+fn store(yaml: &str) -> Store {
+    let mut store = Store::new();
+    for (object, _) in parse_manifests(yaml, "test.yaml").objects {
+        store.apply(object);
+    }
+    store
+}
+
+const SERVICE: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: { name: reviews, namespace: shop }
+spec:
+  clusterIP: 10.96.0.30
+  ports: [{ name: http, port: 9080 }, { name: metrics, port: 9090 }]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: reviews-1, namespace: shop, labels: { kubernetes.io/service-name: reviews } }
+addressType: IPv4
+ports: [{ name: http, port: 9080 }]
+endpoints:
+- { addresses: [10.244.1.5], targetRef: { kind: Pod, name: reviews-v1 } }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: reviews-v1, namespace: shop, labels: { app: reviews, version: v1 } }
+spec: { containers: [{ name: app, image: app }] }
+"#;
+
+fn messages(problems: &[Problem]) -> Vec<String> {
+    problems.iter().map(ToString::to_string).collect()
+}
+
+fn has(problems: &[Problem], severity: Severity, needle: &str) -> bool {
+    problems
+        .iter()
+        .any(|p| p.severity == severity && p.to_string().contains(needle))
+}
+
+#[test]
+fn doubtful_weights_empty_subsets_and_guessed_protocols_are_reported() {
+    let yaml = format!(
+        "{SERVICE}{}",
+        r#"
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: reviews, namespace: shop }
+spec:
+  host: reviews
+  subsets:
+  - { name: v1, labels: { version: v1 } }
+  - { name: v9, labels: { version: v9 } }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: ghost, namespace: shop }
+spec: { host: ghost }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: reviews, namespace: shop }
+spec:
+  hosts: [reviews]
+  http:
+  - fault: { abort: { httpStatus: 503 } }
+    route:
+    - { destination: { host: reviews, subset: v1, port: { number: 9080 } }, weight: 70 }
+    - { destination: { host: reviews, subset: v9, port: { number: 9080 } }, weight: 20 }
+"#
+    );
+    let problems = analyze(&store(&yaml));
+    let all = messages(&problems);
+    assert!(!has_errors(&problems), "{all:#?}");
+    assert!(
+        has(&problems, Severity::Warning, "weights add up to 90"),
+        "{all:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            Severity::Warning,
+            "subset \"v9\" selects no ready endpoint"
+        ),
+        "{all:#?}"
+    );
+    assert!(
+        !has(&problems, Severity::Warning, "subset \"v1\" selects"),
+        "{all:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            Severity::Warning,
+            "DestinationRule shop/ghost spec.host: host ghost.shop.svc.cluster.local matches no Service"
+        ),
+        "{all:#?}"
+    );
+    assert!(
+        has(&problems, Severity::Info, "fault applies to every request"),
+        "{all:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            Severity::Info,
+            "protocol of port 9090 is detected"
+        ),
+        "{all:#?}"
+    );
+    assert!(
+        !has(&problems, Severity::Info, "protocol of port 9080"),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn a_rule_hidden_from_some_namespaces_is_found_through_their_proxies() {
+    let yaml = format!(
+        "{SERVICE}{}",
+        r#"
+---
+apiVersion: v1
+kind: Namespace
+metadata: { name: other }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: reviews, namespace: shop }
+spec:
+  host: reviews
+  exportTo: ["."]
+  subsets: [{ name: v1, labels: { version: v1 } }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: reviews, namespace: shop }
+spec:
+  hosts: [reviews]
+  http: [{ route: [{ destination: { host: reviews, subset: v1, port: { number: 9080 } } }] }]
+"#
+    );
+    let problems = analyze(&store(&yaml));
+    assert!(
+        has(
+            &problems,
+            Severity::Warning,
+            "for proxies in namespace other, port 9080"
+        ),
+        "{:#?}",
+        messages(&problems)
+    );
+    assert!(!has(
+        &problems,
+        Severity::Warning,
+        "for proxies in namespace shop"
+    ));
+}
+
+#[test]
+fn security_policies_are_checked_and_said_not_enforced() {
+    let yaml = r#"
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: default, namespace: shop }
+spec:
+  mtls: { mode: STRIKT }
+  portLevelMtls: { 8080: { mode: DISABLE } }
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: deny-all, namespace: shop }
+spec: {}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: web, namespace: shop }
+spec:
+  action: ALLOW
+  rules: [{ from: [{ source: { principals: ["spiffe://cluster.local/ns/shop/sa/web"] } }] }]
+"#;
+    let problems = analyze(&store(yaml));
+    let all = messages(&problems);
+    assert!(has_errors(&problems));
+    assert!(
+        has(&problems, Severity::Error, "unknown mode \"STRIKT\""),
+        "{all:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            Severity::Error,
+            "port-level settings need a workload selector"
+        ),
+        "{all:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            Severity::Warning,
+            "deny-all spec.rules: an ALLOW policy without rules allows nothing"
+        ),
+        "{all:#?}"
+    );
+    assert!(
+        has(&problems, Severity::Warning, "starts with spiffe://"),
+        "{all:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            Severity::Warning,
+            "PeerAuthentication is not enforced"
+        ),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn a_folder_analysis_names_the_file_of_each_problem_and_sorts_errors_first() {
+    let dir = std::env::temp_dir().join(format!("mesh-analyze-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("app.yaml"), SERVICE).unwrap();
+    std::fs::write(
+        dir.join("routes.yaml"),
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: web, namespace: shop }
+spec:
+  parentRefs: [{ name: missing-gateway }]
+  rules: [{ backendRefs: [{ name: reviews, port: 9080 }] }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: broken, namespace: shop }
+spec:
+  hosts: [reviews]
+  http: [{ route: [{ destination: { host: reviews, subset: nope } }] }]
+"#,
+    )
+    .unwrap();
+    let problems = analyze_folder(&dir).unwrap();
+    assert!(has_errors(&problems));
+    assert!(problems[0].is_error(), "{:#?}", messages(&problems));
+    let broken = problems
+        .iter()
+        .find(|p| p.object.as_ref().is_some_and(|o| o.name == "broken"))
+        .unwrap();
+    assert!(
+        broken
+            .source
+            .as_deref()
+            .unwrap()
+            .ends_with("routes.yaml (document 2)")
+    );
+    assert!(has(
+        &problems,
+        Severity::Warning,
+        "Gateway shop/missing-gateway does not exist"
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
