@@ -237,11 +237,16 @@ impl MeshRoutes {
         let mut hosts: Vec<_> = self.by_host.iter().collect();
         hosts.sort_by(|a, b| a.0.cmp(b.0));
         for (host, routes) in hosts {
+            let first_consumer = routes
+                .consumers
+                .values()
+                .filter_map(|s| s.origins.first())
+                .min();
             let Some(winner) = routes
                 .producer
-                .iter()
-                .chain(routes.consumers.values())
-                .find_map(|s| s.origins.first())
+                .as_ref()
+                .and_then(|s| s.origins.first())
+                .or(first_consumer)
             else {
                 continue;
             };

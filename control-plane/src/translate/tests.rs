@@ -568,3 +568,11 @@ spec:
         "subset clusters are empty: no pod carries version v1"
     );
 }
+
+#[test]
+fn a_translator_can_be_shared_across_tasks() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Translator>();
+    shareable::<Translation>();
+    shareable::<Store>();
+}

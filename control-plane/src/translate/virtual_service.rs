@@ -166,18 +166,19 @@ impl VirtualServices {
             .filter(|vs| vs.gateways.iter().any(|g| g == MESH))
     }
 
-    /// Every VirtualService bound to `gateway` (`namespace/name`).
-    pub(crate) fn for_gateway<'a>(
-        &'a self,
-        gateway: &'a str,
-    ) -> impl Iterator<Item = &'a Arc<CompiledVirtualService>> {
-        let mut seen = std::collections::HashSet::new();
-        self.exact
+    /// Every VirtualService bound to `gateway` (`namespace/name`), oldest first (Istio merges
+    /// them in that order).
+    pub(crate) fn for_gateway(&self, gateway: &str) -> Vec<&Arc<CompiledVirtualService>> {
+        let mut bound: Vec<_> = self
+            .exact
             .values()
             .flatten()
             .chain(self.wildcard.iter())
-            .filter(move |vs| vs.gateways.iter().any(|g| g == gateway))
-            .filter(move |vs| seen.insert(Arc::as_ptr(vs)))
+            .filter(|vs| vs.gateways.iter().any(|g| g == gateway))
+            .collect();
+        bound.sort_by(|a, b| age_order(a, b));
+        bound.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        bound
     }
 }
 

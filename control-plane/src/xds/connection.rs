@@ -180,12 +180,7 @@ impl<W: Wire> ProxyStream<W> {
             state.subscribed = true;
             state.must_send = true;
             if W::DELTA {
-                let reported = message
-                    .initial_versions
-                    .into_iter()
-                    .map(|(name, version)| (name, view::Known::Reported(version)))
-                    .collect();
-                state.view = Arc::new(reported);
+                state.view = View::Reported(Arc::new(message.initial_versions));
                 state.acked_view = state.view.clone();
             }
             return self.push(ty, Instant::now()).await;
@@ -255,7 +250,7 @@ impl<W: Wire> ProxyStream<W> {
         }
         self.nonces += 1;
         let nonce = format!("{}-{}", self.snapshot.generation(), self.nonces);
-        let version = update.version();
+        let version = update.version().to_owned();
         let response = W::response(Push {
             ty,
             version: &version,
@@ -263,7 +258,7 @@ impl<W: Wire> ProxyStream<W> {
             update: &update,
         });
         state.must_send = false;
-        state.view = update.view;
+        state.view = update.view();
         self.registration.sent(ty, &version);
         self.registration
             .pushed_generation(self.snapshot.generation());

@@ -14,8 +14,12 @@ use xxhash_rust::xxh64::{Xxh64, xxh64};
 
 use super::ResourceType;
 
-/// Resources of one type by name.
-pub(crate) type ResourceSet = BTreeMap<String, Arc<Resource>>;
+/// The resources of one type by name, and the version of the whole set.
+#[derive(Debug, Default)]
+pub(crate) struct ResourceSet {
+    resources: BTreeMap<String, Arc<Resource>>,
+    version: String,
+}
 
 /// One named resource with its content-hash version.
 #[derive(Debug)]
@@ -25,9 +29,9 @@ pub(crate) struct Resource {
 }
 
 /// One proxy's config as resources, per type.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ProxyResources {
-    sets: [ResourceSet; 4],
+    sets: [Arc<ResourceSet>; 4],
 }
 
 // === impl Resource ===
@@ -69,62 +73,91 @@ fn canonical_encoding<M: Message, C: Message + Default>(message: &M) -> Vec<u8> 
     }
 }
 
+// === impl ResourceSet ===
+
+impl ResourceSet {
+    fn new(resources: BTreeMap<String, Arc<Resource>>) -> Self {
+        let version = set_version(
+            resources
+                .iter()
+                .map(|(name, r)| (name.as_str(), r.version())),
+        );
+        ResourceSet { resources, version }
+    }
+
+    /// A hash over the names and versions of the resources.
+    pub(crate) fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The resource named `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Resource>> {
+        self.resources.get(name)
+    }
+
+    /// Every resource, by name.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Arc<Resource>)> {
+        self.resources.iter().map(|(name, r)| (name.as_str(), r))
+    }
+}
+
 // === impl ProxyResources ===
 
 impl ProxyResources {
     /// Splits a whole config into resources: clusters, endpoints (named by cluster),
     /// listeners and route configs by name. A name given twice keeps its first resource.
     pub(crate) fn split(config: &pb::ProxyConfig) -> Self {
-        let mut resources = ProxyResources::default();
-        for cluster in &config.clusters {
-            resources.insert(
-                ResourceType::Cluster,
-                &cluster.name,
-                canonical_encoding::<_, canonical::Cluster>(cluster),
-            );
+        let clusters = config.clusters.iter().map(|c| {
+            let body = canonical_encoding::<_, canonical::Cluster>(c);
+            (c.name.as_str(), body)
+        });
+        let endpoints = config.endpoints.iter().map(|e| {
+            let body = canonical_encoding::<_, canonical::ClusterLoadAssignment>(e);
+            (e.cluster.as_str(), body)
+        });
+        let listeners = config.listeners.iter().map(|l| {
+            let body = canonical_encoding::<_, canonical::Listener>(l);
+            (l.name.as_str(), body)
+        });
+        let routes = config.routes.iter().map(|r| {
+            let body = canonical_encoding::<_, canonical::RouteConfig>(r);
+            (r.name.as_str(), body)
+        });
+        ProxyResources {
+            sets: [
+                set_of(ResourceType::Cluster, clusters),
+                set_of(ResourceType::Endpoints, endpoints),
+                set_of(ResourceType::Listener, listeners),
+                set_of(ResourceType::Route, routes),
+            ],
         }
-        for assignment in &config.endpoints {
-            resources.insert(
-                ResourceType::Endpoints,
-                &assignment.cluster,
-                canonical_encoding::<_, canonical::ClusterLoadAssignment>(assignment),
-            );
-        }
-        for listener in &config.listeners {
-            resources.insert(
-                ResourceType::Listener,
-                &listener.name,
-                canonical_encoding::<_, canonical::Listener>(listener),
-            );
-        }
-        for route in &config.routes {
-            resources.insert(
-                ResourceType::Route,
-                &route.name,
-                canonical_encoding::<_, canonical::RouteConfig>(route),
-            );
-        }
-        resources
-    }
-
-    fn insert(&mut self, ty: ResourceType, name: &str, body: Vec<u8>) {
-        let set = &mut self.sets[ty.index()];
-        if set.contains_key(name) {
-            tracing::warn!(%ty, name, "resource name given twice; keeping the first");
-            return;
-        }
-        let resource = Resource::new(name.to_owned(), ty, body);
-        set.insert(name.to_owned(), Arc::new(resource));
     }
 
     /// The resources of one type.
-    pub(crate) fn of(&self, ty: ResourceType) -> &ResourceSet {
+    pub(crate) fn of(&self, ty: ResourceType) -> &Arc<ResourceSet> {
         &self.sets[ty.index()]
     }
 }
 
+/// The set of `ty` made of named bodies; a name given twice keeps its first body.
+fn set_of<'a>(
+    ty: ResourceType,
+    bodies: impl Iterator<Item = (&'a str, Vec<u8>)>,
+) -> Arc<ResourceSet> {
+    let mut resources = BTreeMap::new();
+    for (name, body) in bodies {
+        if resources.contains_key(name) {
+            tracing::warn!(%ty, name, "resource name given twice; keeping the first");
+            continue;
+        }
+        let resource = Resource::new(name.to_owned(), ty, body);
+        resources.insert(name.to_owned(), Arc::new(resource));
+    }
+    Arc::new(ResourceSet::new(resources))
+}
+
 /// The version of a whole set of resources: a hash over their names and versions.
-pub(crate) fn set_version<'a>(resources: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+fn set_version<'a>(resources: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut hasher = Xxh64::new(0);
     for (name, version) in resources {
         hasher.update(name.as_bytes());
@@ -170,11 +203,20 @@ mod tests {
     fn split_names_resources_and_versions_follow_content() {
         let a = ProxyResources::split(&config(vec![endpoint("10.0.0.1:80", &[])]));
         let b = ProxyResources::split(&config(vec![endpoint("10.0.0.2:80", &[])]));
-        let cluster = |r: &ProxyResources| r.of(ResourceType::Cluster)["web"].clone();
-        let endpoints = |r: &ProxyResources| r.of(ResourceType::Endpoints)["web"].clone();
+        let get = |r: &ProxyResources, ty| r.of(ty).get("web").expect("web").clone();
+        let cluster = |r: &ProxyResources| get(r, ResourceType::Cluster);
+        let endpoints = |r: &ProxyResources| get(r, ResourceType::Endpoints);
         assert_eq!(cluster(&a).version(), cluster(&b).version());
         assert_ne!(endpoints(&a).version(), endpoints(&b).version());
-        assert!(a.of(ResourceType::Listener).is_empty());
+        assert_eq!(a.of(ResourceType::Listener).iter().count(), 0);
+        assert_eq!(
+            a.of(ResourceType::Cluster).version(),
+            b.of(ResourceType::Cluster).version()
+        );
+        assert_ne!(
+            a.of(ResourceType::Endpoints).version(),
+            b.of(ResourceType::Endpoints).version()
+        );
         let body = endpoints(&a).wire().resource.clone().expect("body");
         assert_eq!(body.type_url, ResourceType::Endpoints.type_url());
         let decoded = pb::ClusterLoadAssignment::decode(body.value).expect("decodes");
@@ -199,8 +241,8 @@ mod tests {
             encodings_differed |= plain(&again) != plain(&config());
             let again = ProxyResources::split(&again);
             assert_eq!(
-                first.of(ResourceType::Endpoints)["web"].version(),
-                again.of(ResourceType::Endpoints)["web"].version()
+                first.of(ResourceType::Endpoints).version(),
+                again.of(ResourceType::Endpoints).version()
             );
         }
         assert!(encodings_differed);
@@ -215,11 +257,10 @@ mod tests {
             ..Default::default()
         });
         let resources = ProxyResources::split(&config);
-        assert_eq!(resources.of(ResourceType::Cluster).len(), 1);
         let first = ProxyResources::split(&self::config(vec![]));
         assert_eq!(
-            resources.of(ResourceType::Cluster)["web"].version(),
-            first.of(ResourceType::Cluster)["web"].version()
+            resources.of(ResourceType::Cluster).version(),
+            first.of(ResourceType::Cluster).version()
         );
     }
 

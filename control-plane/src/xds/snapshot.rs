@@ -152,7 +152,7 @@ mod tests {
         let a = snapshot.resources_for(&ProxyNode::default());
         let b = snapshot.resources_for(&ProxyNode::default());
         assert!(Arc::ptr_eq(&a, &b));
-        assert!(a.of(ResourceType::Cluster).contains_key("web"));
+        assert!(a.of(ResourceType::Cluster).get("web").is_some());
 
         let private = ConfigSnapshot::new(
             2,
@@ -165,7 +165,7 @@ mod tests {
         let a = private.resources_for(&node);
         let b = private.resources_for(&node);
         assert!(!Arc::ptr_eq(&a, &b));
-        assert!(a.of(ResourceType::Cluster).contains_key("a.shop"));
+        assert!(a.of(ResourceType::Cluster).get("a.shop").is_some());
     }
 
     #[test]

@@ -2,68 +2,75 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use super::resources::{Resource, ResourceSet, set_version};
+use super::resources::{Resource, ResourceSet};
 
-/// A resource the proxy has.
+/// What the proxy has of one type.
 #[derive(Debug, Clone)]
-pub(crate) enum Known {
-    /// Sent on this stream.
-    Sent(Arc<Resource>),
-    /// Reported by the proxy when it (re)subscribed on a delta stream: only the version is known.
-    Reported(String),
+pub(crate) enum View {
+    /// Versions by name, as a delta proxy reported them when it (re)subscribed (nothing, for a
+    /// new stream).
+    Reported(Arc<BTreeMap<String, String>>),
+    /// Exactly a set that was sent on this stream.
+    Sent(Arc<ResourceSet>),
 }
-
-/// Everything the proxy has of one type, by name.
-pub(crate) type View = Arc<BTreeMap<String, Known>>;
 
 /// The change that brings a view to a desired set.
 #[derive(Debug)]
 pub(crate) struct Update {
-    /// The view after the change. Unchanged resources keep the version the proxy has.
-    pub(crate) view: View,
+    /// The desired set: what the proxy has once it applies the change.
+    target: Arc<ResourceSet>,
     /// Resources to send: new or changed.
     pub(crate) changed: Vec<Arc<Resource>>,
     /// Names to drop.
     pub(crate) removed: Vec<String>,
 }
 
-impl Known {
-    fn version(&self) -> &str {
+impl Default for View {
+    fn default() -> Self {
+        View::Reported(Arc::default())
+    }
+}
+
+impl View {
+    fn version_of(&self, name: &str) -> Option<&str> {
         match self {
-            Known::Sent(resource) => resource.version(),
-            Known::Reported(version) => version,
+            View::Reported(versions) => versions.get(name).map(String::as_str),
+            View::Sent(set) => set.get(name).map(|r| r.version()),
+        }
+    }
+
+    fn names(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match self {
+            View::Reported(versions) => Box::new(versions.keys().map(String::as_str)),
+            View::Sent(set) => Box::new(set.iter().map(|(name, _)| name)),
         }
     }
 }
 
-/// Compares what the proxy has with what it should have.
-pub(crate) fn update(current: &BTreeMap<String, Known>, desired: &ResourceSet) -> Update {
-    let mut changed = Vec::new();
-    let view = desired
-        .iter()
-        .map(|(name, new)| {
-            let known = match current.get(name) {
-                Some(Known::Sent(old)) if old.version() == new.version() => {
-                    Known::Sent(old.clone())
-                }
-                Some(Known::Reported(version)) if version == new.version() => {
-                    Known::Reported(version.clone())
-                }
-                _ => {
-                    changed.push(new.clone());
-                    Known::Sent(new.clone())
-                }
-            };
-            (name.clone(), known)
-        })
-        .collect();
-    let removed = current
-        .keys()
-        .filter(|name| !desired.contains_key(*name))
-        .cloned()
-        .collect();
+/// Compares what the proxy has with what it should have; a set sent before with the same
+/// version costs nothing to compare.
+pub(crate) fn update(current: &View, desired: &Arc<ResourceSet>) -> Update {
+    let unchanged = match current {
+        View::Sent(sent) => Arc::ptr_eq(sent, desired) || sent.version() == desired.version(),
+        View::Reported(_) => false,
+    };
+    let (changed, removed) = if unchanged {
+        (Vec::new(), Vec::new())
+    } else {
+        let changed = desired
+            .iter()
+            .filter(|(name, r)| current.version_of(name) != Some(r.version()))
+            .map(|(_, r)| r.clone())
+            .collect();
+        let removed = current
+            .names()
+            .filter(|name| desired.get(name).is_none())
+            .map(str::to_owned)
+            .collect();
+        (changed, removed)
+    };
     Update {
-        view: Arc::new(view),
+        target: desired.clone(),
         changed,
         removed,
     }
@@ -76,21 +83,18 @@ impl Update {
     }
 
     /// The version of the whole set after the change.
-    pub(crate) fn version(&self) -> String {
-        set_version(
-            self.view
-                .iter()
-                .map(|(name, known)| (name.as_str(), known.version())),
-        )
+    pub(crate) fn version(&self) -> &str {
+        self.target.version()
     }
 
-    /// Every resource of the view that was sent on this stream, for a state-of-the-world
-    /// response (views of such streams hold nothing else).
-    pub(crate) fn sent(&self) -> impl Iterator<Item = &Arc<Resource>> {
-        self.view.values().filter_map(|known| match known {
-            Known::Sent(resource) => Some(resource),
-            Known::Reported(_) => None,
-        })
+    /// Every resource of the desired set, for a state-of-the-world response.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<Resource>> {
+        self.target.iter().map(|(_, r)| r)
+    }
+
+    /// What the proxy has once it applies the change.
+    pub(crate) fn view(&self) -> View {
+        View::Sent(self.target.clone())
     }
 }
 
@@ -101,7 +105,7 @@ mod tests {
     use super::*;
     use crate::xds::{ResourceType, resources::ProxyResources};
 
-    fn clusters(names: &[(&str, u32)]) -> ResourceSet {
+    fn clusters(names: &[(&str, u32)]) -> Arc<ResourceSet> {
         let config = ProxyConfig {
             clusters: names
                 .iter()
@@ -124,34 +128,43 @@ mod tests {
 
     #[test]
     fn only_added_and_changed_resources_are_sent_and_missing_ones_removed() {
-        let first = update(&BTreeMap::new(), &clusters(&[("a", 1), ("b", 1)]));
+        let first = update(&View::default(), &clusters(&[("a", 1), ("b", 1)]));
         assert_eq!(names(&first.changed), ["a", "b"]);
-        let second = update(&first.view, &clusters(&[("b", 2), ("c", 1)]));
+        let second = update(&first.view(), &clusters(&[("a", 1), ("b", 2), ("c", 1)]));
         assert_eq!(names(&second.changed), ["b", "c"]);
-        assert_eq!(second.removed, ["a"]);
-        let third = update(&second.view, &clusters(&[("b", 2), ("c", 1)]));
-        assert!(third.is_empty());
-        assert_eq!(third.version(), second.version());
-        assert_ne!(second.version(), first.version());
-        assert_eq!(third.sent().count(), 2);
+        let third = update(&second.view(), &clusters(&[("b", 2), ("c", 1)]));
+        assert!(third.changed.is_empty());
+        assert_eq!(third.removed, ["a"]);
+        let fourth = update(&third.view(), &clusters(&[("b", 2), ("c", 1)]));
+        assert!(fourth.is_empty());
+        assert_eq!(fourth.version(), third.version());
+        assert_ne!(third.version(), second.version());
+        assert_eq!(fourth.all().count(), 2);
     }
 
     #[test]
     fn reported_versions_that_match_are_not_sent_again() {
         let desired = clusters(&[("a", 1), ("b", 1)]);
-        let reported: BTreeMap<String, Known> = [
-            (
-                "a".to_owned(),
-                Known::Reported(desired["a"].version().to_owned()),
-            ),
-            ("b".to_owned(), Known::Reported("old".to_owned())),
-            ("gone".to_owned(), Known::Reported("old".to_owned())),
-        ]
-        .into();
+        let version = |name: &str| desired.get(name).expect("present").version().to_owned();
+        let reported = View::Reported(Arc::new(
+            [
+                ("a".to_owned(), version("a")),
+                ("b".to_owned(), "old".to_owned()),
+                ("gone".to_owned(), "old".to_owned()),
+            ]
+            .into(),
+        ));
         let update = update(&reported, &desired);
         assert_eq!(names(&update.changed), ["b"]);
         assert_eq!(update.removed, ["gone"]);
-        let sent_view = self::update(&BTreeMap::new(), &desired);
-        assert_eq!(update.version(), sent_view.version());
+
+        let all_known = View::Reported(Arc::new(
+            [
+                ("a".to_owned(), version("a")),
+                ("b".to_owned(), version("b")),
+            ]
+            .into(),
+        ));
+        assert!(self::update(&all_known, &desired).is_empty());
     }
 }

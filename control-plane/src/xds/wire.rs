@@ -70,7 +70,7 @@ impl Wire for StateOfTheWorld {
             type_url: push.ty.type_url().to_owned(),
             version_info: push.version.to_owned(),
             nonce: push.nonce.to_owned(),
-            resources: push.update.sent().map(|r| r.wire().clone()).collect(),
+            resources: push.update.all().map(|r| r.wire().clone()).collect(),
         }
     }
 }

@@ -78,7 +78,17 @@ impl ControlPlane {
 
     /// Waits until the sync status satisfies `done`, returning it.
     pub async fn wait_status(&self, what: &str, done: impl Fn(&SyncStatus) -> bool) -> SyncStatus {
-        let deadline = Instant::now() + PATIENCE;
+        self.wait_status_within(PATIENCE, what, done).await
+    }
+
+    /// Waits up to `patience` until the sync status satisfies `done`, returning it.
+    pub async fn wait_status_within(
+        &self,
+        patience: Duration,
+        what: &str,
+        done: impl Fn(&SyncStatus) -> bool,
+    ) -> SyncStatus {
+        let deadline = Instant::now() + patience;
         loop {
             let status = self.server.sync_status();
             if done(&status) {

@@ -26,6 +26,8 @@ pub struct Received {
     /// Resource names carried (all of them for state of the world, changes for delta).
     pub resources: Vec<String>,
     pub removed: Vec<String>,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 /// Decides whether to reject a response: `Some(error)` NACKs it.
@@ -178,6 +180,7 @@ async fn sotw_stream(
             version: response.version_info.clone(),
             resources: resources.keys().cloned().collect(),
             removed: Vec::new(),
+            at: Instant::now(),
         };
         let (rejected, version) = receive(received, |held| *held = resources, options, state);
         let _ = requests.send(DiscoveryRequest {
@@ -226,6 +229,7 @@ async fn delta_stream(
             version: response.system_version_info.clone(),
             resources: response.resources.iter().map(|r| r.name.clone()).collect(),
             removed: response.removed_resources.clone(),
+            at: Instant::now(),
         };
         let apply = |held: &mut BTreeMap<String, String>| {
             for name in &response.removed_resources {
