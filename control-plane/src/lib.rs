@@ -2,14 +2,17 @@
 //! Istio and Gateway API resources into proxy config, pushes it over the discovery API with
 //! ACK/NACK, and acts as the mesh's certificate authority.
 //!
-//! Being built (issue #4): `node` describes a connected proxy; translation, sources and the
-//! discovery server arrive module by module.
+//! Sources (`folder`, `kube_source`) fill the `store`; `publish` debounces its changes and
+//! publishes snapshots whose per-proxy configs `translate` computes (keyed by `node`); `xds`
+//! pushes them with ACK/NACK; `monitoring` serves 15014; `analyze` checks manifests.
 
 pub mod analyze;
 pub mod folder;
 pub mod istio;
 pub mod kube_source;
+pub mod monitoring;
 pub mod node;
+pub mod publish;
 pub mod store;
 pub mod translate;
 pub mod xds;

@@ -1,0 +1,132 @@
+//! `mesh-control-plane`: watches Kubernetes (or a folder of manifests), translates, and serves
+//! proxies over the discovery API (15012), with monitoring on 15014.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use clap::Parser;
+use mesh_control_plane::{
+    folder::Folder,
+    kube_source::KubeSource,
+    monitoring::{self, Monitoring},
+    publish::{self, Debounce, PublishMetrics},
+    store::Store,
+    xds::{ConfigSnapshot, DiscoveryServer},
+};
+use tokio::sync::watch;
+
+/// The mesh control plane.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Read manifests from this folder (watched for changes) instead of a Kubernetes API server.
+    #[arg(long, env = "MESH_MANIFESTS")]
+    manifests: Option<PathBuf>,
+    /// The discovery API (gRPC) address.
+    #[arg(long, env = "MESH_XDS_ADDR", default_value = "0.0.0.0:15012")]
+    xds_addr: SocketAddr,
+    /// The monitoring address (/metrics, /debug/syncz, /healthz/ready).
+    #[arg(long, env = "MESH_MONITORING_ADDR", default_value = "0.0.0.0:15014")]
+    monitoring_addr: SocketAddr,
+    /// Quiet time after a change before translating, in milliseconds.
+    #[arg(long, env = "MESH_DEBOUNCE_MS", default_value_t = 100)]
+    debounce_ms: u64,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "MESH_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log)?)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let (store, store_rx) = watch::channel(Store::new());
+    let (snapshots, snapshots_rx) = watch::channel(Arc::new(ConfigSnapshot::pending()));
+    let server = DiscoveryServer::new(snapshots_rx.clone()).context("discovery server")?;
+    let registry = prometheus::Registry::new();
+    let metrics = PublishMetrics::new(&registry).context("metrics")?;
+    let debounce = Debounce {
+        quiet: Duration::from_millis(args.debounce_ms),
+        ..Debounce::default()
+    };
+
+    let xds = tokio::net::TcpListener::bind(args.xds_addr)
+        .await
+        .with_context(|| format!("cannot bind the discovery port {}", args.xds_addr))?;
+    let monitoring_listener = monitoring::bind(args.monitoring_addr).await?;
+    let (ready_tx, ready) = watch::channel(false);
+    let mut published = snapshots_rx.clone();
+    tokio::spawn(async move {
+        if published.wait_for(|s| s.generation() > 0).await.is_ok() {
+            ready_tx.send_replace(true);
+        }
+    });
+    tokio::spawn(monitoring::serve(
+        monitoring_listener,
+        Monitoring {
+            server: server.clone(),
+            registry,
+            ready,
+        },
+    ));
+
+    // Sources feed the store; the publisher turns settled changes into snapshots.
+    let _kube = match args.manifests {
+        Some(dir) => {
+            tracing::info!(folder = %dir.display(), "reading manifests from a folder");
+            let folder = Folder::new(dir);
+            tokio::spawn(folder.watch(Duration::from_secs(1), move |loaded| {
+                loaded.problems.iter().for_each(publish::log_problem);
+                store.send_if_modified(|s| loaded.apply_to(s));
+            }));
+            None
+        }
+        None => {
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to Kubernetes (use --manifests DIR without a cluster)")?;
+            Some(KubeSource::spawn(
+                client,
+                store,
+                kube::runtime::watcher::Config::default(),
+            ))
+        }
+    };
+    tokio::spawn(publish::run(store_rx, snapshots, debounce, metrics));
+
+    tracing::info!(xds = %args.xds_addr, monitoring = %args.monitoring_addr, "serving");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tonic::transport::Server::builder()
+        .serve_with_incoming_shutdown(
+            server.into_service(),
+            tonic::transport::server::TcpIncoming::from(xds),
+            async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+                tracing::info!("stopping");
+            },
+        )
+        .await
+        .context("discovery server")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_is_well_formed() {
+        <super::Args as clap::CommandFactory>::command().debug_assert();
+    }
+}

@@ -1,0 +1,232 @@
+//! From the store to the discovery server: waits for a burst of store changes to settle
+//! (debounce), indexes the store once with a `Translator`, and publishes a `ConfigSnapshot`
+//! whose per-proxy configs are translated on demand and shared by proxies with the same view.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use mesh_proto::config::v1::ProxyConfig;
+use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+use tokio::sync::watch;
+
+use crate::{
+    node::ProxyNode,
+    store::Store,
+    translate::{Problem, Severity, Translator},
+    xds::{ConfigSnapshot, ConfigSource},
+};
+
+/// How long the store must stay quiet before a translation, and the longest a burst may
+/// delay one.
+#[derive(Debug, Clone, Copy)]
+pub struct Debounce {
+    /// Quiet time after the last change.
+    pub quiet: Duration,
+    /// Upper bound from the first change of a burst.
+    pub max_delay: Duration,
+}
+
+impl Default for Debounce {
+    fn default() -> Self {
+        Debounce {
+            quiet: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The publisher's metrics.
+#[derive(Clone)]
+pub struct PublishMetrics {
+    translations: IntCounter,
+    translation_seconds: Histogram,
+}
+
+impl PublishMetrics {
+    /// Registers `mesh_cp_translations_total` and `mesh_cp_translation_duration_seconds`.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let translations =
+            IntCounter::new("mesh_cp_translations_total", "Store snapshots translated")?;
+        let translation_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "mesh_cp_translation_duration_seconds",
+                "Time to check and index the store for translation",
+            )
+            .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14)?),
+        )?;
+        registry.register(Box::new(translations.clone()))?;
+        registry.register(Box::new(translation_seconds.clone()))?;
+        Ok(PublishMetrics {
+            translations,
+            translation_seconds,
+        })
+    }
+}
+
+/// Publishes a snapshot for every settled change of the store, forever.
+pub async fn run(
+    mut store: watch::Receiver<Store>,
+    snapshots: watch::Sender<Arc<ConfigSnapshot>>,
+    debounce: Debounce,
+    metrics: PublishMetrics,
+) {
+    let mut generation = 0;
+    loop {
+        if !settle(&mut store, debounce).await {
+            return;
+        }
+        let current = store.borrow_and_update().clone();
+        let timer = metrics.translation_seconds.start_timer();
+        let source = tokio::task::spawn_blocking(move || TranslatedStore::new(&current)).await;
+        timer.observe_duration();
+        let Ok(source) = source else {
+            tracing::error!("translation panicked; keeping the last published config");
+            continue;
+        };
+        metrics.translations.inc();
+        for problem in source.translator.problems() {
+            log_problem(problem);
+        }
+        generation += 1;
+        tracing::info!(generation, "publishing config");
+        snapshots.send_replace(Arc::new(ConfigSnapshot::new(generation, Arc::new(source))));
+    }
+}
+
+/// Logs a problem at the level its severity calls for.
+pub fn log_problem(problem: &Problem) {
+    match problem.severity {
+        Severity::Error => tracing::error!("{problem}"),
+        Severity::Warning => tracing::warn!("{problem}"),
+        Severity::Info => tracing::info!("{problem}"),
+    }
+}
+
+/// Waits for a change, then for the store to stay quiet; false when the store is gone.
+async fn settle(store: &mut watch::Receiver<Store>, debounce: Debounce) -> bool {
+    if store.changed().await.is_err() {
+        return false;
+    }
+    let deadline = tokio::time::Instant::now() + debounce.max_delay;
+    loop {
+        let quiet = tokio::time::sleep(debounce.quiet);
+        tokio::select! {
+            () = quiet => return true,
+            () = tokio::time::sleep_until(deadline) => return true,
+            changed = store.changed() => if changed.is_err() { return true },
+        }
+    }
+}
+
+/// One store, indexed once; each proxy's config translated on first request and shared by
+/// every proxy with the same namespace, labels and service account.
+pub struct TranslatedStore {
+    translator: Translator,
+    configs: Mutex<HashMap<ViewKey, Arc<ProxyConfig>>>,
+}
+
+/// What a proxy's config depends on.
+type ViewKey = (String, Vec<(String, String)>, String);
+
+impl TranslatedStore {
+    /// Checks and indexes `store`.
+    pub fn new(store: &Store) -> Self {
+        TranslatedStore {
+            translator: Translator::new(store),
+            configs: Mutex::default(),
+        }
+    }
+
+    /// Problems with the store's objects.
+    pub fn problems(&self) -> &[Problem] {
+        self.translator.problems()
+    }
+}
+
+impl ConfigSource for TranslatedStore {
+    fn config_for(&self, node: &ProxyNode) -> Arc<ProxyConfig> {
+        let key: ViewKey = (
+            node.namespace.clone(),
+            node.labels.clone().into_iter().collect(),
+            node.service_account.clone(),
+        );
+        let mut configs = self.configs.lock().unwrap_or_else(PoisonError::into_inner);
+        configs
+            .entry(key)
+            .or_insert_with(|| Arc::new(self.translator.translate(node).config))
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_changes_gives_one_snapshot_after_it_settles() {
+        let (store, store_rx) = watch::channel(Store::new());
+        let (snapshots, mut snapshots_rx) = watch::channel(Arc::new(ConfigSnapshot::pending()));
+        let metrics = PublishMetrics::new(&Registry::new()).unwrap();
+        let debounce = Debounce::default();
+        tokio::spawn(run(store_rx, snapshots, debounce, metrics.clone()));
+
+        let start = tokio::time::Instant::now();
+        for _ in 0..5 {
+            store.send_modify(|_| {});
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        snapshots_rx.changed().await.unwrap();
+        let waited = start.elapsed();
+        assert_eq!(snapshots_rx.borrow().generation(), 1);
+        // The last change came at 200 ms; quiet for 100 ms after it.
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_millis(400),
+            "{waited:?}"
+        );
+        assert_eq!(
+            metrics.translations.get(),
+            1,
+            "one translation for the burst"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_never_ending_burst_is_published_after_the_max_delay() {
+        let (store, store_rx) = watch::channel(Store::new());
+        let (snapshots, mut snapshots_rx) = watch::channel(Arc::new(ConfigSnapshot::pending()));
+        let metrics = PublishMetrics::new(&Registry::new()).unwrap();
+        tokio::spawn(run(store_rx, snapshots, Debounce::default(), metrics));
+        let start = tokio::time::Instant::now();
+        let writer = tokio::spawn(async move {
+            loop {
+                store.send_modify(|_| {});
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        snapshots_rx.changed().await.unwrap();
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_secs(1) && waited < Duration::from_millis(1100),
+            "{waited:?}"
+        );
+        writer.abort();
+    }
+
+    #[test]
+    fn proxies_with_the_same_view_share_one_config() {
+        let source = TranslatedStore::new(&Store::new());
+        let node = |id: &str, namespace: &str| ProxyNode {
+            id: id.to_owned(),
+            namespace: namespace.to_owned(),
+            ..ProxyNode::default()
+        };
+        let a = source.config_for(&node("a.shop", "shop"));
+        let b = source.config_for(&node("b.shop", "shop"));
+        let c = source.config_for(&node("c.other", "other"));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+    }
+}
