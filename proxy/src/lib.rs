@@ -1,9 +1,10 @@
 //! mesh-proxy: the sidecar data plane.
 //!
-//! A captured connection goes `proxy` (accept, original destination, listener) → `detect`
-//! (protocol) → `http` (route, pick, forward over `http::Pools`) or `tcp` (opaque copy).
-//! `config` holds the current `Snapshot`, swapped atomically on reload; `balance` picks
-//! endpoints; `admin` serves config dumps, health and `metrics`.
+//! A captured connection goes `proxy` (accept, hand to a worker thread, original destination,
+//! listener) → `detect` (protocol) → `http` (route, pick, forward over the worker's
+//! `http::Pools`) or `tcp` (opaque copy). `config` holds the current `Snapshot`, swapped
+//! atomically on reload; `balance` picks endpoints; `admin` serves config dumps, health and
+//! `metrics`.
 
 pub mod addr;
 pub mod admin;
