@@ -2,7 +2,8 @@
 //! them against the goals, and renders the markdown table that goes into bench/README.md.
 //!
 //! Layout of the results directory, one sub-directory per target (`direct`, `mesh-proxy`, ...):
-//! `*.json` (summaries from `mesh-loadgen --json`), and optional one-line text files `version`,
+//! `*.json` (summaries from `mesh-loadgen --json`; maximum throughput may come in several rounds,
+//! of which the median counts), and optional one-line text files `version`,
 //! `skipped` (why the target did not run), `notes` (one per line), `rss-idle-kib`,
 //! `rss-peak-kib` and `cpu-percent`.
 
@@ -158,11 +159,22 @@ impl TargetResult {
             .find(|s| s.http_version == protocol && s.target_rps == Some(rps))
     }
 
-    /// The maximum-throughput run over `protocol`, if there was one.
-    pub fn at_max(&self, protocol: &str) -> Option<&Summary> {
-        self.runs
+    /// The maximum-throughput runs (rounds) over `protocol`, slowest first.
+    pub fn max_rounds(&self, protocol: &str) -> Vec<&Summary> {
+        let mut rounds: Vec<_> = self
+            .runs
             .iter()
-            .find(|s| s.http_version == protocol && s.target_rps.is_none())
+            .filter(|s| s.http_version == protocol && s.target_rps.is_none())
+            .collect();
+        rounds.sort_by(|a, b| a.achieved_rps.total_cmp(&b.achieved_rps));
+        rounds
+    }
+
+    /// The median maximum-throughput round over `protocol` (the lower middle of an even count),
+    /// if there was one.
+    pub fn at_max(&self, protocol: &str) -> Option<&Summary> {
+        let rounds = self.max_rounds(protocol);
+        rounds.get(rounds.len().saturating_sub(1) / 2).copied()
     }
 }
 

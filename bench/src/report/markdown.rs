@@ -101,21 +101,38 @@ fn latency(out: &mut String, report: &Report) {
 
 fn throughput(out: &mut String, report: &Report) {
     out.push_str(
-        "### Maximum throughput (closed loop)\n\n\
-         | protocol | target | req/s | p50 µs | p99 µs | errors |\n|---|---|--:|--:|--:|--:|\n",
+        "### Maximum throughput (closed loop, median of the rounds)\n\n\
+         | protocol | target | req/s | p50 µs | p99 µs | errors | every round, req/s |\n\
+         |---|---|--:|--:|--:|--:|--:|\n",
     );
     for target in &report.targets {
-        for run in target.runs.iter().filter(|s| s.target_rps.is_none()) {
-            let p = run.latency_us.unwrap_or_default();
+        let mut protocols: Vec<_> = target
+            .runs
+            .iter()
+            .filter(|s| s.target_rps.is_none())
+            .map(|s| s.http_version.as_str())
+            .collect();
+        protocols.dedup();
+        for protocol in protocols {
+            let Some(median) = target.at_max(protocol) else {
+                continue;
+            };
+            let rounds = target.max_rounds(protocol);
+            let every: Vec<_> = rounds
+                .iter()
+                .map(|s| thousands(s.achieved_rps.round() as u64))
+                .collect();
+            let p = median.latency_us.unwrap_or_default();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} |",
-                protocol_cell(run),
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                protocol_cell(median),
                 target.name,
-                thousands(run.achieved_rps.round() as u64),
+                thousands(median.achieved_rps.round() as u64),
                 p.p50,
                 p.p99,
-                errors_cell(run),
+                rounds.iter().map(|s| s.errors()).sum::<u64>(),
+                every.join(", "),
             );
         }
     }

@@ -154,3 +154,28 @@ fn formats_numbers() {
     assert_eq!(thousands(1_234_567), "1,234,567");
     assert_eq!(mib(15 * 1024 + 512), "15.5 MiB");
 }
+
+#[test]
+fn maximum_throughput_is_the_median_round() {
+    let mut proxy = target(MESH_PROXY, 300, 1_900, 30_000.0);
+    proxy
+        .runs
+        .push(run("HTTP/1.1", None, 3_000, 19_000, 40_000.0));
+    proxy
+        .runs
+        .push(run("HTTP/1.1", None, 3_000, 19_000, 35_000.0));
+    assert_eq!(
+        proxy.at_max("HTTP/1.1").map(|s| s.achieved_rps),
+        Some(35_000.0)
+    );
+    let report = Report {
+        meta: meta(),
+        goals: goals(std::slice::from_ref(&proxy)),
+        targets: vec![proxy],
+    };
+    let table = markdown(&report);
+    assert!(
+        table.contains("| 35,000 | 3000 | 19000 | 0 | 30,000, 35,000, 40,000 |"),
+        "{table}"
+    );
+}
