@@ -1,6 +1,9 @@
 //! A folder of manifests as a source: every `.yaml`, `.yml` and `.json` file under it (hidden
-//! ones aside) read into a store, re-read when their content changes (polled every second, or
-//! on demand). Used by the lab and by `mesh analyze -f DIR`.
+//! ones aside) read into a store, re-read when their content changes (polled every 250 ms, or
+//! on demand). Several folders may be layered: a later folder's object replaces an earlier
+//! one's with the same kind, namespace and name (the lab layers the cluster state it writes,
+//! e.g. Services with their ClusterIPs, over the user's manifests). Used by the lab and by
+//! `mesh analyze -f DIR`.
 
 mod manifest;
 
@@ -17,8 +20,9 @@ use crate::{
     translate::Problem,
 };
 
-/// How often `Folder::watch` looks at the files.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often `Folder::watch` looks at the files: reading a few small files is cheap, and an
+/// edit should reach the proxies well within a second or two.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A folder that cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -72,31 +76,33 @@ impl Loaded {
 /// The files of a folder with their content, by path.
 type Contents = Vec<(PathBuf, Vec<u8>)>;
 
-/// A watched folder of manifests.
+/// A watched folder of manifests, or several layered ones.
 #[derive(Debug)]
 pub struct Folder {
-    dir: PathBuf,
-    last: Option<Contents>,
+    dirs: Vec<PathBuf>,
+    last: Option<Vec<Contents>>,
 }
 
 impl Folder {
     /// The folder at `dir`; nothing is read yet.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Folder {
-            dir: dir.into(),
-            last: None,
-        }
+        Folder::layered(vec![dir.into()])
     }
 
-    /// Reads the folder now.
+    /// Folders read in order, a later folder's object replacing an earlier one's.
+    pub fn layered(dirs: Vec<PathBuf>) -> Self {
+        Folder { dirs, last: None }
+    }
+
+    /// Reads the folders now.
     pub fn load(&self) -> Result<Loaded, FolderError> {
-        Ok(load_contents(&read_contents(&self.dir)?))
+        Ok(load_layers(&read_layers(&self.dirs)?))
     }
 
-    /// Reads the folder and returns its objects if any file changed since the last poll (the
-    /// first poll always returns them).
+    /// Reads the folders and returns their objects if any file changed since the last poll
+    /// (the first poll always returns them).
     pub fn poll(&mut self) -> Result<Option<Loaded>, FolderError> {
-        let contents = read_contents(&self.dir)?;
+        let contents = read_layers(&self.dirs)?;
         Ok(self.take_if_changed(contents))
     }
 
@@ -108,8 +114,8 @@ impl Folder {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            let dir = self.dir.clone();
-            let read = tokio::task::spawn_blocking(move || read_contents(&dir)).await;
+            let dirs = self.dirs.clone();
+            let read = tokio::task::spawn_blocking(move || read_layers(&dirs)).await;
             match read {
                 Ok(Ok(contents)) => {
                     if let Some(loaded) = self.take_if_changed(contents) {
@@ -122,11 +128,11 @@ impl Folder {
         }
     }
 
-    fn take_if_changed(&mut self, contents: Contents) -> Option<Loaded> {
+    fn take_if_changed(&mut self, contents: Vec<Contents>) -> Option<Loaded> {
         if self.last.as_ref() == Some(&contents) {
             return None;
         }
-        let loaded = load_contents(&contents);
+        let loaded = load_layers(&contents);
         self.last = Some(contents);
         Some(loaded)
     }
@@ -135,6 +141,11 @@ impl Folder {
 /// Reads a folder of manifests once.
 pub fn load_dir(dir: &Path) -> Result<Loaded, FolderError> {
     Folder::new(dir).load()
+}
+
+/// Every layer's files.
+fn read_layers(dirs: &[PathBuf]) -> Result<Vec<Contents>, FolderError> {
+    dirs.iter().map(|dir| read_contents(dir)).collect()
 }
 
 /// Every manifest file under `dir`, sorted by path. `dir` may also be a single file.
@@ -175,6 +186,22 @@ fn read_contents(dir: &Path) -> Result<Contents, FolderError> {
             Ok((path, content))
         })
         .collect()
+}
+
+/// The layers' objects, a later layer's replacing an earlier one's without a warning.
+fn load_layers(layers: &[Contents]) -> Loaded {
+    let mut merged = Loaded::default();
+    for layer in layers {
+        let loaded = load_contents(layer);
+        merged.problems.extend(loaded.problems);
+        merged.sources.extend(loaded.sources);
+        for kind in Kind::ALL {
+            for object in loaded.store.objects(kind) {
+                merged.store.apply(object);
+            }
+        }
+    }
+    merged
 }
 
 fn load_contents(contents: &Contents) -> Loaded {

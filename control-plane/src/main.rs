@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context;
 use clap::Parser;
 use mesh_control_plane::{
-    folder::Folder,
+    folder::{Folder, POLL_INTERVAL},
     kube_source::KubeSource,
     monitoring::{self, Monitoring},
     publish::{self, Debounce, PublishMetrics},
@@ -19,9 +19,10 @@ use tokio::sync::watch;
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Read manifests from this folder (watched for changes) instead of a Kubernetes API server.
-    #[arg(long, env = "MESH_MANIFESTS")]
-    manifests: Option<PathBuf>,
+    /// Read manifests from this folder (watched for changes) instead of a Kubernetes API server;
+    /// repeat to layer folders, a later folder's object replacing an earlier one's.
+    #[arg(long, env = "MESH_MANIFESTS", value_delimiter = ',')]
+    manifests: Vec<PathBuf>,
     /// The discovery API (gRPC) address.
     #[arg(long, env = "MESH_XDS_ADDR", default_value = "0.0.0.0:15012")]
     xds_addr: SocketAddr,
@@ -83,16 +84,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // Sources feed the store; the publisher turns settled changes into snapshots.
     let _kube = match args.manifests {
-        Some(dir) => {
-            tracing::info!(folder = %dir.display(), "reading manifests from a folder");
-            let folder = Folder::new(dir);
-            tokio::spawn(folder.watch(Duration::from_secs(1), move |loaded| {
+        dirs if !dirs.is_empty() => {
+            tracing::info!(folders = ?dirs, "reading manifests from folders");
+            let folder = Folder::layered(dirs);
+            tokio::spawn(folder.watch(POLL_INTERVAL, move |loaded| {
                 loaded.problems.iter().for_each(publish::log_problem);
                 store.send_if_modified(|s| loaded.apply_to(s));
             }));
             None
         }
-        None => {
+        _ => {
             let client = kube::Client::try_default()
                 .await
                 .context("connecting to Kubernetes (use --manifests DIR without a cluster)")?;

@@ -104,3 +104,37 @@ async fn watch_calls_back_when_a_file_changes() {
     watcher.abort();
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_later_folder_replaces_an_earlier_ones_objects_silently() {
+    let user = temp_dir("layer-user");
+    let cluster = temp_dir("layer-cluster");
+    fs::write(user.join("web.yaml"), WEB).unwrap();
+    fs::write(user.join("vs.yaml"), VS).unwrap();
+    let assigned = WEB.replace("spec: {", "spec: { clusterIP: 10.96.0.20,");
+    fs::write(cluster.join("services.yaml"), &assigned).unwrap();
+    let mut folder = Folder::layered(vec![user.clone(), cluster.clone()]);
+    let loaded = folder.poll().unwrap().expect("the first poll reads both");
+    assert!(loaded.problems.is_empty(), "{:#?}", loaded.problems);
+    let web = loaded.store.get::<Service>("shop", "web").unwrap();
+    let spec = web.spec.as_ref().unwrap();
+    assert_eq!(spec.cluster_ip.as_deref(), Some("10.96.0.20"));
+    assert!(
+        loaded.store.get::<VirtualService>("shop", "web").is_some(),
+        "objects only the first folder has stay"
+    );
+    let source = &loaded.sources[&ObjectRef::new(Kind::Service, "shop", "web")];
+    assert!(source.contains("layer-cluster"), "{source}");
+
+    // A change in either folder is a change; dropping the later object uncovers the earlier.
+    assert!(folder.poll().unwrap().is_none());
+    fs::remove_file(cluster.join("services.yaml")).unwrap();
+    let uncovered = folder
+        .poll()
+        .unwrap()
+        .expect("a change in the later folder");
+    let web = uncovered.store.get::<Service>("shop", "web").unwrap();
+    assert_eq!(web.spec.as_ref().unwrap().cluster_ip, None);
+    fs::remove_dir_all(&user).unwrap();
+    fs::remove_dir_all(&cluster).unwrap();
+}
