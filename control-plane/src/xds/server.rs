@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
-use mesh_proto::discovery::v1::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-    aggregated_discovery_server::{AggregatedDiscovery, AggregatedDiscoveryServer},
+use mesh_proto::{
+    config::v1::ProxyConfig,
+    discovery::v1::{
+        DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+        aggregated_discovery_server::{AggregatedDiscovery, AggregatedDiscoveryServer},
+    },
 };
 use prometheus::Registry;
 use tokio::sync::{mpsc, watch};
@@ -47,6 +50,19 @@ impl DiscoveryServer {
     /// Per proxy and type: sent and ACKed versions, NACKs (`/debug/syncz`, `mesh proxy-status`).
     pub fn sync_status(&self) -> SyncStatus {
         self.shared.tracker.status()
+    }
+
+    /// What the server would send the connected proxy `id` now: the latest snapshot's
+    /// generation and that proxy's config; `None` when no proxy of that id is connected.
+    pub fn config_for(&self, id: &str) -> Option<(u64, Arc<ProxyConfig>)> {
+        let node = self.shared.tracker.node(id)?;
+        let snapshot = self.snapshots.borrow().clone();
+        Some((snapshot.generation(), snapshot.config_for(&node)))
+    }
+
+    /// The generation of the latest published snapshot (0 before the first).
+    pub fn generation(&self) -> u64 {
+        self.snapshots.borrow().generation()
     }
 
     /// The server's metrics: `mesh_cp_connected_proxies`, `mesh_cp_pushes_total`,

@@ -95,6 +95,11 @@ impl ConfigSnapshot {
         self.published
     }
 
+    /// The config `node` should run (`/debug/config`).
+    pub fn config_for(&self, node: &ProxyNode) -> Arc<ProxyConfig> {
+        self.source.config_for(node)
+    }
+
     /// `node`'s config as resources; configs the source shares are split once.
     pub(crate) fn resources_for(&self, node: &ProxyNode) -> Arc<ProxyResources> {
         let config = self.source.config_for(node);

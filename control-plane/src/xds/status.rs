@@ -84,8 +84,15 @@ pub struct Nack {
 /// Tracks every open stream; the server's source of `SyncStatus`.
 #[derive(Debug, Default)]
 pub(crate) struct SyncTracker {
-    streams: Mutex<BTreeMap<u64, Arc<Mutex<ProxySync>>>>,
+    streams: Mutex<BTreeMap<u64, Tracked>>,
     next_id: AtomicU64,
+}
+
+/// One open stream: the proxy's node metadata and its sync state.
+#[derive(Debug)]
+struct Tracked {
+    node: ProxyNode,
+    sync: Arc<Mutex<ProxySync>>,
 }
 
 /// One stream's entry in the tracker, removed when dropped.
@@ -160,7 +167,13 @@ impl SyncTracker {
         self.streams
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, entry.clone());
+            .insert(
+                id,
+                Tracked {
+                    node: node.clone(),
+                    sync: entry.clone(),
+                },
+            );
         Registration {
             tracker: self.clone(),
             id,
@@ -175,7 +188,7 @@ impl SyncTracker {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .cloned()
+            .map(|t| t.sync.clone())
             .collect();
         let mut proxies: Vec<ProxySync> = entries
             .iter()
@@ -183,6 +196,17 @@ impl SyncTracker {
             .collect();
         proxies.sort_by(|a, b| a.id.cmp(&b.id));
         SyncStatus { proxies }
+    }
+
+    /// The node metadata of the proxy `id` (its latest stream while a reconnect replaces one).
+    pub(crate) fn node(&self, id: &str) -> Option<ProxyNode> {
+        self.streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .rev()
+            .find(|t| t.node.id == id)
+            .map(|t| t.node.clone())
     }
 }
 
@@ -286,6 +310,29 @@ mod tests {
 
         drop(stream);
         assert!(tracker.status().proxies.is_empty());
+    }
+
+    #[test]
+    fn a_proxy_node_is_found_by_id_while_its_stream_is_open() {
+        let tracker = Arc::new(SyncTracker::default());
+        let node = |ip: &str| ProxyNode {
+            id: "web-1.shop".into(),
+            ip: ip.into(),
+            ..Default::default()
+        };
+        let old = tracker.register(&node("10.0.0.1"), false);
+        let new = tracker.register(&node("10.0.0.2"), true);
+        assert_eq!(
+            tracker.node("web-1.shop").map(|n| n.ip),
+            Some("10.0.0.2".into())
+        );
+        drop(new);
+        assert_eq!(
+            tracker.node("web-1.shop").map(|n| n.ip),
+            Some("10.0.0.1".into())
+        );
+        drop(old);
+        assert_eq!(tracker.node("web-1.shop"), None);
     }
 
     #[test]
