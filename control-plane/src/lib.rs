@@ -4,9 +4,11 @@
 //!
 //! Sources (`folder`, `kube_source`) fill the `store`; `publish` debounces its changes and
 //! publishes snapshots whose per-proxy configs `translate` computes (keyed by `node`); `xds`
-//! pushes them with ACK/NACK; `monitoring` serves 15014; `analyze` checks manifests.
+//! pushes them with ACK/NACK; `monitoring` serves 15014; `analyze` checks manifests; in a
+//! cluster, `feedback` reports problems as Events and Gateway API status.
 
 pub mod analyze;
+pub mod feedback;
 pub mod folder;
 pub mod istio;
 pub mod kube_source;

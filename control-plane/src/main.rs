@@ -6,6 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context;
 use clap::Parser;
 use mesh_control_plane::{
+    feedback,
     folder::{Folder, POLL_INTERVAL},
     kube_source::KubeSource,
     monitoring::{self, Monitoring},
@@ -54,6 +55,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let (store, store_rx) = watch::channel(Store::new());
     let (snapshots, snapshots_rx) = watch::channel(Arc::new(ConfigSnapshot::pending()));
+    let (reviews, reviews_rx) = watch::channel(Arc::new(publish::Review::default()));
     let server = DiscoveryServer::new(snapshots_rx.clone()).context("discovery server")?;
     let registry = prometheus::Registry::new();
     let metrics = PublishMetrics::new(&registry).context("metrics")?;
@@ -97,6 +99,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let client = kube::Client::try_default()
                 .await
                 .context("connecting to Kubernetes (use --manifests DIR without a cluster)")?;
+            tokio::spawn(feedback::run(client.clone(), reviews_rx));
             Some(KubeSource::spawn(
                 client,
                 store,
@@ -104,7 +107,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ))
         }
     };
-    tokio::spawn(publish::run(store_rx, snapshots, debounce, metrics));
+    tokio::spawn(publish::run(store_rx, snapshots, reviews, debounce, metrics));
 
     tracing::info!(xds = %args.xds_addr, monitoring = %args.monitoring_addr, "serving");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -5,11 +5,11 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use mesh_proto::config::v1::ProxyConfig;
-use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, Registry};
 use tokio::sync::watch;
 
 use crate::{
@@ -43,10 +43,13 @@ impl Default for Debounce {
 pub struct PublishMetrics {
     translations: IntCounter,
     translation_seconds: Histogram,
+    change_seen: Gauge,
+    published: Gauge,
 }
 
 impl PublishMetrics {
-    /// Registers `mesh_cp_translations_total` and `mesh_cp_translation_duration_seconds`.
+    /// Registers `mesh_cp_translations_total`, `mesh_cp_translation_duration_seconds`,
+    /// `mesh_cp_change_seen_timestamp_seconds` and `mesh_cp_published_timestamp_seconds`.
     pub fn new(registry: &Registry) -> prometheus::Result<Self> {
         let translations =
             IntCounter::new("mesh_cp_translations_total", "Store snapshots translated")?;
@@ -57,30 +60,61 @@ impl PublishMetrics {
             )
             .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14)?),
         )?;
+        let change_seen = Gauge::new(
+            "mesh_cp_change_seen_timestamp_seconds",
+            "When the first store change of the latest published config was seen (Unix time)",
+        )?;
+        let published = Gauge::new(
+            "mesh_cp_published_timestamp_seconds",
+            "When the latest config was published (Unix time)",
+        )?;
         registry.register(Box::new(translations.clone()))?;
         registry.register(Box::new(translation_seconds.clone()))?;
+        registry.register(Box::new(change_seen.clone()))?;
+        registry.register(Box::new(published.clone()))?;
         Ok(PublishMetrics {
             translations,
             translation_seconds,
+            change_seen,
+            published,
         })
     }
 }
 
-/// Publishes a snapshot for every settled change of the store, forever.
+/// Now as Unix time in seconds, the unit of `*_timestamp_seconds` gauges.
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A translated store and what translation found wrong with its objects, for whoever tells
+/// users about it (`feedback` in a cluster).
+#[derive(Debug, Clone, Default)]
+pub struct Review {
+    /// The store as translated.
+    pub store: Store,
+    /// Its problems.
+    pub problems: Vec<Problem>,
+}
+
+/// Publishes a snapshot (and its review) for every settled change of the store, forever.
 pub async fn run(
     mut store: watch::Receiver<Store>,
     snapshots: watch::Sender<Arc<ConfigSnapshot>>,
+    reviews: watch::Sender<Arc<Review>>,
     debounce: Debounce,
     metrics: PublishMetrics,
 ) {
     let mut generation = 0;
     loop {
-        if !settle(&mut store, debounce).await {
+        let Some(seen) = settle(&mut store, debounce).await else {
             return;
-        }
+        };
         let current = store.borrow_and_update().clone();
+        let translated = current.clone();
         let timer = metrics.translation_seconds.start_timer();
-        let source = tokio::task::spawn_blocking(move || TranslatedStore::new(&current)).await;
+        let source = tokio::task::spawn_blocking(move || TranslatedStore::new(&translated)).await;
         timer.observe_duration();
         let Ok(source) = source else {
             tracing::error!("translation panicked; keeping the last published config");
@@ -92,7 +126,13 @@ pub async fn run(
         }
         generation += 1;
         tracing::info!(generation, "publishing config");
+        reviews.send_replace(Arc::new(Review {
+            store: current,
+            problems: source.problems().to_vec(),
+        }));
         snapshots.send_replace(Arc::new(ConfigSnapshot::new(generation, Arc::new(source))));
+        metrics.change_seen.set(seen);
+        metrics.published.set(unix_now());
     }
 }
 
@@ -105,18 +145,18 @@ pub fn log_problem(problem: &Problem) {
     }
 }
 
-/// Waits for a change, then for the store to stay quiet; false when the store is gone.
-async fn settle(store: &mut watch::Receiver<Store>, debounce: Debounce) -> bool {
-    if store.changed().await.is_err() {
-        return false;
-    }
+/// Waits for a change, then for the store to stay quiet; returns when the change was seen
+/// (Unix time), `None` when the store is gone.
+async fn settle(store: &mut watch::Receiver<Store>, debounce: Debounce) -> Option<f64> {
+    store.changed().await.ok()?;
+    let seen = unix_now();
     let deadline = tokio::time::Instant::now() + debounce.max_delay;
     loop {
         let quiet = tokio::time::sleep(debounce.quiet);
         tokio::select! {
-            () = quiet => return true,
-            () = tokio::time::sleep_until(deadline) => return true,
-            changed = store.changed() => if changed.is_err() { return true },
+            () = quiet => return Some(seen),
+            () = tokio::time::sleep_until(deadline) => return Some(seen),
+            changed = store.changed() => if changed.is_err() { return Some(seen) },
         }
     }
 }
@@ -171,7 +211,8 @@ mod tests {
         let (snapshots, mut snapshots_rx) = watch::channel(Arc::new(ConfigSnapshot::pending()));
         let metrics = PublishMetrics::new(&Registry::new()).unwrap();
         let debounce = Debounce::default();
-        tokio::spawn(run(store_rx, snapshots, debounce, metrics.clone()));
+        let reviews = watch::Sender::default();
+        tokio::spawn(run(store_rx, snapshots, reviews, debounce, metrics.clone()));
 
         let start = tokio::time::Instant::now();
         for _ in 0..5 {
@@ -191,6 +232,8 @@ mod tests {
             1,
             "one translation for the burst"
         );
+        let (seen, published) = (metrics.change_seen.get(), metrics.published.get());
+        assert!(seen > 0.0 && seen <= published, "{seen} {published}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -198,7 +241,14 @@ mod tests {
         let (store, store_rx) = watch::channel(Store::new());
         let (snapshots, mut snapshots_rx) = watch::channel(Arc::new(ConfigSnapshot::pending()));
         let metrics = PublishMetrics::new(&Registry::new()).unwrap();
-        tokio::spawn(run(store_rx, snapshots, Debounce::default(), metrics));
+        let reviews = watch::Sender::default();
+        tokio::spawn(run(
+            store_rx,
+            snapshots,
+            reviews,
+            Debounce::default(),
+            metrics,
+        ));
         let start = tokio::time::Instant::now();
         let writer = tokio::spawn(async move {
             loop {

@@ -102,6 +102,12 @@ impl Store {
             .map(|(_, object)| object)
     }
 
+    /// The object `reference` names, if stored.
+    pub fn object(&self, reference: &ObjectRef) -> Option<Object> {
+        let key = (reference.namespace.clone(), reference.name.clone());
+        self.tables.object(reference.kind, &key)
+    }
+
     /// Every object of `kind`, by namespace and name.
     pub fn objects(&self, kind: Kind) -> Vec<Object> {
         self.tables.objects_of(kind)

@@ -2,6 +2,8 @@
 //! HTTP: the real kube-rs client, watcher and reflector run unchanged.
 
 mod fake_apiserver;
+#[path = "kube_watch/feedback.rs"]
+mod feedback;
 
 use fake_apiserver::{FakeApiServer, GoneForm, RecordedRequest};
 use gateway_api::httproutes::HttpRoute;

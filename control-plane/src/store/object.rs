@@ -113,6 +113,21 @@ macro_rules! stored_kinds {
                 let (namespace, name) = key_of(self.meta());
                 ObjectRef { kind: self.kind(), namespace, name }
             }
+
+            /// The object as Kubernetes refers to it (API version, kind, namespace, name, uid),
+            /// e.g. as the subject of an Event.
+            pub fn kube_reference(&self) -> k8s_openapi::api::core::v1::ObjectReference {
+                match self {
+                    $(Object::$variant(o) => o.object_ref(&()),)+
+                }
+            }
+
+            /// Where objects of this kind live in the API: group, version and plural.
+            pub fn api_resource(&self) -> kube::core::ApiResource {
+                match self {
+                    $(Object::$variant(_) => kube::core::ApiResource::erase::<$ty>(&()),)+
+                }
+            }
         }
 
         impl serde::Serialize for Object {
@@ -186,6 +201,13 @@ macro_rules! stored_kinds {
             ) -> Result<bool, ObjectRef> {
                 match kind {
                     $(Kind::$variant => replace(&mut self.$field, objects),)+
+                }
+            }
+
+            /// The object of `kind` at `key`, if there is one.
+            pub(crate) fn object(&self, kind: Kind, key: &(String, String)) -> Option<Object> {
+                match kind {
+                    $(Kind::$variant => self.$field.get(key).cloned().map(Object::$variant),)+
                 }
             }
 

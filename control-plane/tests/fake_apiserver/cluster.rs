@@ -1,7 +1,7 @@
 //! The fake's cluster state: objects under one global, increasing resourceVersion, the history
 //! of changes watches replay from, the open watches, and list snapshots behind continue tokens.
 
-use super::resources::{Collection, ResourceType, by_kind};
+use super::resources::{Collection, ObjectPath, ResourceType, by_kind};
 use super::selectors::Selector;
 use super::wire::{self, ApiError};
 use bytes::Bytes;
@@ -123,6 +123,109 @@ impl Cluster {
         };
         self.record(resource, event_type, object);
         self.resource_version
+    }
+
+    /// Creates an object posted to `collection` (a `POST`), naming it from `generateName` when
+    /// it has no name; an existing name is refused with 409 AlreadyExists.
+    pub fn create(
+        &mut self,
+        collection: &Collection,
+        mut object: Value,
+    ) -> Result<Value, ApiError> {
+        let resource = collection.resource;
+        if !object.is_object() {
+            return Err(ApiError::bad_request("the body is not a JSON object"));
+        }
+        object["apiVersion"] = Value::String(resource.api_version());
+        object["kind"] = Value::String(resource.kind.to_string());
+        if let Some(namespace) = &collection.namespace {
+            object["metadata"]["namespace"] = Value::String(namespace.clone());
+        }
+        if object["metadata"]["name"]
+            .as_str()
+            .is_none_or(str::is_empty)
+        {
+            let prefix = object["metadata"]["generateName"]
+                .as_str()
+                .unwrap_or_default();
+            if prefix.is_empty() {
+                return Err(ApiError::bad_request("metadata.name: Required value"));
+            }
+            let name = format!("{prefix}{:05x}", self.resource_version + 1);
+            object["metadata"]["name"] = Value::String(name);
+        }
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let namespace = collection.namespace.clone().unwrap_or_default();
+        if self
+            .objects
+            .contains_key(&(resource.group, resource.plural, namespace, name.clone()))
+        {
+            return Err(ApiError::conflict(
+                "AlreadyExists",
+                format!("{} {name:?} already exists", resource.plural),
+            ));
+        }
+        self.apply(object.clone());
+        Ok(self
+            .get(resource, &collection.namespace, &name)
+            .expect("just created"))
+    }
+
+    /// Applies a JSON merge patch (RFC 7386) to an object, or with `status_only` to its status
+    /// alone (the `/status` subresource). A `metadata.resourceVersion` in the patch is a
+    /// precondition: 409 Conflict when the object has changed since.
+    pub fn merge_patch(
+        &mut self,
+        object: &ObjectPath,
+        patch: &Value,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
+        let resource = object.collection.resource;
+        let namespace = &object.collection.namespace;
+        let mut current = self.get(resource, namespace, &object.name).ok_or_else(|| {
+            ApiError::not_found(format!("{} {:?} not found", resource.plural, object.name))
+        })?;
+        let expected = patch["metadata"]["resourceVersion"].as_str();
+        if let Some(expected) = expected
+            && current["metadata"]["resourceVersion"].as_str() != Some(expected)
+        {
+            return Err(ApiError::conflict(
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {} {:?}: the object has been modified; please apply your changes to the latest version and try again",
+                    resource.plural, object.name
+                ),
+            ));
+        }
+        if status_only {
+            if let Some(status) = patch.get("status") {
+                merge(&mut current["status"], status);
+            }
+        } else {
+            merge(&mut current, patch);
+        }
+        self.apply(current);
+        Ok(self
+            .get(resource, namespace, &object.name)
+            .expect("just patched"))
+    }
+
+    fn get(
+        &self,
+        resource: &ResourceType,
+        namespace: &Option<String>,
+        name: &str,
+    ) -> Option<Value> {
+        let key = (
+            resource.group,
+            resource.plural,
+            namespace.clone().unwrap_or_default(),
+            name.to_string(),
+        );
+        self.objects.get(&key).cloned()
     }
 
     /// Deletes an object; the DELETED event carries its last state at the deletion's version.
@@ -396,6 +499,25 @@ impl Cluster {
     /// Chooses how a watch from before the compacted history is refused.
     pub fn set_gone_form(&mut self, form: GoneForm) {
         self.gone_form = form;
+    }
+}
+
+/// RFC 7386: objects merge key by key, `null` removes a key, anything else replaces.
+fn merge(target: &mut Value, patch: &Value) {
+    let Value::Object(changes) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    let fields = target.as_object_mut().expect("made an object above");
+    for (key, change) in changes {
+        if change.is_null() {
+            fields.remove(key);
+        } else {
+            merge(fields.entry(key.clone()).or_insert(Value::Null), change);
+        }
     }
 }
 

@@ -8,7 +8,12 @@
 //! history, choose whether a too-old watch gets an `ERROR` event or an HTTP 410, and make
 //! requests to a path fail with 500 or 404.
 //!
-//! Not served: writes, single-object GETs, protobuf/Table/metadata-only responses (406),
+//! Writes: `POST` to a collection creates an object (409 if the name is taken; `generateName`
+//! honoured); `PATCH` with a JSON merge patch changes an object, or only its status through
+//! `/status`, with `metadata.resourceVersion` in the patch as a precondition (409 on a
+//! mismatch). Writes show in watches like any change.
+//!
+//! Not served: other write forms (PUT, DELETE, JSON patch, server-side apply), single-object GETs, protobuf/Table/metadata-only responses (406),
 //! set-based label selectors and field selectors other than `metadata.name`/`metadata.namespace`
 //! (400), and streaming lists (`sendInitialEvents`, ignored). Selectors filter watch events by
 //! the object's new state: an object leaving a selector is not turned into a DELETED event.

@@ -28,7 +28,7 @@ impl ResourceType {
     /// Built-in types are typed in the real API server: their list items carry no
     /// `apiVersion`/`kind`. Custom resources are unstructured and keep them.
     pub fn is_builtin(&self) -> bool {
-        matches!(self.group, "" | "discovery.k8s.io")
+        matches!(self.group, "" | "discovery.k8s.io" | "events.k8s.io")
     }
 }
 
@@ -102,6 +102,7 @@ pub static RESOURCES: &[ResourceType] = &[
     resource(GATEWAY_GROUP, "v1", "gateways", "Gateway", true),
     resource(GATEWAY_GROUP, "v1", "httproutes", "HTTPRoute", true),
     resource(GATEWAY_GROUP, "v1", "grpcroutes", "GRPCRoute", true),
+    resource("events.k8s.io", "v1", "events", "Event", true),
 ];
 
 /// The type an object's `apiVersion` and `kind` name.
@@ -120,19 +121,66 @@ pub struct Collection {
     pub namespace: Option<String>,
 }
 
+/// One object's path: its collection, its name, and a subresource such as `status`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ObjectPath {
+    /// The collection the object is in.
+    pub collection: Collection,
+    /// The object's name.
+    pub name: String,
+    /// The subresource after the name, if any.
+    pub subresource: Option<String>,
+}
+
 /// Parses `/api/v1/...` and `/apis/{group}/{version}/...` collection paths.
 pub fn parse_collection(path: &str) -> Option<Collection> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (group, version, rest) = match segments.as_slice() {
-        ["api", version, rest @ ..] => ("", *version, rest),
-        ["apis", group, version, rest @ ..] => (*group, *version, rest),
-        _ => return None,
-    };
-    let (namespace, plural) = match rest {
+    let (group, version, rest) = split_path(path)?;
+    let (namespace, plural) = match rest.as_slice() {
         [plural] => (None, *plural),
         ["namespaces", namespace, plural] => (Some((*namespace).to_string()), *plural),
         _ => return None,
     };
+    collection(group, version, namespace, plural)
+}
+
+/// Parses a path naming one object, optionally with a subresource: `.../{plural}/{name}` and
+/// `.../{plural}/{name}/{subresource}`.
+pub fn parse_object(path: &str) -> Option<ObjectPath> {
+    let (group, version, rest) = split_path(path)?;
+    let (namespace, plural, name, subresource) = match rest.as_slice() {
+        ["namespaces", namespace, plural, name, extra @ ..] => {
+            (Some((*namespace).to_string()), *plural, *name, extra)
+        }
+        [plural, name, extra @ ..] => (None, *plural, *name, extra),
+        _ => return None,
+    };
+    let subresource = match subresource {
+        [] => None,
+        [one] => Some((*one).to_string()),
+        _ => return None,
+    };
+    Some(ObjectPath {
+        collection: collection(group, version, namespace, plural)?,
+        name: name.to_string(),
+        subresource,
+    })
+}
+
+fn split_path(path: &str) -> Option<(&str, &str, Vec<&str>)> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["api", version, rest @ ..] => Some(("", *version, rest.to_vec())),
+        ["apis", group, version, rest @ ..] => Some((*group, *version, rest.to_vec())),
+        _ => None,
+    }
+}
+
+fn collection(
+    group: &str,
+    version: &str,
+    namespace: Option<String>,
+    plural: &str,
+) -> Option<Collection> {
     let resource = RESOURCES
         .iter()
         .find(|r| r.group == group && r.version == version && r.plural == plural)?;
@@ -157,6 +205,24 @@ fn paths_name_collections() {
     );
     assert!(parse_collection("/api/v1/namespaces/shop/namespaces").is_none());
     assert!(parse_collection("/apis/networking.istio.io/v1alpha3/virtualservices").is_none());
+    let status =
+        parse_object("/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/web/status")
+            .expect("a route's status");
+    assert_eq!(
+        (
+            status.collection.resource.kind,
+            status.name.as_str(),
+            status.subresource.as_deref()
+        ),
+        ("HTTPRoute", "web", Some("status"))
+    );
+    let class = parse_object("/apis/gateway.networking.k8s.io/v1/gatewayclasses/mesh")
+        .expect("a cluster-scoped object");
+    assert_eq!(
+        (class.collection.namespace, class.subresource),
+        (None, None)
+    );
+    assert!(parse_object("/api/v1/namespaces/shop").is_some_and(|o| o.name == "shop"));
     assert!(
         !by_kind("networking.istio.io/v1", "Gateway")
             .expect("istio gateway")

@@ -2,7 +2,7 @@
 //! newline-delimited JSON, answers errors with `Status` bodies, and logs every request.
 
 use super::cluster::{Cluster, WatchStart};
-use super::resources::parse_collection;
+use super::resources::{parse_collection, parse_object};
 use super::selectors::Selector;
 use super::wire::ApiError;
 use bytes::Bytes;
@@ -21,6 +21,8 @@ pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 /// A request as the server saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedRequest {
+    /// The method, e.g. `GET` or `PATCH`.
+    pub method: Method,
     /// Path without the query.
     pub path: String,
     /// Decoded query parameters.
@@ -52,10 +54,16 @@ pub struct Shared {
 /// Serves one request.
 pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
     let recorded = RecordedRequest {
+        method: request.method().clone(),
         path: request.uri().path().to_string(),
         query: parse_query(request.uri().query().unwrap_or_default()),
     };
-    let response = respond(shared, &request, &recorded).unwrap_or_else(|error| {
+    let (parts, body) = request.into_parts();
+    let response = match body.collect().await {
+        Ok(body) => respond(shared, &parts, &body.to_bytes(), &recorded),
+        Err(error) => Err(ApiError::bad_request(format!("reading the body: {error}"))),
+    };
+    let response = response.unwrap_or_else(|error| {
         json_response(
             StatusCode::from_u16(error.code).expect("valid code"),
             &error.status(),
@@ -67,18 +75,12 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Bod
 
 fn respond(
     shared: &Shared,
-    request: &Request<Incoming>,
+    request: &http::request::Parts,
+    body: &[u8],
     recorded: &RecordedRequest,
 ) -> Result<Response<Body>, ApiError> {
-    if request.method() != Method::GET {
-        return Err(ApiError {
-            code: 405,
-            reason: "MethodNotAllowed",
-            message: "the fake serves GET only".into(),
-        });
-    }
     let accept = request
-        .headers()
+        .headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
     if let Some(accept) = accept
@@ -92,6 +94,54 @@ fn respond(
     if let Some(error) = cluster.take_failure(&recorded.path) {
         return Err(error);
     }
+    match request.method {
+        Method::GET => read(&mut cluster, recorded),
+        Method::POST => {
+            let collection = parse_collection(&recorded.path).ok_or_else(|| {
+                ApiError::not_found(format!("the server could not find {}", recorded.path))
+            })?;
+            let created = cluster.create(&collection, json_body(body)?)?;
+            Ok(json_response(StatusCode::CREATED, &created))
+        }
+        Method::PATCH => {
+            let content_type = request
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if content_type != "application/merge-patch+json" {
+                return Err(ApiError::unsupported_media_type(format!(
+                    "the fake applies JSON merge patches only, not {content_type:?}"
+                )));
+            }
+            let object = parse_object(&recorded.path).ok_or_else(|| {
+                ApiError::not_found(format!("the server could not find {}", recorded.path))
+            })?;
+            let status_only = match object.subresource.as_deref() {
+                None => false,
+                Some("status") => true,
+                Some(other) => {
+                    return Err(ApiError::not_found(format!(
+                        "the fake has no subresource {other:?}"
+                    )));
+                }
+            };
+            let patched = cluster.merge_patch(&object, &json_body(body)?, status_only)?;
+            Ok(json_response(StatusCode::OK, &patched))
+        }
+        ref other => Err(ApiError::method_not_allowed(format!(
+            "the fake serves GET, POST and PATCH, not {other}"
+        ))),
+    }
+}
+
+fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))
+}
+
+/// A list or a watch.
+fn read(cluster: &mut Cluster, recorded: &RecordedRequest) -> Result<Response<Body>, ApiError> {
     let collection = parse_collection(&recorded.path).ok_or_else(|| {
         ApiError::not_found(format!("the server could not find {}", recorded.path))
     })?;

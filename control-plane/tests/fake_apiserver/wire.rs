@@ -43,6 +43,33 @@ impl ApiError {
         }
     }
 
+    /// 409 Conflict: the object exists already, or changed since the writer read it.
+    pub fn conflict(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code: 409,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// 405 Method Not Allowed.
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self {
+            code: 405,
+            reason: "MethodNotAllowed",
+            message: message.into(),
+        }
+    }
+
+    /// 415 Unsupported Media Type.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self {
+            code: 415,
+            reason: "UnsupportedMediaType",
+            message: message.into(),
+        }
+    }
+
     /// 406 Not Acceptable.
     pub fn not_acceptable(message: impl Into<String>) -> Self {
         Self {
