@@ -8,6 +8,7 @@
 //! cluster, `feedback` reports problems as Events and Gateway API status.
 
 pub mod analyze;
+pub mod ca;
 pub mod feedback;
 pub mod folder;
 pub mod istio;

@@ -6,13 +6,14 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context;
 use clap::Parser;
 use mesh_control_plane::{
+    ca::CaArgs,
     feedback,
     folder::{Folder, POLL_INTERVAL},
     kube_source::KubeSource,
     monitoring::{self, Monitoring},
     publish::{self, Debounce, PublishMetrics},
     store::Store,
-    xds::{ConfigSnapshot, DiscoveryServer},
+    xds::{self, ConfigSnapshot, DiscoveryServer},
 };
 use tokio::sync::watch;
 
@@ -36,6 +37,9 @@ struct Args {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "MESH_LOG", default_value = "info")]
     log: String,
+    /// The mesh root CA and the discovery port's TLS.
+    #[command(flatten)]
+    ca: CaArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,6 +68,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ..Debounce::default()
     };
 
+    let tls = args
+        .ca
+        .discovery_tls()
+        .context("the discovery port's TLS")?;
     let xds = tokio::net::TcpListener::bind(args.xds_addr)
         .await
         .with_context(|| format!("cannot bind the discovery port {}", args.xds_addr))?;
@@ -109,22 +117,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     tokio::spawn(publish::run(store_rx, snapshots, reviews, debounce, metrics));
 
-    tracing::info!(xds = %args.xds_addr, monitoring = %args.monitoring_addr, "serving");
+    tracing::info!(xds = %args.xds_addr, tls = tls.is_some(), monitoring = %args.monitoring_addr,
+        "serving");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tonic::transport::Server::builder()
-        .serve_with_incoming_shutdown(
-            server.into_service(),
-            tonic::transport::server::TcpIncoming::from(xds),
-            async move {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-                tracing::info!("stopping");
-            },
-        )
-        .await
-        .context("discovery server")
+    xds::serve(server, xds, tls, async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("stopping");
+    })
+    .await
+    .context("discovery server")
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 //! publishing). For each stream the server splits the proxy's config into named resources with
 //! content-hash versions, sends only the types (state of the world) or resources (delta) that
 //! changed, in the order clusters → endpoints → listeners → routes, and records per type the
-//! version sent and ACKed and the last NACK (`SyncStatus`). Plain h2c for now; TLS arrives with
-//! the CA.
+//! version sent and ACKed and the last NACK (`SyncStatus`). `serve` runs it over TLS with the
+//! certificate the CA issued (`crate::ca`), or plain h2c for clients that speak only that.
 
 mod connection;
 mod metrics;
@@ -15,6 +15,7 @@ mod resources;
 mod server;
 mod snapshot;
 mod status;
+mod transport;
 mod view;
 mod wire;
 
@@ -22,6 +23,7 @@ pub use resource_type::ResourceType;
 pub use server::DiscoveryServer;
 pub use snapshot::{ConfigSnapshot, ConfigSource};
 pub use status::{Nack, ProxySync, SyncState, SyncStatus, TypeSync};
+pub use transport::serve;
 
 /// Why the discovery server cannot start.
 #[derive(Debug, thiserror::Error)]

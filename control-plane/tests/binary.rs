@@ -78,6 +78,8 @@ async fn folder_mode_serves_proxies_and_follows_edits() {
             .arg(&dir)
             .args(["--xds-addr", &format!("127.0.0.1:{xds}")])
             .args(["--monitoring-addr", &format!("127.0.0.1:{monitoring}")])
+            // The simulated proxies speak plain h2c; xds_tls.rs runs the binary over TLS.
+            .arg("--plaintext-xds")
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),

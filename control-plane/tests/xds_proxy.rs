@@ -115,6 +115,7 @@ fn routing(upstream: SocketAddr) -> ProxyConfig {
 fn client(cp: &ControlPlane, delta: bool) -> DiscoveryClient {
     DiscoveryClient::new(ClientSettings {
         address: cp.url(),
+        tls: None,
         delta,
         node: Node {
             id: PROXY_ID.into(),

@@ -4,21 +4,25 @@
 //! `DiscoveryArgs` holds the flags (address, node metadata); `DiscoveryClient::first_config`
 //! waits for the first complete config (every type received) before the proxy starts, so
 //! `/healthz/ready` turns ready only then; `follow` applies later pushes atomically, ACKing or
-//! NACKing each. The connection is plain h2c for now; TLS arrives with the CA.
+//! NACKing each. An `https://` address means TLS, the control plane's certificate checked
+//! against the mesh root (`DiscoveryTls`); `http://` is plain h2c.
 
 mod args;
 mod backoff;
+mod cause;
 mod client;
 mod held;
 mod resource_type;
 mod session;
 mod startup;
+mod tls;
 
 use std::path::PathBuf;
 
 pub use args::DiscoveryArgs;
 pub use client::{ClientSettings, DiscoveryClient};
 pub(crate) use resource_type::ResourceType;
+pub use tls::DiscoveryTls;
 
 /// Why discovery mode cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,52 @@ pub enum XdsError {
         /// The address given.
         address: String,
         /// Why it does not parse.
+        source: tonic::transport::Error,
+    },
+    /// An https:// address without a root to check the control plane's certificate against.
+    #[error(
+        "--discovery-address {address:?} is https:// but no --discovery-root-cert was given; \
+         give the mesh root certificate (the control plane's --root-cert-out)"
+    )]
+    NoRootCert {
+        /// The address given.
+        address: String,
+    },
+    /// A root certificate for a plain-text address: the operator expected TLS.
+    #[error(
+        "--discovery-root-cert is given but --discovery-address {address:?} is plain h2c; \
+         write https:// for TLS"
+    )]
+    RootCertWithoutTls {
+        /// The address given.
+        address: String,
+    },
+    /// The root certificate file cannot be read.
+    #[error("cannot read the discovery root certificate {path}: {source}")]
+    RootCertFile {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The root certificate file holds no usable certificate.
+    #[error("the discovery root certificate {path} is not usable: {reason}")]
+    RootCert {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server name is not a DNS name or IP address.
+    #[error("--discovery-server-name {name:?} is neither a DNS name nor an IP address")]
+    ServerName {
+        /// The name given.
+        name: String,
+    },
+    /// tonic refused the TLS settings.
+    #[error("cannot set up TLS to the control plane: {source}")]
+    Tls {
+        /// Why.
         source: tonic::transport::Error,
     },
     /// The labels file cannot be read.

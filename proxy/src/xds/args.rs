@@ -5,15 +5,26 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use mesh_proto::discovery::v1::Node;
 
-use super::{ClientSettings, DiscoveryClient, XdsError};
+use super::{ClientSettings, DiscoveryClient, DiscoveryTls, XdsError};
 
 /// Discovery mode options; every option also reads from the environment variable named.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct DiscoveryArgs {
-    /// The control plane's discovery address, e.g. http://mesh-control-plane.mesh-system:15012;
-    /// config then comes from it instead of --config (plain h2c until the CA brings TLS).
+    /// The control plane's discovery address, e.g. https://mesh-control-plane.mesh-system:15012;
+    /// config then comes from it instead of --config. https:// needs --discovery-root-cert;
+    /// http:// is plain h2c.
     #[arg(long, env = "MESH_DISCOVERY_ADDRESS", conflicts_with = "config")]
     pub discovery_address: Option<String>,
+    /// The mesh root certificate (PEM) that the control plane's certificate must chain to.
+    #[arg(long, env = "MESH_DISCOVERY_ROOT_CERT")]
+    pub discovery_root_cert: Option<PathBuf>,
+    /// The name the control plane's certificate must carry, when not the address's host.
+    #[arg(
+        long,
+        env = "MESH_DISCOVERY_SERVER_NAME",
+        requires = "discovery_root_cert"
+    )]
+    pub discovery_server_name: Option<String>,
     /// Use the incremental (delta) stream instead of state of the world.
     #[arg(long, env = "MESH_DISCOVERY_DELTA")]
     pub discovery_delta: bool,
@@ -43,8 +54,14 @@ impl DiscoveryArgs {
         let Some(address) = &self.discovery_address else {
             return Ok(None);
         };
+        let tls = self
+            .discovery_root_cert
+            .as_deref()
+            .map(|root| DiscoveryTls::load(root, self.discovery_server_name.clone()))
+            .transpose()?;
         let settings = ClientSettings {
             address: address.clone(),
+            tls,
             delta: self.discovery_delta,
             node: self.node()?,
         };
@@ -192,6 +209,41 @@ mod tests {
             "--discovery-address=http://cp:15012",
         ]);
         assert!(both.is_err());
+    }
+
+    #[test]
+    fn tls_needs_a_root_and_a_root_needs_tls() {
+        let error = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            cli.discovery.client().err().expect("refused").to_string()
+        };
+        let https = error(&["mesh-proxy", "--discovery-address=https://cp:15012"]);
+        assert!(https.contains("no --discovery-root-cert"), "{https}");
+        let root = rcgen::generate_simple_self_signed(vec!["cp".to_owned()]).expect("cert");
+        let root_file =
+            std::env::temp_dir().join(format!("mesh-xds-args-root-{}", std::process::id()));
+        std::fs::write(&root_file, root.cert.pem()).expect("root file");
+        let root_flag = format!("--discovery-root-cert={}", root_file.display());
+        let plain = error(&[
+            "mesh-proxy",
+            "--discovery-address=http://cp:15012",
+            &root_flag,
+        ]);
+        assert!(plain.contains("is plain h2c; write https://"), "{plain}");
+        let cli = Cli::try_parse_from([
+            "mesh-proxy",
+            "--discovery-address=https://cp:15012",
+            &root_flag,
+        ])
+        .expect("parses");
+        assert!(cli.discovery.client().expect("client").is_some());
+        std::fs::remove_file(&root_file).expect("cleanup");
+        let name_alone = Cli::try_parse_from([
+            "mesh-proxy",
+            "--discovery-address=https://cp:15012",
+            "--discovery-server-name=cp",
+        ]);
+        assert!(name_alone.is_err(), "a server name without a root");
     }
 
     #[test]

@@ -9,8 +9,9 @@ use tokio::net::TcpListener;
 use tonic::transport::Endpoint;
 
 use super::{
-    XdsError,
+    DiscoveryTls, XdsError,
     backoff::Backoff,
+    cause,
     held::Held,
     session::{Session, Update},
     startup::StartupProbes,
@@ -32,9 +33,11 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where to connect and who the proxy is.
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
-    /// The control plane, e.g. `http://mesh-control-plane.mesh-system:15012` (a bare
-    /// `host:port` means `http://`).
+    /// The control plane, e.g. `https://mesh-control-plane.mesh-system:15012` (a bare
+    /// `host:port` means plain `http://`).
     pub address: String,
+    /// Whom to trust as the control plane; required for, and only for, `https://`.
+    pub tls: Option<DiscoveryTls>,
     /// Use the delta stream.
     pub delta: bool,
     /// The node metadata sent on each new stream.
@@ -71,9 +74,10 @@ impl DiscoveryClient {
         } else {
             format!("http://{}", settings.address)
         };
+        let address = || settings.address.clone();
         let endpoint = Endpoint::from_shared(url)
             .map_err(|source| XdsError::Address {
-                address: settings.address.clone(),
+                address: address(),
                 source,
             })?
             .connect_timeout(CONNECT_TIMEOUT)
@@ -81,6 +85,15 @@ impl DiscoveryClient {
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
+        let https = endpoint.uri().scheme_str() == Some("https");
+        let endpoint = match (https, &settings.tls) {
+            (true, Some(tls)) => endpoint
+                .tls_config(tls.client_config())
+                .map_err(|source| XdsError::Tls { source })?,
+            (false, None) => endpoint,
+            (true, None) => return Err(XdsError::NoRootCert { address: address() }),
+            (false, Some(_)) => return Err(XdsError::RootCertWithoutTls { address: address() }),
+        };
         Ok(DiscoveryClient {
             endpoint,
             delta: settings.delta,
@@ -171,11 +184,12 @@ impl DiscoveryClient {
     }
 
     async fn open(&self) -> Result<Session, String> {
-        let channel = self
-            .endpoint
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect to the control plane: {e}"))?;
+        let channel = self.endpoint.connect().await.map_err(|e| {
+            format!(
+                "cannot connect to the control plane: {}",
+                cause::explain(&e)
+            )
+        })?;
         Session::open(channel, self.delta, &self.node, &self.held)
             .await
             .map_err(|status| {

@@ -1,0 +1,94 @@
+//! The mesh's certificate authority: the root every mesh certificate chains to, and the
+//! discovery server's serving certificate signed by it.
+//!
+//! The root is loaded from `--ca-cert`/`--ca-key` when given, else generated at start and
+//! written to `--root-cert-out` for proxies to trust (`--discovery-root-cert`). In a cluster the
+//! root and its key would live in a Secret and the root certificate would be published to
+//! every namespace in a ConfigMap; neither exists yet. `MeshRoot::issue` is the one signing
+//! path, so SPIFFE workload certificates can be issued from the same root later.
+
+mod args;
+mod root;
+mod serving;
+
+use std::{path::PathBuf, time::Duration};
+
+use time::OffsetDateTime;
+
+pub use args::CaArgs;
+pub use root::MeshRoot;
+pub use serving::{DISCOVERY_NAMES, ServingCert};
+
+/// Certificates start this long before they are made, so peers whose clocks lag accept them.
+const CLOCK_SKEW: Duration = Duration::from_secs(3600);
+
+/// Why the CA cannot load, make or hand out a certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// A file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The CA certificate file holds no usable CA certificate.
+    #[error("{path} is not a usable CA certificate: {reason}")]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The CA key file holds no usable private key.
+    #[error(
+        "{path} is not a usable CA private key ({reason}); give the PEM PKCS#8 key \
+         (-----BEGIN PRIVATE KEY-----) that signed --ca-cert"
+    )]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The key does not belong to the certificate.
+    #[error(
+        "the key in {key} is not the key of the CA certificate in {cert}; give the matching pair"
+    )]
+    KeyMismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
+    /// A name for the serving certificate is neither a DNS name nor an IP address.
+    #[error("--xds-san {name:?} is neither a DNS name nor an IP address")]
+    SubjectName {
+        /// The name given.
+        name: String,
+    },
+    /// Key generation or signing failed.
+    #[error("cannot make a certificate: {0}")]
+    Sign(#[from] rcgen::Error),
+    /// The root certificate cannot be written.
+    #[error("cannot write the root certificate to {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// rustls refused the serving certificate and key.
+    #[error("cannot serve TLS with the discovery server's certificate: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// The validity window of a certificate made now that lasts `lifetime`.
+fn validity(lifetime: Duration) -> (OffsetDateTime, OffsetDateTime) {
+    let now = OffsetDateTime::now_utc();
+    (now - CLOCK_SKEW, now + lifetime)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,73 @@
+//! The command line of the CA and of the discovery port's TLS.
+
+use std::{path::PathBuf, sync::Arc};
+
+use rustls::ServerConfig;
+
+use super::{CaError, MeshRoot, ServingCert};
+
+/// CA options; every option also reads from the environment variable named.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CaArgs {
+    /// The mesh root CA certificate (PEM), with --ca-key; without both, a root is generated at
+    /// start (and proxies must be given the new one).
+    #[arg(long, env = "MESH_CA_CERT", requires = "ca_key")]
+    pub ca_cert: Option<PathBuf>,
+    /// The mesh root CA's private key (PEM, PKCS#8).
+    #[arg(long, env = "MESH_CA_KEY", requires = "ca_cert")]
+    pub ca_key: Option<PathBuf>,
+    /// Write the root certificate (PEM) to this file, for proxies' --discovery-root-cert.
+    #[arg(long, env = "MESH_ROOT_CERT_OUT")]
+    pub root_cert_out: Option<PathBuf>,
+    /// Another name (DNS name or IP address) for the discovery server's certificate, besides
+    /// mesh-control-plane[.mesh-system[.svc[.cluster.local]]]; repeat or separate with commas.
+    #[arg(long = "xds-san", env = "MESH_XDS_SANS", value_delimiter = ',')]
+    pub xds_sans: Vec<String>,
+    /// Serve the discovery API as plain h2c, without TLS: only for clients that cannot speak
+    /// TLS (the simulated proxies of tests).
+    #[arg(long, env = "MESH_PLAINTEXT_XDS",
+        conflicts_with_all = ["ca_cert", "ca_key", "root_cert_out", "xds_sans"])]
+    pub plaintext_xds: bool,
+}
+
+impl CaArgs {
+    /// The mesh root: loaded from --ca-cert and --ca-key, else generated; written to
+    /// --root-cert-out when given.
+    pub fn root(&self) -> Result<MeshRoot, CaError> {
+        let (root, generated) = match (&self.ca_cert, &self.ca_key) {
+            (Some(cert), Some(key)) => {
+                tracing::info!(cert = %cert.display(), "loading the mesh root CA");
+                (MeshRoot::load(cert, key)?, false)
+            }
+            _ => {
+                tracing::info!(
+                    "generating a mesh root CA (give --ca-cert and --ca-key to keep one across restarts)"
+                );
+                (MeshRoot::generate()?, true)
+            }
+        };
+        match &self.root_cert_out {
+            Some(path) => {
+                root.write_cert(path)?;
+                tracing::info!(path = %path.display(), "mesh root certificate written");
+            }
+            None if generated => tracing::warn!(
+                "no --root-cert-out: proxies cannot get the generated root to trust the discovery server"
+            ),
+            None => {}
+        }
+        Ok(root)
+    }
+
+    /// The discovery port's TLS config, or `None` with --plaintext-xds.
+    pub fn discovery_tls(&self) -> Result<Option<Arc<ServerConfig>>, CaError> {
+        if self.plaintext_xds {
+            tracing::warn!("--plaintext-xds: the discovery API is served without TLS");
+            return Ok(None);
+        }
+        let root = self.root()?;
+        ServingCert::issue(&root, &self.xds_sans)?
+            .server_config()
+            .map(Some)
+    }
+}
