@@ -26,12 +26,12 @@ const CLOCK_SKEW: Duration = Duration::from_secs(3600);
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
     /// A file cannot be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The CA certificate file holds no usable CA certificate.
     #[error("{path} is not a usable CA certificate: {reason}")]
@@ -70,18 +70,31 @@ pub enum CaError {
     },
     /// Key generation or signing failed.
     #[error("cannot make a certificate: {0}")]
-    Sign(#[from] rcgen::Error),
+    Sign(rcgen::Error),
     /// The root certificate cannot be written.
-    #[error("cannot write the root certificate to {path}: {source}")]
+    #[error("cannot write the root certificate to {path}: {error}")]
     Write {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// rustls refused the serving certificate and key.
     #[error("cannot serve TLS with the discovery server's certificate: {0}")]
-    Tls(#[from] rustls::Error),
+    Tls(rustls::Error),
+}
+
+// The causes are part of the messages (not error sources), so a printed chain says each once.
+impl From<rcgen::Error> for CaError {
+    fn from(error: rcgen::Error) -> Self {
+        CaError::Sign(error)
+    }
+}
+
+impl From<rustls::Error> for CaError {
+    fn from(error: rustls::Error) -> Self {
+        CaError::Tls(error)
+    }
 }
 
 /// The validity window of a certificate made now that lasts `lifetime`.

@@ -56,12 +56,12 @@ pub enum XdsError {
         address: String,
     },
     /// The root certificate file cannot be read.
-    #[error("cannot read the discovery root certificate {path}: {source}")]
+    #[error("cannot read the discovery root certificate {path}: {error}")]
     RootCertFile {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The root certificate file holds no usable certificate.
     #[error("the discovery root certificate {path} is not usable: {reason}")]
@@ -78,10 +78,10 @@ pub enum XdsError {
         name: String,
     },
     /// tonic refused the TLS settings.
-    #[error("cannot set up TLS to the control plane: {source}")]
+    #[error("cannot set up TLS to the control plane: {error}")]
     Tls {
         /// Why.
-        source: tonic::transport::Error,
+        error: tonic::transport::Error,
     },
     /// The labels file cannot be read.
     #[error("cannot read the pod labels file {path}: {source}")]

@@ -124,9 +124,9 @@ impl MeshRoot {
     /// Writes the root certificate (PEM) to `path`, replacing it whole so that no reader ever
     /// sees half a file.
     pub fn write_cert(&self, path: &Path) -> Result<(), CaError> {
-        let failed = |source| CaError::Write {
+        let failed = |error| CaError::Write {
             path: path.to_owned(),
-            source,
+            error,
         };
         let mut partial = path.as_os_str().to_owned();
         partial.push(".partial");
@@ -138,9 +138,9 @@ impl MeshRoot {
 
 /// Reads a PEM file as text.
 fn read(path: &Path) -> Result<String, CaError> {
-    fs::read_to_string(path).map_err(|source| CaError::Read {
+    fs::read_to_string(path).map_err(|error| CaError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })
 }
 

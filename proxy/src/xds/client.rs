@@ -89,7 +89,7 @@ impl DiscoveryClient {
         let endpoint = match (https, &settings.tls) {
             (true, Some(tls)) => endpoint
                 .tls_config(tls.client_config())
-                .map_err(|source| XdsError::Tls { source })?,
+                .map_err(|error| XdsError::Tls { error })?,
             (false, None) => endpoint,
             (true, None) => return Err(XdsError::NoRootCert { address: address() }),
             (false, Some(_)) => return Err(XdsError::RootCertWithoutTls { address: address() }),

@@ -25,9 +25,9 @@ impl DiscoveryTls {
     /// Trusts the PEM certificates in `root_cert` (the mesh root); the control plane's
     /// certificate must be valid for `server_name`, or for the address's host when `None`.
     pub fn load(root_cert: &Path, server_name: Option<String>) -> Result<Self, XdsError> {
-        let pem = std::fs::read(root_cert).map_err(|source| XdsError::RootCertFile {
+        let pem = std::fs::read(root_cert).map_err(|error| XdsError::RootCertFile {
             path: root_cert.to_owned(),
-            source,
+            error,
         })?;
         let invalid = |reason: String| XdsError::RootCert {
             path: root_cert.to_owned(),
