@@ -1,8 +1,8 @@
 //! The discovery server over TLS, with the serving certificate the CA issued, against the real
-//! proxy client and real handshakes: a proxy that trusts the mesh root gets its config; one
-//! with the wrong root or expecting another name stays not ready, logs why and retries, and
-//! disturbs no other proxy. The binary serves TLS with the root it writes or the one it is
-//! given.
+//! proxy client and real handshakes: a proxy that trusts the mesh root gets its config, even
+//! while another client stalls its handshake; one with the wrong root or expecting another
+//! name stays not ready, logs why and retries, and disturbs no other proxy. The binary serves
+//! TLS with the root it writes or the one it is given.
 
 use std::{
     io::{Read, Write},
@@ -201,11 +201,18 @@ async fn a_proxy_that_trusts_the_mesh_root_gets_its_config_over_tls() {
     let root = MeshRoot::generate().expect("root");
     let cp = TlsControlPlane::start(&root).await;
     let root_cert = root_file(&dir, &root);
+    // A client that connects and never starts its handshake holds up no one else.
+    let _silent = tokio::net::TcpStream::connect(cp.addr)
+        .await
+        .expect("connects");
 
     // Named by the address's IP, and by the Service name a cluster would use.
     let url = format!("https://{}", cp.addr);
     let mut by_ip = client(&url, "by-ip", &root_cert, None);
-    let (snapshot, _) = by_ip.first_config(None).await;
+    // Well within the silent client's 10 s handshake deadline.
+    let (snapshot, _) = tokio::time::timeout(Duration::from_secs(5), by_ip.first_config(None))
+        .await
+        .expect("not held up by the silent client");
     assert!(snapshot.cluster("web").is_some(), "the pushed cluster");
     let name = Some("mesh-control-plane.mesh-system.svc");
     let mut by_name = client(&url, "by-name", &root_cert, name);
