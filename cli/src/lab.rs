@@ -1,4 +1,4 @@
-//! `mesh lab up|status|exec|logs|down`.
+//! `mesh lab up|status|exec|logs|scale|down`.
 
 use std::{
     io::{BufRead, BufReader},
@@ -11,7 +11,7 @@ use std::{
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use mesh_lab::{
-    netns,
+    control, netns,
     state::{self, LabState},
     status,
     supervisor::{self, Lab, LabOptions},
@@ -72,6 +72,18 @@ enum LabCommand {
         #[arg(short, long)]
         container: Option<String>,
     },
+    /// Set a Deployment's number of pods in the running lab (the control plane and the
+    /// sidecars follow).
+    Scale {
+        /// The Deployment: deploy/NAME (or deployment/NAME).
+        deployment: String,
+        /// How many pods it should have.
+        #[arg(long)]
+        replicas: u32,
+        /// The Deployment's namespace.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+    },
     /// Stop the lab and remove every namespace, link, rule, process and file it made
     /// (also after a crash of `up`).
     Down,
@@ -109,6 +121,11 @@ pub fn run(args: LabArgs) -> ExitCode {
             namespace,
             container,
         } => logs(&args.name, &pod, namespace.as_deref(), container.as_deref()),
+        LabCommand::Scale {
+            deployment,
+            replicas,
+            namespace,
+        } => scale(&args.name, &deployment, replicas, namespace),
         LabCommand::Down => down(&args.name),
     };
     result.unwrap_or_else(|error| {
@@ -294,6 +311,29 @@ fn logs(
         print!("{text}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn scale(
+    name: &str,
+    deployment: &str,
+    replicas: u32,
+    namespace: String,
+) -> anyhow::Result<ExitCode> {
+    let Some(("deploy" | "deployment", deployment)) = deployment.split_once('/') else {
+        anyhow::bail!("{deployment:?} is not a Deployment; write deploy/NAME");
+    };
+    let request = control::Request::Scale {
+        namespace,
+        deployment: deployment.to_owned(),
+        replicas,
+    };
+    match control::send(&control::socket_path(name), &request)? {
+        control::Reply::Done(what) => {
+            println!("{what}");
+            Ok(ExitCode::SUCCESS)
+        }
+        control::Reply::Failed(why) => anyhow::bail!("{why}"),
+    }
 }
 
 fn down(name: &str) -> anyhow::Result<ExitCode> {

@@ -3,7 +3,9 @@
 //! are ready) each Service port's endpoints. A pure function of the manifests: no side effects.
 
 mod addresses;
+mod control_plane;
 mod pods;
+mod scale;
 mod services;
 #[cfg(test)]
 mod tests;
@@ -16,6 +18,10 @@ pub use addresses::{
     CLUSTER_DNS_IP, CLUSTER_DOMAIN, NODE_NETWORK_PREFIX, POD_CIDR, SERVICE_CIDR, node_ip,
     node_pod_gateway, node_pod_subnet,
 };
+pub use control_plane::{
+    CONTROL_PLANE_NAME, CONTROL_PLANE_NAMESPACE, DISCOVERY_PORT, MONITORING_PORT, discovery_address,
+};
+pub use scale::ScaleChange;
 
 use crate::manifest::Manifests;
 
@@ -144,7 +150,7 @@ pub enum Readiness {
 }
 
 /// A transport protocol of a port.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Protocol {
     /// TCP.
     Tcp,

@@ -11,7 +11,7 @@ use std::{
 };
 
 use crate::{
-    cluster::{ContainerPlan, PodPlan, Readiness},
+    cluster::{ContainerPlan, PodPlan, Readiness, discovery_address},
     netns::{self, CommandError},
 };
 
@@ -19,6 +19,8 @@ use crate::{
 pub const PROXY_CONTAINER: &str = "mesh-proxy";
 /// The proxy's health port (`/healthz/ready`).
 const PROXY_HEALTH_PORT: u16 = 15021;
+/// The proxy's admin port (`/config_dump`; localhost only).
+const PROXY_ADMIN_PORT: u16 = 15000;
 /// How long one probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -84,11 +86,12 @@ impl Launcher {
         result.map(drop)
     }
 
-    /// Starts the sidecar in the pod's namespace as uid/gid 1337.
+    /// Starts the sidecar in the pod's namespace as uid/gid 1337, taking its config from the
+    /// control plane with the pod's metadata, as the injector sets it up.
     pub fn spawn_proxy(
         &self,
         netns_name: &str,
-        config: &Path,
+        pod: &PodPlan,
         log: &Path,
     ) -> std::io::Result<tokio::process::Child> {
         let proxy = self.bin_dir.join("mesh-proxy");
@@ -99,11 +102,20 @@ impl Launcher {
             "--clear-groups",
             "--",
             &proxy.display().to_string(),
-            "--config",
-            &config.display().to_string(),
+            "--discovery-address",
+            &discovery_address(),
         ]
         .map(str::to_owned);
-        self.spawn(netns_name, &argv, &[], log)
+        let labels: Vec<String> = pod.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let env = [
+            ("POD_NAME", pod.name.clone()),
+            ("POD_NAMESPACE", pod.namespace.clone()),
+            ("POD_IP", pod.ip.to_string()),
+            ("SERVICE_ACCOUNT", pod.service_account.clone()),
+            ("MESH_POD_LABELS", labels.join(",")),
+        ]
+        .map(|(k, v)| (k.to_owned(), v));
+        self.spawn(netns_name, &argv, &env, log)
     }
 
     /// Starts one container's command in the pod's namespace.
@@ -167,6 +179,24 @@ pub fn proxy_ready(netns_name: &str) -> bool {
             path: "/healthz/ready".to_owned(),
         },
     )
+}
+
+/// The sidecar's running config (its admin `/config_dump`), asked from inside the pod's
+/// namespace; `None` while it does not answer.
+pub fn sidecar_config(netns_name: &str) -> Option<serde_json::Value> {
+    let fetch = || {
+        let mut stream = connect(PROXY_ADMIN_PORT)?;
+        stream.set_read_timeout(Some(PROBE_TIMEOUT)).ok()?;
+        let request = format!(
+            "GET /config_dump HTTP/1.1\r\nhost: 127.0.0.1:{PROXY_ADMIN_PORT}\r\nconnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).ok()?;
+        let start = response.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        serde_json::from_slice(&response[start..]).ok()
+    };
+    netns::run_inside(netns_name, fetch).ok().flatten()
 }
 
 /// Runs one readiness check from inside the pod's namespace, against 127.0.0.1 (so a meshed

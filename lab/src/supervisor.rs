@@ -1,34 +1,36 @@
-//! A running lab: builds the network, serves cluster DNS, runs every pod's processes (restarting
-//! them as kubelet would), probes readiness, and on every readiness change resyncs what depends
-//! on endpoints: kube-proxy's rules on each node, DNS records, and the sidecars' config.
+//! A running lab: builds the network, serves cluster DNS, runs the control plane and every
+//! pod's processes (restarting them as kubelet would), probes readiness, and on every readiness
+//! change resyncs what depends on endpoints: kube-proxy's rules on each node, DNS records, and
+//! the cluster folder the control plane reads (from which it pushes the sidecars' config).
+//! Deployments can be scaled while it runs, by [`Lab::scale`] or `mesh lab scale`.
+
+mod convergence;
+mod resync;
+mod runtime;
+mod scale;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     net::{Ipv4Addr, SocketAddr},
     path::PathBuf,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
 use tokio::{sync::watch, task::JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cluster::{
-        CLUSTER_DNS_IP, CLUSTER_DOMAIN, ClusterPlan, POD_CIDR, PodPlan, PodRole, Protocol,
-        ServiceKind,
-    },
-    dns::{
-        self, ClusterDns, DnsRecords, HeadlessEndpoint, PortProtocol, ServiceAddress,
-        ServicePortName,
-    },
-    kubeproxy::{self, KubeProxy, ProxierConfig},
+    cluster::{CLUSTER_DNS_IP, CLUSTER_DOMAIN, ClusterPlan, PodPlan, PodRole},
+    control,
+    dns::{self, ClusterDns},
+    kubeproxy::{self, KubeProxy},
     manifest::Manifests,
     netns,
-    pods::{self, Launcher, PROXY_CONTAINER},
-    proxyconfig::proxy_config,
+    pods::{Launcher, PROXY_CONTAINER},
     state::{self, ContainerStatus, LabState, PodStatus},
     topology::{self, LabNames},
 };
@@ -42,19 +44,19 @@ pub struct LabOptions {
     pub manifests: PathBuf,
     /// How many nodes.
     pub nodes: u8,
-    /// Where mesh-proxy, mesh-init and mesh-workload are.
+    /// Where mesh-proxy, mesh-init, mesh-control-plane and mesh-workload are.
     pub bin_dir: PathBuf,
     /// How long `start` waits for every pod to be ready.
     pub ready_timeout: Duration,
 }
 
-/// Why a lab could not start.
+/// Why a lab could not start or change.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     /// The manifests could not be read.
     #[error(transparent)]
     Manifests(#[from] crate::manifest::ManifestError),
-    /// The manifests cannot run.
+    /// The manifests cannot run, or a change cannot be made.
     #[error(transparent)]
     Plan(#[from] crate::cluster::PlanError),
     /// A lab of that name runs already.
@@ -102,30 +104,47 @@ pub enum LabError {
 /// A running lab. Dropping it without [`Lab::stop`] still removes everything it made.
 pub struct Lab {
     shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
 
 struct Shared {
     names: LabNames,
-    plan: ClusterPlan,
+    manifests: Manifests,
     launcher: Launcher,
+    /// The state, with the plan it runs (scaling changes it).
     state: Mutex<LabState>,
     dns: ClusterDns,
     kube_proxies: Mutex<Vec<KubeProxy>>,
     resync: tokio::sync::Notify,
     ready: watch::Sender<usize>,
-    /// Bumped on every readiness change (under the state lock).
+    /// Bumped on every readiness or pod change (under the state lock).
     generation: AtomicU64,
-    /// The generation whose endpoints the last successful resync applied.
+    /// The generation whose endpoints the last successful resync wrote (rules, DNS, folder).
+    written: watch::Sender<u64>,
+    /// The generation whose endpoints the sidecars run too.
     synced: watch::Sender<u64>,
+    /// Cancelled when the lab stops; each pod's token is a child of it.
+    stop: CancellationToken,
+    /// Each started pod's stop token and task, by `namespace/name`.
+    running: Mutex<HashMap<String, RunningPod>>,
+    /// The next host-side link number (links are never reused while the lab runs).
+    next_link: AtomicUsize,
+    /// One scale at a time.
+    scaling: tokio::sync::Mutex<()>,
+}
+
+/// A started pod.
+struct RunningPod {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Lab {
     /// Builds and starts the lab, returning once every pod is ready.
     pub async fn start(options: LabOptions) -> Result<Lab, LabError> {
         let manifests = Manifests::read_dir(&options.manifests)?;
-        let plan = ClusterPlan::new(&manifests, options.nodes)?;
+        let mut plan = ClusterPlan::new(&manifests, options.nodes)?;
+        plan.add_control_plane(control_plane_argv(&options))?;
         for warning in &plan.warnings {
             tracing::warn!("{warning}");
         }
@@ -136,7 +155,7 @@ impl Lab {
 
         let built = tokio::task::spawn_blocking({
             let (options, names) = (options.clone(), names.clone());
-            move || build(options, names, plan)
+            move || build(options, names, plan, manifests)
         })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
@@ -147,38 +166,33 @@ impl Lab {
                 return Err(error);
             }
         };
-        let (stop, stopped) = watch::channel(false);
         let mut lab = Lab {
             shared: shared.clone(),
-            stop,
             tasks: JoinSet::new(),
         };
-        let io = |source| LabError::Io {
-            what: "binding cluster DNS on port 53".to_owned(),
-            source,
+        let io = |what: &str| {
+            let what = what.to_owned();
+            move |source| LabError::Io { what, source }
         };
-        let (udp, tcp) = netns::run_inside(&dns_pod_netns(&shared), bind_dns)?.map_err(io)?;
-        let udp = tokio::net::UdpSocket::from_std(udp).map_err(io)?;
-        let tcp = tokio::net::TcpListener::from_std(tcp).map_err(io)?;
-        let dns_server = shared.dns.clone().serve(udp, tcp);
-        let mut dns_stopped = stopped.clone();
-        lab.tasks.spawn(async move {
-            tokio::select! {
-                () = dns_server => {}
-                _ = dns_stopped.changed() => {}
-            }
-        });
-        lab.tasks
-            .spawn(resync_loop(shared.clone(), stopped.clone()));
-        lab.tasks.spawn(probe_loop(shared.clone(), stopped.clone()));
-        for pod in shared
-            .plan
-            .pods
-            .iter()
-            .filter(|p| matches!(p.role, PodRole::Containers(_)))
-        {
-            lab.tasks
-                .spawn(run_pod(shared.clone(), pod.clone(), stopped.clone()));
+        let dns_io = io("binding cluster DNS on port 53");
+        let (udp, tcp) = netns::run_inside(&dns_pod_netns(&shared), bind_dns)?.map_err(dns_io)?;
+        let udp = tokio::net::UdpSocket::from_std(udp).map_err(io("cluster DNS"))?;
+        let tcp = tokio::net::TcpListener::from_std(tcp).map_err(io("cluster DNS"))?;
+        let control = control::bind(&control::socket_path(&options.name))
+            .map_err(io("binding the supervisor's socket"))?;
+        lab.spawn_until_stopped(shared.dns.clone().serve(udp, tcp));
+        lab.spawn_until_stopped(control::serve(control, {
+            let shared = shared.clone();
+            move |request| scale::answer(shared.clone(), request)
+        }));
+        lab.spawn_until_stopped(resync::resync_loop(shared.clone()));
+        lab.spawn_until_stopped(convergence::convergence_loop(shared.clone()));
+        lab.spawn_until_stopped(runtime::probe_loop(shared.clone()));
+        // The control plane first: meshed pods wait for it before their sidecars start.
+        let mut pods = shared.lock_state().plan.pods.clone();
+        pods.sort_by_key(|p| !p.name.starts_with(crate::cluster::CONTROL_PLANE_NAME));
+        for pod in pods {
+            shared.start_pod(pod);
         }
         shared.resync.notify_one();
         lab.wait_ready(options.ready_timeout).await?;
@@ -190,8 +204,8 @@ impl Lab {
         self.shared.lock_state().clone()
     }
 
-    /// Waits until `condition` holds for the state whose readiness the rules, DNS and
-    /// sidecars have all applied; false if `timeout` passes first.
+    /// Waits until `condition` holds for the state whose readiness the rules, DNS and the
+    /// sidecars (through the control plane) have all applied; false if `timeout` passes first.
     pub async fn wait_until(
         &self,
         condition: impl Fn(&LabState) -> bool,
@@ -221,13 +235,28 @@ impl Lab {
     /// Stops every process (SIGTERM, then SIGKILL after a grace period) and removes every
     /// namespace, link, rule and file the lab made.
     pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
+        self.shared.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
+        let running: Vec<RunningPod> = self.shared.lock_running().drain().map(|(_, p)| p).collect();
+        for pod in running {
+            let _ = pod.task.await;
+        }
         teardown(&self.shared.names);
     }
 
+    /// Runs `task` until the lab stops.
+    fn spawn_until_stopped(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        let stop = self.shared.stop.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = task => {}
+                () = stop.cancelled() => {}
+            }
+        });
+    }
+
     async fn wait_ready(&self, timeout: Duration) -> Result<(), LabError> {
-        let total = self.shared.plan.pods.len();
+        let total = self.shared.lock_state().pods.len();
         let mut ready = self.shared.ready.subscribe();
         let mut synced = self.shared.synced.subscribe();
         let shared = &self.shared;
@@ -268,9 +297,12 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if !*self.stop.borrow() {
-            let _ = self.stop.send(true);
+        if !self.shared.stop.is_cancelled() {
+            self.shared.stop.cancel();
             self.tasks.abort_all();
+            for (_, pod) in self.shared.lock_running().drain() {
+                pod.task.abort();
+            }
             teardown(&self.shared.names);
         }
     }
@@ -282,6 +314,23 @@ pub fn teardown(names: &LabNames) {
         tracing::warn!("teardown: {error}");
     }
     let _ = std::fs::remove_dir_all(state::lab_dir(&names.lab));
+}
+
+/// The cluster folder: what the lab's API server would show, written on every resync.
+fn cluster_dir(lab: &str) -> PathBuf {
+    state::lab_dir(lab).join("cluster")
+}
+
+/// The control plane reads the user's manifests with the cluster folder layered over them
+/// (so a Service there, with its ClusterIP, replaces the user's).
+fn control_plane_argv(options: &LabOptions) -> Vec<String> {
+    vec![
+        "mesh-control-plane".to_owned(),
+        "--manifests".to_owned(),
+        options.manifests.display().to_string(),
+        "--manifests".to_owned(),
+        cluster_dir(&options.name).display().to_string(),
+    ]
 }
 
 fn refuse_if_running(name: &str) -> Result<(), LabError> {
@@ -301,43 +350,20 @@ fn refuse_if_running(name: &str) -> Result<(), LabError> {
 }
 
 /// Builds the network and the shared state (blocking: runs `ip` and `iptables-restore`).
-fn build(options: LabOptions, names: LabNames, plan: ClusterPlan) -> Result<Shared, LabError> {
+fn build(
+    options: LabOptions,
+    names: LabNames,
+    plan: ClusterPlan,
+    manifests: Manifests,
+) -> Result<Shared, LabError> {
     topology::build_nodes(&names, &plan)?;
     let launcher = Launcher {
         bin_dir: options.bin_dir.clone(),
     };
     let mut pods = BTreeMap::new();
     for (index, pod) in plan.pods.iter().enumerate() {
-        let node = plan
-            .nodes
-            .iter()
-            .find(|n| n.name == pod.node)
-            .unwrap_or_else(|| unreachable!("the plan places pods on its nodes"));
-        topology::add_pod(&names, pod, node.gateway, index)?;
-        let netns_name = names.pod(pod);
-        let resolv = dns::resolv_conf(&pod.namespace, CLUSTER_DOMAIN, CLUSTER_DNS_IP);
-        launcher
-            .write_pod_files(&netns_name, pod, &resolv)
-            .map_err(|source| LabError::Io {
-                what: format!("/etc/netns/{netns_name}"),
-                source,
-            })?;
-        let mut containers: BTreeMap<String, ContainerStatus> = pod
-            .containers()
-            .iter()
-            .map(|c| (c.name.clone(), ContainerStatus::default()))
-            .collect();
-        if pod.meshed {
-            containers.insert(PROXY_CONTAINER.to_owned(), ContainerStatus::default());
-        }
-        pods.insert(
-            pod.key(),
-            PodStatus {
-                netns: netns_name,
-                ready: false,
-                containers,
-            },
-        );
+        add_pod_network(&names, &plan, &launcher, pod, index)?;
+        pods.insert(pod.key(), pod_status(&names, pod));
     }
     let mut kube_proxies = Vec::new();
     for node in &plan.nodes {
@@ -359,21 +385,70 @@ fn build(options: LabOptions, names: LabNames, plan: ClusterPlan) -> Result<Shar
         what: "the lab's state file".to_owned(),
         source,
     })?;
-    let dns = ClusterDns::new(dns_records(&plan, |_| false)?);
+    // The control plane finds the cluster as it is (nothing ready yet) when it starts.
+    resync::write_cluster_folder(&names.lab, &plan, &manifests, |_| false)?;
+    let dns = ClusterDns::new(resync::dns_records(&plan, |_| false)?);
     let (ready, _) = watch::channel(0);
+    let (written, _) = watch::channel(0);
     let (synced, _) = watch::channel(0);
     Ok(Shared {
         names,
-        plan,
+        manifests,
         launcher,
+        next_link: AtomicUsize::new(plan.pods.len()),
         state: Mutex::new(state),
         dns,
         kube_proxies: Mutex::new(kube_proxies),
         resync: tokio::sync::Notify::new(),
         ready,
         generation: AtomicU64::new(0),
+        written,
         synced,
+        stop: CancellationToken::new(),
+        running: Mutex::new(HashMap::new()),
+        scaling: tokio::sync::Mutex::new(()),
     })
+}
+
+/// Creates the pod's namespace on its node's bridge and its /etc files (blocking).
+fn add_pod_network(
+    names: &LabNames,
+    plan: &ClusterPlan,
+    launcher: &Launcher,
+    pod: &PodPlan,
+    link: usize,
+) -> Result<(), LabError> {
+    let node = plan
+        .nodes
+        .iter()
+        .find(|n| n.name == pod.node)
+        .unwrap_or_else(|| unreachable!("the plan places pods on its nodes"));
+    topology::add_pod(names, pod, node.gateway, link)?;
+    let netns_name = names.pod(pod);
+    let resolv = dns::resolv_conf(&pod.namespace, CLUSTER_DOMAIN, CLUSTER_DNS_IP);
+    launcher
+        .write_pod_files(&netns_name, pod, &resolv)
+        .map_err(|source| LabError::Io {
+            what: format!("/etc/netns/{netns_name}"),
+            source,
+        })
+}
+
+/// A new pod's status: every container waiting.
+fn pod_status(names: &LabNames, pod: &PodPlan) -> PodStatus {
+    let mut containers: BTreeMap<String, ContainerStatus> = pod
+        .containers()
+        .iter()
+        .map(|c| (c.name.clone(), ContainerStatus::default()))
+        .collect();
+    if pod.meshed {
+        containers.insert(PROXY_CONTAINER.to_owned(), ContainerStatus::default());
+    }
+    PodStatus {
+        netns: names.pod(pod),
+        ready: false,
+        containers,
+    }
 }
 
 /// Binds the DNS sockets; runs inside the DNS pod's namespace.
@@ -387,7 +462,8 @@ fn bind_dns() -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
 }
 
 fn dns_pod_netns(shared: &Shared) -> String {
-    let pod = shared
+    let state = shared.lock_state();
+    let pod = state
         .plan
         .pods
         .iter()
@@ -401,10 +477,21 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn is_ready(&self, pod: &PodPlan) -> bool {
-        self.lock_state()
-            .pods
-            .get(&pod.key())
+    fn lock_running(&self) -> MutexGuard<'_, HashMap<String, RunningPod>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_ready(&self, key: &str) -> bool {
+        self.lock_state().pods.get(key).is_some_and(|s| s.ready)
+    }
+
+    /// Whether the control plane's pod is ready.
+    fn control_plane_ready(&self) -> bool {
+        let state = self.lock_state();
+        state
+            .plan
+            .control_plane()
+            .and_then(|pod| state.pods.get(&pod.key()))
             .is_some_and(|s| s.ready)
     }
 
@@ -435,390 +522,22 @@ impl Shared {
             return;
         }
         status.ready = ready;
+        self.changed(&state);
+        drop(state);
+        tracing::info!(pod = key, ready, "readiness changed");
+    }
+
+    /// After a change of readiness or pods (under the state lock): bumps the generation,
+    /// records the state, asks for a resync and tells readiness waiters.
+    fn changed(&self, state: &LabState) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         let count = state.pods.values().filter(|p| p.ready).count();
         let _ = state.write();
-        drop(state);
-        tracing::info!(pod = key, ready, "readiness changed");
         self.resync.notify_one();
         self.ready.send_replace(count);
     }
 
-    fn proxy_config_path(&self, pod: &PodPlan) -> PathBuf {
-        state::lab_dir(&self.names.lab)
-            .join("proxy")
-            .join(format!("{}_{}.json", pod.namespace, pod.name))
-    }
-
     fn log(&self, pod: &PodPlan, container: &str) -> PathBuf {
         state::log_file(&self.names.lab, &pod.key(), container)
-    }
-}
-
-/// Brings kube-proxy rules, DNS and sidecar configs in line with readiness, whenever asked.
-async fn resync_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = shared.resync.notified() => {}
-            _ = stopped.changed() => return,
-        }
-        let work = shared.clone();
-        let result = tokio::task::spawn_blocking(move || resync(&work)).await;
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!("resync failed: {error}"),
-            Err(error) => tracing::error!("resync panicked: {error}"),
-        }
-    }
-}
-
-fn resync(shared: &Shared) -> Result<(), LabError> {
-    let (ready, generation) = {
-        let state = shared.lock_state();
-        let ready: BTreeMap<String, bool> = state
-            .pods
-            .iter()
-            .map(|(k, s)| (k.clone(), s.ready))
-            .collect();
-        (ready, shared.generation.load(Ordering::SeqCst))
-    };
-    let is_ready = |pod: &PodPlan| ready.get(&pod.key()).copied().unwrap_or(false);
-    let ports = kube_proxy_ports(&shared.plan, is_ready);
-    let config = ProxierConfig {
-        cluster_cidr: POD_CIDR,
-    };
-    for proxy in shared
-        .kube_proxies
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter_mut()
-    {
-        proxy
-            .sync(&config, &ports)
-            .map_err(|source| LabError::KubeProxy {
-                node: proxy.netns().to_owned(),
-                source,
-            })?;
-    }
-    shared.dns.update(dns_records(&shared.plan, is_ready)?);
-    let proxies =
-        serde_json::to_vec_pretty(&proxy_config(&shared.plan, is_ready)).map_err(|e| {
-            LabError::Io {
-                what: "the sidecar config".to_owned(),
-                source: std::io::Error::other(e),
-            }
-        })?;
-    for pod in shared.plan.pods.iter().filter(|p| p.meshed) {
-        write_proxy_config(shared, pod, &proxies)?;
-        let pid = shared
-            .lock_state()
-            .pods
-            .get(&pod.key())
-            .and_then(|s| s.containers.get(PROXY_CONTAINER))
-            .filter(|c| c.ready)
-            .and_then(|c| c.pid);
-        if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-            // The proxy also notices the file change by itself; the signal makes it immediate.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGHUP,
-            );
-        }
-    }
-    shared.synced.send_replace(generation);
-    Ok(())
-}
-
-fn write_proxy_config(shared: &Shared, pod: &PodPlan, config: &[u8]) -> Result<(), LabError> {
-    let path = shared.proxy_config_path(pod);
-    let io = |source| LabError::Io {
-        what: format!("sidecar config {}", path.display()),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, config).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)
-}
-
-/// Service ports with ready endpoints, as kube-proxy sees them (headless ones have no rules).
-fn kube_proxy_ports(
-    plan: &ClusterPlan,
-    ready: impl Fn(&PodPlan) -> bool,
-) -> Vec<kubeproxy::ServicePort> {
-    let mut ports = Vec::new();
-    for service in &plan.services {
-        let Some(cluster_ip) = service.cluster_ip else {
-            continue;
-        };
-        for port in &service.ports {
-            ports.push(kubeproxy::ServicePort {
-                namespace: service.namespace.clone(),
-                service: service.name.clone(),
-                port_name: port.name.clone(),
-                protocol: match port.protocol {
-                    Protocol::Tcp => kubeproxy::Protocol::Tcp,
-                    Protocol::Udp => kubeproxy::Protocol::Udp,
-                },
-                cluster_ip,
-                port: port.port,
-                node_port: port.node_port,
-                affinity_timeout: service.affinity_timeout,
-                endpoints: plan
-                    .endpoints(service, port, &ready)
-                    .into_iter()
-                    .map(|e| kubeproxy::Endpoint {
-                        ip: e.ip,
-                        port: e.port,
-                    })
-                    .collect(),
-            });
-        }
-    }
-    ports
-}
-
-/// The cluster's DNS records given which pods are ready.
-fn dns_records(
-    plan: &ClusterPlan,
-    ready: impl Fn(&PodPlan) -> bool,
-) -> Result<DnsRecords, LabError> {
-    let mut builder = DnsRecords::builder(CLUSTER_DOMAIN);
-    for service in &plan.services {
-        let headless = service.kind == ServiceKind::Headless;
-        let address = match service.cluster_ip {
-            Some(ip) if !headless => ServiceAddress::ClusterIp(ip),
-            _ => {
-                let mut endpoints: Vec<HeadlessEndpoint> = Vec::new();
-                for port in service.ports.iter().take(1) {
-                    for endpoint in plan.endpoints(service, port, &ready) {
-                        let pod = plan.pod(&service.namespace, &endpoint.pod);
-                        let hostname = pod
-                            .filter(|p| p.subdomain.as_deref() == Some(&service.name))
-                            .and_then(|p| p.hostname.clone());
-                        endpoints.push(HeadlessEndpoint {
-                            ip: endpoint.ip,
-                            hostname,
-                        });
-                    }
-                }
-                ServiceAddress::Headless(endpoints)
-            }
-        };
-        let ports: Vec<ServicePortName> = service
-            .ports
-            .iter()
-            .map(|p| ServicePortName {
-                name: p.name.clone(),
-                protocol: match p.protocol {
-                    Protocol::Tcp => PortProtocol::Tcp,
-                    Protocol::Udp => PortProtocol::Udp,
-                },
-                port: p.port,
-            })
-            .collect();
-        builder.add_service(&service.namespace, &service.name, address, &ports);
-    }
-    for pod in plan.pods.iter().filter(|p| ready(p)) {
-        builder.add_pod(
-            &pod.namespace,
-            pod.ip,
-            pod.hostname.as_deref(),
-            pod.subdomain.as_deref(),
-        );
-    }
-    Ok(builder.build()?)
-}
-
-/// Probes every pod; quickly while it is not ready, then once a second.
-async fn probe_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
-    let mut round: u32 = 0;
-    loop {
-        for pod in &shared.plan.pods {
-            let was_ready = shared.is_ready(pod);
-            if was_ready && !round.is_multiple_of(4) {
-                continue;
-            }
-            let ready = probe_pod(&shared, pod).await;
-            shared.set_ready(&pod.key(), ready);
-        }
-        round = round.wrapping_add(1);
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-            _ = stopped.changed() => return,
-        }
-    }
-}
-
-async fn probe_pod(shared: &Shared, pod: &PodPlan) -> bool {
-    if pod.role == PodRole::ClusterDns {
-        return true; // served by the lab itself, bound before any pod starts
-    }
-    let (netns_name, running) = {
-        let state = shared.lock_state();
-        let Some(status) = state.pods.get(&pod.key()) else {
-            return false;
-        };
-        let running = status.containers.values().all(|c| c.pid.is_some());
-        (status.netns.clone(), running)
-    };
-    if !running {
-        return false;
-    }
-    let mut checks: Vec<crate::cluster::Readiness> = pod
-        .containers()
-        .iter()
-        .map(|c| c.readiness.clone())
-        .collect();
-    if pod.meshed {
-        checks.push(crate::cluster::Readiness::HttpGet {
-            port: 15021,
-            path: "/healthz/ready".to_owned(),
-        });
-    }
-    tokio::task::spawn_blocking(move || {
-        checks
-            .into_iter()
-            .all(|check| pods::probe(&netns_name, check))
-    })
-    .await
-    .unwrap_or(false)
-}
-
-/// Starts one pod: mesh-init and the sidecar first when meshed, then every container, each
-/// restarted with back-off when it exits, until the lab stops.
-async fn run_pod(shared: Arc<Shared>, pod: PodPlan, stopped: watch::Receiver<bool>) {
-    let netns_name = shared.names.pod(&pod);
-    let mut containers = JoinSet::new();
-    if pod.meshed {
-        let log = shared.log(&pod, "mesh-init");
-        let init = {
-            let (launcher, netns_name, pod) =
-                (shared.launcher.clone(), netns_name.clone(), pod.clone());
-            tokio::task::spawn_blocking(move || launcher.run_mesh_init(&netns_name, &pod, &log))
-                .await
-        };
-        if !matches!(init, Ok(Ok(()))) {
-            tracing::error!(pod = %pod.key(), "mesh-init failed; see `mesh lab logs {} -c mesh-init`", pod.key());
-            shared.update_container(&pod, PROXY_CONTAINER, |c| {
-                c.last_exit = Some("mesh-init failed".to_owned())
-            });
-            return;
-        }
-        let config = serde_json::to_vec(&proxy_config(&shared.plan, |p| shared.is_ready(p)))
-            .unwrap_or_default();
-        if let Err(error) = write_proxy_config(&shared, &pod, &config) {
-            tracing::error!(pod = %pod.key(), "{error}");
-            return;
-        }
-        containers.spawn(keep_running(
-            shared.clone(),
-            pod.clone(),
-            None,
-            stopped.clone(),
-        ));
-        // The app starts once its sidecar is ready, so its first calls are already meshed.
-        let mut ready_wait = stopped.clone();
-        loop {
-            let netns_name = netns_name.clone();
-            if tokio::task::spawn_blocking(move || pods::proxy_ready(&netns_name))
-                .await
-                .unwrap_or(false)
-            {
-                shared.update_container(&pod, PROXY_CONTAINER, |c| c.ready = true);
-                break;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                _ = ready_wait.changed() => return,
-            }
-        }
-    }
-    for index in 0..pod.containers().len() {
-        containers.spawn(keep_running(
-            shared.clone(),
-            pod.clone(),
-            Some(index),
-            stopped.clone(),
-        ));
-    }
-    while containers.join_next().await.is_some() {}
-}
-
-/// Runs one container (or, with `None`, the sidecar) and restarts it when it exits.
-async fn keep_running(
-    shared: Arc<Shared>,
-    pod: PodPlan,
-    container: Option<usize>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let netns_name = shared.names.pod(&pod);
-    let name = match container {
-        Some(index) => pod.containers()[index].name.clone(),
-        None => PROXY_CONTAINER.to_owned(),
-    };
-    let log = shared.log(&pod, &name);
-    let mut restarts: u32 = 0;
-    loop {
-        let spawned = match container {
-            Some(index) => {
-                shared
-                    .launcher
-                    .spawn_container(&netns_name, &pod.containers()[index], &log)
-            }
-            None => shared
-                .launcher
-                .spawn_proxy(&netns_name, &shared.proxy_config_path(&pod), &log),
-        };
-        let exit = match spawned {
-            Ok(mut child) => {
-                let pid = child.id();
-                shared.update_container(&pod, &name, |c| c.pid = pid);
-                tokio::select! {
-                    status = child.wait() => match status {
-                        Ok(status) => status.to_string(),
-                        Err(e) => e.to_string(),
-                    },
-                    _ = stopped.changed() => {
-                        terminate(child).await;
-                        return;
-                    }
-                }
-            }
-            Err(e) => format!("cannot start: {e}"),
-        };
-        let _ = pods::append(&log, &format!("[mesh lab] {name} ended: {exit}\n"));
-        restarts += 1;
-        shared.update_container(&pod, &name, |c| {
-            c.pid = None;
-            c.ready = false;
-            c.restarts = restarts;
-            c.last_exit = Some(exit);
-        });
-        shared.set_ready(&pod.key(), false);
-        // kubelet's back-off: 10 s doubling to 5 min; shorter here, a lab wants to converge fast.
-        let backoff = Duration::from_millis(100 * 2u64.pow(restarts.min(7)));
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = stopped.changed() => return,
-        }
-    }
-}
-
-/// SIGTERM, then SIGKILL after the grace period.
-async fn terminate(mut child: tokio::process::Child) {
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-    }
-    if tokio::time::timeout(Duration::from_secs(5), child.wait())
-        .await
-        .is_err()
-    {
-        let _ = child.kill().await;
     }
 }

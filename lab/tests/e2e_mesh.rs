@@ -1,4 +1,4 @@
-//! End to end on the lab with the mesh (static sidecar config): calls pass through the
+//! End to end on the lab with the mesh (sidecars configured by the control plane): calls pass through the
 //! client's and the server's sidecars, proven by both proxies' counters; the app sees the port
 //! the client meant; excluded ports bypass the sidecar; meshed and unmeshed pods call each other.
 

@@ -3,7 +3,10 @@
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
 use k8s_openapi::{
-    api::core::v1::{Container, EnvVar, PodSpec, Probe},
+    api::{
+        apps::v1::Deployment,
+        core::v1::{Container, EnvVar, PodSpec, Probe},
+    },
     apimachinery::pkg::{apis::meta::v1::ObjectMeta, util::intstr::IntOrString},
 };
 
@@ -50,37 +53,7 @@ pub fn plan(
         });
     }
     for deployment in &manifests.deployments {
-        let name = deployment.metadata.name.clone().unwrap_or_default();
-        let namespace = namespace_of(&deployment.metadata);
-        let Some(spec) = &deployment.spec else {
-            problems.push(format!("Deployment {namespace}/{name} has no spec"));
-            continue;
-        };
-        let Some(pod_spec) = &spec.template.spec else {
-            problems.push(format!(
-                "Deployment {namespace}/{name} has no spec.template.spec"
-            ));
-            continue;
-        };
-        let Some(template_meta) = &spec.template.metadata else {
-            problems.push(format!(
-                "Deployment {namespace}/{name} has no template labels"
-            ));
-            continue;
-        };
-        check_selector(&namespace, &name, deployment, template_meta, problems);
-        let replicas = spec.replicas.unwrap_or(1).max(0);
-        let template_hash = short_hash(&format!("{namespace}/{name}"), 10);
-        for replica in 0..replicas {
-            let suffix = short_hash(&format!("{namespace}/{name}/{replica}"), 5);
-            sources.push(PodSource {
-                namespace: namespace.clone(),
-                name: format!("{name}-{template_hash}-{suffix}"),
-                deployment: Some(name.clone()),
-                meta: template_meta,
-                spec: pod_spec,
-            });
-        }
+        sources.extend(deployment_pods(deployment, None, problems));
     }
     sources.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
 
@@ -117,38 +90,146 @@ pub fn plan(
             ));
             continue;
         };
-        for ignored in ignored_fields(source.spec) {
-            warnings.push(format!("Pod {key}: {ignored} is ignored by the lab"));
-        }
-        let mut pod = PodPlan {
-            namespace: source.namespace.clone(),
-            name: source.name.clone(),
-            deployment: source.deployment.clone(),
-            node: node.name.clone(),
-            ip,
-            labels: source.meta.labels.clone().unwrap_or_default(),
-            annotations: source.meta.annotations.clone().unwrap_or_default(),
-            service_account: source
-                .spec
-                .service_account_name
-                .clone()
-                .unwrap_or_else(|| "default".to_owned()),
-            hostname: source.spec.hostname.clone(),
-            subdomain: source.spec.subdomain.clone(),
-            meshed: false,
-            role: PodRole::Containers(Vec::new()),
-        };
-        pod.meshed = is_meshed(namespace, &pod.annotations, manifests, &pod.namespace);
-        let containers = source
-            .spec
-            .containers
-            .iter()
-            .filter_map(|c| container(c, &pod, node, problems, warnings))
-            .collect();
-        pod.role = PodRole::Containers(containers);
-        pods.push(pod);
+        pods.push(build(
+            &source, namespace, node, ip, manifests, problems, warnings,
+        ));
     }
     pods
+}
+
+/// The pods of a Deployment: `replicas` of them, or as many as its spec says.
+fn deployment_pods<'a>(
+    deployment: &'a Deployment,
+    replicas: Option<u32>,
+    problems: &mut Vec<String>,
+) -> Vec<PodSource<'a>> {
+    let name = deployment.metadata.name.clone().unwrap_or_default();
+    let namespace = namespace_of(&deployment.metadata);
+    let Some(spec) = &deployment.spec else {
+        problems.push(format!("Deployment {namespace}/{name} has no spec"));
+        return Vec::new();
+    };
+    let Some(pod_spec) = &spec.template.spec else {
+        problems.push(format!(
+            "Deployment {namespace}/{name} has no spec.template.spec"
+        ));
+        return Vec::new();
+    };
+    let Some(template_meta) = &spec.template.metadata else {
+        problems.push(format!(
+            "Deployment {namespace}/{name} has no template labels"
+        ));
+        return Vec::new();
+    };
+    check_selector(&namespace, &name, deployment, template_meta, problems);
+    let replicas = replicas.unwrap_or_else(|| spec.replicas.unwrap_or(1).max(0).unsigned_abs());
+    let template_hash = short_hash(&format!("{namespace}/{name}"), 10);
+    (0..replicas)
+        .map(|replica| PodSource {
+            namespace: namespace.clone(),
+            name: format!(
+                "{name}-{template_hash}-{}",
+                short_hash(&format!("{namespace}/{name}/{replica}"), 5)
+            ),
+            deployment: Some(name.clone()),
+            meta: template_meta,
+            spec: pod_spec,
+        })
+        .collect()
+}
+
+/// The pods `namespace/deployment` has at `replicas`, those `exists` does not know yet placed
+/// with `place` (given the pod's `nodeName`); problems name the Deployment.
+pub fn scaled_pods<'n>(
+    manifests: &Manifests,
+    namespaces: &[NamespacePlan],
+    namespace: &str,
+    deployment: &str,
+    replicas: u32,
+    exists: impl Fn(&str) -> bool,
+    mut place: impl FnMut(Option<&str>) -> Option<(&'n NodePlan, Ipv4Addr)>,
+) -> Result<(Vec<String>, Vec<PodPlan>), Vec<String>> {
+    let mut problems = Vec::new();
+    let Some(found) = manifests.deployments.iter().find(|d| {
+        d.metadata.name.as_deref() == Some(deployment) && namespace_of(&d.metadata) == namespace
+    }) else {
+        return Err(vec![format!(
+            "no Deployment {namespace}/{deployment} in the lab's manifests; see `mesh lab status`"
+        )]);
+    };
+    let Some(ns) = namespaces.iter().find(|n| n.name == namespace) else {
+        return Err(vec![format!("namespace {namespace} is not in the lab")]);
+    };
+    let sources = deployment_pods(found, Some(replicas), &mut problems);
+    let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+    let mut warnings = Vec::new();
+    let mut added = Vec::new();
+    for source in sources.iter().filter(|s| !exists(&s.name)) {
+        let Some((node, ip)) = place(source.spec.node_name.as_deref()) else {
+            problems.push(format!(
+                "Pod {namespace}/{}: no room on node {:?}",
+                source.name, source.spec.node_name
+            ));
+            continue;
+        };
+        added.push(build(
+            source,
+            ns,
+            node,
+            ip,
+            manifests,
+            &mut problems,
+            &mut warnings,
+        ));
+    }
+    if problems.is_empty() {
+        Ok((names, added))
+    } else {
+        Err(problems)
+    }
+}
+
+/// One pod from its source, on `node` at `ip`.
+fn build(
+    source: &PodSource<'_>,
+    namespace: &NamespacePlan,
+    node: &NodePlan,
+    ip: Ipv4Addr,
+    manifests: &Manifests,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> PodPlan {
+    let key = format!("{}/{}", source.namespace, source.name);
+    for ignored in ignored_fields(source.spec) {
+        warnings.push(format!("Pod {key}: {ignored} is ignored by the lab"));
+    }
+    let mut pod = PodPlan {
+        namespace: source.namespace.clone(),
+        name: source.name.clone(),
+        deployment: source.deployment.clone(),
+        node: node.name.clone(),
+        ip,
+        labels: source.meta.labels.clone().unwrap_or_default(),
+        annotations: source.meta.annotations.clone().unwrap_or_default(),
+        service_account: source
+            .spec
+            .service_account_name
+            .clone()
+            .unwrap_or_else(|| "default".to_owned()),
+        hostname: source.spec.hostname.clone(),
+        subdomain: source.spec.subdomain.clone(),
+        meshed: false,
+        role: PodRole::Containers(Vec::new()),
+    };
+    pod.meshed = is_meshed(namespace, &pod.annotations, manifests, &pod.namespace);
+    let containers = source
+        .spec
+        .containers
+        .iter()
+        .filter_map(|c| container(c, &pod, node, problems, warnings))
+        .collect();
+    pod.role = PodRole::Containers(containers);
+    pod
 }
 
 /// The lab's cluster DNS pod on node 1.
@@ -407,7 +488,7 @@ fn namespace_of(meta: &ObjectMeta) -> String {
 }
 
 /// A stable name suffix in Kubernetes' alphabet (no vowels, no look-alike digits).
-fn short_hash(input: &str, len: usize) -> String {
+pub(super) fn short_hash(input: &str, len: usize) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     // FNV-1a: stable across builds and platforms, which Rust's default hasher is not.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

@@ -47,13 +47,14 @@ pub fn require_root(test: &str) -> bool {
     false
 }
 
-/// The folder holding the workspace's binaries (mesh-proxy, mesh-init, mesh-workload).
+/// The folder holding the workspace's binaries (mesh-proxy, mesh-init, mesh-control-plane,
+/// mesh-workload).
 pub fn bin_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_mesh-workload"))
         .parent()
         .expect("binary folder")
         .to_path_buf();
-    for binary in ["mesh-proxy", "mesh-init"] {
+    for binary in ["mesh-proxy", "mesh-init", "mesh-control-plane"] {
         assert!(
             dir.join(binary).exists(),
             "{binary} is not built in {}; run `cargo build --workspace` first",
@@ -72,9 +73,16 @@ pub struct TestLab {
 impl TestLab {
     /// Starts lab `name` (unique per test) from manifest text.
     pub async fn start(name: &str, manifests: &str) -> TestLab {
+        TestLab::start_files(name, &[("manifests.yaml", manifests)]).await
+    }
+
+    /// Starts lab `name` from manifest files (name, text), so a test can edit one later.
+    pub async fn start_files(name: &str, files: &[(&str, &str)]) -> TestLab {
         let dir = std::env::temp_dir().join(format!("mesh-e2e-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("manifests.yaml"), manifests).unwrap();
+        for (file, text) in files {
+            std::fs::write(dir.join(file), text).unwrap();
+        }
         let lab = Lab::start(LabOptions {
             name: name.to_owned(),
             manifests: dir.clone(),
@@ -88,6 +96,46 @@ impl TestLab {
             lab,
             manifests: dir,
         }
+    }
+
+    /// Replaces a manifest file whole (a temporary file renamed over it), as an editor saves.
+    pub fn write_manifest(&self, file: &str, text: &str) {
+        let tmp = self.manifests.join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(tmp, self.manifests.join(file)).unwrap();
+    }
+
+    /// The control plane's `/debug/syncz`, read inside its pod as `mesh proxy-status` does.
+    pub async fn syncz(&self) -> Value {
+        let pod = self.pod("mesh-system", "mesh-control-plane-");
+        let netns_name = self.lab.names().pod(&pod);
+        let text = tokio::task::spawn_blocking(move || {
+            netns::run_inside(&netns_name, || http_get("127.0.0.1:15014", "/debug/syncz")).unwrap()
+        })
+        .await
+        .unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("syncz {text:?}: {e}"))
+    }
+
+    /// The endpoint addresses of `cluster` in the pod's sidecar config (its `/config_dump`).
+    pub async fn sidecar_endpoints(&self, pod: &PodPlan, cluster: &str) -> Vec<String> {
+        let netns_name = self.lab.names().pod(pod);
+        let text = tokio::task::spawn_blocking(move || {
+            netns::run_inside(&netns_name, || http_get("127.0.0.1:15000", "/config_dump")).unwrap()
+        })
+        .await
+        .unwrap();
+        let dump: Value = serde_json::from_str(&text).unwrap_or_default();
+        let mut addresses: Vec<String> = dump["config"]["endpoints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["cluster"] == cluster)
+            .flat_map(|e| e["endpoints"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| e["address"].as_str().map(str::to_owned))
+            .collect();
+        addresses.sort();
+        addresses
     }
 
     /// The first pod of `namespace` whose name starts with `prefix`.
@@ -159,6 +207,25 @@ impl TestLab {
             netns::list(&names.prefix()).is_empty(),
             "the lab left namespaces behind"
         );
+    }
+}
+
+/// Polls `check` (every 100 ms) until it returns `Some`, or panics naming `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

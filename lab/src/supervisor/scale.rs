@@ -1,0 +1,115 @@
+//! Scaling a Deployment of the running lab: the plan changes, new pods get a namespace, an
+//! address, DNS, capture rules, a sidecar and their app; surplus pods leave the endpoints first,
+//! then stop and are removed; the rules, DNS and the cluster folder follow.
+
+use std::sync::{Arc, atomic::Ordering};
+
+use super::{Lab, LabError, Shared, add_pod_network, pod_status};
+use crate::{
+    cluster::{PodPlan, ScaleChange},
+    control::{Reply, Request},
+    netns, state,
+};
+
+impl Lab {
+    /// Scales Deployment `namespace/deployment` to `replicas` pods; returns once new pods are
+    /// started (not yet ready) and surplus ones are gone.
+    pub async fn scale(
+        &self,
+        namespace: &str,
+        deployment: &str,
+        replicas: u32,
+    ) -> Result<ScaleChange, LabError> {
+        scale(&self.shared, namespace, deployment, replicas).await
+    }
+}
+
+/// Answers a request from `mesh lab`.
+pub(super) async fn answer(shared: Arc<Shared>, request: Request) -> Reply {
+    match request {
+        Request::Scale {
+            namespace,
+            deployment,
+            replicas,
+        } => match scale(&shared, &namespace, &deployment, replicas).await {
+            Ok(change) => Reply::Done(describe(&namespace, &deployment, replicas, &change)),
+            Err(error) => Reply::Failed(error.to_string()),
+        },
+    }
+}
+
+fn describe(namespace: &str, deployment: &str, replicas: u32, change: &ScaleChange) -> String {
+    let names = |pods: &[PodPlan]| {
+        pods.iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = format!("deployment {namespace}/{deployment} scaled to {replicas}");
+    if !change.added.is_empty() {
+        text.push_str(&format!("; started {}", names(&change.added)));
+    }
+    if !change.removed.is_empty() {
+        text.push_str(&format!("; removed {}", names(&change.removed)));
+    }
+    text
+}
+
+async fn scale(
+    shared: &Arc<Shared>,
+    namespace: &str,
+    deployment: &str,
+    replicas: u32,
+) -> Result<ScaleChange, LabError> {
+    let _one_at_a_time = shared.scaling.lock().await;
+    let change = {
+        let mut state = shared.lock_state();
+        let change = state
+            .plan
+            .scale(&shared.manifests, namespace, deployment, replicas)?;
+        for pod in &change.removed {
+            state.pods.remove(&pod.key());
+        }
+        for pod in &change.added {
+            state.pods.insert(pod.key(), pod_status(&shared.names, pod));
+        }
+        shared.changed(&state);
+        change
+    };
+    tracing::info!(
+        deployment = %format!("{namespace}/{deployment}"),
+        replicas,
+        added = change.added.len(),
+        removed = change.removed.len(),
+        "scaled"
+    );
+    for pod in &change.removed {
+        shared.stop_pod(&pod.key()).await;
+        let (netns_name, logs) = (
+            shared.names.pod(pod),
+            state::log_file(&shared.names.lab, &pod.key(), "any"),
+        );
+        let removed = tokio::task::spawn_blocking(move || {
+            if let Some(dir) = logs.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            netns::delete(&netns_name)
+        })
+        .await;
+        if let Ok(Err(error)) = removed {
+            tracing::warn!(pod = %pod.key(), "removing the pod's namespace: {error}");
+        }
+    }
+    for pod in &change.added {
+        let link = shared.next_link.fetch_add(1, Ordering::SeqCst);
+        let plan = shared.lock_state().plan.clone();
+        let (names, launcher, added) = (shared.names.clone(), shared.launcher.clone(), pod.clone());
+        tokio::task::spawn_blocking(move || {
+            add_pod_network(&names, &plan, &launcher, &added, link)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        shared.start_pod(pod.clone());
+    }
+    Ok(change)
+}

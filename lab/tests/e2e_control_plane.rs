@@ -1,0 +1,342 @@
+//! End to end with the control plane in the lab: a VirtualService's weights give the measured
+//! split, an edit under load reaches the sidecars within 2 s without a failed request, scaling
+//! a Deployment reaches the meshed clients, and killing the control plane leaves traffic on the
+//! last config until every proxy is SYNCED again with its restarted successor.
+
+#[path = "e2e/support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use mesh_lab::cluster::PodPlan;
+use serde_json::Value;
+use support::{TestLab, counts, eventually, require_root};
+use tokio::time::Instant;
+
+const SHOP: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop, labels: { mesh-injection: enabled } }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { app: web }
+  ports: [{ name: http, port: 80, targetPort: http }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web-v1, namespace: shop }
+spec:
+  replicas: 2
+  selector: { matchLabels: { app: web, version: v1 } }
+  template:
+    metadata: { labels: { app: web, version: v1 } }
+    spec: &web
+      containers:
+      - name: web
+        image: mesh-workload
+        env:
+        - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
+        - { name: POD_VERSION, valueFrom: { fieldRef: { fieldPath: "metadata.labels['version']" } } }
+        ports: [{ name: http, containerPort: 8080 }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web-v2, namespace: shop }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: web, version: v2 } }
+  template:
+    metadata: { labels: { app: web, version: v2 } }
+    spec:
+      containers:
+      - name: web
+        image: mesh-workload
+        env:
+        - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
+        - { name: POD_VERSION, valueFrom: { fieldRef: { fieldPath: "metadata.labels['version']" } } }
+        ports: [{ name: http, containerPort: 8080 }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: sleep, namespace: shop }
+spec:
+  selector: { matchLabels: { app: sleep } }
+  template:
+    metadata: { labels: { app: sleep } }
+    spec:
+      containers: [{ name: sleep, command: [sleep, infinity] }]
+"#;
+
+const V1: &str = "outbound|80|v1|web.shop.svc.cluster.local";
+const V2: &str = "outbound|80|v2|web.shop.svc.cluster.local";
+
+/// The DestinationRule (subsets by version) and a VirtualService with these weights.
+fn routing(v1: u32, v2: u32) -> String {
+    format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{ name: web, namespace: shop }}
+spec:
+  host: web
+  subsets:
+  - {{ name: v1, labels: {{ version: v1 }} }}
+  - {{ name: v2, labels: {{ version: v2 }} }}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{ name: web, namespace: shop }}
+spec:
+  hosts: [web]
+  http:
+  - route:
+    - {{ destination: {{ host: web, subset: v1 }}, weight: {v1} }}
+    - {{ destination: {{ host: web, subset: v2 }}, weight: {v2} }}
+"#
+    )
+}
+
+/// Starts the shop with a 90/10 split; returns once the client's sidecar knows every web pod.
+async fn start(name: &str) -> (TestLab, PodPlan) {
+    let lab = TestLab::start_files(
+        name,
+        &[("shop.yaml", SHOP), ("routing.yaml", &routing(90, 10))],
+    )
+    .await;
+    let sleep = lab.pod("shop", "sleep-");
+    wait_for_endpoints(&lab, &sleep, V1, 2).await;
+    wait_for_endpoints(&lab, &sleep, V2, 1).await;
+    (lab, sleep)
+}
+
+async fn wait_for_endpoints(lab: &TestLab, pod: &PodPlan, cluster: &str, count: usize) {
+    eventually(
+        &format!("{} knowing {count} endpoints of {cluster}", pod.name),
+        Duration::from_secs(20),
+        || async { (lab.sidecar_endpoints(pod, cluster).await.len() == count).then_some(()) },
+    )
+    .await;
+}
+
+/// The share of v2 answers, in percent.
+fn v2_percent(summary: &Value) -> f64 {
+    let versions = counts(summary, "versions");
+    let total: u64 = versions.values().sum();
+    100.0 * versions.get("v2").copied().unwrap_or(0) as f64 / total.max(1) as f64
+}
+
+/// The client proxy's acknowledged route version, once it runs what was last sent.
+fn acked_routes(syncz: &Value, pod: &str) -> Option<String> {
+    let proxy = syncz["proxies"]
+        .as_array()?
+        .iter()
+        .find(|p| p["pod"] == pod)?;
+    let routes = proxy["types"]
+        .as_array()?
+        .iter()
+        .find(|t| t["type"] == "RDS")?;
+    (routes["state"] == "SYNCED").then(|| routes["acked"].as_str().map(str::to_owned))?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_split_traffic_and_an_edit_under_load_applies_within_two_seconds() {
+    if !require_root("weights_split_traffic_and_an_edit_under_load_applies_within_two_seconds") {
+        return;
+    }
+    let (lab, sleep) = start("e2ecp1").await;
+    let split = lab
+        .call(&sleep, &["call", "http://web/", "--count", "2000"])
+        .await;
+    assert_eq!(split["ok"], 2000, "{split}");
+    let v2 = v2_percent(&split);
+    assert!(
+        (v2 - 10.0).abs() <= 3.0,
+        "90/10 measured {v2:.1}% v2: {split}"
+    );
+
+    // Continuous load across the edit: not one request may fail.
+    let before = acked_routes(&lab.syncz().await, &sleep.name).expect("the client is synced");
+    let load = {
+        let (lab, sleep) = (&lab, &sleep);
+        async move {
+            lab.call(
+                sleep,
+                &[
+                    "call",
+                    "http://web/",
+                    "--count",
+                    "8000",
+                    "--concurrency",
+                    "2",
+                ],
+            )
+            .await
+        }
+    };
+    let edit = async {
+        tokio::time::sleep(Duration::from_millis(500)).await; // the load is under way
+        let edited = Instant::now();
+        lab.write_manifest("routing.yaml", &routing(50, 50));
+        let applied = eventually(
+            "the client's sidecar acknowledging the new routes",
+            Duration::from_secs(10),
+            || async {
+                let acked = acked_routes(&lab.syncz().await, &sleep.name)?;
+                (acked != before).then(Instant::now)
+            },
+        )
+        .await;
+        let took = applied - edited;
+        eprintln!("edit to acknowledged routes: {took:?}");
+        assert!(took < Duration::from_secs(2), "the edit took {took:?}");
+        lab.call(&sleep, &["call", "http://web/", "--count", "2000"])
+            .await
+    };
+    let (during, after) = tokio::join!(load, edit);
+    assert_eq!(
+        during["failed"], 0,
+        "no request failed under the edit: {during}"
+    );
+    let during_v2 = v2_percent(&during);
+    assert!(
+        during_v2 > 13.0 && during_v2 < 47.0,
+        "the load saw both splits ({during_v2:.1}% v2), so it ran across the edit: {during}"
+    );
+    assert_eq!(after["ok"], 2000, "{after}");
+    let v2 = v2_percent(&after);
+    assert!(
+        (v2 - 50.0).abs() <= 3.0,
+        "50/50 measured {v2:.1}% v2: {after}"
+    );
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_replica_receives_traffic_through_the_meshed_clients() {
+    if !require_root("a_new_replica_receives_traffic_through_the_meshed_clients") {
+        return;
+    }
+    let (lab, sleep) = start("e2ecp2").await;
+    let change = lab.lab.scale("shop", "web-v1", 3).await.unwrap();
+    assert_eq!(change.added.len(), 1, "{change:?}");
+    assert!(change.removed.is_empty());
+    let new = change.added[0].clone();
+    assert!(new.meshed, "the new pod gets a sidecar");
+    wait_for_endpoints(&lab, &sleep, V1, 3).await;
+    let summary = lab
+        .call(&sleep, &["call", "http://web/", "--count", "600"])
+        .await;
+    assert_eq!(summary["ok"], 600, "{summary}");
+    let pods = counts(&summary, "pods");
+    assert!(
+        pods.get(&new.name).copied().unwrap_or(0) > 0,
+        "{} answered: {summary}",
+        new.name
+    );
+    // Its own sidecar received those calls (inbound), so it is meshed end to end.
+    let inbound = lab.metrics(&new).await.sum(
+        "mesh_requests_total",
+        &[("direction", "inbound"), ("response_class", "2xx")],
+    );
+    assert!(inbound > 0.0, "the new pod's sidecar saw the calls");
+
+    // And back to 2: the surplus pod leaves the endpoints and its namespace is gone.
+    let change = lab.lab.scale("shop", "web-v1", 2).await.unwrap();
+    assert_eq!(change.removed.len(), 1, "{change:?}");
+    let gone = &change.removed[0];
+    wait_for_endpoints(&lab, &sleep, V1, 2).await;
+    assert!(!mesh_lab::netns::exists(&lab.lab.names().pod(gone)));
+    let summary = lab
+        .call(&sleep, &["call", "http://web/", "--count", "200"])
+        .await;
+    assert_eq!(summary["ok"], 200, "{summary}");
+    assert!(!counts(&summary, "pods").contains_key(&gone.name));
+    let error = lab.lab.scale("shop", "nope", 1).await.unwrap_err();
+    assert!(
+        error.to_string().contains("no Deployment shop/nope"),
+        "{error}"
+    );
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_survives_a_killed_control_plane_and_every_proxy_resyncs() {
+    if !require_root("traffic_survives_a_killed_control_plane_and_every_proxy_resyncs") {
+        return;
+    }
+    let (lab, sleep) = start("e2ecp3").await;
+    let control_plane = lab.pod("mesh-system", "mesh-control-plane-");
+    let pid = lab.lab.state().pods[&control_plane.key()].containers["discovery"]
+        .pid
+        .expect("the control plane runs");
+    let load = lab.call(
+        &sleep,
+        &[
+            "call",
+            "http://web/",
+            "--count",
+            "4000",
+            "--concurrency",
+            "2",
+        ],
+    );
+    let kill_and_resync = async {
+        tokio::time::sleep(Duration::from_millis(300)).await; // the load is under way
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        // The lab restarts it as kubelet would; every sidecar reconnects and is SYNCED again.
+        let meshed: Vec<String> = lab
+            .lab
+            .state()
+            .plan
+            .pods
+            .iter()
+            .filter(|p| p.meshed)
+            .map(|p| p.name.clone())
+            .collect();
+        eventually(
+            "every proxy SYNCED with the restarted control plane",
+            Duration::from_secs(30),
+            || async {
+                let state = lab.lab.state();
+                let restarted = &state.pods[&control_plane.key()].containers["discovery"];
+                if restarted.pid.is_none_or(|p| p == pid) {
+                    return None;
+                }
+                let syncz = lab.syncz().await;
+                let proxies = syncz["proxies"].as_array()?.clone();
+                let synced = |pod: &String| {
+                    proxies.iter().any(|p| {
+                        p["pod"] == pod.as_str()
+                            && p["types"].as_array().is_some_and(|types| {
+                                types.len() == 4 && types.iter().all(|t| t["state"] == "SYNCED")
+                            })
+                    })
+                };
+                meshed.iter().all(synced).then_some(())
+            },
+        )
+        .await;
+    };
+    let (during, ()) = tokio::join!(load, kill_and_resync);
+    assert_eq!(
+        during["failed"], 0,
+        "traffic went on without the control plane: {during}"
+    );
+    let v2 = v2_percent(&during);
+    assert!(
+        (v2 - 10.0).abs() <= 3.0,
+        "on the last config, 90/10: {v2:.1}% v2"
+    );
+    assert!(
+        lab.lab.state().pods[&control_plane.key()].containers["discovery"].restarts >= 1,
+        "the control plane was restarted"
+    );
+    lab.stop().await;
+}
