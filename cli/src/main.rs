@@ -1,8 +1,14 @@
-//! `mesh`: the user's command line. Today it drives the lab (`mesh lab ...`); `proxy-status`,
-//! `tls-check`, `inject`, `analyze` and `check` arrive with the issues that build them, so
-//! nothing here claims to work that does not.
+//! `mesh`: the user's command line: the lab (`mesh lab ...`), `proxy-status` and `analyze`;
+//! `tls-check`, `inject` and `check` arrive with the issues that build them, so nothing here
+//! claims to work that does not.
 
+mod analyze;
+mod config_diff;
+mod http_get;
 mod lab;
+mod locate;
+mod proxy_status;
+mod status_table;
 
 use clap::{Parser, Subcommand};
 
@@ -18,12 +24,19 @@ struct Cli {
 enum Command {
     /// A Kubernetes-shaped cluster on this machine, from network namespaces (needs root).
     Lab(lab::LabArgs),
+    /// Each proxy's sync state with the control plane (SYNCED / NOT SENT / STALE), or for one
+    /// pod, what the control plane would send it against what its proxy runs.
+    ProxyStatus(proxy_status::ProxyStatusArgs),
+    /// Check a folder of manifests as the control plane reads it; exits 1 on any error.
+    Analyze(analyze::AnalyzeArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Lab(args) => lab::run(args),
+        Command::ProxyStatus(args) => proxy_status::run(args),
+        Command::Analyze(args) => analyze::run(args),
     }
 }
 

@@ -1,0 +1,225 @@
+//! `mesh proxy-status [POD]`: every proxy's sync state as the control plane records it, or for
+//! one pod, what the control plane would send it compared with what its proxy runs.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use mesh_control_plane::xds::SyncStatus;
+use serde_json::Value;
+
+use crate::{
+    config_diff::{self, Comparison, Sides},
+    http_get::Endpoint,
+    locate, status_table,
+};
+
+/// Exit status when a pod's config differs from what the control plane would send.
+const DIFFERS: u8 = 1;
+
+/// Exit status when the control plane or the proxy cannot be asked.
+const FAILED: u8 = 2;
+
+/// `mesh proxy-status` options.
+#[derive(Args)]
+#[command(
+    after_help = "Exit status: 0 when the table is printed or POD runs what the control \
+plane would send it; 1 when POD's config differs; 2 when the control plane or the proxy could \
+not be asked."
+)]
+pub struct ProxyStatusArgs {
+    /// A pod to compare, NAME.NAMESPACE (or NAME with -n): what the control plane would send
+    /// it against what its proxy runs (its /config_dump).
+    pod: Option<String>,
+    /// The pod's namespace, when POD is a bare name.
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// The control plane's monitoring URL, e.g. http://127.0.0.1:15014 (default: the lab's).
+    #[arg(long, env = "MESH_CONTROL_PLANE")]
+    control_plane: Option<String>,
+    /// The pod's proxy admin URL, e.g. http://127.0.0.1:15000 (default: in the lab's pod).
+    #[arg(long, requires = "pod")]
+    proxy_admin: Option<String>,
+    /// The lab to look in when no URL is given.
+    #[arg(long, env = "MESH_LAB_NAME", default_value = "mesh")]
+    lab: String,
+    /// How to print the table.
+    #[arg(short, long, value_enum, default_value_t = Output::Table, conflicts_with = "pod")]
+    output: Output,
+}
+
+/// How to print the table.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// The columns of `istioctl proxy-status`.
+    Table,
+    /// The table and each proxy's rejections (NACK errors).
+    Wide,
+    /// The control plane's sync status as JSON, with its name.
+    Json,
+}
+
+/// Runs `mesh proxy-status`.
+pub fn run(args: ProxyStatusArgs) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(async {
+            match &args.pod {
+                Some(pod) => compare_pod(&args, pod).await,
+                None => table(&args).await,
+            }
+        }),
+        Err(e) => Err(anyhow::anyhow!("cannot start the runtime: {e}")),
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("mesh proxy-status: {error:#}");
+        ExitCode::from(FAILED)
+    })
+}
+
+async fn table(args: &ProxyStatusArgs) -> anyhow::Result<ExitCode> {
+    let control_plane = locate::control_plane(args.control_plane.as_deref(), &args.lab)?;
+    let body = get_ok(&control_plane.endpoint, "/debug/syncz", "the control plane").await?;
+    let status: SyncStatus = serde_json::from_str(&body).with_context(|| {
+        format!(
+            "the control plane at {} answered /debug/syncz with something else than its sync status",
+            control_plane.endpoint
+        )
+    })?;
+    match args.output {
+        Output::Json => {
+            let json = serde_json::json!({
+                "controlPlane": control_plane.name,
+                "proxies": status.proxies,
+            });
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        Output::Table | Output::Wide => {
+            print!(
+                "{}",
+                status_table::render(&status, &control_plane.name, args.output == Output::Wide)
+            );
+            if status.proxies.is_empty() {
+                eprintln!(
+                    "no proxy is connected to the control plane at {}",
+                    control_plane.endpoint
+                );
+            }
+            let rejecting = status
+                .proxies
+                .iter()
+                .filter(|p| !status_table::nacks(p).is_empty())
+                .count();
+            if rejecting > 0 && args.output == Output::Table {
+                eprintln!(
+                    "{rejecting} proxy(ies) rejected config; `mesh proxy-status -o wide` shows why"
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn compare_pod(args: &ProxyStatusArgs, pod: &str) -> anyhow::Result<ExitCode> {
+    let (name, namespace) = pod_ref(pod, args.namespace.as_deref())?;
+    let id = format!("{name}.{namespace}");
+    let control_plane = locate::control_plane(args.control_plane.as_deref(), &args.lab)?;
+    let admin = locate::proxy_admin(args.proxy_admin.as_deref(), &args.lab, &namespace, &name)?;
+
+    let path = format!("/debug/config?proxy={id}");
+    let expected = get_json(&control_plane.endpoint, &path, "the control plane").await?;
+    let running = get_json(&admin, "/config_dump", &format!("the proxy of {id}")).await?;
+    let control_plane_side = format!(
+        "control plane {} (generation {})",
+        control_plane.name, expected["generation"]
+    );
+    let proxy_side = format!("proxy {id} (/config_dump)");
+    let sides = Sides {
+        control_plane: &control_plane_side,
+        proxy: &proxy_side,
+    };
+    let mut differs = false;
+    for (ty, comparison) in config_diff::compare(&expected, &running, sides) {
+        match comparison {
+            Comparison::Match => println!("{} Match", ty.title),
+            Comparison::Differ(diff) => {
+                differs = true;
+                println!("{} Don't Match", ty.title);
+                print!("{diff}");
+            }
+        }
+    }
+    Ok(if differs {
+        ExitCode::from(DIFFERS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `NAME.NAMESPACE`, or `NAME` in `namespace` (default `default`).
+fn pod_ref(pod: &str, namespace: Option<&str>) -> anyhow::Result<(String, String)> {
+    let usage = "write the pod as NAME.NAMESPACE (e.g. web-1.shop) or NAME -n NAMESPACE";
+    if pod.is_empty() || pod.contains('/') {
+        bail!("{pod:?} is not a pod reference: {usage}");
+    }
+    let (name, ns) = match pod.rsplit_once('.') {
+        Some((name, ns)) if !name.is_empty() && !ns.is_empty() => (name, ns),
+        Some(_) => bail!("{pod:?} is not a pod reference: {usage}"),
+        None => (pod, namespace.unwrap_or("default")),
+    };
+    if let Some(given) = namespace
+        && given != ns
+    {
+        bail!("{pod:?} is in namespace {ns}, but -n says {given}: {usage}");
+    }
+    Ok((name.to_owned(), ns.to_owned()))
+}
+
+/// GETs `path` from `who` at `endpoint`; anything but 200 is an error with the answer's text.
+async fn get_ok(endpoint: &Endpoint, path: &str, who: &str) -> anyhow::Result<String> {
+    let answer = endpoint
+        .get(path)
+        .await
+        .with_context(|| format!("cannot ask {who}"))?;
+    if !answer.status.is_success() {
+        bail!(
+            "{who} at {endpoint} answered {path} with {}: {}",
+            answer.status,
+            answer.body.trim()
+        );
+    }
+    Ok(answer.body)
+}
+
+async fn get_json(endpoint: &Endpoint, path: &str, who: &str) -> anyhow::Result<Value> {
+    let body = get_ok(endpoint, path, who).await?;
+    serde_json::from_str(&body).with_context(|| {
+        format!("{who} at {endpoint} answered {path} with something else than JSON")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_are_name_dot_namespace_or_a_name_with_a_namespace() {
+        let parsed = |pod, ns| pod_ref(pod, ns).map_err(|e| e.to_string());
+        let pair = |a: &str, b: &str| Ok((a.to_owned(), b.to_owned()));
+        assert_eq!(parsed("web-1.shop", None), pair("web-1", "shop"));
+        assert_eq!(parsed("web-1.shop", Some("shop")), pair("web-1", "shop"));
+        assert_eq!(parsed("web-1", Some("shop")), pair("web-1", "shop"));
+        assert_eq!(parsed("web-1", None), pair("web-1", "default"));
+        assert_eq!(parsed("a.b.shop", None), pair("a.b", "shop"));
+        for (bad, ns) in [
+            ("shop/web-1", None),
+            ("web-1.", None),
+            ("web-1.shop", Some("x")),
+        ] {
+            let error = parsed(bad, ns).expect_err(bad);
+            assert!(error.contains("NAME.NAMESPACE"), "{error}");
+        }
+    }
+}

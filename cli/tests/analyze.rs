@@ -1,0 +1,118 @@
+//! `mesh analyze -f DIR` as a user runs it: a clean folder says so and exits 0; a broken one
+//! prints each problem with its level, object and file and exits 1; an unreadable one says
+//! which path it could not read.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+const SERVICE: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: { name: reviews, namespace: shop }
+spec:
+  clusterIP: 10.96.0.30
+  selector: { app: reviews }
+  ports: [{ name: http, port: 9080 }]
+"#;
+
+const BROKEN_ROUTE: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: broken, namespace: shop }
+spec:
+  hosts: [reviews]
+  http: [{ route: [{ destination: { host: reviews, subset: nope } }] }]
+"#;
+
+/// A folder of manifests made for one test, removed when it ends.
+struct Folder(PathBuf);
+
+impl Folder {
+    fn new(name: &str, files: &[(&str, &str)]) -> Folder {
+        let dir =
+            std::env::temp_dir().join(format!("mesh-cli-analyze-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        for (file, text) in files {
+            std::fs::write(dir.join(file), text).expect("write a manifest");
+        }
+        Folder(dir)
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn analyze(dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .arg("analyze")
+        .arg("-f")
+        .arg(dir)
+        .output()
+        .expect("run mesh")
+}
+
+#[test]
+fn a_clean_folder_passes_with_a_message() {
+    let folder = Folder::new("clean", &[("reviews.yaml", SERVICE)]);
+    let output = analyze(&folder.0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert_eq!(
+        stdout.trim(),
+        format!(
+            "\u{2714} No validation issues found when analyzing {}.",
+            folder.0.display()
+        )
+    );
+}
+
+#[test]
+fn a_broken_folder_names_each_problem_and_fails() {
+    let folder = Folder::new(
+        "broken",
+        &[
+            ("reviews.yaml", SERVICE),
+            ("routes.yaml", BROKEN_ROUTE),
+            ("typo.yaml", "kind: [unclosed\n"),
+        ],
+    );
+    let output = analyze(&folder.0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    let route = stdout
+        .lines()
+        .find(|l| l.contains("(VirtualService shop/broken)"))
+        .unwrap_or_else(|| panic!("the broken route is reported:\n{stdout}"));
+    assert!(route.starts_with("Error "), "{route}");
+    assert!(route.contains("routes.yaml (document 1)"), "{route}");
+    assert!(route.contains("subset \"nope\""), "{route}");
+    let typo = stdout
+        .lines()
+        .find(|l| l.contains("typo.yaml"))
+        .unwrap_or_else(|| panic!("the unreadable file is reported:\n{stdout}"));
+    assert!(typo.contains("not valid YAML"), "{typo}");
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .is_some_and(|l| l.starts_with("Error ")),
+        "errors first:\n{stdout}"
+    );
+    assert!(stderr.contains("error(s)"), "{stderr}");
+}
+
+#[test]
+fn a_missing_folder_is_named() {
+    let missing = std::env::temp_dir().join("mesh-cli-analyze-no-such-folder");
+    let output = analyze(&missing);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
+}

@@ -1,0 +1,473 @@
+//! `mesh proxy-status` against the real `mesh-control-plane` (folder mode) and real
+//! `mesh-proxy` processes in discovery mode, all on loopback ports: every proxy SYNCED; a
+//! route the proxies reject shows STALE with its NACK, and as a difference between what the
+//! control plane would send and what the proxy runs; a proxy that went away leaves the table;
+//! and clear errors for an unknown proxy, an unreachable control plane and no lab.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+
+const WEB: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: shop }
+spec:
+  clusterIP: 10.96.0.20
+  selector: { app: web }
+  ports: [{ name: http, port: 80, targetPort: 8080 }]
+"#;
+
+/// A route the proxy rejects: the control plane does not check header names (yet), the proxy
+/// does, so every proxy NACKs the route config that carries it.
+const BAD_HEADER: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: web, namespace: shop }
+spec:
+  hosts: [web]
+  http:
+  - route:
+    - destination: { host: web }
+      headers:
+        request:
+          set: { "bad header": "1" }
+"#;
+
+/// A child process, killed when the test ends however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A folder for the test's files (manifests, the root certificate), removed when it ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("mesh-cli-proxy-status-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The sibling binaries, or `None` (with the reason printed) when they are not built; in CI
+/// their absence fails the test.
+fn binaries() -> Option<(PathBuf, PathBuf)> {
+    let dir = Path::new(env!("CARGO_BIN_EXE_mesh"))
+        .parent()
+        .expect("the target dir");
+    let (cp, proxy) = (dir.join("mesh-control-plane"), dir.join("mesh-proxy"));
+    if cp.exists() && proxy.exists() {
+        return Some((cp, proxy));
+    }
+    let why = format!("{} or {} is not built", cp.display(), proxy.display());
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI must run this test: {why}"
+    );
+    eprintln!("SKIPPED: needs `cargo build --workspace` ({why})");
+    None
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// GET over a fresh connection: status and body, or `None` while nothing answers.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.get(9..12)?.parse().ok()?;
+    Some((status, text.split_once("\r\n\r\n")?.1.to_owned()))
+}
+
+/// Polls `what` (a readiness endpoint or the control plane's sync status) until it holds.
+fn wait_until(what: &str, mut holds: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !holds() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The control plane's `/debug/syncz`.
+fn syncz(monitoring: u16) -> Value {
+    get(monitoring, "/debug/syncz")
+        .and_then(|(_, body)| serde_json::from_str(&body).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The state of type `ty` (CDS, EDS, LDS, RDS) of proxy `id` in a sync status.
+fn state<'a>(syncz: &'a Value, id: &str, ty: &str) -> Option<&'a Value> {
+    let proxy = syncz["proxies"]
+        .as_array()?
+        .iter()
+        .find(|p| p["id"] == id)?;
+    proxy["types"].as_array()?.iter().find(|t| t["type"] == ty)
+}
+
+fn all_synced(syncz: &Value, id: &str) -> bool {
+    ["CDS", "EDS", "LDS", "RDS"]
+        .iter()
+        .all(|ty| state(syncz, id, ty).is_some_and(|t| t["state"] == "SYNCED"))
+}
+
+/// A running control plane in folder mode, serving discovery over TLS.
+struct ControlPlane {
+    _process: Running,
+    /// The discovery address for proxies.
+    xds: String,
+    /// The mesh root certificate the discovery server's certificate chains to.
+    root_cert: PathBuf,
+    /// The monitoring port.
+    monitoring: u16,
+}
+
+/// Starts the control plane on `manifests`; returns once it is ready.
+fn control_plane(binary: &Path, manifests: &Path, scratch: &Path) -> ControlPlane {
+    let (xds, monitoring) = (free_port(), free_port());
+    let root_cert = scratch.join("root.pem");
+    let child = Command::new(binary)
+        .arg("--manifests")
+        .arg(manifests)
+        .args(["--xds-addr", &format!("127.0.0.1:{xds}")])
+        .args(["--xds-san", "127.0.0.1"])
+        .arg("--root-cert-out")
+        .arg(&root_cert)
+        .args(["--monitoring-addr", &format!("127.0.0.1:{monitoring}")])
+        .args(["--debounce-ms", "10"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mesh-control-plane");
+    let process = Running(child);
+    wait_until("the control plane's /healthz/ready", || {
+        get(monitoring, "/healthz/ready").map(|r| r.0) == Some(200)
+    });
+    ControlPlane {
+        _process: process,
+        xds: format!("https://127.0.0.1:{xds}"),
+        root_cert,
+        monitoring,
+    }
+}
+
+/// A running proxy in discovery mode for pod `name.namespace`, and its admin port.
+fn proxy(
+    binary: &Path,
+    cp: &ControlPlane,
+    name: &str,
+    namespace: &str,
+    labels: &str,
+) -> (Running, u16) {
+    let (admin, health) = (free_port(), free_port());
+    let child = Command::new(binary)
+        .args(["--discovery-address", &cp.xds])
+        .arg("--discovery-root-cert")
+        .arg(&cp.root_cert)
+        .args(["--outbound-addr", "off", "--inbound-addr", "off"])
+        .args(["--metrics-addr", "off"])
+        .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
+        .args(["--health-addr", &format!("127.0.0.1:{health}")])
+        .env("POD_NAME", name)
+        .env("POD_NAMESPACE", namespace)
+        .env("MESH_POD_LABELS", labels)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mesh-proxy");
+    let running = Running(child);
+    wait_until("the proxy's /healthz/ready", || {
+        get(health, "/healthz/ready").map(|r| r.0) == Some(200)
+    });
+    (running, admin)
+}
+
+/// Runs `mesh` with `args`, without a lab to fall back on.
+fn mesh(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(args)
+        .env("MESH_LAB_NAME", "mesh-cli-test-no-such-lab")
+        .env_remove("MESH_CONTROL_PLANE")
+        .output()
+        .expect("run mesh")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The table row of proxy `id`, split into cells.
+fn row(table: &str, id: &str) -> Option<Vec<String>> {
+    let line = table.lines().find(|l| l.starts_with(&format!("{id} ")))?;
+    // "NOT SENT" is one cell: cells are separated by at least three spaces.
+    Some(
+        line.split("   ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+#[test]
+fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
+    let Some((cp_binary, proxy_binary)) = binaries() else {
+        return;
+    };
+    let scratch = Scratch::new();
+    let manifests = scratch.0.join("manifests");
+    std::fs::create_dir_all(&manifests).expect("manifests dir");
+    std::fs::write(manifests.join("web.yaml"), WEB).expect("write web.yaml");
+    let cp = control_plane(&cp_binary, &manifests, &scratch.0);
+    let monitoring = cp.monitoring;
+    let (_web, web_admin) = proxy(&proxy_binary, &cp, "web-1", "shop", "app=web");
+    let (sleep, sleep_admin) = proxy(&proxy_binary, &cp, "sleep", "shop", "app=sleep");
+    wait_until("both proxies SYNCED", || {
+        let status = syncz(monitoring);
+        all_synced(&status, "web-1.shop") && all_synced(&status, "sleep.shop")
+    });
+
+    let cp_url = format!("http://127.0.0.1:{monitoring}");
+    let sleep_admin_url = format!("http://127.0.0.1:{sleep_admin}");
+    let web_admin_url = format!("http://127.0.0.1:{web_admin}");
+    let output = mesh(&["proxy-status", "--control-plane", &cp_url]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    assert_eq!(
+        row(&table, "NAME").expect("a header"),
+        [
+            "NAME",
+            "CDS",
+            "LDS",
+            "EDS",
+            "RDS",
+            "CONTROL-PLANE",
+            "VERSION"
+        ]
+    );
+    let control_plane_name = format!("127.0.0.1:{monitoring}");
+    for id in ["web-1.shop", "sleep.shop"] {
+        let cells = row(&table, id).unwrap_or_else(|| panic!("a row for {id}:\n{table}"));
+        assert_eq!(
+            cells[1..],
+            [
+                "SYNCED",
+                "SYNCED",
+                "SYNCED",
+                "SYNCED",
+                &control_plane_name,
+                env!("CARGO_PKG_VERSION")
+            ],
+            "{table}"
+        );
+    }
+
+    // A synced proxy runs exactly what the control plane would send it.
+    let output = mesh(&[
+        "proxy-status",
+        "sleep.shop",
+        "--control-plane",
+        &cp_url,
+        "--proxy-admin",
+        &sleep_admin_url,
+    ]);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert_eq!(
+        stdout(&output),
+        "Clusters Match\nListeners Match\nRoutes Match\nEndpoints Match\n"
+    );
+
+    // A route both proxies reject: they keep their last good routes, and say why.
+    std::fs::write(manifests.join("bad-header.yaml"), BAD_HEADER).expect("write the route");
+    wait_until("both proxies NACK the routes", || {
+        let status = syncz(monitoring);
+        ["web-1.shop", "sleep.shop"].iter().all(|id| {
+            state(&status, id, "RDS")
+                .is_some_and(|t| t["state"] == "STALE" && t["nack"].is_object())
+        })
+    });
+    let output = mesh(&["proxy-status", "--control-plane", &cp_url]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let cells = row(&stdout(&output), "web-1.shop").expect("a row for web-1.shop");
+    assert_eq!(
+        cells[1..5],
+        ["SYNCED", "SYNCED", "SYNCED", "STALE"],
+        "{}",
+        stdout(&output)
+    );
+    assert!(stderr(&output).contains("-o wide"), "{}", stderr(&output));
+
+    let output = mesh(&["proxy-status", "--control-plane", &cp_url, "-o", "wide"]);
+    let wide = stdout(&output);
+    assert!(row(&wide, "NAME").is_some_and(|h| h.last().map(String::as_str) == Some("NACK")));
+    let nack = row(&wide, "sleep.shop")
+        .and_then(|r| r.last().cloned())
+        .unwrap_or_default();
+    assert!(nack.starts_with("RDS version "), "{wide}");
+    assert!(
+        nack.contains("\"bad header\" is not a valid header name"),
+        "{wide}"
+    );
+
+    let output = mesh(&["proxy-status", "--control-plane", &cp_url, "-o", "json"]);
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("-o json prints JSON");
+    assert_eq!(json["controlPlane"], control_plane_name.as_str());
+    let rds = state(&json, "sleep.shop", "RDS").expect("sleep.shop RDS");
+    assert!(
+        rds["nack"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("bad header")),
+        "{json}"
+    );
+
+    // The control plane would send the header; the proxy runs its last good routes.
+    let output = mesh(&[
+        "proxy-status",
+        "web-1",
+        "-n",
+        "shop",
+        "--control-plane",
+        &cp_url,
+        "--proxy-admin",
+        &web_admin_url,
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report = stdout(&output);
+    assert!(
+        report.starts_with("Clusters Match\nListeners Match\nRoutes Don't Match\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "--- control plane {control_plane_name} (generation "
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains("+++ proxy web-1.shop (/config_dump)"),
+        "{report}"
+    );
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with('-') && l.contains("bad header")),
+        "the header is only on the control plane's side:\n{report}"
+    );
+    assert!(report.ends_with("Endpoints Match\n"), "{report}");
+
+    // Fixed: back in sync.
+    std::fs::remove_file(manifests.join("bad-header.yaml")).expect("remove the route");
+    wait_until("web-1.shop SYNCED again", || {
+        all_synced(&syncz(monitoring), "web-1.shop")
+    });
+    let output = mesh(&[
+        "proxy-status",
+        "web-1.shop",
+        "--control-plane",
+        &cp_url,
+        "--proxy-admin",
+        &web_admin_url,
+    ]);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+
+    // A proxy that went away leaves the table.
+    drop(sleep);
+    wait_until("sleep.shop gone from the sync status", || {
+        syncz(monitoring)["proxies"]
+            .as_array()
+            .is_some_and(|p| p.len() == 1)
+    });
+    let output = mesh(&["proxy-status", "--control-plane", &cp_url]);
+    let table = stdout(&output);
+    assert!(row(&table, "sleep.shop").is_none(), "{table}");
+    assert!(row(&table, "web-1.shop").is_some(), "{table}");
+
+    // Asking about a proxy the control plane does not know is an error, not a diff.
+    let output = mesh(&[
+        "proxy-status",
+        "sleep.shop",
+        "--control-plane",
+        &cp_url,
+        "--proxy-admin",
+        &sleep_admin_url,
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no proxy \"sleep.shop\" is connected"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn proxy_status_says_where_it_looked_when_nothing_answers() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let output = mesh(&["proxy-status", "--control-plane", &url]);
+    assert_eq!(output.status.code(), Some(2));
+    let error = stderr(&output);
+    assert!(error.contains("cannot ask the control plane"), "{error}");
+    assert!(error.contains(&url), "{error}");
+
+    let output = mesh(&["proxy-status"]);
+    assert_eq!(output.status.code(), Some(2));
+    let error = stderr(&output);
+    assert!(error.contains("--control-plane URL"), "{error}");
+    assert!(
+        error.contains("no lab named mesh-cli-test-no-such-lab is running"),
+        "{error}"
+    );
+
+    let output = mesh(&["proxy-status", "shop/web-1", "--control-plane", &url]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("NAME.NAMESPACE"),
+        "{}",
+        stderr(&output)
+    );
+}
