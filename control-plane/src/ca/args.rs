@@ -23,8 +23,8 @@ pub struct CaArgs {
     /// mesh-control-plane[.mesh-system[.svc[.cluster.local]]]; repeat or separate with commas.
     #[arg(long = "xds-san", env = "MESH_XDS_SANS", value_delimiter = ',')]
     pub xds_sans: Vec<String>,
-    /// Serve the discovery API as plain h2c, without TLS: only for clients that cannot speak
-    /// TLS (the simulated proxies of tests).
+    /// Serve the discovery API as plain h2c, without TLS: for clients that speak only h2c (the
+    /// simulated proxies of tests and the bench; the lab until its sidecars get the mesh root).
     #[arg(long, env = "MESH_PLAINTEXT_XDS",
         conflicts_with_all = ["ca_cert", "ca_key", "root_cert_out", "xds_sans"])]
     pub plaintext_xds: bool,
