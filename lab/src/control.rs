@@ -51,13 +51,13 @@ pub enum Reply {
 pub enum ControlError {
     /// No supervisor listens.
     #[error(
-        "cannot reach the lab's supervisor at {path}: {source}; is the lab running (`mesh lab status`)?"
+        "cannot reach the lab's supervisor at {path}: {error}; is the lab running (`mesh lab status`)?"
     )]
     Unreachable {
         /// The socket.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The exchange broke off or the answer was not understood.
     #[error("the lab's supervisor did not answer properly: {reason}")]
@@ -115,10 +115,10 @@ where
 
 /// Sends `request` to the supervisor listening at `path` and waits for its reply (blocking).
 pub fn send(path: &Path, request: &Request) -> Result<Reply, ControlError> {
-    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(|source| {
+    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(|error| {
         ControlError::Unreachable {
             path: path.to_owned(),
-            source,
+            error,
         }
     })?;
     let bad = |reason: String| ControlError::BadAnswer { reason };

@@ -59,6 +59,9 @@ pub enum LabError {
     /// The manifests cannot run, or a change cannot be made.
     #[error(transparent)]
     Plan(#[from] crate::cluster::PlanError),
+    /// A Deployment cannot be scaled as asked.
+    #[error("cannot scale: {0}")]
+    Scale(String),
     /// A lab of that name runs already.
     #[error(
         "a lab named {name} is already running (supervisor pid {pid}); stop it with `mesh lab down --name {name}`"

@@ -1,7 +1,7 @@
 //! End to end with the control plane in the lab: a VirtualService's weights give the measured
 //! split, an edit under load reaches the sidecars within 2 s without a failed request, scaling
 //! a Deployment reaches the meshed clients, and killing the control plane leaves traffic on the
-//! last config until every proxy is SYNCED again with its restarted successor.
+//! last config until `mesh proxy-status` shows every proxy SYNCED with its restarted successor.
 
 #[path = "e2e/support.rs"]
 mod support;
@@ -129,8 +129,8 @@ fn v2_percent(summary: &Value) -> f64 {
 }
 
 /// The client proxy's acknowledged route version, once it runs what was last sent.
-fn acked_routes(syncz: &Value, pod: &str) -> Option<String> {
-    let proxy = syncz["proxies"]
+fn acked_routes(status: &Value, pod: &str) -> Option<String> {
+    let proxy = status["proxies"]
         .as_array()?
         .iter()
         .find(|p| p["pod"] == pod)?;
@@ -158,7 +158,8 @@ async fn weights_split_traffic_and_an_edit_under_load_applies_within_two_seconds
     );
 
     // Continuous load across the edit: not one request may fail.
-    let before = acked_routes(&lab.syncz().await, &sleep.name).expect("the client is synced");
+    let before =
+        acked_routes(&lab.proxy_status().await, &sleep.name).expect("the client is synced");
     let load = {
         let (lab, sleep) = (&lab, &sleep);
         async move {
@@ -184,7 +185,7 @@ async fn weights_split_traffic_and_an_edit_under_load_applies_within_two_seconds
             "the client's sidecar acknowledging the new routes",
             Duration::from_secs(10),
             || async {
-                let acked = acked_routes(&lab.syncz().await, &sleep.name)?;
+                let acked = acked_routes(&lab.proxy_status().await, &sleep.name)?;
                 (acked != before).then(Instant::now)
             },
         )
@@ -309,8 +310,8 @@ async fn traffic_survives_a_killed_control_plane_and_every_proxy_resyncs() {
                 if restarted.pid.is_none_or(|p| p == pid) {
                     return None;
                 }
-                let syncz = lab.syncz().await;
-                let proxies = syncz["proxies"].as_array()?.clone();
+                let status = lab.proxy_status().await;
+                let proxies = status["proxies"].as_array()?.clone();
                 let synced = |pod: &String| {
                     proxies.iter().any(|p| {
                         p["pod"] == pod.as_str()

@@ -66,7 +66,8 @@ async fn scale(
         let mut state = shared.lock_state();
         let change = state
             .plan
-            .scale(&shared.manifests, namespace, deployment, replicas)?;
+            .scale(&shared.manifests, namespace, deployment, replicas)
+            .map_err(|e| LabError::Scale(e.0.join("; ")))?;
         for pod in &change.removed {
             state.pods.remove(&pod.key());
         }

@@ -105,16 +105,27 @@ impl TestLab {
         std::fs::rename(tmp, self.manifests.join(file)).unwrap();
     }
 
-    /// The control plane's `/debug/syncz`, read inside its pod as `mesh proxy-status` does.
-    pub async fn syncz(&self) -> Value {
-        let pod = self.pod("mesh-system", "mesh-control-plane-");
-        let netns_name = self.lab.names().pod(&pod);
-        let text = tokio::task::spawn_blocking(move || {
-            netns::run_inside(&netns_name, || http_get("127.0.0.1:15014", "/debug/syncz")).unwrap()
-        })
-        .await
-        .unwrap();
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("syncz {text:?}: {e}"))
+    /// Every proxy's sync state, from `mesh proxy-status -o json` (the control plane's
+    /// `/debug/syncz`, asked inside its pod).
+    pub async fn proxy_status(&self) -> Value {
+        let mesh = bin_dir().join("mesh");
+        assert!(
+            mesh.exists(),
+            "mesh is not built in {}; run `cargo build --workspace` first",
+            bin_dir().display()
+        );
+        let output = tokio::process::Command::new(mesh)
+            .args(["proxy-status", "--lab", &self.lab.names().lab, "-o", "json"])
+            .output()
+            .await
+            .expect("run mesh proxy-status");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "mesh proxy-status failed: {}{stdout}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("proxy-status {stdout:?}: {e}"))
     }
 
     /// The endpoint addresses of `cluster` in the pod's sidecar config (its `/config_dump`).
