@@ -2,7 +2,8 @@
 //! `mesh-proxy` processes in discovery mode, all on loopback ports: every proxy SYNCED; a
 //! route the proxies reject shows STALE with its NACK, and as a difference between what the
 //! control plane would send and what the proxy runs; a proxy that went away leaves the table;
-//! and clear errors for an unknown proxy, an unreachable control plane and no lab.
+//! clear errors for an unknown proxy, an unreachable control plane and no lab. And in a real
+//! lab (root): the control plane and the sidecars reached inside their pods' namespaces.
 
 use std::{
     io::{Read, Write},
@@ -231,17 +232,26 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// The table row of proxy `id`, split into cells.
-fn row(table: &str, id: &str) -> Option<Vec<String>> {
-    let line = table.lines().find(|l| l.starts_with(&format!("{id} ")))?;
+/// The table's lines (the header too), split into cells.
+fn rows(table: &str) -> Vec<Vec<String>> {
     // "NOT SENT" is one cell: cells are separated by at least three spaces.
-    Some(
-        line.split("   ")
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    )
+    table
+        .lines()
+        .map(|line| {
+            line.split("   ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect()
+}
+
+/// The row whose first cell is `name` (`NAME` for the header).
+fn row(table: &str, name: &str) -> Option<Vec<String>> {
+    rows(table)
+        .into_iter()
+        .find(|cells| cells.first().is_some_and(|c| c == name))
 }
 
 #[test]
@@ -467,6 +477,98 @@ fn proxy_status_says_where_it_looked_when_nothing_answers() {
     assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output).contains("NAME.NAMESPACE"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// Stops the lab even when an assertion fails half way.
+struct LabDown(&'static str);
+
+impl Drop for LabDown {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_mesh"))
+            .args(["lab", "--name", self.0, "down"])
+            .output();
+    }
+}
+
+#[test]
+fn proxy_status_in_a_lab_reaches_the_control_plane_and_sidecars_inside_their_pods() {
+    const LAB: &str = "pstatus";
+    let is_root = nix::unistd::Uid::effective().is_root();
+    let bins = Path::new(env!("CARGO_BIN_EXE_mesh"))
+        .parent()
+        .expect("target dir");
+    let built = [
+        "mesh-proxy",
+        "mesh-init",
+        "mesh-workload",
+        "mesh-control-plane",
+    ]
+    .iter()
+    .all(|b| bins.join(b).exists());
+    if !(is_root && built) {
+        let why = format!("root: {is_root}, workspace binaries built: {built}");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must run this test: {why}"
+        );
+        eprintln!("SKIPPED: needs root and `cargo build --workspace` ({why})");
+        return;
+    }
+    let _down = LabDown(LAB);
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/examples/shop");
+    let up = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["lab", "--name", LAB, "up", "-f"])
+        .arg(&shop)
+        .output()
+        .expect("run mesh lab up");
+    assert!(up.status.success(), "{}{}", stdout(&up), stderr(&up));
+
+    // Every sidecar of the shop (sleep, two web-v1, one web-v2) connects to the lab's
+    // control plane; `up` returns once pods are ready, so each has had a complete config.
+    let lab_mesh = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mesh"))
+            .args(args)
+            .args(["--lab", LAB])
+            .env_remove("MESH_CONTROL_PLANE")
+            .output()
+            .expect("run mesh")
+    };
+    let mut table = String::new();
+    wait_until("four SYNCED sidecars in the lab", || {
+        let output = lab_mesh(&["proxy-status"]);
+        table = stdout(&output);
+        let synced = rows(&table)
+            .iter()
+            .filter(|cells| {
+                cells.get(1..5) == Some(&["SYNCED", "SYNCED", "SYNCED", "SYNCED"].map(String::from))
+            })
+            .count();
+        output.status.success() && synced == 4
+    });
+    let sleep = rows(&table)
+        .into_iter()
+        .find(|cells| cells.first().is_some_and(|c| c.starts_with("sleep-")))
+        .unwrap_or_else(|| panic!("a sleep pod:\n{table}"));
+    assert!(sleep[5].starts_with("mesh-control-plane-"), "{table}");
+
+    let output = lab_mesh(&["proxy-status", &sleep[0]]);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert_eq!(
+        stdout(&output),
+        "Clusters Match\nListeners Match\nRoutes Match\nEndpoints Match\n"
+    );
+    let output = lab_mesh(&["proxy-status", "coredns", "-n", "kube-system"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no mesh-proxy sidecar"),
         "{}",
         stderr(&output)
     );
