@@ -244,8 +244,27 @@ async fn a_new_replica_receives_traffic_through_the_meshed_clients() {
     );
     assert!(inbound > 0.0, "the new pod's sidecar saw the calls");
 
-    // And back to 2: the surplus pod leaves the endpoints and its namespace is gone.
-    let change = lab.lab.scale("shop", "web-v1", 2).await.unwrap();
+    // And back to 2 under load: the surplus pod leaves the endpoints before it stops, so no
+    // request fails, and its namespace is gone.
+    let load = lab.call(
+        &sleep,
+        &[
+            "call",
+            "http://web/",
+            "--count",
+            "3000",
+            "--concurrency",
+            "2",
+        ],
+    );
+    let (during, change) = tokio::join!(load, async {
+        tokio::time::sleep(Duration::from_millis(300)).await; // the load is under way
+        lab.lab.scale("shop", "web-v1", 2).await.unwrap()
+    });
+    assert_eq!(
+        during["failed"], 0,
+        "scaling down failed no request: {during}"
+    );
     assert_eq!(change.removed.len(), 1, "{change:?}");
     let gone = &change.removed[0];
     wait_for_endpoints(&lab, &sleep, V1, 2).await;

@@ -2,7 +2,10 @@
 //! address, DNS, capture rules, a sidecar and their app; surplus pods leave the endpoints first,
 //! then stop and are removed; the rules, DNS and the cluster folder follow.
 
-use std::sync::{Arc, atomic::Ordering};
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use super::{Lab, LabError, Shared, add_pod_network, pod_status};
 use crate::{
@@ -10,6 +13,9 @@ use crate::{
     control::{Reply, Request},
     netns, state,
 };
+
+/// How long surplus pods may wait for the sidecars to stop sending to them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Lab {
     /// Scales Deployment `namespace/deployment` to `replicas` pods; returns once new pods are
@@ -84,6 +90,19 @@ async fn scale(
         removed = change.removed.len(),
         "scaled"
     );
+    if !change.removed.is_empty() {
+        // As the endpoints controller does before kubelet stops a pod: the sidecars stop
+        // sending to the surplus pods first, so no request meets a stopping one.
+        let generation = shared.generation.load(Ordering::SeqCst);
+        let mut synced = shared.synced.subscribe();
+        let left_endpoints = synced.wait_for(|s| *s >= generation);
+        if tokio::time::timeout(DRAIN_TIMEOUT, left_endpoints)
+            .await
+            .is_err()
+        {
+            tracing::warn!("stopping surplus pods before the sidecars dropped them");
+        }
+    }
     for pod in &change.removed {
         shared.stop_pod(&pod.key()).await;
         let (netns_name, logs) = (
