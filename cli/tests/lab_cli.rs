@@ -1,4 +1,4 @@
-//! `mesh lab` from the command line: up in the background, status, exec, logs, and down,
+//! `mesh lab` from the command line: up in the background, status, exec, logs, scale, and down,
 //! which removes everything even after the supervisor was killed with SIGKILL.
 
 use std::{path::Path, process::Command};
@@ -40,9 +40,14 @@ impl Drop for Down {
 fn up_status_exec_logs_and_down_after_the_supervisor_is_killed() {
     let is_root = nix::unistd::Uid::effective().is_root();
     let bins = Path::new(env!("CARGO_BIN_EXE_mesh")).parent().unwrap();
-    let built = ["mesh-proxy", "mesh-init", "mesh-workload"]
-        .iter()
-        .all(|b| bins.join(b).exists());
+    let built = [
+        "mesh-proxy",
+        "mesh-init",
+        "mesh-control-plane",
+        "mesh-workload",
+    ]
+    .iter()
+    .all(|b| bins.join(b).exists());
     if !(is_root && built) {
         let why = format!("root: {is_root}, workspace binaries built: {built}");
         assert!(
@@ -71,6 +76,15 @@ fn up_status_exec_logs_and_down_after_the_supervisor_is_killed() {
         web_ready, 3,
         "three web pods, each app + sidecar running:\n{status}"
     );
+
+    // The running supervisor scales a Deployment when asked, and says why it cannot.
+    let (ok, out, err) = mesh(&["scale", "-n", "shop", "deploy/web-v2", "--replicas", "2"]);
+    assert!(
+        ok && out.contains("scaled to 2; started web-v2-"),
+        "{out}{err}"
+    );
+    let (ok, _, err) = mesh(&["scale", "-n", "shop", "deploy/nope", "--replicas", "2"]);
+    assert!(!ok && err.contains("no Deployment shop/nope"), "{err}");
 
     let (ok, answer, err) = mesh(&[
         "exec",
