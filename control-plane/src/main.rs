@@ -97,8 +97,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         dirs if !dirs.is_empty() => {
             tracing::info!(folders = ?dirs, "reading manifests from folders");
             let folder = Folder::layered(dirs);
+            // Each problem is logged once while it lasts: a folder may change often (the lab
+            // rewrites its cluster folder on every readiness change).
+            let mut logged = Vec::new();
             tokio::spawn(folder.watch(POLL_INTERVAL, move |loaded| {
-                loaded.problems.iter().for_each(publish::log_problem);
+                for problem in loaded.problems.iter().filter(|p| !logged.contains(*p)) {
+                    publish::log_problem(problem);
+                }
+                logged.clone_from(&loaded.problems);
                 store.send_if_modified(|s| loaded.apply_to(s));
             }));
             None
@@ -115,7 +121,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ))
         }
     };
-    tokio::spawn(publish::run(store_rx, snapshots, reviews, debounce, metrics));
+    tokio::spawn(publish::run(
+        store_rx, snapshots, reviews, debounce, metrics,
+    ));
 
     tracing::info!(xds = %args.xds_addr, tls = tls.is_some(), monitoring = %args.monitoring_addr,
         "serving");

@@ -47,7 +47,7 @@ pub struct ContainerStatus {
     pub pid: Option<u32>,
     /// How often it was restarted.
     pub restarts: u32,
-    /// Whether it reported ready (for the sidecar: its signal handlers are installed).
+    /// Whether it reported ready (for the sidecar: `/healthz/ready`, so it has its first config).
     pub ready: bool,
     /// How it last ended, if it did.
     pub last_exit: Option<String>,
