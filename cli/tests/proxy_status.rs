@@ -2,14 +2,16 @@
 //! `mesh-proxy` processes in discovery mode, all on loopback ports: every proxy SYNCED; a
 //! route the proxies reject shows STALE with its NACK, and as a difference between what the
 //! control plane would send and what the proxy runs; a proxy that went away leaves the table;
-//! clear errors for an unknown proxy, an unreachable control plane and no lab. And in a real
+//! config sent over a held link shows STALE and as a difference until it arrives; clear errors
+//! for an unknown proxy, an unreachable control plane and no lab. And in a real
 //! lab (root): the control plane and the sidecars reached inside their pods' namespaces.
 
 use std::{
     io::{Read, Write},
-    net::TcpStream,
+    net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
+    sync::{Arc, Condvar, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -23,6 +25,16 @@ spec:
   clusterIP: 10.96.0.20
   selector: { app: web }
   ports: [{ name: http, port: 80, targetPort: 8080 }]
+"#;
+
+const API: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: { name: api, namespace: shop }
+spec:
+  clusterIP: 10.96.0.21
+  selector: { app: api }
+  ports: [{ name: grpc, port: 9090 }]
 "#;
 
 /// A route the proxy rejects: the control plane does not check header names (yet), the proxy
@@ -55,9 +67,11 @@ impl Drop for Running {
 struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new() -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("mesh-cli-proxy-status-{}", std::process::id()));
+    fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "mesh-cli-proxy-status-{test}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch dir");
         Scratch(dir)
@@ -146,8 +160,8 @@ fn all_synced(syncz: &Value, id: &str) -> bool {
 /// A running control plane in folder mode, serving discovery over TLS.
 struct ControlPlane {
     _process: Running,
-    /// The discovery address for proxies.
-    xds: String,
+    /// The discovery port.
+    xds: u16,
     /// The mesh root certificate the discovery server's certificate chains to.
     root_cert: PathBuf,
     /// The monitoring port.
@@ -177,23 +191,25 @@ fn control_plane(binary: &Path, manifests: &Path, scratch: &Path) -> ControlPlan
     });
     ControlPlane {
         _process: process,
-        xds: format!("https://127.0.0.1:{xds}"),
+        xds,
         root_cert,
         monitoring,
     }
 }
 
-/// A running proxy in discovery mode for pod `name.namespace`, and its admin port.
+/// A running proxy in discovery mode for pod `name.namespace`, dialing the control plane at
+/// `xds` (its port, or a relay's), and its admin port.
 fn proxy(
     binary: &Path,
     cp: &ControlPlane,
+    xds: u16,
     name: &str,
     namespace: &str,
     labels: &str,
 ) -> (Running, u16) {
     let (admin, health) = (free_port(), free_port());
     let child = Command::new(binary)
-        .args(["--discovery-address", &cp.xds])
+        .args(["--discovery-address", &format!("https://127.0.0.1:{xds}")])
         .arg("--discovery-root-cert")
         .arg(&cp.root_cert)
         .args(["--outbound-addr", "off", "--inbound-addr", "off"])
@@ -212,6 +228,57 @@ fn proxy(
         get(health, "/healthz/ready").map(|r| r.0) == Some(200)
     });
     (running, admin)
+}
+
+/// A TCP relay in front of the control plane's discovery port, like a slow link: while held,
+/// what the control plane sends waits in the relay (the proxy's own bytes still flow).
+struct Relay {
+    port: u16,
+    held: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Relay {
+    fn start(upstream: u16) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
+        let port = listener.local_addr().expect("its address").port();
+        let held = Arc::new((Mutex::new(false), Condvar::new()));
+        let gate = held.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (Ok(mut to_server), Ok(mut from_client)) =
+                    (server.try_clone(), client.try_clone())
+                else {
+                    continue;
+                };
+                std::thread::spawn(move || std::io::copy(&mut from_client, &mut to_server));
+                let gate = gate.clone();
+                std::thread::spawn(move || forward_unless_held(server, client, &gate));
+            }
+        });
+        Relay { port, held }
+    }
+
+    fn hold(&self, held: bool) {
+        let (flag, changed) = &*self.held;
+        *flag.lock().unwrap_or_else(PoisonError::into_inner) = held;
+        changed.notify_all();
+    }
+}
+
+/// Copies `from` to `to`, each chunk waiting while the gate is held.
+fn forward_unless_held(mut from: TcpStream, mut to: TcpStream, gate: &(Mutex<bool>, Condvar)) {
+    let mut chunk = [0u8; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut chunk) {
+        let (flag, changed) = gate;
+        let guard = flag.lock().unwrap_or_else(PoisonError::into_inner);
+        drop(changed.wait_while(guard, |held| *held));
+        if to.write_all(&chunk[..n]).is_err() {
+            return;
+        }
+    }
 }
 
 /// Runs `mesh` with `args`, without a lab to fall back on.
@@ -259,14 +326,14 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
     let Some((cp_binary, proxy_binary)) = binaries() else {
         return;
     };
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("sync");
     let manifests = scratch.0.join("manifests");
     std::fs::create_dir_all(&manifests).expect("manifests dir");
     std::fs::write(manifests.join("web.yaml"), WEB).expect("write web.yaml");
     let cp = control_plane(&cp_binary, &manifests, &scratch.0);
     let monitoring = cp.monitoring;
-    let (_web, web_admin) = proxy(&proxy_binary, &cp, "web-1", "shop", "app=web");
-    let (sleep, sleep_admin) = proxy(&proxy_binary, &cp, "sleep", "shop", "app=sleep");
+    let (_web, web_admin) = proxy(&proxy_binary, &cp, cp.xds, "web-1", "shop", "app=web");
+    let (sleep, sleep_admin) = proxy(&proxy_binary, &cp, cp.xds, "sleep", "shop", "app=sleep");
     wait_until("both proxies SYNCED", || {
         let status = syncz(monitoring);
         all_synced(&status, "web-1.shop") && all_synced(&status, "sleep.shop")
@@ -478,6 +545,73 @@ fn proxy_status_says_where_it_looked_when_nothing_answers() {
     assert!(
         stderr(&output).contains("NAME.NAMESPACE"),
         "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn proxy_status_pod_shows_config_a_proxy_has_not_received_yet() {
+    let Some((cp_binary, proxy_binary)) = binaries() else {
+        return;
+    };
+    let scratch = Scratch::new("in-flight");
+    let manifests = scratch.0.join("manifests");
+    std::fs::create_dir_all(&manifests).expect("manifests dir");
+    std::fs::write(manifests.join("web.yaml"), WEB).expect("write web.yaml");
+    let cp = control_plane(&cp_binary, &manifests, &scratch.0);
+    let relay = Relay::start(cp.xds);
+    let (_web, admin) = proxy(&proxy_binary, &cp, relay.port, "web-1", "shop", "app=web");
+    wait_until("web-1.shop SYNCED", || {
+        all_synced(&syncz(cp.monitoring), "web-1.shop")
+    });
+
+    // A new Service while the link to the proxy is held: sent, not yet received.
+    relay.hold(true);
+    std::fs::write(manifests.join("api.yaml"), API).expect("write api.yaml");
+    wait_until("the api cluster sent to web-1.shop", || {
+        let status = syncz(cp.monitoring);
+        state(&status, "web-1.shop", "CDS").is_some_and(|t| t["state"] == "STALE")
+    });
+    let cp_url = format!("http://127.0.0.1:{}", cp.monitoring);
+    let output = mesh(&["proxy-status", "--control-plane", &cp_url]);
+    let cells = row(&stdout(&output), "web-1.shop").expect("a row for web-1.shop");
+    assert_eq!(cells[1], "STALE", "{}", stdout(&output));
+    assert!(
+        !stderr(&output).contains("rejected"),
+        "in flight is no NACK"
+    );
+
+    let admin_url = format!("http://127.0.0.1:{admin}");
+    let compare = || {
+        mesh(&[
+            "proxy-status",
+            "web-1.shop",
+            "--control-plane",
+            &cp_url,
+            "--proxy-admin",
+            &admin_url,
+        ])
+    };
+    let output = compare();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report = stdout(&output);
+    assert!(report.starts_with("Clusters Don't Match\n"), "{report}");
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with('-') && l.contains("outbound|9090||api.shop.svc.cluster.local")),
+        "the api cluster is only on the control plane's side:\n{report}"
+    );
+
+    relay.hold(false);
+    wait_until("web-1.shop SYNCED after the link clears", || {
+        all_synced(&syncz(cp.monitoring), "web-1.shop")
+    });
+    let output = compare();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
         stderr(&output)
     );
 }
