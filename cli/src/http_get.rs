@@ -136,6 +136,7 @@ async fn connect_in(netns: &str, port: u16) -> anyhow::Result<TcpStream> {
             std::net::TcpStream::connect_timeout(&addr, TIMEOUT)
         })
     })
+    // The blocking task, entering the namespace, then connecting: each may fail.
     .await???;
     stream.set_nonblocking(true)?;
     Ok(TcpStream::from_std(stream)?)
