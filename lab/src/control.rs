@@ -18,6 +18,8 @@ use crate::state;
 
 /// The longest a request may take (scaling waits for pods to stop gracefully).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the supervisor waits for a request line.
+const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest request line the supervisor reads.
 const MAX_REQUEST: u64 = 64 * 1024;
 
@@ -101,9 +103,11 @@ where
 {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST))
-        .read_line(&mut line)
-        .await?;
+    let mut reader = tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
+    // A client that never finishes its line must not hold the socket from others.
+    tokio::time::timeout(REQUEST_READ_TIMEOUT, reader.read_line(&mut line))
+        .await
+        .map_err(|_| std::io::Error::other("no request line within 5 s"))??;
     let reply = match serde_json::from_str::<Request>(&line) {
         Ok(request) => handle(request).await,
         Err(e) => Reply::Failed(format!("not a request the supervisor knows: {e}")),

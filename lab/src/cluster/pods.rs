@@ -170,7 +170,7 @@ pub fn scaled_pods<'n>(
                 "Pod {namespace}/{}: no room on node {:?}",
                 source.name, source.spec.node_name
             ));
-            continue;
+            break;
         };
         added.push(build(
             source,

@@ -7,6 +7,9 @@ use std::net::Ipv4Addr;
 use super::{ClusterPlan, NodePlan, PlanError, PodPlan, pods::scaled_pods};
 use crate::manifest::Manifests;
 
+/// How many pods a node's /24 holds (.1 is the bridge).
+const MAX_PODS_PER_NODE: usize = 253;
+
 /// What scaling a Deployment changed in the plan.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScaleChange {
@@ -25,6 +28,14 @@ impl ClusterPlan {
         deployment: &str,
         replicas: u32,
     ) -> Result<ScaleChange, PlanError> {
+        let capacity = self.nodes.len() * MAX_PODS_PER_NODE;
+        if usize::try_from(replicas).unwrap_or(usize::MAX) > capacity {
+            return Err(PlanError(vec![format!(
+                "Deployment {namespace}/{deployment}: {replicas} replicas do not fit the lab's {} \
+                 nodes (at most {MAX_PODS_PER_NODE} pods each)",
+                self.nodes.len()
+            )]));
+        }
         let nodes = self.nodes.clone();
         let mut taken: Vec<(String, Ipv4Addr)> =
             self.pods.iter().map(|p| (p.node.clone(), p.ip)).collect();

@@ -103,33 +103,53 @@ async fn scale(
             tracing::warn!("stopping surplus pods before the sidecars dropped them");
         }
     }
-    for pod in &change.removed {
-        shared.stop_pod(&pod.key()).await;
-        let (netns_name, logs) = (
-            shared.names.pod(pod),
-            state::log_file(&shared.names.lab, &pod.key(), "any"),
-        );
-        let removed = tokio::task::spawn_blocking(move || {
-            if let Some(dir) = logs.parent() {
-                let _ = std::fs::remove_dir_all(dir);
+    let mut stopping = tokio::task::JoinSet::new();
+    for pod in change.removed.clone() {
+        stopping.spawn(remove_pod(shared.clone(), pod));
+    }
+    while stopping.join_next().await.is_some() {}
+    for (index, pod) in change.added.iter().enumerate() {
+        if let Err(error) = add_pod(shared, pod).await {
+            // The pods not started leave the plan again, so the lab runs what it says.
+            let mut state = shared.lock_state();
+            for unstarted in &change.added[index..] {
+                state.pods.remove(&unstarted.key());
+                state.plan.pods.retain(|p| p.key() != unstarted.key());
             }
-            netns::delete(&netns_name)
-        })
-        .await;
-        if let Ok(Err(error)) = removed {
-            tracing::warn!(pod = %pod.key(), "removing the pod's namespace: {error}");
+            shared.changed(&state);
+            return Err(error);
         }
     }
-    for pod in &change.added {
-        let link = shared.next_link.fetch_add(1, Ordering::SeqCst);
-        let plan = shared.lock_state().plan.clone();
-        let (names, launcher, added) = (shared.names.clone(), shared.launcher.clone(), pod.clone());
-        tokio::task::spawn_blocking(move || {
-            add_pod_network(&names, &plan, &launcher, &added, link)
-        })
+    Ok(change)
+}
+
+/// Stops a surplus pod and removes its namespace and logs.
+async fn remove_pod(shared: Arc<Shared>, pod: PodPlan) {
+    shared.stop_pod(&pod.key()).await;
+    let (netns_name, logs) = (
+        shared.names.pod(&pod),
+        state::log_file(&shared.names.lab, &pod.key(), "any"),
+    );
+    let removed = tokio::task::spawn_blocking(move || {
+        if let Some(dir) = logs.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        netns::delete(&netns_name)
+    })
+    .await;
+    if let Ok(Err(error)) = removed {
+        tracing::warn!(pod = %pod.key(), "removing the pod's namespace: {error}");
+    }
+}
+
+/// Gives a new pod its namespace on its node's bridge and starts it.
+async fn add_pod(shared: &Arc<Shared>, pod: &PodPlan) -> Result<(), LabError> {
+    let link = shared.next_link.fetch_add(1, Ordering::SeqCst);
+    let plan = shared.lock_state().plan.clone();
+    let (names, launcher, added) = (shared.names.clone(), shared.launcher.clone(), pod.clone());
+    tokio::task::spawn_blocking(move || add_pod_network(&names, &plan, &launcher, &added, link))
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-        shared.start_pod(pod.clone());
-    }
-    Ok(change)
+    shared.start_pod(pod.clone());
+    Ok(())
 }

@@ -79,6 +79,12 @@ fn scaling_what_the_manifests_do_not_deploy_is_refused_with_a_reason() {
         error.to_string().contains("no Deployment shop/nope"),
         "{error}"
     );
+    let error = plan.scale(&manifests, "shop", "web", 100_000).unwrap_err();
+    assert!(
+        error.to_string().contains("do not fit the lab's 2 nodes"),
+        "{error}"
+    );
+    assert_eq!(web(&plan).len(), 2, "a refused scale changes nothing");
     let error = plan
         .scale(&manifests, CONTROL_PLANE_NAMESPACE, "mesh-control-plane", 2)
         .unwrap_err();
