@@ -79,11 +79,15 @@ async fn sidecars_converged(shared: &Shared) -> bool {
     })
     .await
     .unwrap_or_default();
-    running.iter().all(|known| {
-        known
-            .iter()
-            .all(|(cluster, addresses)| expected.get(cluster).is_none_or(|e| e == addresses))
-    })
+    running.iter().all(|known| agrees(&expected, known))
+}
+
+/// Whether a sidecar's endpoints are the expected ones for every Service cluster it has (a
+/// cluster it lacks may be hidden from it by `exportTo`).
+fn agrees(expected: &Endpoints, known: &Endpoints) -> bool {
+    known
+        .iter()
+        .all(|(cluster, addresses)| expected.get(cluster).is_none_or(|e| e == addresses))
 }
 
 /// Each Service port's default cluster and its ready endpoints, as the control plane names them.
@@ -125,3 +129,6 @@ fn running_endpoints(dump: &serde_json::Value) -> Endpoints {
     }
     running
 }
+
+#[cfg(test)]
+mod tests;
