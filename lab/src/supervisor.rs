@@ -192,8 +192,14 @@ impl Lab {
         lab.spawn_until_stopped(convergence::convergence_loop(shared.clone()));
         lab.spawn_until_stopped(runtime::probe_loop(shared.clone()));
         // The control plane first: meshed pods wait for it before their sidecars start.
-        let mut pods = shared.lock_state().plan.pods.clone();
-        pods.sort_by_key(|p| !p.name.starts_with(crate::cluster::CONTROL_PLANE_NAME));
+        let (mut pods, control_plane) = {
+            let state = shared.lock_state();
+            (
+                state.plan.pods.clone(),
+                state.plan.control_plane().map(PodPlan::key),
+            )
+        };
+        pods.sort_by_key(|p| Some(p.key()) != control_plane);
         for pod in pods {
             shared.start_pod(pod);
         }
