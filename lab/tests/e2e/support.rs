@@ -91,7 +91,10 @@ impl TestLab {
             ready_timeout: Duration::from_secs(60),
         })
         .await
-        .unwrap_or_else(|e| panic!("lab {name} did not start: {e}"));
+        .unwrap_or_else(|e| {
+            let _ = std::fs::remove_dir_all(&dir);
+            panic!("lab {name} did not start: {e}")
+        });
         TestLab {
             lab,
             manifests: dir,
