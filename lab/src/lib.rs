@@ -17,6 +17,7 @@ pub mod dns;
 pub mod kube_objects;
 pub mod kubeproxy;
 pub mod manifest;
+pub mod mesh_root;
 pub mod netns;
 pub mod pods;
 pub mod state;

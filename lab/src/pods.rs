@@ -29,6 +29,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 pub struct Launcher {
     /// The folder holding mesh-proxy, mesh-init and mesh-workload.
     pub bin_dir: PathBuf,
+    /// The mesh root certificate sidecars verify the control plane with.
+    pub mesh_root: PathBuf,
 }
 
 impl Launcher {
@@ -104,6 +106,8 @@ impl Launcher {
             &proxy.display().to_string(),
             "--discovery-address",
             &discovery_address(),
+            "--discovery-root-cert",
+            &self.mesh_root.display().to_string(),
         ]
         .map(str::to_owned);
         let labels: Vec<String> = pod.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -29,7 +29,7 @@ use crate::{
     dns::{self, ClusterDns},
     kubeproxy::{self, KubeProxy},
     manifest::Manifests,
-    netns,
+    mesh_root, netns,
     pods::{Launcher, PROXY_CONTAINER},
     state::{self, ContainerStatus, LabState, PodStatus},
     topology::{self, LabNames},
@@ -86,6 +86,9 @@ pub enum LabError {
     /// The DNS records could not be built.
     #[error("cluster DNS: {0}")]
     Dns(#[from] dns::DnsRecordsError),
+    /// The lab's mesh root CA could not be made.
+    #[error("the lab's mesh root CA: {0}")]
+    Ca(#[from] mesh_control_plane::ca::CaError),
     /// A file could not be written.
     #[error("{what}: {source}")]
     Io {
@@ -155,6 +158,7 @@ impl Lab {
         let names = LabNames::new(&options.name);
         topology::remove_all(&names);
         let _ = std::fs::remove_dir_all(state::lab_dir(&options.name));
+        mesh_root::create(&options.name)?;
 
         let built = tokio::task::spawn_blocking({
             let (options, names) = (options.clone(), names.clone());
@@ -331,14 +335,20 @@ fn cluster_dir(lab: &str) -> PathBuf {
 }
 
 /// The control plane reads the user's manifests with the cluster folder layered over them
-/// (so a Service there, with its ClusterIP, replaces the user's).
+/// (so a Service there, with its ClusterIP, replaces the user's), and serves discovery over TLS
+/// with a certificate from the lab's mesh root.
 fn control_plane_argv(options: &LabOptions) -> Vec<String> {
+    let path = |p: PathBuf| p.display().to_string();
     vec![
         "mesh-control-plane".to_owned(),
         "--manifests".to_owned(),
-        options.manifests.display().to_string(),
+        path(options.manifests.clone()),
         "--manifests".to_owned(),
-        cluster_dir(&options.name).display().to_string(),
+        path(cluster_dir(&options.name)),
+        "--ca-cert".to_owned(),
+        path(mesh_root::cert_path(&options.name)),
+        "--ca-key".to_owned(),
+        path(mesh_root::key_path(&options.name)),
     ]
 }
 
@@ -368,6 +378,7 @@ fn build(
     topology::build_nodes(&names, &plan)?;
     let launcher = Launcher {
         bin_dir: options.bin_dir.clone(),
+        mesh_root: mesh_root::cert_path(&options.name),
     };
     let mut pods = BTreeMap::new();
     for (index, pod) in plan.pods.iter().enumerate() {

@@ -22,9 +22,9 @@ pub const MONITORING_PORT: u16 = 15014;
 /// ClusterIPs below the automatic range are kept for the lab's own Services.
 const WELL_KNOWN_IPS: std::ops::RangeInclusive<u8> = 2..=19;
 
-/// The discovery address sidecars dial, by the Service's cluster DNS name.
+/// The discovery address sidecars dial (over TLS), by the Service's cluster DNS name.
 pub fn discovery_address() -> String {
-    format!("http://{CONTROL_PLANE_NAME}.{CONTROL_PLANE_NAMESPACE}:{DISCOVERY_PORT}")
+    format!("https://{CONTROL_PLANE_NAME}.{CONTROL_PLANE_NAMESPACE}:{DISCOVERY_PORT}")
 }
 
 impl ClusterPlan {
@@ -85,8 +85,7 @@ impl ClusterPlan {
             role: PodRole::Containers(vec![ContainerPlan {
                 name: "discovery".to_owned(),
                 argv,
-                // Plain h2c discovery until the lab hands its sidecars the mesh root for TLS.
-                env: vec![("MESH_PLAINTEXT_XDS".to_owned(), "true".to_owned())],
+                env: Vec::new(),
                 ports: vec![
                     port("grpc-xds", DISCOVERY_PORT),
                     port("http-monitoring", MONITORING_PORT),
