@@ -1,6 +1,7 @@
 //! `mesh analyze -f DIR`: reads a folder of manifests as the control plane would and prints
 //! every problem, like `istioctl analyze`; exits 1 when any is an error.
 
+use crate::output::outln;
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Args;
@@ -31,14 +32,14 @@ pub fn run(args: AnalyzeArgs) -> ExitCode {
         }
     };
     if problems.is_empty() {
-        println!(
+        outln!(
             "\u{2714} No validation issues found when analyzing {}.",
             args.dir.display()
         );
         return ExitCode::SUCCESS;
     }
     for problem in &problems {
-        println!("{}", line(problem));
+        outln!("{}", line(problem));
     }
     if has_errors(&problems) {
         let errors = problems.iter().filter(|p| p.is_error()).count();

@@ -1,5 +1,6 @@
 //! `mesh lab up|status|exec|logs|scale|down`.
 
+use crate::output::{out, outln};
 use std::{
     io::{BufRead, BufReader},
     os::unix::process::CommandExt,
@@ -108,7 +109,7 @@ pub fn run(args: LabArgs) -> ExitCode {
             bin_dir,
         } => up(&args.name, manifests, nodes, foreground, timeout, bin_dir),
         LabCommand::Status => LabState::read(&args.name)
-            .map(|state| print!("{}", status::render(&state)))
+            .map(|state| out!("{}", status::render(&state)))
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
         LabCommand::Exec {
@@ -199,8 +200,8 @@ fn start_in_background(
     BufReader::new(stdout).read_line(&mut first_line)?;
     if first_line.trim() == "ready" {
         let state = LabState::read(name)?;
-        print!("{}", status::render(&state));
-        println!("\nsupervisor log: {}", log_path.display());
+        out!("{}", status::render(&state));
+        outln!("\nsupervisor log: {}", log_path.display());
         return Ok(ExitCode::SUCCESS);
     }
     let _ = child.wait();
@@ -235,7 +236,7 @@ fn supervise(options: LabOptions) -> anyhow::Result<ExitCode> {
             _ = terminate.recv() => anyhow::bail!("terminated while starting"),
         };
         // The readiness line `mesh lab up` waits for; stdout is not used after it.
-        println!("ready");
+        outln!("ready");
         tracing::info!("lab {} is ready", lab.names().lab);
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
@@ -306,9 +307,9 @@ fn logs(
         let path = state::log_file(name, &key, &container);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         if several {
-            println!("==> {key} {container} <==");
+            outln!("==> {key} {container} <==");
         }
-        print!("{text}");
+        out!("{text}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -329,7 +330,7 @@ fn scale(
     };
     match control::send(&control::socket_path(name), &request)? {
         control::Reply::Done(what) => {
-            println!("{what}");
+            outln!("{what}");
             Ok(ExitCode::SUCCESS)
         }
         control::Reply::Failed(why) => anyhow::bail!("{why}"),
@@ -354,7 +355,7 @@ fn down(name: &str) -> anyhow::Result<ExitCode> {
     let left = netns::list(&names.prefix());
     supervisor::teardown(&names);
     let _ = std::fs::remove_file(PathBuf::from(state::STATE_ROOT).join(format!("{name}.log")));
-    println!(
+    outln!(
         "lab {name} is down{}",
         if left.is_empty() {
             String::new()

@@ -7,6 +7,7 @@ mod config_diff;
 mod http_get;
 mod lab;
 mod locate;
+mod output;
 mod proxy_status;
 mod status_table;
 

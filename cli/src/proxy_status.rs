@@ -1,6 +1,7 @@
 //! `mesh proxy-status [POD]`: every proxy's sync state as the control plane records it, or for
 //! one pod, what the control plane would send it compared with what its proxy runs.
 
+use crate::output::{out, outln};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -94,10 +95,10 @@ async fn table(args: &ProxyStatusArgs) -> anyhow::Result<ExitCode> {
                 "controlPlane": control_plane.name,
                 "proxies": status.proxies,
             });
-            println!("{}", serde_json::to_string_pretty(&json)?);
+            outln!("{}", serde_json::to_string_pretty(&json)?);
         }
         Output::Table | Output::Wide => {
-            print!(
+            out!(
                 "{}",
                 status_table::render(&status, &control_plane.name, args.output == Output::Wide)
             );
@@ -143,11 +144,11 @@ async fn compare_pod(args: &ProxyStatusArgs, pod: &str) -> anyhow::Result<ExitCo
     let mut differs = false;
     for (ty, comparison) in config_diff::compare(&expected, &running, sides) {
         match comparison {
-            Comparison::Match => println!("{} Match", ty.title),
+            Comparison::Match => outln!("{} Match", ty.title),
             Comparison::Differ(diff) => {
                 differs = true;
-                println!("{} Don't Match", ty.title);
-                print!("{diff}");
+                outln!("{} Don't Match", ty.title);
+                out!("{diff}");
             }
         }
     }
