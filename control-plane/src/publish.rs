@@ -4,7 +4,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
     time::{Duration, SystemTime},
 };
 
@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::{
     node::ProxyNode,
     store::Store,
-    translate::{Problem, Severity, Translator},
+    translate::{Problem, ProxyView, Severity, Translator},
     xds::{ConfigSnapshot, ConfigSource},
 };
 
@@ -162,14 +162,12 @@ async fn settle(store: &mut watch::Receiver<Store>, debounce: Debounce) -> Optio
 }
 
 /// One store, indexed once; each proxy's config translated on first request and shared by
-/// every proxy with the same namespace, labels and service account.
+/// every proxy with the same view (namespace and the labels that selectors read).
 pub struct TranslatedStore {
     translator: Translator,
-    configs: Mutex<HashMap<ViewKey, Arc<ProxyConfig>>>,
+    /// Per view, its config once translated; translations of different views run in parallel.
+    configs: Mutex<HashMap<ProxyView, Arc<OnceLock<Arc<ProxyConfig>>>>>,
 }
-
-/// What a proxy's config depends on.
-type ViewKey = (String, Vec<(String, String)>, String);
 
 impl TranslatedStore {
     /// Checks and indexes `store`.
@@ -188,15 +186,14 @@ impl TranslatedStore {
 
 impl ConfigSource for TranslatedStore {
     fn config_for(&self, node: &ProxyNode) -> Arc<ProxyConfig> {
-        let key: ViewKey = (
-            node.namespace.clone(),
-            node.labels.clone().into_iter().collect(),
-            node.service_account.clone(),
-        );
-        let mut configs = self.configs.lock().unwrap_or_else(PoisonError::into_inner);
-        configs
-            .entry(key)
-            .or_insert_with(|| Arc::new(self.translator.translate(node).config))
+        let cell = self
+            .configs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(self.translator.view_of(node))
+            .or_default()
+            .clone();
+        cell.get_or_init(|| Arc::new(self.translator.translate(node).config))
             .clone()
     }
 }

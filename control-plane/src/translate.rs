@@ -25,6 +25,8 @@ mod traffic_policy;
 mod virtual_service;
 mod visibility;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use mesh_proto::config::v1::ProxyConfig;
 
 pub use gateway::CONTROLLER_NAME;
@@ -51,6 +53,14 @@ pub fn translate(store: &Store, node: &ProxyNode) -> Translation {
     Translator::new(store).translate(node)
 }
 
+/// What a proxy's config depends on: its namespace and those of its labels that some selector
+/// of the mesh reads. Proxies with equal views get equal configs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProxyView {
+    namespace: String,
+    labels: BTreeMap<String, String>,
+}
+
 /// The store's objects, checked and indexed once, ready to translate for any proxy.
 pub struct Translator {
     registry: Registry,
@@ -58,6 +68,8 @@ pub struct Translator {
     virtual_services: VirtualServices,
     mesh_routes: MeshRoutes,
     gateways: Gateways,
+    /// Every proxy label key a selector reads: the labels a view keeps.
+    selected_labels: BTreeSet<String>,
     problems: Vec<Problem>,
 }
 
@@ -72,13 +84,33 @@ impl Translator {
         let mesh_routes = MeshRoutes::build(&routes, &registry, &mut problems);
         mesh_routes.report_shadowed_virtual_services(&virtual_services, &mut problems);
         let gateways = Gateways::build(store, &routes, &mut problems);
+        let selected_labels = (rules.label_keys())
+            .chain(virtual_services.label_keys())
+            .chain(mesh_routes.label_keys())
+            .chain(gateways.label_keys())
+            .map(str::to_owned)
+            .collect();
         Translator {
             registry,
             rules,
             virtual_services,
             mesh_routes,
             gateways,
+            selected_labels,
             problems,
+        }
+    }
+
+    /// What of `node` its config depends on.
+    pub fn view_of(&self, node: &ProxyNode) -> ProxyView {
+        ProxyView {
+            namespace: node.namespace.clone(),
+            labels: node
+                .labels
+                .iter()
+                .filter(|(key, _)| self.selected_labels.contains(*key))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 
@@ -96,6 +128,13 @@ impl Translator {
     /// The config of one proxy: a sidecar's outbound config, plus its Gateways' listeners
     /// when the proxy runs a gateway.
     pub fn translate(&self, node: &ProxyNode) -> Translation {
+        // Only the view reaches translation, so equal views get equal configs by construction.
+        let ProxyView { namespace, labels } = self.view_of(node);
+        let node = &ProxyNode {
+            namespace,
+            labels,
+            ..ProxyNode::default()
+        };
         let mut config = ProxyConfig::default();
         let mut problems = self.problems.clone();
         let hashes = clusters::add_clusters(&self.registry, &self.rules, node, &mut config);

@@ -1,13 +1,16 @@
 //! The discovery server over real gRPC on loopback, with simulated proxies (plain tonic
 //! clients): convergence of many proxies, NACKs, a control-plane restart, delta pushes, push
-//! order, and a proxy that stops reading.
+//! order, and a proxy that stops reading. (Push latency at scale is measured by
+//! `bench/control-plane`, which shares `xds/sim.rs`.)
 
 mod xds {
     pub mod harness;
+    // Shared with bench/control-plane, which reads what these tests do not (arrival times).
+    #[allow(dead_code)]
     pub mod sim;
 }
 
-use std::{collections::BTreeSet, net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::BTreeSet, net::SocketAddr, sync::Arc};
 
 use mesh_control_plane::xds::{ConfigSnapshot, ProxySync, ResourceType, SyncState, SyncStatus};
 use mesh_proto::{
@@ -450,65 +453,4 @@ async fn a_proxy_that_stops_reading_delays_no_other() {
     let stuck = status.proxy("stuck.shop").next().expect("still connected");
     assert!(!stuck.is_synced());
     drop((requests, healthy));
-}
-
-/// A benchmark, not a timed test: push latency of an endpoint change to many proxies.
-/// `cargo nextest run -p mesh-control-plane --test xds --run-ignored only --no-capture push_latency`
-/// with MESH_BENCH_PROXIES (1000), MESH_BENCH_SERVICES (1000, 10 endpoints each) and
-/// MESH_BENCH_DELTA (1: delta streams, 0: state of the world).
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "a benchmark; run explicitly"]
-async fn push_latency_of_an_endpoint_change() {
-    let env = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let (proxies, services) = (
-        env("MESH_BENCH_PROXIES", 1000),
-        env("MESH_BENCH_SERVICES", 1000),
-    );
-    let delta = env("MESH_BENCH_DELTA", 1) == 1;
-    let config = mesh(services, 10, 8080);
-    let started = tokio::time::Instant::now();
-    let cp = ControlPlane::start(any_port(), ConfigSnapshot::uniform(1, config.clone())).await;
-    let sims: Vec<SimProxy> = (0..proxies)
-        .map(|i| {
-            let options = SimOptions {
-                delta,
-                ..Default::default()
-            };
-            SimProxy::spawn(&cp.url(), &format!("p-{i}.bench"), options)
-        })
-        .collect();
-    let patience = Duration::from_secs(600);
-    cp.wait_status_within(patience, "initial sync", all_synced(proxies))
-        .await;
-    let initial = started.elapsed();
-
-    let mut changed = config;
-    changed.endpoints[0].endpoints.pop();
-    let published = tokio::time::Instant::now();
-    cp.publish(ConfigSnapshot::uniform(2, changed));
-    cp.wait_status_within(patience, "the endpoint change", |s| {
-        all_synced(proxies)(s) && s.proxies.iter().all(|p| p.generation == 2)
-    })
-    .await;
-    let all_acked = published.elapsed();
-    let mut latencies: Vec<_> = sims
-        .iter()
-        .map(|sim| sim.with(|s| s.log.last().map(|r| r.at - published)))
-        .map(|latency| latency.expect("a response"))
-        .collect();
-    latencies.sort();
-    let quantile = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
-    println!(
-        "{proxies} proxies, {services} services x 10 endpoints, {}: initial sync of all {initial:?}; \
-         endpoint change received p50 {:?} p99 {:?} max {:?}; ACKed by all {all_acked:?}",
-        if delta { "delta" } else { "state of the world" },
-        quantile(0.5),
-        quantile(0.99),
-        quantile(1.0),
-    );
 }

@@ -72,6 +72,19 @@ pub(crate) struct DestinationRules {
 }
 
 impl DestinationRules {
+    /// The proxy label keys any rule's workload selector reads.
+    pub(crate) fn label_keys(&self) -> impl Iterator<Item = &str> {
+        self.exact
+            .values()
+            .flatten()
+            .chain(&self.wildcard)
+            .flat_map(|rule| {
+                rule.selector
+                    .iter()
+                    .flat_map(|s| s.keys().map(String::as_str))
+            })
+    }
+
     /// Checks every DestinationRule in the store; invalid ones are reported and left out.
     pub(crate) fn build(store: &Store, problems: &mut Vec<Problem>) -> Self {
         let mut rules = DestinationRules::default();

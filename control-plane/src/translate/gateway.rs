@@ -38,6 +38,12 @@ pub(crate) struct Gateways {
 }
 
 impl Gateways {
+    /// The proxy label keys that decide which gateways a proxy runs.
+    pub(crate) fn label_keys(&self) -> impl Iterator<Item = &str> {
+        let selectors = self.istio.iter().flat_map(|g| g.selector.keys());
+        std::iter::once(GATEWAY_NAME_LABEL).chain(selectors.map(String::as_str))
+    }
+
     /// Gateways of both kinds, with Gateway API routes attached.
     pub(crate) fn build(store: &Store, routes: &[RouteModel], problems: &mut Vec<Problem>) -> Self {
         Gateways {

@@ -142,6 +142,17 @@ pub(crate) struct MeshRoutes {
 }
 
 impl MeshRoutes {
+    /// The proxy label keys any attached route selects on.
+    pub(crate) fn label_keys(&self) -> impl Iterator<Item = &str> {
+        self.by_host.values().flat_map(|routes| {
+            routes
+                .producer
+                .iter()
+                .chain(routes.consumers.values())
+                .flat_map(RouteSet::label_keys)
+        })
+    }
+
     /// Attaches routes whose parent is a Service; a parent that does not exist is reported.
     pub(crate) fn build(
         models: &[RouteModel],

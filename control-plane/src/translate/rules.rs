@@ -197,6 +197,14 @@ impl EmitContext<'_> {
 }
 
 impl RouteSet {
+    /// The client label keys its rules select on (`sourceLabels`).
+    pub(crate) fn label_keys(&self) -> impl Iterator<Item = &str> {
+        let http = self.http.iter().map(|r| &r.scope);
+        let tcp = self.tcp.iter().chain(&self.tls).map(|r| &r.scope);
+        http.chain(tcp)
+            .flat_map(|scope| scope.source_labels.keys().map(String::as_str))
+    }
+
     /// The HTTP routes for this proxy and port; `Err` names a cluster the proxy lacks.
     pub(crate) fn http_routes(&self, cx: &EmitContext<'_>) -> Result<Vec<Route>, String> {
         self.http

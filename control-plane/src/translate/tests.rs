@@ -326,6 +326,52 @@ spec:
 }
 
 #[test]
+fn a_view_keeps_the_namespace_and_only_the_labels_a_selector_reads() {
+    let selecting = r#"
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: web, namespace: shop }
+spec:
+  hosts: [web]
+  http: [{ match: [{ sourceLabels: { track: canary } }], route: [{ destination: { host: web } }] }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: web-for-batch, namespace: shop }
+spec: { host: web, workloadSelector: { matchLabels: { tier: batch } } }
+"#;
+    let plain = Translator::new(&store(SHOP));
+    let selective = Translator::new(&store(&format!("{SHOP}{selecting}")));
+    let a = client(
+        "shop",
+        &[("app", "a"), ("track", "canary"), ("tier", "web")],
+    );
+    let b = client(
+        "shop",
+        &[("app", "b"), ("track", "canary"), ("tier", "web")],
+    );
+    let c = client(
+        "shop",
+        &[("app", "a"), ("track", "stable"), ("tier", "web")],
+    );
+    assert_eq!(
+        plain.view_of(&a),
+        plain.view_of(&c),
+        "no selector: labels do not matter"
+    );
+    assert_ne!(plain.view_of(&a), plain.view_of(&client("qa", &[])));
+    assert_eq!(
+        selective.view_of(&a),
+        selective.view_of(&b),
+        "nothing reads `app`"
+    );
+    assert_ne!(selective.view_of(&a), selective.view_of(&c));
+    assert_eq!(selective.translate(&a), selective.translate(&b));
+    assert_ne!(selective.translate(&a), selective.translate(&c));
+}
+
+#[test]
 fn a_broken_virtual_service_is_skipped_whole_with_a_problem_that_says_what_to_do() {
     let yaml = format!(
         "{SHOP}{DR_V1_V2}{}",

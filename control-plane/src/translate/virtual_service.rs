@@ -61,6 +61,15 @@ pub(crate) struct VirtualServices {
 }
 
 impl VirtualServices {
+    /// The proxy label keys any VirtualService's rules select on.
+    pub(crate) fn label_keys(&self) -> impl Iterator<Item = &str> {
+        self.exact
+            .values()
+            .flatten()
+            .chain(&self.wildcard)
+            .flat_map(|vs| vs.routes.label_keys())
+    }
+
     /// Checks every VirtualService in the store; invalid ones are reported and left out.
     pub(crate) fn build(
         store: &Store,

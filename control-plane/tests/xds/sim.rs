@@ -1,5 +1,6 @@
 //! A simulated proxy: a plain tonic client of the discovery API that subscribes to every type,
-//! records each response, and ACKs it, or NACKs what a test tells it to reject.
+//! records each response, and ACKs it, or NACKs what a test tells it to reject. Shared by the
+//! control plane's tests and the control-plane benchmark (`bench/src/lib.rs` includes this file).
 
 use std::{
     collections::BTreeMap,
@@ -16,17 +17,21 @@ use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
-use super::harness::PATIENCE;
+/// How long `SimProxy::wait` waits before failing.
+const PATIENCE: Duration = Duration::from_secs(20);
 
 /// One response as the simulated proxy saw it.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The resource type.
     pub ty: ResourceType,
+    /// The version of the whole type it carries.
     pub version: String,
     /// Resource names carried (all of them for state of the world, changes for delta).
     pub resources: Vec<String>,
+    /// Resource names removed (delta).
     pub removed: Vec<String>,
-    /// When it arrived.
+    /// When it arrived; its ACK (or NACK) is queued on the stream right after.
     pub at: Instant,
 }
 
@@ -36,25 +41,33 @@ pub type Reject = Arc<dyn Fn(&Received) -> Option<String> + Send + Sync>;
 /// How the simulated proxy behaves.
 #[derive(Clone, Default)]
 pub struct SimOptions {
+    /// Use the delta stream instead of state of the world.
     pub delta: bool,
+    /// Which responses to NACK (none by default).
     pub reject: Option<Reject>,
     /// Reconnect (every 20 ms) when the stream ends or cannot be opened.
     pub reconnect: bool,
+    /// The workload the pod belongs to: its `app` label and service account (by default the
+    /// pod's name and `default`).
+    pub workload: Option<String>,
 }
 
 /// What the simulated proxy has seen and applied.
 #[derive(Debug, Default)]
 pub struct SimState {
+    /// Every response, in order of arrival.
     pub log: Vec<Received>,
     /// Per type: the version last ACKed.
     pub acked: BTreeMap<ResourceType, String>,
     /// Per type: name to version of what the proxy holds.
     pub held: BTreeMap<ResourceType, BTreeMap<String, String>>,
+    /// Streams opened so far.
     pub streams: usize,
 }
 
 /// A running simulated proxy.
 pub struct SimProxy {
+    /// The proxy's id, `<pod>.<namespace>`.
     pub id: String,
     state: Arc<Mutex<SimState>>,
     task: JoinHandle<()>,
@@ -65,7 +78,7 @@ impl SimProxy {
     pub fn spawn(url: &str, id: &str, options: SimOptions) -> SimProxy {
         let state = Arc::new(Mutex::new(SimState::default()));
         let endpoint = Endpoint::from_shared(url.to_owned()).expect("endpoint url");
-        let node = node(id);
+        let node = node(id, options.workload.as_deref());
         let task = tokio::spawn(run(endpoint, node, options, state.clone()));
         SimProxy {
             id: id.to_owned(),
@@ -100,14 +113,14 @@ impl Drop for SimProxy {
     }
 }
 
-fn node(id: &str) -> Node {
+fn node(id: &str, workload: Option<&str>) -> Node {
     let (pod, namespace) = id.split_once('.').unwrap_or((id, "default"));
     Node {
         id: id.to_owned(),
         pod: pod.to_owned(),
         namespace: namespace.to_owned(),
-        labels: [("app".to_owned(), pod.to_owned())].into(),
-        service_account: "default".to_owned(),
+        labels: [("app".to_owned(), workload.unwrap_or(pod).to_owned())].into(),
+        service_account: workload.unwrap_or("default").to_owned(),
         ip: "10.244.0.9".to_owned(),
         proxy_version: "sim".to_owned(),
     }
