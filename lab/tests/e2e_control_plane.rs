@@ -136,6 +136,23 @@ async fn load(lab: &TestLab, client: &PodPlan, count: u32) -> (Value, Instant) {
     (summary, Instant::now())
 }
 
+/// Requests the client's sidecar has forwarded so far.
+async fn outbound_requests(lab: &TestLab, client: &PodPlan) -> f64 {
+    lab.metrics(client)
+        .await
+        .sum("mesh_requests_total", &[("direction", "outbound")])
+}
+
+/// Waits until the client's sidecar forwards more than `before` requests: the load is under way.
+async fn until_load_flows(lab: &TestLab, client: &PodPlan, before: f64) {
+    eventually(
+        "the load flowing through the client's sidecar",
+        Duration::from_secs(10),
+        || async { (outbound_requests(lab, client).await > before).then_some(()) },
+    )
+    .await;
+}
+
 /// The share of v2 answers, in percent.
 fn v2_percent(summary: &Value) -> f64 {
     let versions = counts(summary, "versions");
@@ -175,9 +192,10 @@ async fn weights_split_traffic_and_an_edit_under_load_applies_within_two_seconds
     // Continuous load across the edit: not one request may fail.
     let before =
         acked_routes(&lab.proxy_status().await, &sleep.name).expect("the client is synced");
+    let sent_before = outbound_requests(&lab, &sleep).await;
     let load = load(&lab, &sleep, 8000);
     let edit = async {
-        tokio::time::sleep(Duration::from_millis(500)).await; // the load is under way
+        until_load_flows(&lab, &sleep, sent_before).await;
         let edited = Instant::now();
         lab.write_manifest("routing.yaml", &routing(50, 50));
         let applied = eventually(
@@ -246,8 +264,9 @@ async fn a_new_replica_receives_traffic_through_the_meshed_clients() {
 
     // And back to 2 under load: the surplus pod leaves the endpoints before it stops, so no
     // request fails, and its namespace is gone.
+    let sent_before = outbound_requests(&lab, &sleep).await;
     let ((during, load_ended), (change, scaled)) = tokio::join!(load(&lab, &sleep, 4000), async {
-        tokio::time::sleep(Duration::from_millis(300)).await; // the load is under way
+        until_load_flows(&lab, &sleep, sent_before).await;
         let change = lab.lab.scale("shop", "web-v1", 2).await.unwrap();
         (change, Instant::now())
     });
@@ -287,8 +306,9 @@ async fn traffic_survives_a_killed_control_plane_and_every_proxy_resyncs() {
         .pid
         .expect("the control plane runs");
     let restarted_at = std::cell::Cell::new(None);
+    let sent_before = outbound_requests(&lab, &sleep).await;
     let kill_and_resync = async {
-        tokio::time::sleep(Duration::from_millis(300)).await; // the load is under way
+        until_load_flows(&lab, &sleep, sent_before).await;
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
             nix::sys::signal::Signal::SIGKILL,
