@@ -91,7 +91,7 @@ fn config_dump(state: &ProxyState) -> Response<Body> {
     let snapshot = state.config.load();
     let dump = serde_json::json!({
         "version": snapshot.version,
-        "config": snapshot.source,
+        "config": snapshot.config(),
     });
     let mut response = text(
         StatusCode::OK,

@@ -96,7 +96,7 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
         .config
         .as_ref()
         .map_or("(none)".to_owned(), |p| p.display().to_string());
-    let snapshot = Snapshot::compile(source, None)
+    let snapshot = Snapshot::compile(config::EncodedConfig::encode(&source), None)
         .map_err(|errors| config::ConfigError::Invalid { origin, errors })?;
 
     let listeners = ProxyListeners {

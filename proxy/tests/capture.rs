@@ -8,7 +8,7 @@ mod support;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use mesh_proxy::{
-    config::Snapshot,
+    config::{EncodedConfig, Snapshot},
     metrics::Metrics,
     proxy::{Proxy, ProxyListeners, Settings},
 };
@@ -34,7 +34,7 @@ async fn run_sidecar(
     stop: oneshot::Receiver<()>,
 ) {
     let config = mesh_proxy::config::parse(yaml, "sidecar.yaml".as_ref()).expect("parses");
-    let snapshot = Snapshot::compile(config, None).expect("valid");
+    let snapshot = Snapshot::compile(EncodedConfig::encode(&config), None).expect("valid");
     let listeners = ProxyListeners {
         outbound: Some(
             TcpListener::bind("0.0.0.0:15001")

@@ -1,6 +1,7 @@
 //! Proxy configuration: reading the static YAML file, compiling it into a `Snapshot`, and
 //! reloading it on SIGHUP or file change.
 
+mod encoded;
 mod reload;
 mod snapshot;
 
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use mesh_proto::config::v1::ProxyConfig;
 
+pub use encoded::EncodedConfig;
 pub use reload::{ConfigStore, FileWatcher};
 pub use snapshot::{AppProtocol, Cluster, ListenerConfig, Snapshot, TcpRouting};
 

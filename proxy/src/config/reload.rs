@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use mesh_proto::config::v1::ProxyConfig;
 use tokio::signal::unix::{Signal, SignalKind};
 
-use super::{ConfigError, Snapshot, read_file};
+use super::{ConfigError, EncodedConfig, Snapshot, read_file};
 use crate::metrics::Metrics;
 
 /// How often the config file's content is compared with what was last read.
@@ -52,7 +52,7 @@ impl ConfigStore {
     }
 
     /// Validates `config` against the snapshot in force (whose endpoint state carries over).
-    pub fn compile(&self, config: ProxyConfig) -> Result<Snapshot, Vec<String>> {
+    pub fn compile(&self, config: EncodedConfig) -> Result<Snapshot, Vec<String>> {
         Snapshot::compile(config, Some(&self.current.load()))
     }
 

@@ -1,5 +1,12 @@
-//! A validated, ready-to-serve configuration: listeners indexed by destination, compiled route
-//! tables, and clusters with their balancers. Immutable; reloads build a new one and swap it in.
+//! A validated, ready-to-serve configuration: listeners indexed by destination, and route
+//! tables and clusters by name. Immutable; reloads build a new one and swap it in.
+//!
+//! Route tables and cluster balancers are built on first use, as Linkerd's proxy resolves a
+//! destination only once traffic goes there: a sidecar in a mesh of 1,000 services usually
+//! talks to a handful, so the rest are kept as their encoded config (a few hundred bytes each)
+//! instead of compiled tables and balancers. Every part is still validated up front, so a bad
+//! config is rejected whole, never discovered at the first request. What the previous snapshot
+//! had built (what carries traffic) is built at once, carrying the endpoints' load over.
 
 use std::{
     collections::HashMap,
@@ -8,8 +15,11 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
 use mesh_proto::config::v1::{self as pb, endpoint::Health, listener::Mode};
+use prost::Message;
 
+use super::EncodedConfig;
 use crate::{
     addr::OrigDstAddr,
     balance::{Balancer, EndpointSpec},
@@ -24,17 +34,28 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A whole configuration, ready to serve.
 pub struct Snapshot {
-    /// The config as loaded (for `/config_dump`).
-    pub source: pb::ProxyConfig,
     /// Increases by one with every applied config.
     pub version: u64,
+    source: EncodedConfig,
     outbound: FastMap<SocketAddr, Arc<ListenerConfig>>,
     inbound: FastMap<u16, Arc<ListenerConfig>>,
     explicit: Vec<Arc<ListenerConfig>>,
-    routes: FastMap<String, Arc<RouteTable>>,
-    clusters: FastMap<String, Arc<Cluster>>,
+    routes: FastMap<String, RouteEntry>,
+    clusters: FastMap<String, ClusterEntry>,
 }
 
+/// A route config, compiled on first use.
+struct RouteEntry {
+    config: Bytes,
+    table: OnceLock<Arc<RouteTable>>,
+}
+
+/// A cluster's config and endpoints, its balancer built on first use.
+struct ClusterEntry {
+    config: Bytes,
+    endpoints: Option<Bytes>,
+    cluster: OnceLock<Arc<Cluster>>,
+}
 /// What a listener serves.
 #[derive(Debug)]
 pub struct ListenerConfig {
@@ -95,26 +116,45 @@ pub struct Cluster {
 // === impl Snapshot ===
 
 impl Snapshot {
-    /// Validates and compiles a config. Endpoint load state is carried over from `previous`.
-    /// Returns every problem at once; nothing is partially applied.
+    /// Validates and compiles a config. What `previous` had built is built now, its endpoint
+    /// load state carried over. Returns every problem at once; nothing is partially applied.
     pub fn compile(
-        source: pb::ProxyConfig,
+        source: EncodedConfig,
         previous: Option<&Snapshot>,
     ) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
         let mut routes = FastMap::default();
-        for config in &source.routes {
-            let table = compile_route_table(config, &mut errors);
-            if routes
-                .insert(config.name.clone(), Arc::new(table))
-                .is_some()
-            {
+        for (i, encoded) in source.routes.iter().enumerate() {
+            let Some(config) = decode::<pb::RouteConfig>(encoded, "route config", i, &mut errors)
+            else {
+                continue;
+            };
+            let table = compile_route_table(&config, &mut errors);
+            let entry = RouteEntry {
+                config: encoded.clone(),
+                table: OnceLock::new(),
+            };
+            let hot = previous
+                .and_then(|p| p.routes.get(&config.name))
+                .is_some_and(|e| e.table.get().is_some());
+            if hot {
+                let _ = entry.table.set(Arc::new(table));
+            }
+            if routes.insert(config.name.clone(), entry).is_some() {
                 errors.push(format!("route config {:?} is defined twice", config.name));
             }
         }
-        let mut endpoints: HashMap<&str, &pb::ClusterLoadAssignment> = HashMap::new();
-        for assignment in &source.endpoints {
-            if endpoints.insert(&assignment.cluster, assignment).is_some() {
+        let mut endpoints: HashMap<String, &Bytes> = HashMap::new();
+        for (i, encoded) in source.endpoints.iter().enumerate() {
+            let Some(assignment) =
+                decode::<pb::ClusterLoadAssignment>(encoded, "endpoints", i, &mut errors)
+            else {
+                continue;
+            };
+            if endpoints
+                .insert(assignment.cluster.clone(), encoded)
+                .is_some()
+            {
                 errors.push(format!(
                     "endpoints for cluster {:?} are given twice",
                     assignment.cluster
@@ -122,15 +162,27 @@ impl Snapshot {
             }
         }
         let mut clusters = FastMap::default();
-        for config in &source.clusters {
-            let prev = previous.and_then(|p| p.clusters.get(&config.name));
-            let assignment = endpoints.remove(config.name.as_str());
-            let cluster =
-                Cluster::compile(config, assignment, prev.map(|c| &c.balancer), &mut errors);
-            if clusters
-                .insert(config.name.clone(), Arc::new(cluster))
-                .is_some()
-            {
+        for (i, encoded) in source.clusters.iter().enumerate() {
+            let Some(config) = decode::<pb::Cluster>(encoded, "cluster", i, &mut errors) else {
+                continue;
+            };
+            let entry = ClusterEntry {
+                config: encoded.clone(),
+                endpoints: endpoints.remove(config.name.as_str()).cloned(),
+                cluster: OnceLock::new(),
+            };
+            let assignment = entry.assignment();
+            let at = format!("cluster {:?}", config.name);
+            check_cluster(&config, &at, &mut errors);
+            let specs = endpoint_specs(assignment.as_ref(), &at, &mut errors);
+            let hot = previous
+                .and_then(|p| p.clusters.get(&config.name))
+                .and_then(|e| e.cluster.get());
+            if let Some(hot) = hot {
+                let cluster = Cluster::build(&config, specs, Some(&hot.balancer));
+                let _ = entry.cluster.set(Arc::new(cluster));
+            }
+            if clusters.insert(config.name.clone(), entry).is_some() {
                 errors.push(format!("cluster {:?} is defined twice", config.name));
             }
         }
@@ -143,8 +195,11 @@ impl Snapshot {
         let mut outbound = FastMap::default();
         let mut inbound = FastMap::default();
         let mut explicit: Vec<Arc<ListenerConfig>> = Vec::new();
-        for config in &source.listeners {
-            let Some(listener) = ListenerConfig::compile(config, &routes, &clusters, &mut errors)
+        for (i, encoded) in source.listeners.iter().enumerate() {
+            let Some(config) = decode::<pb::Listener>(encoded, "listener", i, &mut errors) else {
+                continue;
+            };
+            let Some(listener) = ListenerConfig::compile(&config, &routes, &clusters, &mut errors)
             else {
                 continue;
             };
@@ -183,6 +238,12 @@ impl Snapshot {
         })
     }
 
+    /// The config this snapshot was compiled from, decoded (for `/config_dump`).
+    pub fn config(&self) -> pb::ProxyConfig {
+        // Every resource decoded when the snapshot was compiled.
+        self.source.decode().unwrap_or_default()
+    }
+
     /// The listener for captured outbound traffic to `dst`.
     pub fn outbound_listener(&self, dst: OrigDstAddr) -> Option<&Arc<ListenerConfig>> {
         self.outbound.get(&dst.0)
@@ -203,21 +264,79 @@ impl Snapshot {
         self.explicit.iter().find(|l| l.addr == addr)
     }
 
-    /// A route table by name.
+    /// A route table by name, compiled on first use.
     pub fn route_table(&self, name: &str) -> Option<&Arc<RouteTable>> {
-        self.routes.get(name)
+        self.routes.get(name).map(RouteEntry::table)
     }
 
-    /// A cluster by name.
+    /// A cluster by name, its balancer built on first use.
     pub fn cluster(&self, name: &str) -> Option<&Arc<Cluster>> {
-        self.clusters.get(name)
+        self.clusters.get(name).map(ClusterEntry::cluster)
     }
 
-    /// Every endpoint address in the config (to prune connection pools).
+    /// Every endpoint address of the clusters built so far: connections exist only to those,
+    /// so these are what pruning connection pools must keep.
     pub fn endpoint_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.clusters
             .values()
+            .filter_map(|e| e.cluster.get())
             .flat_map(|c| c.balancer.endpoints().iter().map(|e| e.addr()))
+    }
+
+    /// How many clusters have their balancer built.
+    pub fn built_clusters(&self) -> usize {
+        self.clusters
+            .values()
+            .filter(|e| e.cluster.get().is_some())
+            .count()
+    }
+}
+
+/// Decodes the `index`th resource of a kind; a failure is one more problem.
+fn decode<M: Message + Default>(
+    encoded: &Bytes,
+    kind: &str,
+    index: usize,
+    errors: &mut Vec<String>,
+) -> Option<M> {
+    M::decode(encoded.clone())
+        .map_err(|e| errors.push(format!("{kind} #{index} does not decode: {e}")))
+        .ok()
+}
+
+/// Decodes a resource validated when its snapshot was compiled.
+fn decode_valid<M: Message + Default>(encoded: &Bytes) -> M {
+    M::decode(encoded.clone()).unwrap_or_else(|error| {
+        tracing::error!(%error, "a validated resource no longer decodes");
+        M::default()
+    })
+}
+
+// === impl RouteEntry ===
+
+impl RouteEntry {
+    fn table(&self) -> &Arc<RouteTable> {
+        self.table.get_or_init(|| {
+            let config = decode_valid(&self.config);
+            Arc::new(compile_route_table(&config, &mut Vec::new()))
+        })
+    }
+}
+
+// === impl ClusterEntry ===
+
+impl ClusterEntry {
+    fn assignment(&self) -> Option<pb::ClusterLoadAssignment> {
+        self.endpoints.as_ref().map(decode_valid)
+    }
+
+    fn cluster(&self) -> &Arc<Cluster> {
+        self.cluster.get_or_init(|| {
+            let config: pb::Cluster = decode_valid(&self.config);
+            let at = format!("cluster {:?}", config.name);
+            let specs = endpoint_specs(self.assignment().as_ref(), &at, &mut Vec::new());
+            Arc::new(Cluster::build(&config, specs, None))
+        })
     }
 }
 
@@ -226,8 +345,8 @@ impl Snapshot {
 impl ListenerConfig {
     fn compile(
         config: &pb::Listener,
-        routes: &FastMap<String, Arc<RouteTable>>,
-        clusters: &FastMap<String, Arc<Cluster>>,
+        routes: &FastMap<String, RouteEntry>,
+        clusters: &FastMap<String, ClusterEntry>,
         errors: &mut Vec<String>,
     ) -> Option<Self> {
         let at = format!("listener {:?}", config.name);
@@ -302,7 +421,7 @@ impl TcpRouting {
     fn compile(
         route: &pb::TcpRoute,
         at: &str,
-        clusters: &FastMap<String, Arc<Cluster>>,
+        clusters: &FastMap<String, ClusterEntry>,
         errors: &mut Vec<String>,
     ) -> Self {
         let dests = |list: &[pb::WeightedCluster], errors: &mut Vec<String>| -> WeightedClusters {
@@ -369,49 +488,13 @@ fn sni_matches(pattern: &str, name: &str) -> bool {
 // === impl Cluster ===
 
 impl Cluster {
-    fn compile(
-        config: &pb::Cluster,
-        assignment: Option<&pb::ClusterLoadAssignment>,
-        previous: Option<&Balancer>,
-        errors: &mut Vec<String>,
-    ) -> Self {
-        let at = format!("cluster {:?}", config.name);
-        let policy = config.lb_policy();
-        let specs = assignment
-            .map(|a| {
-                a.endpoints
-                    .iter()
-                    .filter_map(|e| {
-                        Some(EndpointSpec {
-                            addr: parse_addr(&e.address, &at, errors)?,
-                            weight: e.weight.max(1),
-                            healthy: e.health() == Health::Healthy,
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let protocol = AppProtocol::from_pb(config.protocol());
-        if matches!(protocol, Some(AppProtocol::Tls)) {
-            errors.push(format!(
-                "{at}: protocol TLS is for listeners; use tls.mode for upstream TLS"
-            ));
-        }
-        if config
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.mode() != pb::upstream_tls::Mode::Disable)
-        {
-            errors.push(format!(
-                "{at}: upstream TLS is not supported by this proxy yet; set tls.mode DISABLE"
-            ));
-        }
+    /// Builds a cluster from its validated config; load state carries over from `previous`.
+    fn build(config: &pb::Cluster, specs: Vec<EndpointSpec>, previous: Option<&Balancer>) -> Self {
         let pool = config.connection_pool.unwrap_or_default();
-        warn_unimplemented(config, &pool, &at);
         Cluster {
             name: config.name.clone(),
-            balancer: Balancer::new(policy, specs, config.ring_size, previous),
-            protocol,
+            balancer: Balancer::new(config.lb_policy(), specs, config.ring_size, previous),
+            protocol: AppProtocol::from_pb(config.protocol()),
             connect_timeout: crate::route::duration(pool.connect_timeout.as_ref())
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             max_idle_per_endpoint: match pool.max_idle_per_endpoint {
@@ -451,6 +534,50 @@ impl Cluster {
         let slot = &self.metrics[direction as usize];
         slot.get_or_init(|| metrics.cluster(direction, &self.name))
     }
+}
+
+/// Problems with a cluster's settings; fields not enforced yet are warned about.
+fn check_cluster(config: &pb::Cluster, at: &str, errors: &mut Vec<String>) {
+    if matches!(
+        AppProtocol::from_pb(config.protocol()),
+        Some(AppProtocol::Tls)
+    ) {
+        errors.push(format!(
+            "{at}: protocol TLS is for listeners; use tls.mode for upstream TLS"
+        ));
+    }
+    if config
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.mode() != pb::upstream_tls::Mode::Disable)
+    {
+        errors.push(format!(
+            "{at}: upstream TLS is not supported by this proxy yet; set tls.mode DISABLE"
+        ));
+    }
+    warn_unimplemented(config, &config.connection_pool.unwrap_or_default(), at);
+}
+
+/// The endpoints of a cluster's assignment; an address that does not parse is a problem.
+fn endpoint_specs(
+    assignment: Option<&pb::ClusterLoadAssignment>,
+    at: &str,
+    errors: &mut Vec<String>,
+) -> Vec<EndpointSpec> {
+    let Some(assignment) = assignment else {
+        return Vec::new();
+    };
+    assignment
+        .endpoints
+        .iter()
+        .filter_map(|e| {
+            Some(EndpointSpec {
+                addr: parse_addr(&e.address, at, errors)?,
+                weight: e.weight.max(1),
+                healthy: e.health() == Health::Healthy,
+            })
+        })
+        .collect()
 }
 
 /// Fields of the model that this proxy does not enforce yet: said loudly, never silently ignored.

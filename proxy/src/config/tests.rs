@@ -1,10 +1,13 @@
 use std::path::Path;
 
-use super::{ConfigError, Snapshot, parse};
+use super::{ConfigError, EncodedConfig, Snapshot, parse};
 use crate::{addr::OrigDstAddr, metrics::Direction};
 
 fn compile(yaml: &str) -> Result<Snapshot, Vec<String>> {
-    Snapshot::compile(parse(yaml, Path::new("t.yaml")).expect("parses"), None)
+    Snapshot::compile(
+        EncodedConfig::encode(&parse(yaml, Path::new("t.yaml")).expect("parses")),
+        None,
+    )
 }
 
 #[test]
@@ -92,5 +95,47 @@ fn yaml_errors_name_the_file_and_position() {
     assert!(
         text.contains("/etc/mesh/proxy.yaml") && text.contains("line"),
         "{text}"
+    );
+}
+
+#[test]
+fn clusters_and_route_tables_are_built_on_first_use_and_stay_built_with_their_load() {
+    let yaml = r#"
+listeners: [ { name: out, address: "10.96.0.20:80", mode: OUTBOUND, route_config: r } ]
+routes: [ { name: r, virtual_hosts: [ { name: web, domains: ["*"] } ] } ]
+clusters: [ { name: a }, { name: b } ]
+endpoints: [ { cluster: a, endpoints: [{ address: "10.244.0.5:80" }] } ]
+"#;
+    let first = compile(yaml).expect("valid");
+    assert_eq!(first.built_clusters(), 0);
+    assert!(first.route_table("r").is_some());
+    let pick = first
+        .cluster("a")
+        .expect("cluster a")
+        .balancer
+        .pick(None)
+        .expect("an endpoint");
+    assert_eq!(first.built_clusters(), 1);
+
+    let config = parse(yaml, Path::new("t.yaml")).expect("parses");
+    let second = Snapshot::compile(EncodedConfig::encode(&config), Some(&first)).expect("valid");
+    assert_eq!(
+        second.built_clusters(),
+        1,
+        "the cluster in use is built at once"
+    );
+    let endpoint = &second.cluster("a").expect("cluster a").balancer.endpoints()[0];
+    assert_eq!(
+        endpoint.in_flight(),
+        1,
+        "the request in flight carried over"
+    );
+    drop(pick);
+    assert_eq!(endpoint.in_flight(), 0);
+    assert_eq!(second.built_clusters(), 1);
+    assert_eq!(
+        second.config(),
+        config,
+        "the config dump shows the whole config"
     );
 }

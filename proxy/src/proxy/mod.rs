@@ -19,7 +19,6 @@ use std::{
     time::Duration,
 };
 
-use mesh_proto::config::v1::ProxyConfig;
 use tokio::net::TcpListener;
 use tokio_util::{
     sync::{CancellationToken, DropGuard},
@@ -32,7 +31,7 @@ use self::{
     workers::Workers,
 };
 use crate::{
-    config::{ConfigError, ConfigStore, FileWatcher, Snapshot},
+    config::{ConfigError, ConfigStore, EncodedConfig, FileWatcher, Snapshot},
     detect::DetectConfig,
     metrics::Metrics,
 };
@@ -166,7 +165,7 @@ impl Proxy {
     /// swaps the config in; otherwise the config in force stays untouched.
     pub async fn apply(
         &self,
-        config: ProxyConfig,
+        config: EncodedConfig,
         origin: &str,
     ) -> Result<Arc<Snapshot>, ConfigError> {
         let _one_at_a_time = self.applying.lock().await;
@@ -202,7 +201,10 @@ impl Proxy {
             };
             let origin = watcher.path().display().to_string();
             let result = match update {
-                Ok(config) => self.apply(config, &origin).await.map(drop),
+                Ok(config) => self
+                    .apply(EncodedConfig::encode(&config), &origin)
+                    .await
+                    .map(drop),
                 Err(error) => {
                     self.state.metrics.config_reload(false);
                     Err(error)

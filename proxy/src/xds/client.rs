@@ -17,7 +17,7 @@ use super::{
     startup::StartupProbes,
 };
 use crate::{
-    config::{ConfigError, Snapshot},
+    config::{ConfigError, EncodedConfig, Snapshot},
     proxy::Proxy,
 };
 
@@ -244,11 +244,7 @@ impl DiscoveryClient {
 
 impl Target<'_> {
     /// Compiles (and for a running proxy, applies) `config`; every problem on failure.
-    async fn apply(
-        self,
-        config: mesh_proto::config::v1::ProxyConfig,
-        origin: &str,
-    ) -> Result<(), Vec<String>> {
+    async fn apply(self, config: EncodedConfig, origin: &str) -> Result<(), Vec<String>> {
         match self {
             Target::Startup(last_good) => {
                 *last_good = Some(Snapshot::compile(config, None)?);

@@ -1,45 +1,49 @@
 //! What the proxy holds from the control plane: per type, the resources of the last applied
-//! response; and the whole config they make.
+//! response, kept encoded (compact, and shared with the snapshot built from them); and the
+//! whole config they make.
 //!
 //! Like Envoy, the proxy lets references settle across types: endpoints of a cluster it does
 //! not (yet, or any longer) have are kept but not applied, and a listener whose route config or
 //! TCP clusters have not arrived yet waits ("warming") instead of failing the push that carried
 //! it. Any other problem fails the response, which is NACKed.
 
-use std::{collections::BTreeMap, collections::HashSet, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc};
 
-use mesh_proto::config::v1::{self as pb, ProxyConfig};
+use bytes::Bytes;
+use mesh_proto::config::v1 as pb;
 use prost::Message;
 
 use super::{ResourceType, session::Update};
+use crate::config::EncodedConfig;
 
-/// Every type's resources.
+/// Every type's resources; cloning shares them.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Held {
-    clusters: TypeCache<pb::Cluster>,
-    endpoints: TypeCache<pb::ClusterLoadAssignment>,
-    listeners: TypeCache<pb::Listener>,
-    routes: TypeCache<pb::RouteConfig>,
+    clusters: Arc<TypeCache>,
+    endpoints: Arc<TypeCache>,
+    listeners: Arc<TypeCache>,
+    routes: Arc<TypeCache>,
 }
 
 /// The resources of one type, by name.
-#[derive(Debug, Clone)]
-struct TypeCache<M> {
-    resources: BTreeMap<String, HeldResource<M>>,
+#[derive(Debug, Default)]
+struct TypeCache {
+    resources: BTreeMap<String, HeldResource>,
     /// The version of the last applied response; `None` before the first.
     version: Option<String>,
 }
 
-#[derive(Debug)]
-struct HeldResource<M> {
+/// One resource: its version and encoded body, checked to decode as its type.
+#[derive(Debug, Clone)]
+struct HeldResource {
     version: String,
-    message: Arc<M>,
+    body: Bytes,
 }
 
 /// A config assembled from what is held.
 #[derive(Debug)]
 pub(crate) struct Assembled {
-    pub(crate) config: ProxyConfig,
+    pub(crate) config: EncodedConfig,
     /// Listeners left out until what they name arrives.
     pub(crate) warming: Vec<String>,
 }
@@ -56,86 +60,81 @@ impl Held {
 
     /// The version of `ty` last applied.
     pub(crate) fn version(&self, ty: ResourceType) -> Option<&str> {
-        match ty {
-            ResourceType::Cluster => self.clusters.version.as_deref(),
-            ResourceType::Endpoints => self.endpoints.version.as_deref(),
-            ResourceType::Listener => self.listeners.version.as_deref(),
-            ResourceType::Route => self.routes.version.as_deref(),
-        }
+        self.cache(ty).version.as_deref()
     }
 
     /// Name to version of every resource of `ty` (what a delta stream reports on reconnect).
     pub(crate) fn resource_versions(&self, ty: ResourceType) -> BTreeMap<String, String> {
-        match ty {
-            ResourceType::Cluster => self.clusters.resource_versions(),
-            ResourceType::Endpoints => self.endpoints.resource_versions(),
-            ResourceType::Listener => self.listeners.resource_versions(),
-            ResourceType::Route => self.routes.resource_versions(),
-        }
+        self.cache(ty)
+            .resources
+            .iter()
+            .map(|(name, r)| (name.clone(), r.version.clone()))
+            .collect()
     }
 
     /// What would be held after `update`, and whether its resources differ from now (a
     /// response that only repeats what is held needs no new config). Fails on a resource that
-    /// does not decode as its type.
+    /// does not decode as its type or names itself otherwise.
     pub(crate) fn updated(&self, update: &Update) -> Result<(Held, bool), String> {
         let mut next = self.clone();
-        let changed = match update.ty {
-            ResourceType::Cluster => replace(&mut next.clusters, update)?,
-            ResourceType::Endpoints => replace(&mut next.endpoints, update)?,
-            ResourceType::Listener => replace(&mut next.listeners, update)?,
-            ResourceType::Route => replace(&mut next.routes, update)?,
+        let slot = match update.ty {
+            ResourceType::Cluster => &mut next.clusters,
+            ResourceType::Endpoints => &mut next.endpoints,
+            ResourceType::Listener => &mut next.listeners,
+            ResourceType::Route => &mut next.routes,
         };
+        let cache = slot.updated(update)?;
+        let changed = slot.version.is_none() || !slot.same_resources(&cache);
+        *slot = Arc::new(cache);
         Ok((next, changed))
     }
 
     /// The config the held resources make, with unresolved references left out.
     pub(crate) fn assemble(&self) -> Assembled {
-        let clusters: Vec<pb::Cluster> = self.clusters.messages().cloned().collect();
-        let known_clusters: HashSet<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
-        let routes: Vec<pb::RouteConfig> = self.routes.messages().cloned().collect();
-        let known_routes: HashSet<&str> = routes.iter().map(|r| r.name.as_str()).collect();
-        let endpoints = self
-            .endpoints
-            .messages()
-            .filter(|e| known_clusters.contains(e.cluster.as_str()))
-            .cloned()
-            .collect();
+        let known_clusters = &self.clusters.resources;
+        let known_routes = &self.routes.resources;
         let mut warming = Vec::new();
         let mut listeners = Vec::new();
-        for listener in self.listeners.messages() {
+        for (name, held) in &self.listeners.resources {
+            // Checked to decode when it arrived.
+            let listener = pb::Listener::decode(held.body.clone()).unwrap_or_default();
             let route_known = listener.route_config.is_empty()
-                || known_routes.contains(listener.route_config.as_str());
+                || known_routes.contains_key(&listener.route_config);
             let mut tcp_clusters = Vec::new();
             if let Some(tcp) = &listener.tcp {
                 collect_tcp_clusters(tcp, &mut tcp_clusters);
             }
-            if route_known && tcp_clusters.iter().all(|c| known_clusters.contains(c)) {
-                listeners.push(listener.clone());
+            if route_known && tcp_clusters.iter().all(|c| known_clusters.contains_key(*c)) {
+                listeners.push(held.body.clone());
             } else {
-                warming.push(listener.name.clone());
+                warming.push(name.clone());
             }
         }
         Assembled {
-            config: ProxyConfig {
+            config: EncodedConfig {
                 listeners,
-                routes,
-                clusters,
-                endpoints,
+                routes: self.routes.bodies().collect(),
+                clusters: self.clusters.bodies().collect(),
+                endpoints: self
+                    .endpoints
+                    .resources
+                    .iter()
+                    .filter(|(cluster, _)| known_clusters.contains_key(*cluster))
+                    .map(|(_, held)| held.body.clone())
+                    .collect(),
             },
             warming,
         }
     }
-}
 
-/// Applies `update` to `cache`; returns whether its resources changed.
-fn replace<M: Message + Default>(
-    cache: &mut TypeCache<M>,
-    update: &Update,
-) -> Result<bool, String> {
-    let next = cache.updated(update)?;
-    let changed = cache.version.is_none() || !cache.same_resources(&next);
-    *cache = next;
-    Ok(changed)
+    fn cache(&self, ty: ResourceType) -> &TypeCache {
+        match ty {
+            ResourceType::Cluster => &self.clusters,
+            ResourceType::Endpoints => &self.endpoints,
+            ResourceType::Listener => &self.listeners,
+            ResourceType::Route => &self.routes,
+        }
+    }
 }
 
 fn collect_tcp_clusters<'a>(route: &'a pb::TcpRoute, into: &mut Vec<&'a str>) {
@@ -145,27 +144,28 @@ fn collect_tcp_clusters<'a>(route: &'a pb::TcpRoute, into: &mut Vec<&'a str>) {
     }
 }
 
+/// Checks that `body` decodes as a `ty` named `name`.
+fn check(ty: ResourceType, name: &str, body: &Bytes) -> Result<(), String> {
+    let own = match ty {
+        ResourceType::Cluster => pb::Cluster::decode(body.clone()).map(|c| c.name),
+        ResourceType::Endpoints => {
+            pb::ClusterLoadAssignment::decode(body.clone()).map(|e| e.cluster)
+        }
+        ResourceType::Listener => pb::Listener::decode(body.clone()).map(|l| l.name),
+        ResourceType::Route => pb::RouteConfig::decode(body.clone()).map(|r| r.name),
+    }
+    .map_err(|e| format!("{ty} resource {name:?} does not decode: {e}"))?;
+    if own != name {
+        return Err(format!(
+            "{ty} resource {name:?} carries the name {own:?}; a resource must be named as its body"
+        ));
+    }
+    Ok(())
+}
+
 // === impl TypeCache ===
 
-impl<M> Default for TypeCache<M> {
-    fn default() -> Self {
-        TypeCache {
-            resources: BTreeMap::new(),
-            version: None,
-        }
-    }
-}
-
-impl<M> Clone for HeldResource<M> {
-    fn clone(&self) -> Self {
-        HeldResource {
-            version: self.version.clone(),
-            message: self.message.clone(),
-        }
-    }
-}
-
-impl<M: Message + Default> TypeCache<M> {
+impl TypeCache {
     fn updated(&self, update: &Update) -> Result<Self, String> {
         let mut resources = if update.full {
             BTreeMap::new()
@@ -189,13 +189,14 @@ impl<M: Message + Default> TypeCache<M> {
                     update.ty.type_url()
                 ));
             }
-            let message = M::decode(body.value.clone())
-                .map_err(|e| format!("{} resource {name:?} does not decode: {e}", update.ty))?;
+            // A copy of its own, so a kept resource does not pin the whole response's buffer.
+            let body = Bytes::copy_from_slice(&body.value);
+            check(update.ty, name, &body)?;
             resources.insert(
                 name.clone(),
                 HeldResource {
                     version: resource.version.clone(),
-                    message: Arc::new(message),
+                    body,
                 },
             );
         }
@@ -213,18 +214,9 @@ impl<M: Message + Default> TypeCache<M> {
                 .zip(&other.resources)
                 .all(|((a, x), (b, y))| a == b && x.version == y.version)
     }
-}
 
-impl<M> TypeCache<M> {
-    fn messages(&self) -> impl Iterator<Item = &M> {
-        self.resources.values().map(|r| r.message.as_ref())
-    }
-
-    fn resource_versions(&self) -> BTreeMap<String, String> {
-        self.resources
-            .iter()
-            .map(|(name, r)| (name.clone(), r.version.clone()))
-            .collect()
+    fn bodies(&self) -> impl Iterator<Item = Bytes> + '_ {
+        self.resources.values().map(|r| r.body.clone())
     }
 }
 
@@ -330,19 +322,16 @@ mod tests {
         );
         let assembled = held.assemble();
         assert_eq!(assembled.warming, ["web"]);
-        assert!(assembled.config.listeners.is_empty());
-        let clusters: Vec<_> = assembled
-            .config
-            .endpoints
-            .iter()
-            .map(|e| &e.cluster)
-            .collect();
+        let config = assembled.config.decode().expect("decodes");
+        assert!(config.listeners.is_empty());
+        let clusters: Vec<_> = config.endpoints.iter().map(|e| &e.cluster).collect();
         assert_eq!(clusters, ["web"]);
 
         held = apply(&held, full(ResourceType::Route, "v1", vec![route("web")]));
         let assembled = held.assemble();
         assert!(assembled.warming.is_empty());
-        assert_eq!(assembled.config.listeners[0].name, "web");
+        let config = assembled.config.decode().expect("decodes");
+        assert_eq!(config.listeners[0].name, "web");
     }
 
     #[test]
@@ -397,5 +386,15 @@ mod tests {
             .updated(&full(ResourceType::Cluster, "v1", vec![garbage]))
             .expect_err("undecodable");
         assert!(error.contains("\"a\" does not decode"), "{error}");
+    }
+
+    #[test]
+    fn a_body_named_otherwise_than_its_resource_fails_the_update() {
+        let mut renamed = cluster("a");
+        renamed.name = "b".into();
+        let error = Held::default()
+            .updated(&full(ResourceType::Cluster, "v1", vec![renamed]))
+            .expect_err("misnamed");
+        assert!(error.contains("\"b\" carries the name \"a\""), "{error}");
     }
 }

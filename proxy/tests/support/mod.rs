@@ -25,7 +25,7 @@ use hyper_util::{
     server::conn::auto,
 };
 use mesh_proxy::{
-    config::Snapshot,
+    config::{EncodedConfig, Snapshot},
     metrics::Metrics,
     proxy::{Proxy, ProxyListeners, Settings},
 };
@@ -126,8 +126,8 @@ pub async fn start_proxy(yaml: &str, vars: &[(&str, SocketAddr)]) -> TestProxy {
     }
     let config =
         mesh_proxy::config::parse(&text, "test.yaml".as_ref()).expect("test config parses");
-    let snapshot =
-        Snapshot::compile(config, None).unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
+    let snapshot = Snapshot::compile(EncodedConfig::encode(&config), None)
+        .unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
     let proxy = Proxy::start(
         snapshot,
         ProxyListeners::default(),
