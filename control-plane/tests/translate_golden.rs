@@ -94,7 +94,8 @@ fn assert_proxy_accepts(config: &ProxyConfig, what: &str) {
             tls.set_mode(Mode::Disable);
         }
     }
-    if let Err(errors) = mesh_proxy::config::Snapshot::compile(config, None) {
+    let encoded = mesh_proxy::config::EncodedConfig::encode(&config);
+    if let Err(errors) = mesh_proxy::config::Snapshot::compile(encoded, None) {
         panic!("{what}: the proxy refuses the translated config: {errors:#?}");
     }
 }
