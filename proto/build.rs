@@ -25,8 +25,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(&descriptor_path)
         .compile_well_known_types()
         .extern_path(".google.protobuf", "::pbjson_types")
-        // Sorted maps encode deterministically (node labels, resource versions).
-        .btree_map([".mesh.discovery"])
+        // Sorted maps encode deterministically: equal configs encode to equal bytes, so the
+        // control plane hashes an encoding straight into a resource version.
+        .btree_map(["."])
         .service_generator(
             tonic_prost_build::configure()
                 .build_transport(false)
@@ -35,22 +36,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .skip_protoc_run()
         .compile_protos(PROTOS, &["proto"])?;
 
-    // The config model again with sorted maps: wire-compatible, and its encoding is
-    // deterministic, so content hashes of equal configs are equal.
-    let canonical_dir = out_dir.join("canonical");
-    std::fs::create_dir_all(&canonical_dir)?;
-    prost_build::Config::new()
-        .file_descriptor_set_path(&descriptor_path)
-        .compile_well_known_types()
-        .extern_path(".google.protobuf", "::pbjson_types")
-        .btree_map(["."])
-        .out_dir(&canonical_dir)
-        .skip_protoc_run()
-        .compile_protos(&PROTOS[..1], &["proto"])?;
-
     let descriptor_set = std::fs::read(&descriptor_path)?;
     pbjson_build::Builder::new()
         .register_descriptors(&descriptor_set)?
+        .btree_map(["."])
         .build(&[".mesh.config"])?;
     Ok(())
 }

@@ -14,19 +14,6 @@ pub mod config {
     }
 }
 
-/// The configuration model with sorted maps, for deterministic encodings.
-///
-/// Wire-compatible with `config`: decoding a `config::v1` message's bytes into its twin here and
-/// encoding it again yields the same bytes for equal content, whatever the order of its maps.
-/// The control plane hashes that encoding into resource versions.
-pub mod canonical {
-    /// Version 1 of the configuration model, with `BTreeMap` maps.
-    #[allow(missing_docs, clippy::all)]
-    pub mod v1 {
-        include!(concat!(env!("OUT_DIR"), "/canonical/mesh.config.v1.rs"));
-    }
-}
-
 /// The discovery API: one aggregated stream per proxy, with ACK/NACK, state-of-the-world and delta.
 pub mod discovery {
     /// Version 1 of the discovery API, with its tonic client and server.

@@ -109,9 +109,8 @@ fn health(endpoint: &k8s_openapi::api::discovery::v1::Endpoint) -> Option<Health
     (serving && terminating).then_some(Health::Draining)
 }
 
-fn pod_labels(pod: Option<&std::sync::Arc<Pod>>) -> HashMap<String, String> {
-    pod.and_then(|p| p.metadata.labels.as_ref())
-        .map(|labels| labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+fn pod_labels(pod: Option<&std::sync::Arc<Pod>>) -> BTreeMap<String, String> {
+    pod.and_then(|p| p.metadata.labels.clone())
         .unwrap_or_default()
 }
 

@@ -282,7 +282,7 @@ fn header_changes(
     let Some(c) = c else {
         return HeaderChanges::default();
     };
-    let mut pairs = |map: &std::collections::HashMap<String, String>| {
+    let mut pairs = |map: &std::collections::BTreeMap<String, String>| {
         let mut pairs: Vec<_> = map
             .iter()
             .filter_map(|(k, v)| Some((header_name(k, at, errors)?, header_value(v, at, errors)?)))
