@@ -1,6 +1,6 @@
 //! A folder of manifests as a source: every `.yaml`, `.yml` and `.json` file under it (hidden
 //! ones aside) read into a store, re-read when their content changes (polled every 250 ms, or
-//! on demand). Several folders may be layered: a later folder's object replaces an earlier
+//! on demand; only files whose content changed are parsed again). Several folders may be layered: a later folder's object replaces an earlier
 //! one's with the same kind, namespace and name (the lab layers the cluster state it writes,
 //! e.g. Services with their ClusterIPs, over the user's manifests). Used by the lab and by
 //! `mesh analyze -f DIR`.
@@ -81,7 +81,11 @@ type Contents = Vec<(PathBuf, Vec<u8>)>;
 pub struct Folder {
     dirs: Vec<PathBuf>,
     last: Option<Vec<Contents>>,
+    parsed: ParseCache,
 }
+
+/// What each file's last content parsed into, by path and a hash of the content.
+type ParseCache = HashMap<PathBuf, (u64, ParsedManifests)>;
 
 impl Folder {
     /// The folder at `dir`; nothing is read yet.
@@ -91,12 +95,19 @@ impl Folder {
 
     /// Folders read in order, a later folder's object replacing an earlier one's.
     pub fn layered(dirs: Vec<PathBuf>) -> Self {
-        Folder { dirs, last: None }
+        Folder {
+            dirs,
+            last: None,
+            parsed: ParseCache::new(),
+        }
     }
 
     /// Reads the folders now.
     pub fn load(&self) -> Result<Loaded, FolderError> {
-        Ok(load_layers(&read_layers(&self.dirs)?))
+        Ok(load_layers(
+            &read_layers(&self.dirs)?,
+            &mut ParseCache::new(),
+        ))
     }
 
     /// Reads the folders and returns their objects if any file changed since the last poll
@@ -109,21 +120,29 @@ impl Folder {
     /// Polls every `every` (see `POLL_INTERVAL`) and calls `on_change` with the folder's
     /// objects whenever they changed, forever. A folder that cannot be read is logged and
     /// tried again at the next tick; the last good objects stay in place meanwhile.
+    /// Reading and parsing run on the blocking pool, off the runtime's workers.
     pub async fn watch(mut self, every: Duration, mut on_change: impl FnMut(Loaded)) {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            let dirs = self.dirs.clone();
-            let read = tokio::task::spawn_blocking(move || read_layers(&dirs)).await;
-            match read {
-                Ok(Ok(contents)) => {
-                    if let Some(loaded) = self.take_if_changed(contents) {
-                        on_change(loaded);
-                    }
+            let polled = tokio::task::spawn_blocking(move || {
+                let loaded = self.poll();
+                (self, loaded)
+            })
+            .await;
+            let loaded;
+            (self, loaded) = match polled {
+                Ok(polled) => polled,
+                Err(e) => {
+                    tracing::error!("manifest folder: reading stopped: {e}");
+                    return;
                 }
-                Ok(Err(e)) => tracing::warn!("manifest folder: {e}"),
-                Err(e) => tracing::warn!("manifest folder: reading stopped: {e}"),
+            };
+            match loaded {
+                Ok(Some(loaded)) => on_change(loaded),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("manifest folder: {e}"),
             }
         }
     }
@@ -132,7 +151,7 @@ impl Folder {
         if self.last.as_ref() == Some(&contents) {
             return None;
         }
-        let loaded = load_layers(&contents);
+        let loaded = load_layers(&contents, &mut self.parsed);
         self.last = Some(contents);
         Some(loaded)
     }
@@ -188,11 +207,13 @@ fn read_contents(dir: &Path) -> Result<Contents, FolderError> {
         .collect()
 }
 
-/// The layers' objects, a later layer's replacing an earlier one's without a warning.
-fn load_layers(layers: &[Contents]) -> Loaded {
+/// The layers' objects, a later layer's replacing an earlier one's without a warning. Files
+/// whose content `cache` holds are not parsed again; the cache keeps only these files after.
+fn load_layers(layers: &[Contents], cache: &mut ParseCache) -> Loaded {
     let mut merged = Loaded::default();
+    let mut next_cache = ParseCache::new();
     for layer in layers {
-        let loaded = load_contents(layer);
+        let loaded = load_contents(layer, cache, &mut next_cache);
         merged.problems.extend(loaded.problems);
         merged.sources.extend(loaded.sources);
         for kind in Kind::ALL {
@@ -201,17 +222,27 @@ fn load_layers(layers: &[Contents]) -> Loaded {
             }
         }
     }
+    *cache = next_cache;
     merged
 }
 
-fn load_contents(contents: &Contents) -> Loaded {
+fn load_contents(
+    contents: &Contents,
+    cache: &mut ParseCache,
+    next_cache: &mut ParseCache,
+) -> Loaded {
     let mut loaded = Loaded::default();
     for (path, content) in contents {
-        let source = path.display().to_string();
-        let text = String::from_utf8_lossy(content);
-        let parsed = parse_manifests(&text, &source);
-        loaded.problems.extend(parsed.problems);
-        for (object, at) in parsed.objects {
+        let hash = xxhash_rust::xxh64::xxh64(content, 0);
+        let parsed = match cache.remove(path) {
+            Some((cached, parsed)) if cached == hash => parsed,
+            _ => {
+                let text = String::from_utf8_lossy(content);
+                parse_manifests(&text, &path.display().to_string())
+            }
+        };
+        loaded.problems.extend(parsed.problems.iter().cloned());
+        for (object, at) in parsed.objects.iter().cloned() {
             let object_ref = object.object_ref();
             if let Some(first) = loaded.sources.get(&object_ref) {
                 loaded.problems.push(Problem {
@@ -228,6 +259,7 @@ fn load_contents(contents: &Contents) -> Loaded {
             loaded.sources.insert(object_ref, at);
             loaded.store.apply(object);
         }
+        next_cache.insert(path.clone(), (hash, parsed));
     }
     loaded
 }

@@ -18,7 +18,7 @@ use super::{
     metrics::XdsMetrics,
     resources::ProxyResources,
     status::{Registration, SyncTracker},
-    view::{self, View},
+    view::View,
     wire::{ClientMessage, Push, Wire},
 };
 use crate::node::ProxyNode;
@@ -244,7 +244,7 @@ impl<W: Wire> ProxyStream<W> {
             }
         };
         let state = &mut self.types[ty.index()];
-        let update = view::update(&state.view, resources.of(ty));
+        let update = self.snapshot.update(&state.view, resources.of(ty));
         if update.is_empty() && !state.must_send {
             return Ok(());
         }

@@ -10,7 +10,10 @@ use std::{
 use mesh_proto::config::v1::ProxyConfig;
 use tokio::time::Instant;
 
-use super::resources::ProxyResources;
+use super::{
+    resources::{ProxyResources, ResourceSet},
+    view::{self, Update, View},
+};
 use crate::node::ProxyNode;
 
 /// Computes each proxy's config from the mesh's state at one moment.
@@ -37,7 +40,14 @@ pub struct ConfigSnapshot {
     source: Arc<dyn ConfigSource>,
     /// Shared configs already split into resources, by address of the shared config.
     split: Mutex<HashMap<usize, Arc<SplitConfig>>>,
+    /// Changes from a set sent before to a set of this snapshot, by the addresses of both:
+    /// proxies with the same view share both sets, so each change is computed once.
+    updates: Mutex<HashMap<(usize, usize), SharedUpdate>>,
 }
+
+/// A change shared by proxies, and the set it starts from (kept so its address, part of the
+/// key, is not reused).
+type SharedUpdate = (Arc<ResourceSet>, Arc<OnceLock<Arc<Update>>>);
 
 /// A shared config and, once computed, its resources.
 struct SplitConfig {
@@ -66,6 +76,7 @@ impl ConfigSnapshot {
             published: Instant::now(),
             source,
             split: Mutex::default(),
+            updates: Mutex::default(),
         }
     }
 
@@ -124,6 +135,25 @@ impl ConfigSnapshot {
             .get_or_init(|| Arc::new(ProxyResources::split(&config)))
             .clone()
     }
+
+    /// The change from what a proxy has (`current`) to `desired`, a set of this snapshot;
+    /// computed once for every proxy that was sent the same set.
+    pub(crate) fn update(&self, current: &View, desired: &Arc<ResourceSet>) -> Arc<Update> {
+        let View::Sent(sent) = current else {
+            return Arc::new(view::update(current, desired));
+        };
+        let key = (Arc::as_ptr(sent) as usize, Arc::as_ptr(desired) as usize);
+        let cell = self
+            .updates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_insert_with(|| (sent.clone(), Arc::default()))
+            .1
+            .clone();
+        cell.get_or_init(|| Arc::new(view::update(current, desired)))
+            .clone()
+    }
 }
 
 impl fmt::Debug for ConfigSnapshot {
@@ -171,6 +201,27 @@ mod tests {
         let b = private.resources_for(&node);
         assert!(!Arc::ptr_eq(&a, &b));
         assert!(a.of(ResourceType::Cluster).get("a.shop").is_some());
+    }
+
+    #[test]
+    fn proxies_sent_the_same_set_share_one_update() {
+        let before = ConfigSnapshot::uniform(1, one_cluster("web"));
+        let after = ConfigSnapshot::uniform(2, one_cluster("api"));
+        let node = ProxyNode::default();
+        let sent = View::Sent(
+            before
+                .resources_for(&node)
+                .of(ResourceType::Cluster)
+                .clone(),
+        );
+        let desired = after.resources_for(&node).of(ResourceType::Cluster).clone();
+        let a = after.update(&sent, &desired);
+        let b = after.update(&sent.clone(), &desired);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a.removed, ["web"]);
+        let fresh = after.update(&View::default(), &desired);
+        assert!(!Arc::ptr_eq(&a, &fresh));
+        assert!(fresh.removed.is_empty());
     }
 
     #[test]
