@@ -454,3 +454,54 @@ async fn a_proxy_that_stops_reading_delays_no_other() {
     assert!(!stuck.is_synced());
     drop((requests, healthy));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_delta_change_goes_out_in_parts_and_counts_as_acked_after_the_last() {
+    // About 600 KiB of endpoints: several parts of at most ~128 KiB.
+    let config = mesh(200, 40, 80);
+    let cp = ControlPlane::start(any_port(), ConfigSnapshot::uniform(1, config.clone())).await;
+    let delta = SimOptions {
+        delta: true,
+        ..Default::default()
+    };
+    let proxy = SimProxy::spawn(&cp.url(), "web-0.shop", delta.clone());
+    cp.wait_status("synced", all_synced(1)).await;
+    proxy.with(|s| {
+        let parts: Vec<&Received> = s
+            .log
+            .iter()
+            .filter(|r| r.ty == ResourceType::Endpoints)
+            .collect();
+        assert!(parts.len() >= 4, "{} endpoint responses", parts.len());
+        let carried: usize = parts.iter().map(|r| r.resources.len()).sum();
+        assert_eq!(carried, 200, "every cluster's endpoints exactly once");
+        assert_eq!(s.held[&ResourceType::Endpoints].len(), 200);
+        let mut order = types(&s.log);
+        order.dedup();
+        assert_eq!(order, ALL, "all parts of a type before the next type");
+    });
+
+    // A proxy that rejects one part: the change is NACKed as a whole, whatever the other
+    // parts' ACKs say.
+    let reject_one: Reject = Arc::new(|received: &Received| {
+        (received.ty == ResourceType::Endpoints
+            && received.resources.iter().any(|n| n == "svc-100"))
+        .then(|| "svc-100: bad endpoints".to_owned())
+    });
+    let _picky = SimProxy::spawn(
+        &cp.url(),
+        "picky.shop",
+        SimOptions {
+            reject: Some(reject_one),
+            ..delta
+        },
+    );
+    cp.wait_status("the NACK", |s| {
+        s.proxies.iter().any(|p| {
+            p.id == "picky.shop"
+                && p.of(ResourceType::Endpoints)
+                    .is_some_and(|t| t.nack.is_some() && t.acked.is_none())
+        })
+    })
+    .await;
+}

@@ -242,3 +242,37 @@ async fn a_proxy_on_the_state_of_the_world_stream_serves_nacks_and_survives_an_o
 async fn a_proxy_on_the_delta_stream_serves_nacks_and_survives_an_outage() {
     serves_pushed_config_through_nack_and_outage(true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_config_sent_in_parts_starts_with_every_listener_and_route() {
+    // 3,000 services: every type's initial delta push goes out in several parts, routes too,
+    // so the proxy holds every type after the first route part already.
+    let mut config = ProxyConfig::default();
+    for i in 0..3000 {
+        let name = format!("svc-{i}.shop.svc.cluster.local");
+        config.clusters.push(pb::Cluster {
+            name: name.clone(),
+            ..Default::default()
+        });
+        config.listeners.push(Listener {
+            name: name.clone(),
+            address: format!("10.96.{}.{}:80", i / 250, 1 + i % 250),
+            mode: Mode::Outbound.into(),
+            protocol: pb::Protocol::Http1.into(),
+            route_config: name.clone(),
+            ..Default::default()
+        });
+        config.routes.push(http_route(&name, &name, &name));
+    }
+    let cp = ControlPlane::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        ConfigSnapshot::uniform(1, config),
+    )
+    .await;
+    let mut client = client(&cp, true);
+    let (snapshot, _) = client.first_config(None).await;
+    let started = snapshot.config();
+    assert_eq!(started.listeners.len(), 3000, "no listener left warming");
+    assert_eq!(started.routes.len(), 3000);
+    cp.wait_status("synced", proxy_synced(1)).await;
+}

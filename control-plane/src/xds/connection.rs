@@ -1,7 +1,8 @@
 //! One proxy's stream: reads its subscriptions, ACKs and NACKs, and pushes what changed for it
 //! whenever a new snapshot is published. Each stream runs in its own task with its own response
 //! queue, so a slow proxy delays no other; a proxy that falls behind skips straight to the
-//! latest snapshot.
+//! latest snapshot. A big delta change (a new proxy's whole config) goes out in parts of
+//! bounded size, so neither side holds a response of the whole mesh at once.
 
 use std::{marker::PhantomData, sync::Arc};
 
@@ -36,6 +37,9 @@ pub(crate) type Responses<W> = mpsc::Sender<Result<<W as Wire>::Response, Status
 /// The proxy went away.
 struct Closed;
 
+/// The encoded size a delta response's resources aim to stay within.
+const DELTA_PART_BYTES: usize = 128 * 1024;
+
 /// One proxy's stream state.
 struct ProxyStream<W: Wire> {
     node: ProxyNode,
@@ -64,13 +68,13 @@ struct TypeState {
     outstanding: Option<Outstanding>,
 }
 
-/// The last response of a type, until the proxy answers it.
+/// The last change sent of a type, until the proxy answers every response carrying it.
 struct Outstanding {
     version: String,
-    nonce: String,
-    /// When the change it carries was seen.
+    /// Nonces of its responses not answered yet; emptied by a NACK.
+    pending: Vec<String>,
+    /// When the change was seen.
     since: Instant,
-    answered: bool,
 }
 
 /// Counts the stream in `mesh_cp_connected_proxies` while it lives.
@@ -188,12 +192,18 @@ impl<W: Wire> ProxyStream<W> {
         let Some(outstanding) = state
             .outstanding
             .as_mut()
-            .filter(|o| o.nonce == message.nonce && !o.answered)
+            .filter(|o| o.pending.contains(&message.nonce))
         else {
             tracing::trace!(proxy = %self.node.id, %ty, nonce = %message.nonce, "stale or repeated answer");
             return Ok(());
         };
-        outstanding.answered = true;
+        outstanding.pending.retain(|nonce| *nonce != message.nonce);
+        if message.error.is_some() {
+            // One rejected part rejects the change: later parts' answers no longer count.
+            outstanding.pending.clear();
+        } else if !outstanding.pending.is_empty() {
+            return Ok(());
+        }
         match message.error {
             Some(error) => {
                 tracing::warn!(proxy = %self.node.id, %ty, version = %outstanding.version, %error,
@@ -248,27 +258,44 @@ impl<W: Wire> ProxyStream<W> {
         if update.is_empty() && !state.must_send {
             return Ok(());
         }
-        self.nonces += 1;
-        let nonce = format!("{}-{}", self.snapshot.generation(), self.nonces);
+        let parts = if W::DELTA {
+            update.parts(DELTA_PART_BYTES)
+        } else {
+            vec![0..update.changed.len()]
+        };
+        let nonces: Vec<String> = parts
+            .iter()
+            .map(|_| {
+                self.nonces += 1;
+                format!("{}-{}", self.snapshot.generation(), self.nonces)
+            })
+            .collect();
         let version = update.version().to_owned();
-        let response = W::response(Push {
-            ty,
-            version: &version,
-            nonce: &nonce,
-            update: &update,
-        });
         state.must_send = false;
         state.view = update.view();
         self.registration.sent(ty, &version);
         self.registration
             .pushed_generation(self.snapshot.generation());
         state.outstanding = Some(Outstanding {
-            version,
-            nonce,
+            version: version.clone(),
+            pending: nonces.clone(),
             since,
-            answered: false,
         });
         self.shared.metrics.pushed(ty);
-        self.responses.send(Ok(response)).await.map_err(|_| Closed)
+        for (i, (part, nonce)) in parts.into_iter().zip(&nonces).enumerate() {
+            let response = W::response(Push {
+                ty,
+                version: &version,
+                nonce,
+                update: &update,
+                part,
+                removals: i == 0,
+            });
+            self.responses
+                .send(Ok(response))
+                .await
+                .map_err(|_| Closed)?;
+        }
+        Ok(())
     }
 }

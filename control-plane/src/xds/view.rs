@@ -1,6 +1,8 @@
 //! What one proxy has of one resource type, and what to send to bring it to a desired set.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, ops::Range, sync::Arc};
+
+use prost::Message;
 
 use super::resources::{Resource, ResourceSet};
 
@@ -96,6 +98,23 @@ impl Update {
     pub(crate) fn view(&self) -> View {
         View::Sent(self.target.clone())
     }
+
+    /// The changed resources in consecutive parts of about `max_bytes` encoded each (a
+    /// resource bigger than that is a part of its own); one empty part for no change.
+    pub(crate) fn parts(&self, max_bytes: usize) -> Vec<Range<usize>> {
+        let mut parts = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, resource) in self.changed.iter().enumerate() {
+            let size = resource.wire().encoded_len();
+            if i > start && bytes + size > max_bytes {
+                parts.push(start..i);
+                (start, bytes) = (i, 0);
+            }
+            bytes += size;
+        }
+        parts.push(start..self.changed.len());
+        parts
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +159,19 @@ mod tests {
         assert_eq!(fourth.version(), third.version());
         assert_ne!(third.version(), second.version());
         assert_eq!(fourth.all().count(), 2);
+    }
+
+    #[test]
+    fn a_big_change_is_cut_into_parts_of_bounded_size() {
+        let names: Vec<(String, u32)> = (0..10).map(|i| (format!("c{i}"), 1)).collect();
+        let names: Vec<(&str, u32)> = names.iter().map(|(n, r)| (n.as_str(), *r)).collect();
+        let all = update(&View::default(), &clusters(&names));
+        let size = all.changed[0].wire().encoded_len();
+        assert_eq!(all.parts(usize::MAX), [0..10]);
+        assert_eq!(all.parts(3 * size), [0..3, 3..6, 6..9, 9..10]);
+        assert_eq!(all.parts(1), (0..10).map(|i| i..i + 1).collect::<Vec<_>>());
+        let none = update(&all.view(), &clusters(&names));
+        assert_eq!(none.parts(1), [0..0]);
     }
 
     #[test]

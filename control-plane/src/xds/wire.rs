@@ -1,7 +1,7 @@
 //! The two stream forms on the wire: state of the world and delta. Each turns its requests into
 //! a `ClientMessage` and a `Push` into its response, so one stream loop serves both.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, ops::Range};
 
 use mesh_proto::discovery::v1 as pb;
 
@@ -28,6 +28,10 @@ pub(crate) struct Push<'a> {
     pub(crate) version: &'a str,
     pub(crate) nonce: &'a str,
     pub(crate) update: &'a Update,
+    /// Delta: which of the update's changed resources this response carries (a big change
+    /// goes out in parts), and whether it carries the removals.
+    pub(crate) part: Range<usize>,
+    pub(crate) removals: bool,
 }
 
 /// A stream form.
@@ -95,13 +99,15 @@ impl Wire for Delta {
             type_url: push.ty.type_url().to_owned(),
             system_version_info: push.version.to_owned(),
             nonce: push.nonce.to_owned(),
-            resources: push
-                .update
-                .changed
+            resources: push.update.changed[push.part]
                 .iter()
                 .map(|r| r.wire().clone())
                 .collect(),
-            removed_resources: push.update.removed.clone(),
+            removed_resources: if push.removals {
+                push.update.removed.clone()
+            } else {
+                Vec::new()
+            },
         }
     }
 }

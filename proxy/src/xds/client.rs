@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use mesh_proto::discovery::v1::Node;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, time::Instant};
 use tonic::transport::Endpoint;
 
 use super::{
@@ -21,6 +21,9 @@ use crate::{
     proxy::Proxy,
 };
 
+/// How long the first config waits for what its listeners name (Envoy waits 15 s for a
+/// listener's route config before it starts without it).
+const WARMING_PATIENCE: Duration = Duration::from_secs(10);
 /// Reconnection delays: from half a second up to 30 s.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -106,9 +109,10 @@ impl DiscoveryClient {
         })
     }
 
-    /// Waits for the first complete config (every type received, compiled, ACKed) and
-    /// returns it for `Proxy::start`. Meanwhile `health`, if given, answers live but not
-    /// ready; it is handed back for the admin server.
+    /// Waits for the first complete config (every type received, compiled, ACKed, and no
+    /// listener waiting for what it names, or `WARMING_PATIENCE` spent waiting) and returns it
+    /// for `Proxy::start`. Meanwhile `health`, if given, answers live but not ready; it is
+    /// handed back for the admin server.
     pub async fn first_config(
         &mut self,
         health: Option<TcpListener>,
@@ -117,19 +121,38 @@ impl DiscoveryClient {
             "waiting for the first complete config from the control plane");
         let probes = health.map(StartupProbes::serve);
         let mut last_good = None;
-        loop {
-            let update = self.next_update().await;
+        let mut warming_deadline = None;
+        let snapshot = loop {
+            let update = match warming_deadline {
+                None => self.next_update().await,
+                Some(deadline) => tokio::select! {
+                    update = self.next_update() => update,
+                    () = tokio::time::sleep_until(deadline) => {
+                        tracing::warn!(listeners = ?self.warming, "starting without listeners \
+                            whose route configs or clusters did not arrive within {WARMING_PATIENCE:?}");
+                        warming_deadline = None;
+                        match last_good.take() {
+                            Some(snapshot) => break snapshot,
+                            None => continue,
+                        }
+                    }
+                },
+            };
             self.process(update, Target::Startup(&mut last_good)).await;
-            if self.held.is_complete()
-                && let Some(snapshot) = last_good.take()
-            {
-                let health = match probes {
-                    Some(probes) => probes.finish().await,
-                    None => None,
-                };
-                return (snapshot, health);
+            if self.held.is_complete() && last_good.is_some() {
+                if self.warming.is_empty()
+                    && let Some(snapshot) = last_good.take()
+                {
+                    break snapshot;
+                }
+                warming_deadline.get_or_insert_with(|| Instant::now() + WARMING_PATIENCE);
             }
-        }
+        };
+        let health = match probes {
+            Some(probes) => probes.finish().await,
+            None => None,
+        };
+        (snapshot, health)
     }
 
     /// Applies every later response to `proxy` until it drains; on a lost stream the proxy
