@@ -261,7 +261,8 @@ impl<W: Wire> ProxyStream<W> {
         let parts = if W::DELTA {
             update.parts(DELTA_PART_BYTES)
         } else {
-            vec![0..update.changed.len()]
+            let whole = 0..update.changed.len();
+            vec![whole]
         };
         let nonces: Vec<String> = parts
             .iter()

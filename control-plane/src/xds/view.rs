@@ -167,11 +167,13 @@ mod tests {
         let names: Vec<(&str, u32)> = names.iter().map(|(n, r)| (n.as_str(), *r)).collect();
         let all = update(&View::default(), &clusters(&names));
         let size = all.changed[0].wire().encoded_len();
-        assert_eq!(all.parts(usize::MAX), [0..10]);
+        let whole = 0..10;
+        assert_eq!(all.parts(usize::MAX), [whole]);
         assert_eq!(all.parts(3 * size), [0..3, 3..6, 6..9, 9..10]);
         assert_eq!(all.parts(1), (0..10).map(|i| i..i + 1).collect::<Vec<_>>());
         let none = update(&all.view(), &clusters(&names));
-        assert_eq!(none.parts(1), [0..0]);
+        let empty = 0..0;
+        assert_eq!(none.parts(1), [empty]);
     }
 
     #[test]
