@@ -1,6 +1,6 @@
 //! `mesh proxy-status` against the real `mesh-control-plane` (folder mode) and real
 //! `mesh-proxy` processes in discovery mode, all on loopback ports: every proxy SYNCED; a
-//! route the proxies reject shows STALE with its NACK, and as a difference between what the
+//! cluster the proxies reject shows STALE with its NACK, and as a difference between what the
 //! control plane would send and what the proxy runs; a proxy that went away leaves the table;
 //! config sent over a held link shows STALE and as a difference until it arrives; clear errors
 //! for an unknown proxy, an unreachable control plane and no lab. And in a real
@@ -37,20 +37,15 @@ spec:
   ports: [{ name: grpc, port: 9090 }]
 "#;
 
-/// A route the proxy rejects: the control plane does not check header names (yet), the proxy
-/// does, so every proxy NACKs the route config that carries it.
-const BAD_HEADER: &str = r#"
+/// A cluster the proxy rejects: the control plane translates mesh TLS to upstreams, which the
+/// proxy does not speak yet, so every proxy NACKs the cluster that asks for it.
+const MESH_TLS: &str = r#"
 apiVersion: networking.istio.io/v1
-kind: VirtualService
+kind: DestinationRule
 metadata: { name: web, namespace: shop }
 spec:
-  hosts: [web]
-  http:
-  - route:
-    - destination: { host: web }
-      headers:
-        request:
-          set: { "bad header": "1" }
+  host: web
+  trafficPolicy: { tls: { mode: ISTIO_MUTUAL } }
 "#;
 
 /// A child process, killed when the test ends however it ends.
@@ -394,12 +389,12 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
         "Clusters Match\nListeners Match\nRoutes Match\nEndpoints Match\n"
     );
 
-    // A route both proxies reject: they keep their last good routes, and say why.
-    std::fs::write(manifests.join("bad-header.yaml"), BAD_HEADER).expect("write the route");
-    wait_until("both proxies NACK the routes", || {
+    // A cluster both proxies reject: they keep their last good clusters, and say why.
+    std::fs::write(manifests.join("mesh-tls.yaml"), MESH_TLS).expect("write the rule");
+    wait_until("both proxies NACK the clusters", || {
         let status = syncz(monitoring);
         ["web-1.shop", "sleep.shop"].iter().all(|id| {
-            state(&status, id, "RDS")
+            state(&status, id, "CDS")
                 .is_some_and(|t| t["state"] == "STALE" && t["nack"].is_object())
         })
     });
@@ -408,7 +403,7 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
     let cells = row(&stdout(&output), "web-1.shop").expect("a row for web-1.shop");
     assert_eq!(
         cells[1..5],
-        ["SYNCED", "SYNCED", "SYNCED", "STALE"],
+        ["STALE", "SYNCED", "SYNCED", "SYNCED"],
         "{}",
         stdout(&output)
     );
@@ -420,24 +415,24 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
     let nack = row(&wide, "sleep.shop")
         .and_then(|r| r.last().cloned())
         .unwrap_or_default();
-    assert!(nack.starts_with("RDS version "), "{wide}");
+    assert!(nack.starts_with("CDS version "), "{wide}");
     assert!(
-        nack.contains("\"bad header\" is not a valid header name"),
+        nack.contains("upstream TLS is not supported by this proxy yet"),
         "{wide}"
     );
 
     let output = mesh(&["proxy-status", "--control-plane", &cp_url, "-o", "json"]);
     let json: Value = serde_json::from_str(&stdout(&output)).expect("-o json prints JSON");
     assert_eq!(json["controlPlane"], control_plane_name.as_str());
-    let rds = state(&json, "sleep.shop", "RDS").expect("sleep.shop RDS");
+    let cds = state(&json, "sleep.shop", "CDS").expect("sleep.shop CDS");
     assert!(
-        rds["nack"]["error"]
+        cds["nack"]["error"]
             .as_str()
-            .is_some_and(|e| e.contains("bad header")),
+            .is_some_and(|e| e.contains("upstream TLS")),
         "{json}"
     );
 
-    // The control plane would send the header; the proxy runs its last good routes.
+    // The control plane would send mesh TLS; the proxy runs its last good clusters.
     let output = mesh(&[
         "proxy-status",
         "web-1",
@@ -450,10 +445,7 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
     ]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let report = stdout(&output);
-    assert!(
-        report.starts_with("Clusters Match\nListeners Match\nRoutes Don't Match\n"),
-        "{report}"
-    );
+    assert!(report.starts_with("Clusters Don't Match\n"), "{report}");
     assert!(
         report.contains(&format!(
             "--- control plane {control_plane_name} (generation "
@@ -467,13 +459,16 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
     assert!(
         report
             .lines()
-            .any(|l| l.starts_with('-') && l.contains("bad header")),
-        "the header is only on the control plane's side:\n{report}"
+            .any(|l| l.starts_with('-') && l.contains("MESH_MUTUAL")),
+        "mesh TLS is only on the control plane's side:\n{report}"
     );
-    assert!(report.ends_with("Endpoints Match\n"), "{report}");
+    assert!(
+        report.ends_with("Listeners Match\nRoutes Match\nEndpoints Match\n"),
+        "{report}"
+    );
 
     // Fixed: back in sync.
-    std::fs::remove_file(manifests.join("bad-header.yaml")).expect("remove the route");
+    std::fs::remove_file(manifests.join("mesh-tls.yaml")).expect("remove the rule");
     wait_until("web-1.shop SYNCED again", || {
         all_synced(&syncz(monitoring), "web-1.shop")
     });

@@ -15,6 +15,7 @@ mod duration;
 mod endpoints;
 mod gateway;
 mod gateway_api;
+mod headers;
 pub mod names;
 mod outbound;
 mod problem;

@@ -412,6 +412,55 @@ spec:
 }
 
 #[test]
+fn a_header_change_http_cannot_carry_is_a_problem_not_a_push_the_proxy_refuses() {
+    let yaml = format!(
+        "{SHOP}{}",
+        r#"
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: web, namespace: shop }
+spec:
+  hosts: [web]
+  http:
+  - route: [{ destination: { host: web } }]
+    headers:
+      request: { set: { "x-ok": "yes", "bad header": "x" }, remove: ["also bad"] }
+      response: { add: { x-line: "one\ntwo" } }
+"#
+    );
+    let translation = translate(&store(&yaml), &client("shop", &[]));
+    let errors: Vec<(&str, &str)> = translation
+        .problems
+        .iter()
+        .filter(|p| p.is_error())
+        .map(|p| (p.field.as_str(), p.message.as_str()))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (
+                "spec.http[0].headers.request.remove",
+                r#""also bad" is not a valid header name"#
+            ),
+            (
+                "spec.http[0].headers.request.set",
+                r#""bad header" is not a valid header name"#
+            ),
+            (
+                "spec.http[0].headers.response.add",
+                r#"the value of header "x-line" is not a valid header value"#
+            ),
+        ]
+    );
+    let routes = routes_of(&translation.config, "web", 80);
+    assert_eq!(
+        routes[0].name, "default",
+        "the broken VirtualService is left out"
+    );
+}
+
+#[test]
 fn gateway_api_ties_go_to_the_oldest_route_then_namespace_and_name() {
     let route = |name: &str, created: Option<&str>, backend_port: u32| {
         let created = created

@@ -29,9 +29,9 @@ use crate::store::{Kind as StoreKind, ObjectRef};
 
 /// Converts a header modifier filter of any route kind into header changes.
 macro_rules! header_changes {
-    ($modifier:expr) => {{
+    ($modifier:expr, $at:expr, $report:expr) => {{
         let m = $modifier;
-        HeaderChanges {
+        let changes = HeaderChanges {
             set: m
                 .set
                 .iter()
@@ -45,7 +45,8 @@ macro_rules! header_changes {
                 .map(|h| (h.name.to_ascii_lowercase(), h.value.clone()))
                 .collect(),
             remove: m.remove.clone().unwrap_or_default(),
-        }
+        };
+        super::super::headers::checked(changes, $at, $report)
     }};
 }
 
@@ -149,9 +150,11 @@ pub(crate) fn http_route(
             for (j, f) in rule.filters.iter().flatten().enumerate() {
                 let field = format!("{at}.filters[{j}]");
                 if let Some(m) = &f.request_header_modifier {
-                    filters.request_headers = Some(header_changes!(m));
+                    let at = format!("{field}.requestHeaderModifier");
+                    filters.request_headers = Some(header_changes!(m, &at, report));
                 } else if let Some(m) = &f.response_header_modifier {
-                    filters.response_headers = Some(header_changes!(m));
+                    let at = format!("{field}.responseHeaderModifier");
+                    filters.response_headers = Some(header_changes!(m, &at, report));
                 } else if let Some(m) = &f.request_mirror {
                     if filters.mirror.is_some() {
                         filters
@@ -248,15 +251,19 @@ pub(crate) fn http_route(
                 .backend_refs
                 .iter()
                 .flatten()
-                .map(|b| {
+                .enumerate()
+                .map(|(j, b)| {
                     let mut request = None;
                     let mut response = None;
-                    for f in b.filters.iter().flatten() {
+                    for (k, f) in b.filters.iter().flatten().enumerate() {
+                        let field = format!("{at}.backendRefs[{j}].filters[{k}]");
                         if let Some(m) = &f.request_header_modifier {
-                            request = Some(header_changes!(m));
+                            let at = format!("{field}.requestHeaderModifier");
+                            request = Some(header_changes!(m, &at, report));
                         }
                         if let Some(m) = &f.response_header_modifier {
-                            response = Some(header_changes!(m));
+                            let at = format!("{field}.responseHeaderModifier");
+                            response = Some(header_changes!(m, &at, report));
                         }
                     }
                     (request, response)
@@ -376,9 +383,11 @@ pub(crate) fn grpc_route(
             for (j, f) in rule.filters.iter().flatten().enumerate() {
                 let field = format!("{at}.filters[{j}]");
                 if let Some(m) = &f.request_header_modifier {
-                    filters.request_headers = Some(header_changes!(m));
+                    let at = format!("{field}.requestHeaderModifier");
+                    filters.request_headers = Some(header_changes!(m, &at, report));
                 } else if let Some(m) = &f.response_header_modifier {
-                    filters.response_headers = Some(header_changes!(m));
+                    let at = format!("{field}.responseHeaderModifier");
+                    filters.response_headers = Some(header_changes!(m, &at, report));
                 } else if let Some(m) = &f.request_mirror {
                     filters.mirror = Some(mirror!(m));
                 } else if f.extension_ref.is_some() {
@@ -401,15 +410,19 @@ pub(crate) fn grpc_route(
                 .backend_refs
                 .iter()
                 .flatten()
-                .map(|b| {
+                .enumerate()
+                .map(|(j, b)| {
                     let mut request = None;
                     let mut response = None;
-                    for f in b.filters.iter().flatten() {
+                    for (k, f) in b.filters.iter().flatten().enumerate() {
+                        let field = format!("{at}.backendRefs[{j}].filters[{k}]");
                         if let Some(m) = &f.request_header_modifier {
-                            request = Some(header_changes!(m));
+                            let at = format!("{field}.requestHeaderModifier");
+                            request = Some(header_changes!(m, &at, report));
                         }
                         if let Some(m) = &f.response_header_modifier {
-                            response = Some(header_changes!(m));
+                            let at = format!("{field}.responseHeaderModifier");
+                            response = Some(header_changes!(m, &at, report));
                         }
                     }
                     (request, response)

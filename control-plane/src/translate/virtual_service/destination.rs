@@ -4,6 +4,7 @@
 use mesh_proto::config::v1::HeaderChanges;
 
 use super::super::{
+    headers,
     names::resolve_host,
     problem::Report,
     rules::{Dest, PortChoice},
@@ -129,8 +130,11 @@ pub(crate) fn resolve_weighted(
             dest.weight = 100;
         }
         if let Some(headers) = entry.headers {
-            dest.request_headers = header_changes(headers.request.as_ref());
-            dest.response_headers = header_changes(headers.response.as_ref());
+            let at = format!("{at}.headers");
+            dest.request_headers =
+                header_changes(headers.request.as_ref(), &format!("{at}.request"), report);
+            dest.response_headers =
+                header_changes(headers.response.as_ref(), &format!("{at}.response"), report);
         }
         dests.push(dest);
     }
@@ -145,16 +149,21 @@ pub(crate) fn resolve_weighted(
 }
 
 /// Istio header operations as proxy header changes; `None` when there are none.
-pub(crate) fn header_changes(ops: Option<&HeaderOperations>) -> Option<HeaderChanges> {
+pub(crate) fn header_changes(
+    ops: Option<&HeaderOperations>,
+    at: &str,
+    report: &mut Report<'_>,
+) -> Option<HeaderChanges> {
     let ops = ops?;
     if ops.set.is_empty() && ops.add.is_empty() && ops.remove.is_empty() {
         return None;
     }
-    Some(HeaderChanges {
+    let changes = HeaderChanges {
         set: ops.set.clone().into_iter().collect(),
         add: ops.add.clone().into_iter().collect(),
         remove: ops.remove.clone(),
-    })
+    };
+    Some(headers::checked(changes, at, report))
 }
 
 /// `80, 443` for messages.

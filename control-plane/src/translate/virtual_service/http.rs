@@ -44,11 +44,14 @@ pub(crate) fn compile_http_rule(
     let request_headers = rule
         .headers
         .as_ref()
-        .and_then(|h| header_changes(h.request.as_ref()));
-    let response_headers = rule
-        .headers
-        .as_ref()
-        .and_then(|h| header_changes(h.response.as_ref()));
+        .and_then(|h| header_changes(h.request.as_ref(), &format!("{at}.headers.request"), report));
+    let response_headers = rule.headers.as_ref().and_then(|h| {
+        header_changes(
+            h.response.as_ref(),
+            &format!("{at}.headers.response"),
+            report,
+        )
+    });
     let matches: Vec<(String, RouteMatch, Scope)> = if rule.matches.is_empty() {
         let catch_all = RouteMatch {
             path: Some(mesh_proto::config::v1::route_match::Path::Prefix(
