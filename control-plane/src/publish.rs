@@ -1,9 +1,10 @@
 //! From the store to the discovery server: waits for a burst of store changes to settle
 //! (debounce), indexes the store once with a `Translator`, and publishes a `ConfigSnapshot`
-//! whose per-proxy configs are translated on demand, once per view.
+//! whose per-proxy configs are translated on demand and shared by proxies with the same view.
 
 use std::{
-    sync::Arc,
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock, PoisonError},
     time::{Duration, SystemTime},
 };
 
@@ -14,7 +15,7 @@ use tokio::sync::watch;
 use crate::{
     node::ProxyNode,
     store::Store,
-    translate::{Problem, Severity, Translator},
+    translate::{Problem, ProxyView, Severity, Translator},
     xds::{ConfigSnapshot, ConfigSource},
 };
 
@@ -160,11 +161,12 @@ async fn settle(store: &mut watch::Receiver<Store>, debounce: Debounce) -> Optio
     }
 }
 
-/// One store, indexed once, translated for a proxy on request. Proxies with the same view
-/// (namespace and the labels that selectors read) share one share key, so the discovery server
-/// translates once per view, different views in parallel.
+/// One store, indexed once; each proxy's config translated on first request and shared by
+/// every proxy with the same view (namespace and the labels that selectors read).
 pub struct TranslatedStore {
     translator: Translator,
+    /// Per view, its config once translated; translations of different views run in parallel.
+    configs: Mutex<HashMap<ProxyView, Arc<OnceLock<Arc<ProxyConfig>>>>>,
 }
 
 impl TranslatedStore {
@@ -172,6 +174,7 @@ impl TranslatedStore {
     pub fn new(store: &Store) -> Self {
         TranslatedStore {
             translator: Translator::new(store),
+            configs: Mutex::default(),
         }
     }
 
@@ -183,11 +186,15 @@ impl TranslatedStore {
 
 impl ConfigSource for TranslatedStore {
     fn config_for(&self, node: &ProxyNode) -> Arc<ProxyConfig> {
-        Arc::new(self.translator.translate(node).config)
-    }
-
-    fn share_key(&self, node: &ProxyNode) -> Option<String> {
-        Some(self.translator.view_of(node).key())
+        let cell = self
+            .configs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(self.translator.view_of(node))
+            .or_default()
+            .clone();
+        cell.get_or_init(|| Arc::new(self.translator.translate(node).config))
+            .clone()
     }
 }
 
@@ -257,15 +264,15 @@ mod tests {
 
     #[test]
     fn proxies_with_the_same_view_share_one_config() {
-        let snapshot = ConfigSnapshot::new(1, Arc::new(TranslatedStore::new(&Store::new())));
+        let source = TranslatedStore::new(&Store::new());
         let node = |id: &str, namespace: &str| ProxyNode {
             id: id.to_owned(),
             namespace: namespace.to_owned(),
             ..ProxyNode::default()
         };
-        let a = snapshot.resources_for(&node("a.shop", "shop"));
-        let b = snapshot.resources_for(&node("b.shop", "shop"));
-        let c = snapshot.resources_for(&node("c.other", "other"));
+        let a = source.config_for(&node("a.shop", "shop"));
+        let b = source.config_for(&node("b.shop", "shop"));
+        let c = source.config_for(&node("c.other", "other"));
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
     }

@@ -62,22 +62,6 @@ pub struct ProxyView {
     labels: BTreeMap<String, String>,
 }
 
-impl ProxyView {
-    /// The view as text, each part length-prefixed so no two views share a key.
-    pub fn key(&self) -> String {
-        let mut key = String::new();
-        let parts = std::iter::once(self.namespace.as_str()).chain(
-            self.labels
-                .iter()
-                .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
-        );
-        for part in parts {
-            key.push_str(&format!("{}:{part}", part.len()));
-        }
-        key
-    }
-}
-
 /// The store's objects, checked and indexed once, ready to translate for any proxy.
 pub struct Translator {
     registry: Registry,

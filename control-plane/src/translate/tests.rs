@@ -372,31 +372,6 @@ spec: { host: web, workloadSelector: { matchLabels: { tier: batch } } }
 }
 
 #[test]
-fn view_keys_differ_exactly_when_views_do() {
-    let view = |namespace: &str, labels: &[(&str, &str)]| ProxyView {
-        namespace: namespace.to_owned(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-    };
-    assert_eq!(
-        view("shop", &[("track", "canary")]).key(),
-        view("shop", &[("track", "canary")]).key()
-    );
-    let distinct = [
-        view("shop", &[]),
-        view("shop", &[("track", "canary")]),
-        view("shop", &[("track", "")]),
-        view("shoptrack", &[]),
-        view("1:a", &[]),
-        view("", &[("a", "")]),
-    ];
-    let keys: std::collections::BTreeSet<String> = distinct.iter().map(ProxyView::key).collect();
-    assert_eq!(keys.len(), distinct.len(), "{keys:?}");
-}
-
-#[test]
 fn a_broken_virtual_service_is_skipped_whole_with_a_problem_that_says_what_to_do() {
     let yaml = format!(
         "{SHOP}{DR_V1_V2}{}",

@@ -18,15 +18,9 @@ use crate::node::ProxyNode;
 
 /// Computes each proxy's config from the mesh's state at one moment.
 pub trait ConfigSource: Send + Sync {
-    /// The config `node` should run.
+    /// The config `node` should run. Return the same `Arc` to proxies that share a view (and
+    /// keep a reference to it): the server then splits and encodes it once per snapshot.
     fn config_for(&self, node: &ProxyNode) -> Arc<ProxyConfig>;
-
-    /// What of `node` its config depends on: nodes with equal keys get equal configs, so the
-    /// server computes, splits and encodes it once per key and snapshot, and keeps only the
-    /// encoded resources. `None`: the config is the node's own.
-    fn share_key(&self, _node: &ProxyNode) -> Option<String> {
-        None
-    }
 }
 
 impl<F> ConfigSource for F
@@ -44,8 +38,8 @@ pub struct ConfigSnapshot {
     generation: u64,
     published: Instant,
     source: Arc<dyn ConfigSource>,
-    /// Shared configs split into resources, by share key.
-    split: Mutex<HashMap<String, Arc<OnceLock<Arc<ProxyResources>>>>>,
+    /// Shared configs already split into resources, by address of the shared config.
+    split: Mutex<HashMap<usize, Arc<SplitConfig>>>,
     /// Changes from a set sent before to a set of this snapshot, by the addresses of both:
     /// proxies with the same view share both sets, so each change is computed once.
     updates: Mutex<HashMap<(usize, usize), SharedUpdate>>,
@@ -55,16 +49,19 @@ pub struct ConfigSnapshot {
 /// key, is not reused).
 type SharedUpdate = (Arc<ResourceSet>, Arc<OnceLock<Arc<Update>>>);
 
+/// A shared config and, once computed, its resources.
+struct SplitConfig {
+    /// Keeps the config (and so its address, the key) alive as long as the snapshot.
+    _config: Arc<ProxyConfig>,
+    resources: OnceLock<Arc<ProxyResources>>,
+}
+
 /// Every proxy gets the same config.
 struct Uniform(Arc<ProxyConfig>);
 
 impl ConfigSource for Uniform {
     fn config_for(&self, _: &ProxyNode) -> Arc<ProxyConfig> {
         self.0.clone()
-    }
-
-    fn share_key(&self, _: &ProxyNode) -> Option<String> {
-        Some(String::new())
     }
 }
 
@@ -114,20 +111,29 @@ impl ConfigSnapshot {
         self.source.config_for(node)
     }
 
-    /// `node`'s config as resources; a config the source shares is computed and split once.
+    /// `node`'s config as resources; configs the source shares are split once.
     pub(crate) fn resources_for(&self, node: &ProxyNode) -> Arc<ProxyResources> {
-        let split = || Arc::new(ProxyResources::split(&self.source.config_for(node)));
-        let Some(key) = self.source.share_key(node) else {
-            return split();
-        };
+        let config = self.source.config_for(node);
+        if Arc::strong_count(&config) == 1 {
+            // Made for this proxy alone: nobody else will ask for it.
+            return Arc::new(ProxyResources::split(&config));
+        }
+        let key = Arc::as_ptr(&config) as usize;
         let cell = self
             .split
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(key)
-            .or_default()
+            .or_insert_with(|| {
+                Arc::new(SplitConfig {
+                    _config: config.clone(),
+                    resources: OnceLock::new(),
+                })
+            })
             .clone();
-        cell.get_or_init(split).clone()
+        cell.resources
+            .get_or_init(|| Arc::new(ProxyResources::split(&config)))
+            .clone()
     }
 
     /// The change from what a proxy has (`current`) to `desired`, a set of this snapshot;
