@@ -7,6 +7,7 @@ use std::path::PathBuf;
 const PROTOS: &[&str] = &[
     "proto/mesh/config/v1/config.proto",
     "proto/mesh/discovery/v1/discovery.proto",
+    "proto/mesh/ca/v1/ca.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

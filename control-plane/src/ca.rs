@@ -1,15 +1,25 @@
-//! The mesh's certificate authority: the root every mesh certificate chains to, and the
-//! discovery server's serving certificate signed by it.
+//! The mesh's certificate authority: the root every mesh certificate chains to, the discovery
+//! server's serving certificate, and the workload certificates sidecars ask for.
 //!
 //! The root is loaded from `--ca-cert`/`--ca-key` when given, else generated at start and
 //! written to `--root-cert-out` for proxies to trust (`--discovery-root-cert`). In a cluster the
 //! root and its key would live in a Secret and the root certificate would be published to
 //! every namespace in a ConfigMap; neither exists yet. `MeshRoot::issue` is the one signing
-//! path, so SPIFFE workload certificates can be issued from the same root later.
+//! path.
+//!
+//! Workload certificates (`service`, the `mesh.ca.v1.Certificates` gRPC service on 15012): the
+//! caller's credential is checked (`credential`: a TokenReview in a cluster, a lab token in the
+//! lab), the token must be its own pod's, and `workload` signs the CSR's key for the caller's
+//! SPIFFE identity only.
 
 mod args;
+pub mod credential;
+pub mod lab_token;
 mod root;
+mod service;
 mod serving;
+mod token_review;
+pub mod workload;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -17,6 +27,7 @@ use time::OffsetDateTime;
 
 pub use args::CaArgs;
 pub use root::MeshRoot;
+pub use service::CaService;
 pub use serving::{DISCOVERY_NAMES, ServingCert};
 
 /// Certificates start this long before they are made, so peers whose clocks lag accept them.
@@ -105,3 +116,5 @@ fn validity(lifetime: Duration) -> (OffsetDateTime, OffsetDateTime) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod workload_tests;

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context;
 use clap::Parser;
 use mesh_control_plane::{
-    ca::CaArgs,
+    ca::{CaArgs, CaService, credential::Authenticator, workload::WorkloadIssuer},
     feedback,
     folder::{Folder, POLL_INTERVAL},
     kube_source::KubeSource,
@@ -62,15 +62,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (reviews, reviews_rx) = watch::channel(Arc::new(publish::Review::default()));
     let server = DiscoveryServer::new(snapshots_rx.clone()).context("discovery server")?;
     let registry = prometheus::Registry::new();
+    let ca_registry = registry.clone();
     let metrics = PublishMetrics::new(&registry).context("metrics")?;
     let debounce = Debounce {
         quiet: Duration::from_millis(args.debounce_ms),
         ..Debounce::default()
     };
 
+    let root = Arc::new(args.ca.root().context("the mesh root CA")?);
     let tls = args
         .ca
-        .discovery_tls()
+        .discovery_tls(&root)
         .context("the discovery port's TLS")?;
     let xds = tokio::net::TcpListener::bind(args.xds_addr)
         .await
@@ -92,8 +94,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
     ));
 
+    let lab_tokens = args.ca.lab_tokens().context("--lab-token-key")?;
+    let issuer = Arc::new(WorkloadIssuer::new(root, args.ca.workload_cert_ttl));
+    let store_for_ca = store_rx.clone();
+
     // Sources feed the store; the publisher turns settled changes into snapshots.
-    let _kube = match args.manifests {
+    let (_kube, authenticator) = match args.manifests {
         dirs if !dirs.is_empty() => {
             tracing::info!(folders = ?dirs, "reading manifests from folders");
             let folder = Folder::layered(dirs);
@@ -107,18 +113,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 logged.clone_from(&loaded.problems);
                 store.send_if_modified(|s| loaded.apply_to(s));
             }));
-            None
+            (None, lab_tokens.map(Authenticator::LabTokens))
         }
         _ => {
             let client = kube::Client::try_default()
                 .await
                 .context("connecting to Kubernetes (use --manifests DIR without a cluster)")?;
             tokio::spawn(feedback::run(client.clone(), reviews_rx));
-            Some(KubeSource::spawn(
-                client,
-                store,
-                kube::runtime::watcher::Config::default(),
-            ))
+            let authenticator = match lab_tokens {
+                Some(key) => Authenticator::LabTokens(key),
+                None => Authenticator::TokenReview(client.clone()),
+            };
+            let source =
+                KubeSource::spawn(client, store, kube::runtime::watcher::Config::default());
+            (Some(source), Some(authenticator))
+        }
+    };
+    let ca = match authenticator {
+        Some(authenticator) => Some(
+            CaService::new(issuer, authenticator, store_for_ca, &ca_registry)
+                .context("CA metrics")?,
+        ),
+        None => {
+            tracing::warn!(
+                "no way to check CA callers (folder mode without --lab-token-key): the CA does not issue workload certificates"
+            );
+            None
         }
     };
     tokio::spawn(publish::run(
@@ -128,7 +148,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(xds = %args.xds_addr, tls = tls.is_some(), monitoring = %args.monitoring_addr,
         "serving");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    xds::serve(server, xds, tls, async move {
+    xds::serve(server, ca, xds, tls, async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}

@@ -11,7 +11,7 @@
 mod checks;
 mod clusters;
 mod destination_rule;
-mod duration;
+pub(crate) mod duration;
 mod endpoints;
 mod gateway;
 mod gateway_api;

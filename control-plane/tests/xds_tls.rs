@@ -130,7 +130,13 @@ impl TlsControlPlane {
         let addr = listener.local_addr().expect("address");
         let (publisher, snapshots) = watch::channel(Arc::new(config(1)));
         let server = DiscoveryServer::new(snapshots).expect("discovery server");
-        let serving = xds::serve(server.clone(), listener, Some(tls), std::future::pending());
+        let serving = xds::serve(
+            server.clone(),
+            None,
+            listener,
+            Some(tls),
+            std::future::pending(),
+        );
         tokio::spawn(async move { serving.await.expect("discovery server runs") });
         TlsControlPlane {
             addr,

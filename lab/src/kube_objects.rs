@@ -217,6 +217,8 @@ fn endpoint_slices(
         .collect()
 }
 
+use mesh_control_plane::translate::names::TLS_MODE_LABEL;
+
 fn pod_object(pod: &PodPlan, ready: bool) -> Pod {
     let containers = pod
         .containers()
@@ -237,9 +239,14 @@ fn pod_object(pod: &PodPlan, ready: bool) -> Pod {
             ..Container::default()
         })
         .collect();
+    let mut labels = pod.labels.clone();
+    if pod.meshed {
+        // As the injector labels the pods it gives a sidecar: endpoints that speak mesh mTLS.
+        labels.insert(TLS_MODE_LABEL.to_owned(), "istio".to_owned());
+    }
     Pod {
         metadata: ObjectMeta {
-            labels: Some(pod.labels.clone()),
+            labels: Some(labels),
             annotations: Some(pod.annotations.clone()).filter(|a| !a.is_empty()),
             ..meta(Some(&pod.namespace), &pod.name)
         },

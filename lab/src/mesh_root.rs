@@ -1,10 +1,13 @@
 //! The lab's mesh root CA, made once per lab in its state folder, as a cluster keeps it in a
-//! Secret: the control plane signs its discovery certificate with it (so a restarted control
-//! plane is still trusted) and every sidecar verifies the control plane against it.
+//! Secret: the control plane signs its discovery certificate and the workload certificates with
+//! it (so a restarted control plane is still trusted) and every sidecar verifies the control
+//! plane against it. Beside it, the key of the lab's CA tokens: the lab signs each sidecar a
+//! token with it, as kubelet projects a service-account token, and the control plane checks
+//! them with it.
 
 use std::{io::Write, os::unix::fs::OpenOptionsExt, path::PathBuf};
 
-use mesh_control_plane::ca::MeshRoot;
+use mesh_control_plane::ca::{MeshRoot, lab_token::LabTokenKey};
 
 use crate::{state, supervisor::LabError};
 
@@ -18,7 +21,17 @@ pub fn key_path(lab: &str) -> PathBuf {
     state::lab_dir(lab).join("ca").join("root-key.pem")
 }
 
-/// Generates the lab's root and writes its certificate and key.
+/// The key of the lab's CA tokens, readable by root only.
+pub fn token_key_path(lab: &str) -> PathBuf {
+    state::lab_dir(lab).join("ca").join("token-key")
+}
+
+/// Where each pod's CA token is written.
+pub fn tokens_dir(lab: &str) -> PathBuf {
+    state::lab_dir(lab).join("tokens")
+}
+
+/// Generates the lab's root and token key and writes them.
 pub fn create(lab: &str) -> Result<(), LabError> {
     let root = MeshRoot::generate()?;
     let io = |what: &str| {
@@ -30,7 +43,12 @@ pub fn create(lab: &str) -> Result<(), LabError> {
         std::fs::create_dir_all(dir).map_err(io("the folder"))?;
     }
     write(&cert, root.cert_pem(), 0o644).map_err(io("the certificate"))?;
-    write(&key_path(lab), &root.key_pem(), 0o600).map_err(io("the key"))
+    write(&key_path(lab), &root.key_pem(), 0o600).map_err(io("the key"))?;
+    let token_key = LabTokenKey::generate().map_err(|e| LabError::Io {
+        what: "the token key".to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    write(&token_key_path(lab), &token_key.to_text(), 0o600).map_err(io("the token key"))
 }
 
 fn write(path: &std::path::Path, contents: &str, mode: u32) -> std::io::Result<()> {

@@ -5,10 +5,13 @@
 use std::{
     io::{Read, Write},
     net::{Ipv4Addr, SocketAddr, TcpStream},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     process::Stdio,
     time::Duration,
 };
+
+use mesh_control_plane::ca::lab_token::LabTokenKey;
 
 use crate::{
     cluster::{ContainerPlan, PodPlan, Readiness, discovery_address},
@@ -21,6 +24,10 @@ pub const PROXY_CONTAINER: &str = "mesh-proxy";
 const PROXY_HEALTH_PORT: u16 = 15021;
 /// The proxy's admin port (`/config_dump`; localhost only).
 const PROXY_ADMIN_PORT: u16 = 15000;
+/// The sidecar's uid and gid.
+const PROXY_UID: u32 = 1337;
+/// How long a pod's CA token lasts (a new one is written whenever its sidecar starts).
+const CA_TOKEN_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long one probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -31,6 +38,10 @@ pub struct Launcher {
     pub bin_dir: PathBuf,
     /// The mesh root certificate sidecars verify the control plane with.
     pub mesh_root: PathBuf,
+    /// The key that signs the pods' CA tokens.
+    pub token_key: PathBuf,
+    /// Where each pod's CA token is written for its sidecar.
+    pub tokens_dir: PathBuf,
 }
 
 impl Launcher {
@@ -88,14 +99,44 @@ impl Launcher {
         result.map(drop)
     }
 
+    /// Writes the pod's CA token (what kubelet projects into a pod), readable by the sidecar's
+    /// uid only, and returns its path.
+    pub fn write_ca_token(&self, pod: &PodPlan) -> std::io::Result<PathBuf> {
+        let key = LabTokenKey::load(&self.token_key).map_err(std::io::Error::other)?;
+        let token = key.mint(
+            &pod.namespace,
+            &pod.service_account,
+            &pod.name,
+            CA_TOKEN_LIFETIME,
+            std::time::SystemTime::now(),
+        );
+        std::fs::create_dir_all(&self.tokens_dir)?;
+        let path = self
+            .tokens_dir
+            .join(format!("{}.{}", pod.namespace, pod.name));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        file.write_all(token.as_bytes())?;
+        let proxy_uid = Some(nix::unistd::Uid::from_raw(PROXY_UID));
+        let proxy_gid = Some(nix::unistd::Gid::from_raw(PROXY_UID));
+        nix::unistd::chown(&path, proxy_uid, proxy_gid).map_err(std::io::Error::from)?;
+        Ok(path)
+    }
+
     /// Starts the sidecar in the pod's namespace as uid/gid 1337, taking its config from the
-    /// control plane with the pod's metadata, as the injector sets it up.
+    /// control plane with the pod's metadata and its certificate from the CA with the pod's
+    /// token, as the injector sets it up.
     pub fn spawn_proxy(
         &self,
         netns_name: &str,
         pod: &PodPlan,
         log: &Path,
     ) -> std::io::Result<tokio::process::Child> {
+        let token = self.write_ca_token(pod)?;
         let proxy = self.bin_dir.join("mesh-proxy");
         let argv = [
             "setpriv",
@@ -108,6 +149,8 @@ impl Launcher {
             &discovery_address(),
             "--discovery-root-cert",
             &self.mesh_root.display().to_string(),
+            "--ca-token-file",
+            &token.display().to_string(),
         ]
         .map(str::to_owned);
         let labels: Vec<String> = pod.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -349,6 +349,8 @@ fn control_plane_argv(options: &LabOptions) -> Vec<String> {
         path(mesh_root::cert_path(&options.name)),
         "--ca-key".to_owned(),
         path(mesh_root::key_path(&options.name)),
+        "--lab-token-key".to_owned(),
+        path(mesh_root::token_key_path(&options.name)),
     ]
 }
 
@@ -379,6 +381,8 @@ fn build(
     let launcher = Launcher {
         bin_dir: options.bin_dir.clone(),
         mesh_root: mesh_root::cert_path(&options.name),
+        token_key: mesh_root::token_key_path(&options.name),
+        tokens_dir: mesh_root::tokens_dir(&options.name),
     };
     let mut pods = BTreeMap::new();
     for (index, pod) in plan.pods.iter().enumerate() {

@@ -73,10 +73,11 @@ fn answer(port: &AdminPort, state: &ProxyState, req: &Request<Incoming>) -> Resp
             response
         }
         (AdminPort::Admin(_), &Method::GET, "/config_dump") => config_dump(state),
+        (AdminPort::Admin(_), &Method::GET, "/certs") => certs(state),
         (AdminPort::Admin(set), &Method::POST, "/logging") => logging(set.as_ref(), req),
         (AdminPort::Admin(_), _, "/") => text(
             StatusCode::OK,
-            "mesh-proxy admin: GET /config_dump, POST /logging?level=<filter>\n",
+            "mesh-proxy admin: GET /config_dump, GET /certs, POST /logging?level=<filter>\n",
         ),
         _ => local_response(
             StatusCode::NOT_FOUND,
@@ -93,9 +94,52 @@ fn config_dump(state: &ProxyState) -> Response<Body> {
         "version": snapshot.version,
         "config": snapshot.config(),
     });
+    json(dump)
+}
+
+/// The workload certificate in force: identity, serial, validity, root, time to renewal.
+fn certs(state: &ProxyState) -> Response<Body> {
+    let Some(identity) = &state.settings.identity else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "this proxy has no workload identity (no --ca-token-file)\n",
+        );
+    };
+    let Some(cert) = identity.current() else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no workload certificate yet: the CA has not answered\n",
+        );
+    };
+    let now = std::time::SystemTime::now();
+    let seconds_until = |at: std::time::SystemTime| match at.duration_since(now) {
+        Ok(ahead) => ahead.as_secs_f64(),
+        Err(behind) => -behind.duration().as_secs_f64(),
+    };
+    let dump = serde_json::json!({
+        "identity": cert.identity,
+        "serial": cert.serial,
+        "not_before": rfc3339(cert.not_before),
+        "not_after": rfc3339(cert.not_after),
+        "renew_at": rfc3339(cert.renew_at()),
+        "seconds_to_renewal": seconds_until(cert.renew_at()).max(0.0),
+        "seconds_to_expiry": seconds_until(cert.not_after),
+        "root_subject": cert.root_subject,
+        "root_pem": cert.root_pem,
+    });
+    json(dump)
+}
+
+fn rfc3339(at: std::time::SystemTime) -> String {
+    time::OffsetDateTime::from(at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn json(value: serde_json::Value) -> Response<Body> {
     let mut response = text(
         StatusCode::OK,
-        serde_json::to_string_pretty(&dump).unwrap_or_default(),
+        serde_json::to_string_pretty(&value).unwrap_or_default(),
     );
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -36,7 +36,7 @@ mod tests;
 
 pub use self::{
     prefixed::PrefixedIo,
-    sni::{ClientHello, parse_client_hello},
+    sni::{ClientHello, client_hello_alpn, parse_client_hello},
 };
 
 /// How long a client may take to send enough bytes to decide.

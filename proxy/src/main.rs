@@ -11,6 +11,7 @@ use mesh_proxy::{
     admin::{self, AdminPort, SetLogLevel},
     config::{self, FileWatcher, Snapshot},
     detect::DetectConfig,
+    identity::{CaClient, IdentityArgs, IdentityStore, run_renewal},
     metrics::Metrics,
     proxy::{DrainOutcome, Proxy, ProxyListeners, Settings},
     xds::DiscoveryArgs,
@@ -52,10 +53,10 @@ struct Args {
     #[arg(long, env = "MESH_PROXY_INBOUND_APP_IP", default_value = "127.0.0.1")]
     inbound_app_ip: std::net::IpAddr,
     /// How long in-flight work may take to finish after SIGTERM, e.g. "5s".
-    #[arg(long, env = "MESH_PROXY_DRAIN_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "MESH_PROXY_DRAIN_TIMEOUT", default_value = "5s", value_parser = mesh_proxy::duration::parse)]
     drain_timeout: Duration,
     /// How long to wait for a client's first bytes when detecting its protocol, e.g. "1s".
-    #[arg(long, env = "MESH_PROXY_DETECT_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, env = "MESH_PROXY_DETECT_TIMEOUT", default_value = "1s", value_parser = mesh_proxy::duration::parse)]
     detect_timeout: Duration,
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "mesh_proxy=debug".
     #[arg(long, env = "MESH_PROXY_LOG", default_value = "info")]
@@ -63,6 +64,9 @@ struct Args {
     /// Discovery mode: the control plane's address and this proxy's node metadata.
     #[command(flatten)]
     discovery: DiscoveryArgs,
+    /// The workload identity: the CA token, for a certificate and mutual TLS.
+    #[command(flatten)]
+    identity: IdentityArgs,
 }
 
 fn main() -> ExitCode {
@@ -107,6 +111,27 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
     let health = bind("health", &args.health_addr).await?;
     let metrics_listener = bind("metrics", &args.metrics_addr).await?;
 
+    let metrics = Metrics::new();
+    let mut discovery = args.discovery.client()?;
+    let identity = match (&args.identity.ca_token_file, &discovery) {
+        (Some(token_file), Some(client)) => {
+            let node = args.discovery.node()?;
+            let expected = format!(
+                "spiffe://cluster.local/ns/{}/sa/{}",
+                node.namespace, node.service_account
+            );
+            let ca = CaClient::new(
+                client.endpoint().clone(),
+                token_file.clone(),
+                args.identity.cert_lifetime,
+                expected,
+            );
+            let store = IdentityStore::new();
+            tokio::spawn(run_renewal(ca, store.clone(), metrics.clone()));
+            Some(store)
+        }
+        _ => None,
+    };
     let settings = Settings {
         detect: DetectConfig {
             timeout: args.detect_timeout,
@@ -114,20 +139,26 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
         },
         inbound_app_ip: args.inbound_app_ip,
         workers: args.concurrency.max(1),
+        identity: identity.clone(),
     };
     // Signal handlers exist before the proxy reports ready, so an early SIGTERM drains and an
     // early SIGHUP reloads instead of ending the process.
     let mut termination = Termination::install()?;
     let watcher = args.config.clone().map(FileWatcher::new);
-    let mut discovery = args.discovery.client()?;
+    // Ready once the first complete config and, with an identity, the first certificate are in.
+    let certificate = async {
+        if let Some(identity) = &identity {
+            identity.ready().await;
+        }
+    };
     let (snapshot, health) = match discovery.as_mut() {
         Some(client) => tokio::select! {
-            first = client.first_config(health) => first,
+            (first, ()) = async { tokio::join!(client.first_config(health), certificate) } => first,
             () = termination.wait() => return Ok(()),
         },
         None => (snapshot, health),
     };
-    let proxy = Arc::new(Proxy::start(snapshot, listeners, settings, Metrics::new()).await?);
+    let proxy = Arc::new(Proxy::start(snapshot, listeners, settings, metrics).await?);
     let state = proxy.state().clone();
     for (listener, port) in [
         (admin, AdminPort::Admin(Some(set_log_level))),
@@ -222,24 +253,6 @@ fn init_logging(filter: &str) -> SetLogLevel {
     })
 }
 
-/// Parses "250ms", "5s", "2m" or a plain number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((text, "s"), |i| text.split_at(i));
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 5s or 1m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?}; use ms, s or m")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,15 +260,5 @@ mod tests {
     #[test]
     fn command_line_is_well_formed() {
         <Args as clap::CommandFactory>::command().debug_assert();
-    }
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("5h").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("fast").is_err());
     }
 }

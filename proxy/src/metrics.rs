@@ -80,6 +80,8 @@ pub struct Metrics {
     tcp_bytes: IntCounterVec,
     downstream_active: IntGaugeVec,
     config_reloads: IntCounterVec,
+    cert_renewals: IntCounterVec,
+    cert_expiry: IntGauge,
     clusters: [RwLock<HashMap<String, Arc<ClusterMetrics>>>; 3],
 }
 
@@ -173,8 +175,23 @@ impl Metrics {
             &["result"],
         )
         .expect("valid metric");
+        let cert_renewals = IntCounterVec::new(
+            Opts::new(
+                "mesh_workload_cert_renewals_total",
+                "Workload certificate requests to the CA, by result",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let cert_expiry = IntGauge::new(
+            "mesh_workload_cert_expiry_timestamp_seconds",
+            "When the workload certificate in force expires (Unix time)",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(cert_renewals.clone()),
+            Box::new(cert_expiry.clone()),
             Box::new(duration.clone()),
             Box::new(upstream_failures.clone()),
             Box::new(tcp_opened.clone()),
@@ -197,6 +214,8 @@ impl Metrics {
             tcp_bytes,
             downstream_active,
             config_reloads,
+            cert_renewals,
+            cert_expiry,
             clusters: Default::default(),
         })
     }
@@ -245,6 +264,16 @@ impl Metrics {
     pub fn downstream_active(&self, direction: Direction) -> IntGauge {
         self.downstream_active
             .with_label_values(&[direction.as_str()])
+    }
+
+    /// Counts a certificate request to the CA; a success also sets the expiry gauge.
+    pub fn certificate_renewed(&self, ok: bool, not_after: std::time::SystemTime) {
+        let result = if ok { "ok" } else { "failed" };
+        self.cert_renewals.with_label_values(&[result]).inc();
+        if ok && let Ok(since) = not_after.duration_since(std::time::UNIX_EPOCH) {
+            self.cert_expiry
+                .set(i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+        }
     }
 
     /// Counts a configuration load.

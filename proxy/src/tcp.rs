@@ -13,17 +13,24 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{
     config::Cluster,
-    http::connect_tcp,
+    http::connect_upstream,
     metrics::{Direction, Metrics},
+    tls::{Carried, MeshTls},
 };
 
 /// Buffer per direction: bounds memory per connection.
 const BUFFER_SIZE: usize = 16 * 1024;
 
-/// Connects to an endpoint of `cluster` and copies bytes until both directions have closed.
-/// Byte counters move as data flows, so long-lived connections show up before they end.
-pub async fn forward<I>(client: I, cluster: Arc<Cluster>, direction: Direction, metrics: &Metrics)
-where
+/// Connects to an endpoint of `cluster` (inside mesh TLS when the cluster says so for it) and
+/// copies bytes until both directions have closed. Byte counters move as data flows, so
+/// long-lived connections show up before they end.
+pub async fn forward<I>(
+    client: I,
+    cluster: Arc<Cluster>,
+    direction: Direction,
+    metrics: &Metrics,
+    mesh: Option<&MeshTls>,
+) where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let cluster_metrics = cluster.metrics(metrics, direction);
@@ -32,7 +39,8 @@ where
         tracing::info!(cluster = %cluster.name, "no endpoint for TCP connection; closing it");
         return;
     };
-    let upstream = match connect_tcp(pick.addr(), cluster.connect_timeout).await {
+    let tls = cluster.client_tls(pick.endpoint(), mesh, Carried::Tcp);
+    let upstream = match connect_upstream(pick.addr(), cluster.connect_timeout, tls).await {
         Ok(stream) => stream,
         Err(error) => {
             cluster_metrics.failure(error.failure());

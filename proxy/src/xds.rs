@@ -20,6 +20,7 @@ mod tls;
 use std::path::PathBuf;
 
 pub use args::DiscoveryArgs;
+pub(crate) use backoff::Backoff;
 pub use client::{ClientSettings, DiscoveryClient};
 pub(crate) use resource_type::ResourceType;
 pub use tls::DiscoveryTls;

@@ -1,13 +1,15 @@
 //! The command line of the CA and of the discovery port's TLS.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use rustls::ServerConfig;
 
-use super::{CaError, MeshRoot, ServingCert};
+use super::{
+    CaError, MeshRoot, ServingCert, lab_token::LabTokenKey, workload::DEFAULT_WORKLOAD_TTL,
+};
 
 /// CA options; every option also reads from the environment variable named.
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct CaArgs {
     /// The mesh root CA certificate (PEM), with --ca-key; without both, a root is generated at
     /// start (and proxies must be given the new one).
@@ -28,6 +30,26 @@ pub struct CaArgs {
     #[arg(long, env = "MESH_PLAINTEXT_XDS",
         conflicts_with_all = ["ca_cert", "ca_key", "root_cert_out", "xds_sans"])]
     pub plaintext_xds: bool,
+    /// How long workload certificates last, e.g. 24h or 60s; sidecars renew at half.
+    #[arg(long, env = "MESH_WORKLOAD_CERT_TTL", default_value = "24h", value_parser = parse_ttl)]
+    pub workload_cert_ttl: Duration,
+    /// Check CA callers' tokens with this lab token key instead of a TokenReview (the lab).
+    #[arg(long, env = "MESH_LAB_TOKEN_KEY")]
+    pub lab_token_key: Option<PathBuf>,
+}
+
+impl Default for CaArgs {
+    fn default() -> Self {
+        CaArgs {
+            ca_cert: None,
+            ca_key: None,
+            root_cert_out: None,
+            xds_sans: Vec::new(),
+            plaintext_xds: false,
+            workload_cert_ttl: DEFAULT_WORKLOAD_TTL,
+            lab_token_key: None,
+        }
+    }
 }
 
 impl CaArgs {
@@ -59,15 +81,33 @@ impl CaArgs {
         Ok(root)
     }
 
-    /// The discovery port's TLS config, or `None` with --plaintext-xds.
-    pub fn discovery_tls(&self) -> Result<Option<Arc<ServerConfig>>, CaError> {
+    /// The discovery port's TLS config, its certificate signed by `root`, or `None` with
+    /// --plaintext-xds.
+    pub fn discovery_tls(&self, root: &MeshRoot) -> Result<Option<Arc<ServerConfig>>, CaError> {
         if self.plaintext_xds {
             tracing::warn!("--plaintext-xds: the discovery API is served without TLS");
             return Ok(None);
         }
-        let root = self.root()?;
-        ServingCert::issue(&root, &self.xds_sans)?
+        ServingCert::issue(root, &self.xds_sans)?
             .server_config()
             .map(Some)
     }
+
+    /// The lab token key, when --lab-token-key is given.
+    pub fn lab_tokens(&self) -> Result<Option<LabTokenKey>, super::lab_token::LabKeyError> {
+        self.lab_token_key
+            .as_deref()
+            .map(LabTokenKey::load)
+            .transpose()
+    }
+}
+
+/// A Go-style duration of at least 10 s, e.g. "24h" or "60s".
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let parsed = crate::translate::duration::parse_duration(text)?;
+    let ttl = Duration::try_from(parsed).map_err(|e| format!("{text:?}: {e}"))?;
+    if ttl < Duration::from_secs(10) {
+        return Err(format!("{text:?} is shorter than the 10 s minimum"));
+    }
+    Ok(ttl)
 }

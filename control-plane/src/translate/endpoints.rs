@@ -9,7 +9,7 @@ use std::{
 use k8s_openapi::api::{core::v1::Pod, discovery::v1::EndpointSlice};
 use mesh_proto::config::v1::{Endpoint, Locality, endpoint::Health};
 
-use super::names::{socket_address, spiffe_identity};
+use super::names::{TLS_MODE_LABEL, socket_address, spiffe_identity};
 use crate::store::Store;
 
 /// The label that ties an EndpointSlice to its Service.
@@ -78,6 +78,7 @@ pub(crate) fn port_endpoints(
                         health: health.into(),
                         labels: pod_labels(pod),
                         identity: pod.map(|p| pod_identity(p)).unwrap_or_default(),
+                        mesh_tls: pod.is_some_and(|p| has_sidecar(p)),
                         locality: locality(endpoint),
                         ..Endpoint::default()
                     });
@@ -112,6 +113,16 @@ fn health(endpoint: &k8s_openapi::api::discovery::v1::Endpoint) -> Option<Health
 fn pod_labels(pod: Option<&std::sync::Arc<Pod>>) -> BTreeMap<String, String> {
     pod.and_then(|p| p.metadata.labels.clone())
         .unwrap_or_default()
+}
+
+/// Whether a pod runs a sidecar that accepts mesh mutual TLS: the injector labels such pods
+/// `security.istio.io/tlsMode: istio`, as Istio's does.
+pub(crate) fn has_sidecar(pod: &Pod) -> bool {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get(TLS_MODE_LABEL))
+        .is_some_and(|mode| mode == "istio")
 }
 
 /// The SPIFFE identity of a pod, from its namespace and service account.

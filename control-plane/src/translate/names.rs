@@ -37,6 +37,9 @@ pub fn socket_address(ip: &IpAddr, port: u32) -> String {
     }
 }
 
+/// The pod label that says a pod's sidecar accepts mesh mutual TLS (value `istio`).
+pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
+
 /// A workload identity: `spiffe://cluster.local/ns/<namespace>/sa/<service account>`.
 pub fn spiffe_identity(namespace: &str, service_account: &str) -> String {
     format!("spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{service_account}")

@@ -16,6 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Server, server::TcpIncoming};
 
 use super::DiscoveryServer;
+use crate::ca::CaService;
 
 /// How long a client has to complete its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,26 +25,30 @@ const HANDSHAKEN_QUEUE: usize = 64;
 /// The pause after a failed accept (such as running out of file descriptors).
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-/// Serves `server` on `listener` until `shutdown` completes: over TLS with `tls`, else h2c.
+/// Serves `server` (and the CA, when given) on `listener` until `shutdown` completes: over TLS
+/// with `tls`, else h2c.
 pub async fn serve(
     server: DiscoveryServer,
+    ca: Option<CaService>,
     listener: TcpListener,
     tls: Option<Arc<ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    let service = server.into_service();
-    let builder = Server::builder();
+    let mut builder = Server::builder();
+    let router = builder
+        .add_service(server.into_service())
+        .add_optional_service(ca.map(CaService::into_service));
     match tls {
         Some(config) => {
             let incoming = tls_incoming(listener, TlsAcceptor::from(config));
-            builder
-                .serve_with_incoming_shutdown(service, incoming, shutdown)
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
         }
         None => {
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-            builder
-                .serve_with_incoming_shutdown(service, incoming, shutdown)
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
         }
     }

@@ -8,6 +8,8 @@
 //! history, choose whether a too-old watch gets an `ERROR` event or an HTTP 410, and make
 //! requests to a path fail with 500 or 404.
 //!
+//! TokenReviews: `POST` to `tokenreviews` answers for the tokens added with `add_token`.
+//!
 //! Writes: `POST` to a collection creates an object (409 if the name is taken; `generateName`
 //! honoured); `PATCH` with a JSON merge patch changes an object, or only its status through
 //! `/status`, with `metadata.resourceVersion` in the patch as a precondition (409 on a
@@ -25,10 +27,13 @@ mod cluster;
 mod resources;
 mod selectors;
 mod service;
+mod token_review;
 mod wire;
 
 pub use cluster::GoneForm;
 pub use service::RecordedRequest;
+#[allow(unused_imports)] // used by the CA's tests only
+pub use token_review::FakeToken;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -59,6 +64,7 @@ impl FakeApiServer {
         let shared = Arc::new(Shared {
             cluster: Mutex::new(cluster::Cluster::new()),
             requests: tokio::sync::watch::Sender::new(Vec::new()),
+            tokens: Mutex::new(std::collections::BTreeMap::new()),
         });
         let task = tokio::spawn(accept(listener, shared.clone()));
         Self {
@@ -124,6 +130,16 @@ impl FakeApiServer {
     /// server, 404 for a kind it does not serve (a CRD not installed); 0 requests ends it.
     pub fn fail_requests(&self, path: &str, count: usize, status: u16) {
         self.cluster().fail_requests(path, count, status);
+    }
+
+    /// Makes `token` a service-account token that TokenReviews authenticate as `found` says.
+    #[allow(dead_code)] // used by the CA's tests only
+    pub fn add_token(&self, token: &str, found: FakeToken) {
+        self.shared
+            .tokens
+            .lock()
+            .expect("tokens lock")
+            .insert(token.to_owned(), found);
     }
 
     /// Chooses how a too-old watch is refused.

@@ -4,6 +4,7 @@
 use super::cluster::{Cluster, WatchStart};
 use super::resources::{parse_collection, parse_object};
 use super::selectors::Selector;
+use super::token_review::{self, FakeToken};
 use super::wire::ApiError;
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
@@ -49,6 +50,8 @@ pub struct Shared {
     pub cluster: Mutex<Cluster>,
     /// Every request so far, in arrival order (after it was served or its watch registered).
     pub requests: tokio::sync::watch::Sender<Vec<RecordedRequest>>,
+    /// Service-account tokens TokenReviews know.
+    pub tokens: Mutex<BTreeMap<String, FakeToken>>,
 }
 
 /// Serves one request.
@@ -96,6 +99,11 @@ fn respond(
     }
     match request.method {
         Method::GET => read(&mut cluster, recorded),
+        Method::POST if recorded.path == token_review::PATH => {
+            let tokens = shared.tokens.lock().expect("tokens lock");
+            let answer = token_review::review(&json_body(body)?, &tokens);
+            Ok(json_response(StatusCode::CREATED, &answer))
+        }
         Method::POST => {
             let collection = parse_collection(&recorded.path).ok_or_else(|| {
                 ApiError::not_found(format!("the server could not find {}", recorded.path))

@@ -29,6 +29,7 @@ pub struct Endpoint {
     /// Never 0: config's 0 means 1, and every policy divides by it.
     weight: u32,
     healthy: bool,
+    mesh_tls: bool,
     load: Arc<Load>,
 }
 
@@ -55,6 +56,7 @@ impl Endpoint {
             addr: spec.addr,
             weight: spec.weight.max(1),
             healthy: spec.healthy,
+            mesh_tls: spec.mesh_tls,
             load,
         }
     }
@@ -67,6 +69,11 @@ impl Endpoint {
     /// The endpoint's weight, at least 1.
     pub fn weight(&self) -> u32 {
         self.weight
+    }
+
+    /// Whether the endpoint has a sidecar that accepts mesh mutual TLS.
+    pub fn mesh_tls(&self) -> bool {
+        self.mesh_tls
     }
 
     /// Whether config says the endpoint is healthy.

@@ -51,6 +51,8 @@ pub struct EndpointSpec {
     pub weight: u32,
     /// Whether health checking or config considers it able to serve.
     pub healthy: bool,
+    /// Whether it has a sidecar that accepts mesh mutual TLS.
+    pub mesh_tls: bool,
 }
 
 /// Picks endpoints of one cluster according to its policy.

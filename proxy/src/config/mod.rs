@@ -11,7 +11,7 @@ use mesh_proto::config::v1::ProxyConfig;
 
 pub use encoded::EncodedConfig;
 pub use reload::{ConfigStore, FileWatcher};
-pub use snapshot::{AppProtocol, Cluster, ListenerConfig, Snapshot, TcpRouting};
+pub use snapshot::{AppProtocol, Cluster, ListenerConfig, Snapshot, TcpRouting, UpstreamTls};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]

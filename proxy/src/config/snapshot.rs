@@ -22,10 +22,11 @@ use prost::Message;
 use super::EncodedConfig;
 use crate::{
     addr::OrigDstAddr,
-    balance::{Balancer, EndpointSpec},
+    balance::{Balancer, Endpoint, EndpointSpec},
     fast_hash::FastMap,
     metrics::{ClusterMetrics, Direction, Metrics},
     route::{RouteTable, compile_route_table},
+    tls::{Carried, ClientConfigs, MeshTls},
 };
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -110,7 +111,24 @@ pub struct Cluster {
     pub max_idle_per_endpoint: usize,
     /// How long an idle connection is kept.
     pub idle_timeout: Duration,
+    /// Which endpoints get mesh mutual TLS.
+    pub tls: UpstreamTls,
+    /// The identities the endpoints may present (their service accounts).
+    peer_identities: Arc<[String]>,
+    /// Client TLS configs expecting `peer_identities`, made on first use.
+    client_tls: OnceLock<Option<ClientConfigs>>,
     metrics: [OnceLock<Arc<ClusterMetrics>>; 3],
+}
+
+/// Which of a cluster's endpoints get mesh mutual TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamTls {
+    /// Those with a sidecar (auto mTLS): the default.
+    Auto,
+    /// All of them (ISTIO_MUTUAL).
+    Mesh,
+    /// None (DISABLE).
+    Disable,
 }
 
 // === impl Snapshot ===
@@ -179,7 +197,8 @@ impl Snapshot {
                 .and_then(|p| p.clusters.get(&config.name))
                 .and_then(|e| e.cluster.get());
             if let Some(hot) = hot {
-                let cluster = Cluster::build(&config, specs, Some(&hot.balancer));
+                let identities = peer_identities(assignment.as_ref());
+                let cluster = Cluster::build(&config, specs, identities, Some(&hot.balancer));
                 let _ = entry.cluster.set(Arc::new(cluster));
             }
             if clusters.insert(config.name.clone(), entry).is_some() {
@@ -334,8 +353,10 @@ impl ClusterEntry {
         self.cluster.get_or_init(|| {
             let config: pb::Cluster = decode_valid(&self.config);
             let at = format!("cluster {:?}", config.name);
-            let specs = endpoint_specs(self.assignment().as_ref(), &at, &mut Vec::new());
-            Arc::new(Cluster::build(&config, specs, None))
+            let assignment = self.assignment();
+            let specs = endpoint_specs(assignment.as_ref(), &at, &mut Vec::new());
+            let identities = peer_identities(assignment.as_ref());
+            Arc::new(Cluster::build(&config, specs, identities, None))
         })
     }
 }
@@ -489,9 +510,22 @@ fn sni_matches(pattern: &str, name: &str) -> bool {
 
 impl Cluster {
     /// Builds a cluster from its validated config; load state carries over from `previous`.
-    fn build(config: &pb::Cluster, specs: Vec<EndpointSpec>, previous: Option<&Balancer>) -> Self {
+    fn build(
+        config: &pb::Cluster,
+        specs: Vec<EndpointSpec>,
+        peer_identities: Vec<String>,
+        previous: Option<&Balancer>,
+    ) -> Self {
         let pool = config.connection_pool.unwrap_or_default();
+        let tls = match config.tls.as_ref().map(|t| t.mode()) {
+            None => UpstreamTls::Auto,
+            Some(pb::upstream_tls::Mode::MeshMutual) => UpstreamTls::Mesh,
+            Some(_) => UpstreamTls::Disable,
+        };
         Cluster {
+            tls,
+            peer_identities: peer_identities.into(),
+            client_tls: OnceLock::new(),
             name: config.name.clone(),
             balancer: Balancer::new(config.lb_policy(), specs, config.ring_size, previous),
             protocol: AppProtocol::from_pb(config.protocol()),
@@ -517,16 +551,48 @@ impl Cluster {
                     addr,
                     weight: 1,
                     healthy: true,
+                    mesh_tls: false,
                 }],
                 0,
                 None,
             ),
+            tls: UpstreamTls::Disable,
+            peer_identities: Arc::new([]),
+            client_tls: OnceLock::new(),
             protocol: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_idle_per_endpoint: DEFAULT_MAX_IDLE_PER_ENDPOINT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             metrics: Default::default(),
         }
+    }
+
+    /// The TLS config for a connection to `endpoint` that carries `carried`: mesh mutual TLS
+    /// when the cluster's mode and the endpoint say so and the proxy has an identity, else
+    /// `None` for plain text.
+    pub fn client_tls(
+        &self,
+        endpoint: &Endpoint,
+        mesh: Option<&MeshTls>,
+        carried: Carried,
+    ) -> Option<&Arc<rustls::ClientConfig>> {
+        let wanted = match self.tls {
+            UpstreamTls::Auto => endpoint.mesh_tls(),
+            UpstreamTls::Mesh => true,
+            UpstreamTls::Disable => false,
+        };
+        if !wanted {
+            return None;
+        }
+        let mesh = mesh?;
+        let configs = self.client_tls.get_or_init(|| {
+            mesh.client_configs(self.peer_identities.clone())
+                .map_err(|error| {
+                    tracing::error!(cluster = %self.name, %error, "cannot make the mesh TLS config");
+                })
+                .ok()
+        });
+        configs.as_ref().map(|c| c.get(carried))
     }
 
     /// This cluster's metric handles for traffic of one direction, resolved on first use.
@@ -546,13 +612,15 @@ fn check_cluster(config: &pb::Cluster, at: &str, errors: &mut Vec<String>) {
             "{at}: protocol TLS is for listeners; use tls.mode for upstream TLS"
         ));
     }
-    if config
-        .tls
-        .as_ref()
-        .is_some_and(|t| t.mode() != pb::upstream_tls::Mode::Disable)
-    {
+    if config.tls.as_ref().is_some_and(|t| {
+        matches!(
+            t.mode(),
+            pb::upstream_tls::Mode::Simple | pb::upstream_tls::Mode::Mutual
+        )
+    }) {
         errors.push(format!(
-            "{at}: upstream TLS is not supported by this proxy yet; set tls.mode DISABLE"
+            "{at}: TLS origination (tls.mode SIMPLE or MUTUAL) is not supported by this proxy yet; \
+             use MESH_MUTUAL, DISABLE, or no tls for auto mTLS"
         ));
     }
     warn_unimplemented(config, &config.connection_pool.unwrap_or_default(), at);
@@ -575,9 +643,23 @@ fn endpoint_specs(
                 addr: parse_addr(&e.address, at, errors)?,
                 weight: e.weight.max(1),
                 healthy: e.health() == Health::Healthy,
+                mesh_tls: e.mesh_tls,
             })
         })
         .collect()
+}
+
+/// The identities a cluster's endpoints may present, sorted, each once.
+fn peer_identities(assignment: Option<&pb::ClusterLoadAssignment>) -> Vec<String> {
+    let mut identities: Vec<String> = assignment
+        .iter()
+        .flat_map(|a| &a.endpoints)
+        .filter(|e| !e.identity.is_empty())
+        .map(|e| e.identity.clone())
+        .collect();
+    identities.sort();
+    identities.dedup();
+    identities
 }
 
 /// Fields of the model that this proxy does not enforce yet: said loudly, never silently ignored.

@@ -24,6 +24,11 @@ impl<I> PrefixedIo<I> {
         Self { prefix, io }
     }
 
+    /// The part of the prefix not read yet.
+    pub fn prefix(&self) -> &Bytes {
+        &self.prefix
+    }
+
     /// The part of the prefix not read yet, and the inner I/O.
     pub fn into_parts(self) -> (Bytes, I) {
         (self.prefix, self.io)

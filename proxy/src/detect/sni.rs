@@ -31,6 +31,7 @@ const HANDSHAKE_CLIENT_HELLO: u8 = 0x01;
 /// TLS plaintext records carry at most 2^14 bytes (RFC 8446, section 5.1).
 const MAX_RECORD_LEN: usize = 1 << 14;
 const EXTENSION_SERVER_NAME: u16 = 0;
+const EXTENSION_ALPN: u16 = 16;
 const NAME_TYPE_HOST_NAME: u8 = 0;
 /// The longest DNS name, in its text form without a trailing dot.
 const MAX_HOST_NAME_LEN: usize = 253;
@@ -95,26 +96,53 @@ fn record(buf: &[u8]) -> Record<'_> {
     }
 }
 
+/// The protocols a ClientHello's ALPN extension offers (RFC 7301), in the client's order; empty
+/// when `buf` does not start with a ClientHello record or offers none. Like the SNI, only what
+/// lies in the first record counts.
+pub fn client_hello_alpn(buf: &[u8]) -> Vec<Vec<u8>> {
+    let fragment = match record(buf) {
+        Record::NotTls => return Vec::new(),
+        Record::Partial(fragment) | Record::Complete(fragment) => fragment,
+    };
+    hello_fields(fragment).map(|f| f.alpn).unwrap_or_default()
+}
+
+/// What a ClientHello says, as far as it was read.
+#[derive(Default)]
+struct HelloFields {
+    sni: Option<String>,
+    alpn: Vec<Vec<u8>>,
+}
+
 /// Parses the start of a handshake stream: a ClientHello message, whole or cut short.
 fn client_hello(fragment: &[u8]) -> ClientHello {
+    match hello_fields(fragment) {
+        Some(fields) => ClientHello::Tls { sni: fields.sni },
+        None => ClientHello::NotTls,
+    }
+}
+
+/// The fields of a ClientHello message, whole or cut short (judged on the part read); `None`
+/// when it is not one.
+fn hello_fields(fragment: &[u8]) -> Option<HelloFields> {
     // The declared length is unknown until the message header is read.
     let mut reader = Reader {
         buf: fragment,
         declared: usize::MAX,
     };
     if reader.u8() != Ok(HANDSHAKE_CLIENT_HELLO) {
-        return ClientHello::NotTls;
+        return None;
     }
-    let mut sni = None;
-    match client_hello_message(&mut reader, &mut sni) {
-        // Cut short: judged on the part read.
-        Ok(()) | Err(Stop::Truncated) => ClientHello::Tls { sni },
-        Err(Stop::Malformed) => ClientHello::NotTls,
+    let mut fields = HelloFields::default();
+    match client_hello_message(&mut reader, &mut fields) {
+        Ok(()) | Err(Stop::Truncated) => Some(fields),
+        Err(Stop::Malformed) => None,
     }
 }
 
-/// The ClientHello after its type byte (RFC 8446, section 4.1.2); sets `sni` when it finds it.
-fn client_hello_message(reader: &mut Reader<'_>, sni: &mut Option<String>) -> Result<(), Stop> {
+/// The ClientHello after its type byte (RFC 8446, section 4.1.2); fills `fields` as it finds
+/// them.
+fn client_hello_message(reader: &mut Reader<'_>, fields: &mut HelloFields) -> Result<(), Stop> {
     let len = reader.u24()?;
     let mut hello = reader.sub(len)?;
     let [major, _minor] = hello.array()?;
@@ -150,8 +178,10 @@ fn client_hello_message(reader: &mut Reader<'_>, sni: &mut Option<String>) -> Re
         let extension_type = extensions.u16()?;
         let len = usize::from(extensions.u16()?);
         let mut extension = extensions.sub(len)?;
-        if extension_type == EXTENSION_SERVER_NAME && sni.is_none() {
-            *sni = server_name(&mut extension)?;
+        if extension_type == EXTENSION_SERVER_NAME && fields.sni.is_none() {
+            fields.sni = server_name(&mut extension)?;
+        } else if extension_type == EXTENSION_ALPN && fields.alpn.is_empty() {
+            fields.alpn = protocol_names(&mut extension)?;
         }
     }
     Ok(())
@@ -173,6 +203,21 @@ fn server_name(extension: &mut Reader<'_>) -> Result<Option<String>, Stop> {
         }
     }
     Ok(None)
+}
+
+/// The ALPN extension's content: a list of non-empty protocol names.
+fn protocol_names(extension: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, Stop> {
+    let list_len = usize::from(extension.u16()?);
+    let mut list = extension.sub(list_len)?;
+    let mut names = Vec::new();
+    while list.declared != 0 {
+        let len = usize::from(list.u8()?);
+        if len == 0 {
+            return Err(Stop::Malformed);
+        }
+        names.push(list.bytes(len)?.to_vec());
+    }
+    Ok(names)
 }
 
 /// A DNS name in text form, lowercased, or `None` when `name` is not one.

@@ -27,6 +27,14 @@ pub enum UpstreamError {
         /// The socket error (refused, unreachable...).
         source: std::io::Error,
     },
+    /// The mesh TLS handshake with the endpoint failed (wrong identity, unknown root...).
+    #[error("upstream TLS handshake failed: {addr}: {source}")]
+    Tls {
+        /// The endpoint.
+        addr: SocketAddr,
+        /// rustls' error, as an I/O error.
+        source: std::io::Error,
+    },
     /// Connecting took too long.
     #[error("upstream connect timeout: {addr} did not accept within {timeout:?}")]
     ConnectTimeout {
@@ -55,7 +63,9 @@ impl UpstreamError {
     pub fn failure(&self) -> UpstreamFailure {
         match self {
             UpstreamError::NoEndpoint { .. } => UpstreamFailure::NoEndpoint,
-            UpstreamError::Connect { .. } => UpstreamFailure::ConnectError,
+            UpstreamError::Connect { .. } | UpstreamError::Tls { .. } => {
+                UpstreamFailure::ConnectError
+            }
             UpstreamError::ConnectTimeout { .. } => UpstreamFailure::ConnectTimeout,
             UpstreamError::Reset { .. } => UpstreamFailure::Reset,
             UpstreamError::Timeout(_) => UpstreamFailure::Timeout,

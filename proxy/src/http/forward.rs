@@ -16,8 +16,9 @@ use crate::{
     balance::hash_key,
     config::{AppProtocol, Cluster, Snapshot},
     metrics::Direction,
-    proxy::ProxyState,
+    proxy::{Peer, ProxyState},
     route::{Action, Destination, Forward, HashOn, Redirect, Route, matching::query_param},
+    tls::Carried,
 };
 
 /// What one client connection's requests are sent to.
@@ -42,6 +43,8 @@ pub struct HttpConn {
     pub target: HttpTarget,
     /// The HTTP version the client speaks.
     pub version: UpstreamVersion,
+    /// The verified mesh peer, when the connection arrived in mesh TLS.
+    pub peer: Option<Arc<Peer>>,
     /// The client's `x-forwarded-for` entry, when its requests get one.
     forwarded_for: Option<HeaderValue>,
 }
@@ -65,6 +68,7 @@ impl HttpConn {
         direction: Direction,
         target: HttpTarget,
         version: UpstreamVersion,
+        peer: Option<Arc<Peer>>,
     ) -> Self {
         HttpConn {
             state,
@@ -73,6 +77,7 @@ impl HttpConn {
             direction,
             target,
             version,
+            peer,
             forwarded_for: (direction != Direction::Outbound)
                 .then(|| headers::forwarded_for(client)),
         }
@@ -234,6 +239,10 @@ impl HttpConn {
             self.version == UpstreamVersion::Http1 && headers::is_upgrade_request(req.headers());
         headers::strip_hop_by_hop(req.headers_mut(), upgrade);
         headers::set_forwarded(req.headers_mut(), self.forwarded_for.as_ref());
+        if self.direction == Direction::Inbound {
+            let verified = self.peer.as_ref().map(|p| &p.forwarded_client_cert);
+            headers::set_client_cert(req.headers_mut(), verified);
+        }
         prepare_uri(
             &mut req,
             if upgrade {
@@ -249,12 +258,18 @@ impl HttpConn {
             idle_timeout: cluster.idle_timeout,
         };
         let addr = pick.addr();
+        let carried = match version {
+            _ if upgrade => Carried::Http1,
+            UpstreamVersion::Http1 => Carried::Http1,
+            UpstreamVersion::Http2 => Carried::Http2,
+        };
+        let tls = cluster.client_tls(pick.endpoint(), self.state.mesh_tls.as_deref(), carried);
         let sent = async {
             if upgrade {
                 // Rare and large: boxed, so that it does not grow every request's future.
-                Box::pin(self.send_upgrade(addr, settings, req)).await
+                Box::pin(self.send_upgrade(addr, settings, tls, req)).await
             } else {
-                self.pools.send(addr, version, settings, req).await
+                self.pools.send(addr, version, settings, tls, req).await
             }
         };
         // Pinned in place: the timeout wraps a pointer rather than a second copy of the future.
@@ -294,10 +309,11 @@ impl HttpConn {
         &self,
         addr: std::net::SocketAddr,
         settings: ConnectSettings,
+        tls: Option<&Arc<rustls::ClientConfig>>,
         mut req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let downstream = hyper::upgrade::on(&mut req);
-        let mut response = self.pools.send_upgrade(addr, settings, req).await?;
+        let mut response = self.pools.send_upgrade(addr, settings, tls, req).await?;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let upstream = hyper::upgrade::on(&mut response);
             self.state.tasks.spawn(async move {

@@ -11,6 +11,8 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// `x-forwarded-proto`: the scheme the client used.
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `x-forwarded-client-cert`: the verified mesh peer, as the inbound sidecar tells the app.
+pub static X_FORWARDED_CLIENT_CERT: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -89,6 +91,19 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: Option<&HeaderValue>) {
         .entry(&X_FORWARDED_PROTO)
         .or_insert_with(|| HeaderValue::from_static("http"));
     headers.entry(&X_REQUEST_ID).or_insert_with(new_request_id);
+}
+
+/// Replaces `x-forwarded-client-cert` with what this proxy verified (or removes it): the app
+/// must never trust a value a client wrote itself.
+pub fn set_client_cert(headers: &mut HeaderMap, verified: Option<&HeaderValue>) {
+    match verified {
+        Some(value) => {
+            headers.insert(&X_FORWARDED_CLIENT_CERT, value.clone());
+        }
+        None => {
+            headers.remove(&X_FORWARDED_CLIENT_CERT);
+        }
+    }
 }
 
 fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {

@@ -12,7 +12,9 @@ mod server;
 pub use body::{Body, full};
 pub use error::{UpstreamError, X_MESH_ERROR, local_response};
 pub use forward::{HttpConn, HttpTarget};
-pub use pool::{ConnectSettings, Pools, UpstreamBody, UpstreamVersion, connect_tcp};
+pub use pool::{
+    ConnectSettings, Pools, UpstreamBody, UpstreamVersion, connect_tcp, connect_upstream,
+};
 pub use server::serve_connection;
 
 /// HTTP/2 flow-control window per stream: bounds what one stream can make the proxy buffer.

@@ -23,10 +23,12 @@ use hyper::{
 };
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::{Mutex, RwLock};
+use rustls::{ClientConfig, pki_types::ServerName};
 use tokio::{net::TcpStream, time::Instant};
+use tokio_rustls::TlsConnector;
 
 use super::UpstreamError;
-use crate::fast_hash::FastMap;
+use crate::{fast_hash::FastMap, tls::MaybeTls};
 
 /// The HTTP version spoken to an endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -48,11 +50,14 @@ pub struct ConnectSettings {
     pub idle_timeout: Duration,
 }
 
-/// Every endpoint's pool.
+/// Every endpoint's pool, apart for plain and mesh TLS connections.
 #[derive(Default)]
 pub struct Pools {
-    endpoints: RwLock<FastMap<(SocketAddr, UpstreamVersion), Arc<EndpointPool>>>,
+    endpoints: RwLock<FastMap<(SocketAddr, UpstreamVersion, bool), Arc<EndpointPool>>>,
 }
+
+/// An upstream connection's I/O.
+type UpstreamIo = TokioIo<MaybeTls<TcpStream>>;
 
 struct EndpointPool {
     idle: Mutex<Vec<(http1::SendRequest<Incoming>, Instant)>>,
@@ -77,18 +82,25 @@ pub struct PooledBody {
 // === impl Pools ===
 
 impl Pools {
-    /// Sends `req` to the endpoint at `addr` over a pooled connection.
+    /// Sends `req` to the endpoint at `addr` over a pooled connection, inside mesh TLS with
+    /// `tls`.
     pub async fn send(
         &self,
         addr: SocketAddr,
         version: UpstreamVersion,
         settings: ConnectSettings,
+        tls: Option<&Arc<ClientConfig>>,
         req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let pool = self.endpoint(addr, version);
+        let pool = self.endpoint(addr, version, tls.is_some());
+        let target = Target {
+            addr,
+            timeout: settings.connect_timeout,
+            tls,
+        };
         match version {
-            UpstreamVersion::Http1 => pool.send_h1(addr, settings, req).await,
-            UpstreamVersion::Http2 => pool.send_h2(addr, settings, req).await,
+            UpstreamVersion::Http1 => pool.send_h1(target, settings, req).await,
+            UpstreamVersion::Http2 => pool.send_h2(target, req).await,
         }
     }
 
@@ -98,9 +110,15 @@ impl Pools {
         &self,
         addr: SocketAddr,
         settings: ConnectSettings,
+        tls: Option<&Arc<ClientConfig>>,
         req: Request<Incoming>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let io = connect(addr, settings.connect_timeout).await?;
+        let target = Target {
+            addr,
+            timeout: settings.connect_timeout,
+            tls,
+        };
+        let io = connect(&target).await?;
         let (mut sender, conn) = http1::handshake(io)
             .await
             .map_err(|source| UpstreamError::Reset { addr, source })?;
@@ -117,16 +135,16 @@ impl Pools {
 
     /// Drops the pools of endpoints for which `keep` is false.
     pub fn retain(&self, keep: impl Fn(SocketAddr) -> bool) {
-        self.endpoints.write().retain(|(addr, _), _| keep(*addr));
+        self.endpoints.write().retain(|(addr, _, _), _| keep(*addr));
     }
 
-    fn endpoint(&self, addr: SocketAddr, version: UpstreamVersion) -> Arc<EndpointPool> {
-        if let Some(pool) = self.endpoints.read().get(&(addr, version)) {
+    fn endpoint(&self, addr: SocketAddr, version: UpstreamVersion, tls: bool) -> Arc<EndpointPool> {
+        if let Some(pool) = self.endpoints.read().get(&(addr, version, tls)) {
             return pool.clone();
         }
         self.endpoints
             .write()
-            .entry((addr, version))
+            .entry((addr, version, tls))
             .or_insert_with(|| {
                 Arc::new(EndpointPool {
                     idle: Mutex::new(Vec::new()),
@@ -143,18 +161,16 @@ impl Pools {
 impl EndpointPool {
     async fn send_h1(
         self: Arc<Self>,
-        addr: SocketAddr,
+        target: Target<'_>,
         settings: ConnectSettings,
         mut req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let addr = target.addr;
         loop {
             let (mut sender, reused) = match self.take_idle(settings.idle_timeout) {
                 Some(sender) => (sender, true),
                 // Boxed: connecting is rare, and its future would grow every request's.
-                None => (
-                    Box::pin(connect_h1(addr, settings.connect_timeout)).await?,
-                    false,
-                ),
+                None => (Box::pin(connect_h1(&target)).await?, false),
             };
             match sender.try_send_request(req).await {
                 Ok(response) => {
@@ -198,11 +214,11 @@ impl EndpointPool {
 
     async fn send_h2(
         self: Arc<Self>,
-        addr: SocketAddr,
-        settings: ConnectSettings,
+        target: Target<'_>,
         req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let mut sender = self.h2_sender(addr, settings).await?;
+        let addr = target.addr;
+        let mut sender = self.h2_sender(target).await?;
         sender
             .send_request(req)
             .await
@@ -213,27 +229,26 @@ impl EndpointPool {
     /// The shared HTTP/2 connection, dialled once when missing or closed.
     async fn h2_sender(
         &self,
-        addr: SocketAddr,
-        settings: ConnectSettings,
+        target: Target<'_>,
     ) -> Result<http2::SendRequest<Incoming>, UpstreamError> {
         if let Some(sender) = self.h2.lock().as_ref().filter(|s| !s.is_closed()) {
             return Ok(sender.clone());
         }
         // Boxed: connecting is rare, and its future would grow every request's.
-        Box::pin(self.connect_h2(addr, settings)).await
+        Box::pin(self.connect_h2(target)).await
     }
 
     /// Dials the shared HTTP/2 connection, unless another request just did.
     async fn connect_h2(
         &self,
-        addr: SocketAddr,
-        settings: ConnectSettings,
+        target: Target<'_>,
     ) -> Result<http2::SendRequest<Incoming>, UpstreamError> {
         let _connecting = self.h2_connecting.lock().await;
         if let Some(sender) = self.h2.lock().as_ref().filter(|s| !s.is_closed()) {
             return Ok(sender.clone());
         }
-        let io = connect(addr, settings.connect_timeout).await?;
+        let addr = target.addr;
+        let io = connect(&target).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(Duration::from_secs(30))
@@ -253,11 +268,9 @@ impl EndpointPool {
     }
 }
 
-async fn connect_h1(
-    addr: SocketAddr,
-    timeout: Duration,
-) -> Result<http1::SendRequest<Incoming>, UpstreamError> {
-    let io = connect(addr, timeout).await?;
+async fn connect_h1(target: &Target<'_>) -> Result<http1::SendRequest<Incoming>, UpstreamError> {
+    let addr = target.addr;
+    let io = connect(target).await?;
     let (sender, conn) = http1::handshake(io)
         .await
         .map_err(|source| UpstreamError::Reset { addr, source })?;
@@ -280,8 +293,41 @@ pub async fn connect_tcp(addr: SocketAddr, timeout: Duration) -> Result<TcpStrea
     Ok(stream)
 }
 
-async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TokioIo<TcpStream>, UpstreamError> {
-    connect_tcp(addr, timeout).await.map(TokioIo::new)
+/// Where and how to dial an endpoint.
+struct Target<'a> {
+    addr: SocketAddr,
+    timeout: Duration,
+    tls: Option<&'a Arc<ClientConfig>>,
+}
+
+/// Dials an endpoint, inside mesh TLS when asked; the deadline covers the TLS handshake too.
+pub async fn connect_upstream(
+    addr: SocketAddr,
+    timeout: Duration,
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<MaybeTls<TcpStream>, UpstreamError> {
+    let Some(config) = tls else {
+        return connect_tcp(addr, timeout).await.map(MaybeTls::Plain);
+    };
+    let handshake = async {
+        let stream = connect_tcp(addr, timeout).await?;
+        // Mesh peers are verified by identity, not by name: the address stands in for one.
+        let name = ServerName::IpAddress(addr.ip().into());
+        TlsConnector::from(config.clone())
+            .connect(name, stream)
+            .await
+            .map(|tls| MaybeTls::Tls(Box::new(tls)))
+            .map_err(|source| UpstreamError::Tls { addr, source })
+    };
+    tokio::time::timeout(timeout, handshake)
+        .await
+        .unwrap_or(Err(UpstreamError::ConnectTimeout { addr, timeout }))
+}
+
+async fn connect(target: &Target<'_>) -> Result<UpstreamIo, UpstreamError> {
+    connect_upstream(target.addr, target.timeout, target.tls)
+        .await
+        .map(TokioIo::new)
 }
 
 // === impl UpstreamBody ===

@@ -4,10 +4,16 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+};
 use tokio_util::sync::CancellationToken;
 
-use super::ProxyState;
+use super::{
+    ProxyState,
+    mesh_tls::{self, Peer},
+};
 use crate::{
     addr::{ClientAddr, OrigDstAddr},
     config::{AppProtocol, Cluster, ListenerConfig, Snapshot},
@@ -16,6 +22,7 @@ use crate::{
     metrics::Direction,
     orig_dst::orig_dst,
     tcp,
+    tls::Carried,
 };
 
 /// Which listener accepted a connection.
@@ -92,7 +99,7 @@ async fn handle_connection(
         }
         Kind::Explicit(addr) => match snapshot.explicit_listener(addr) {
             Some(listener) => {
-                serve_listener(&state, &pools, listener.clone(), stream, client, None).await
+                serve_listener(&state, &pools, listener.clone(), stream, client).await
             }
             None => tracing::debug!(%addr, "explicit listener no longer configured"),
         },
@@ -129,43 +136,90 @@ async fn outbound(
     dst: OrigDstAddr,
 ) {
     match snapshot.outbound_listener(dst) {
-        Some(listener) => {
-            serve_listener(state, pools, listener.clone(), stream, client, None).await
-        }
+        Some(listener) => serve_listener(state, pools, listener.clone(), stream, client).await,
         None => {
             let passthrough = Arc::new(Cluster::direct("PassthroughCluster".to_owned(), dst.0));
-            tcp::forward(stream, passthrough, Direction::Outbound, &state.metrics).await;
-        }
-    }
-}
-
-async fn inbound(
-    state: &Arc<ProxyState>,
-    pools: &Arc<Pools>,
-    snapshot: &Snapshot,
-    stream: TcpStream,
-    client: ClientAddr,
-    dst: OrigDstAddr,
-) {
-    match snapshot.inbound_listener(dst.0.port()) {
-        Some(listener) => {
-            serve_listener(state, pools, listener.clone(), stream, client, Some(dst)).await
-        }
-        None => {
-            let app = local_app(state, dst);
-            let protocol = detect_protocol(state, None, stream).await;
-            serve_protocol(
-                state,
-                pools,
-                protocol,
-                Direction::Inbound,
-                client,
-                || HttpTarget::Cluster(app.clone()),
-                || Some(app.clone()),
+            tcp::forward(
+                stream,
+                passthrough,
+                Direction::Outbound,
+                &state.metrics,
+                None,
             )
             .await;
         }
     }
+}
+
+/// Captured inbound traffic: mesh TLS is terminated first (its peer verified), then the
+/// connection is served by the port's listener, or delivered to the app on that port.
+async fn inbound(
+    state: &Arc<ProxyState>,
+    pools: &Arc<Pools>,
+    snapshot: &Snapshot,
+    mut stream: TcpStream,
+    client: ClientAddr,
+    dst: OrigDstAddr,
+) {
+    let listener = snapshot.inbound_listener(dst.0.port()).cloned();
+    let configured = listener.as_ref().and_then(|l| l.protocol);
+    let Some(mesh) = &state.mesh_tls else {
+        let protocol = detect_protocol(state, configured, stream).await;
+        return serve_inbound(state, pools, listener, protocol, client, dst, None).await;
+    };
+    // With an identity, the first bytes are always read: they tell mesh TLS from plain text.
+    let (sniffed, io) = sniff(state, &mut stream).await;
+    let io = PrefixedIo::new(io, stream);
+    if matches!(sniffed, detect::Protocol::Tls { .. })
+        && mesh_tls::is_mesh_client_hello(io.prefix())
+    {
+        let Some((tls, carried, peer)) = mesh_tls::accept(mesh, io, client).await else {
+            return;
+        };
+        let protocol = match carried {
+            Carried::Http1 => Detected::Http(UpstreamVersion::Http1, tls),
+            Carried::Http2 => Detected::Http(UpstreamVersion::Http2, tls),
+            Carried::Tcp => Detected::Opaque(tls),
+        };
+        let peer = Some(Arc::new(peer));
+        return serve_inbound(state, pools, listener, protocol, client, dst, peer).await;
+    }
+    let protocol = classify(configured, sniffed, io);
+    serve_inbound(state, pools, listener, protocol, client, dst, None).await;
+}
+
+/// Serves an inbound connection whose protocol is known: by its port's listener, else to the
+/// app on that port.
+async fn serve_inbound<I>(
+    state: &Arc<ProxyState>,
+    pools: &Arc<Pools>,
+    listener: Option<Arc<ListenerConfig>>,
+    protocol: Detected<I>,
+    client: ClientAddr,
+    dst: OrigDstAddr,
+    peer: Option<Arc<Peer>>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let app = local_app(state, dst);
+    let snapshot = state.config.load();
+    let sni = protocol.sni().map(str::to_owned);
+    let http_target = || match listener.as_ref().and_then(|l| l.route_config.clone()) {
+        Some(name) => HttpTarget::Routes(name),
+        None => HttpTarget::Cluster(app.clone()),
+    };
+    let tcp_cluster = || match listener.as_ref().and_then(|l| l.tcp.as_ref()) {
+        Some(routing) => routing
+            .pick(sni.as_deref(), fastrand::u32(..))
+            .and_then(|name| snapshot.cluster(name).cloned()),
+        None => Some(app.clone()),
+    };
+    let target = Target {
+        direction: Direction::Inbound,
+        client,
+        peer,
+    };
+    serve_protocol(state, pools, protocol, target, http_target, tcp_cluster).await;
 }
 
 /// The cluster of the application behind an inbound port.
@@ -177,56 +231,66 @@ fn local_app(state: &ProxyState, dst: OrigDstAddr) -> Arc<Cluster> {
     ))
 }
 
+/// Serves an outbound or explicit listener's connection.
 async fn serve_listener(
     state: &Arc<ProxyState>,
     pools: &Arc<Pools>,
     listener: Arc<ListenerConfig>,
     stream: TcpStream,
     client: ClientAddr,
-    inbound_dst: Option<OrigDstAddr>,
 ) {
     let snapshot = state.config.load();
     let protocol = detect_protocol(state, listener.protocol, stream).await;
-    let http_target = || match (&listener.route_config, inbound_dst) {
-        (Some(name), _) => HttpTarget::Routes(name.clone()),
-        (None, Some(dst)) => HttpTarget::Cluster(local_app(state, dst)),
-        (None, None) => HttpTarget::Routes(String::new()),
+    let http_target = || HttpTarget::Routes(listener.route_config.clone().unwrap_or_default());
+    let sni = protocol.sni().map(str::to_owned);
+    let tcp_cluster = || {
+        listener.tcp.as_ref().and_then(|routing| {
+            routing
+                .pick(sni.as_deref(), fastrand::u32(..))
+                .and_then(|name| snapshot.cluster(name).cloned())
+        })
     };
-    let sni = match &protocol {
-        Detected::Tls(_, sni) => sni.clone(),
-        _ => None,
-    };
-    let tcp_cluster = || match (&listener.tcp, inbound_dst) {
-        (Some(routing), _) => routing
-            .pick(sni.as_deref(), fastrand::u32(..))
-            .and_then(|name| snapshot.cluster(name).cloned()),
-        (None, Some(dst)) => Some(local_app(state, dst)),
-        (None, None) => None,
-    };
-    serve_protocol(
-        state,
-        pools,
-        protocol,
-        listener.direction,
+    let target = Target {
+        direction: listener.direction,
         client,
-        http_target,
-        tcp_cluster,
-    )
-    .await;
+        peer: None,
+    };
+    serve_protocol(state, pools, protocol, target, http_target, tcp_cluster).await;
 }
 
 /// A connection whose protocol is known, with the bytes read while detecting it.
-enum Detected {
-    Http(UpstreamVersion, PrefixedIo<TcpStream>),
-    Tls(PrefixedIo<TcpStream>, Option<String>),
-    Opaque(PrefixedIo<TcpStream>),
+enum Detected<I> {
+    Http(UpstreamVersion, I),
+    Tls(I, Option<String>),
+    Opaque(I),
 }
 
+/// Who a connection comes from and which listener accepted it.
+struct Target {
+    direction: Direction,
+    client: ClientAddr,
+    /// The verified mesh peer, for connections that arrived in mesh TLS.
+    peer: Option<Arc<Peer>>,
+}
+
+// === impl Detected ===
+
+impl<I> Detected<I> {
+    /// The server name of a TLS connection.
+    fn sni(&self) -> Option<&str> {
+        match self {
+            Detected::Tls(_, sni) => sni.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The protocol from config, else from the first bytes.
 async fn detect_protocol(
     state: &ProxyState,
     configured: Option<AppProtocol>,
     mut stream: TcpStream,
-) -> Detected {
+) -> Detected<PrefixedIo<TcpStream>> {
     let unread = |stream| PrefixedIo::new(bytes::Bytes::new(), stream);
     match configured {
         Some(AppProtocol::Http1) => return Detected::Http(UpstreamVersion::Http1, unread(stream)),
@@ -234,50 +298,65 @@ async fn detect_protocol(
         Some(AppProtocol::Tcp) => return Detected::Opaque(unread(stream)),
         Some(AppProtocol::Tls) | None => {}
     }
-    let (protocol, prefix) = match detect::detect(&mut stream, &state.settings.detect).await {
+    let (sniffed, prefix) = sniff(state, &mut stream).await;
+    classify(configured, sniffed, PrefixedIo::new(prefix, stream))
+}
+
+/// Reads the first bytes and says what they are.
+async fn sniff(state: &ProxyState, stream: &mut TcpStream) -> (detect::Protocol, bytes::Bytes) {
+    match detect::detect(stream, &state.settings.detect).await {
         Ok(found) => found,
         Err(error) => {
             tracing::debug!(%error, "reading the first bytes failed");
             (detect::Protocol::Opaque, bytes::Bytes::new())
         }
-    };
-    let io = PrefixedIo::new(prefix, stream);
-    match protocol {
-        detect::Protocol::Http1 if configured.is_none() => {
-            Detected::Http(UpstreamVersion::Http1, io)
-        }
-        detect::Protocol::Http2 if configured.is_none() => {
-            Detected::Http(UpstreamVersion::Http2, io)
-        }
-        detect::Protocol::Tls { sni } => Detected::Tls(io, sni),
+    }
+}
+
+/// The protocol config names, else the one the first bytes say.
+fn classify<I>(configured: Option<AppProtocol>, sniffed: detect::Protocol, io: I) -> Detected<I> {
+    match (configured, sniffed) {
+        (Some(AppProtocol::Http1), _) => Detected::Http(UpstreamVersion::Http1, io),
+        (Some(AppProtocol::Http2), _) => Detected::Http(UpstreamVersion::Http2, io),
+        (Some(AppProtocol::Tcp), _) => Detected::Opaque(io),
+        (None, detect::Protocol::Http1) => Detected::Http(UpstreamVersion::Http1, io),
+        (None, detect::Protocol::Http2) => Detected::Http(UpstreamVersion::Http2, io),
+        (_, detect::Protocol::Tls { sni }) => Detected::Tls(io, sni),
         _ => Detected::Opaque(io),
     }
 }
 
-async fn serve_protocol(
+async fn serve_protocol<I>(
     state: &Arc<ProxyState>,
     pools: &Arc<Pools>,
-    protocol: Detected,
-    direction: Direction,
-    client: ClientAddr,
+    protocol: Detected<I>,
+    target: Target,
     http_target: impl FnOnce() -> HttpTarget,
     tcp_cluster: impl FnOnce() -> Option<Arc<Cluster>>,
-) {
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     match protocol {
         Detected::Http(version, io) => {
             let conn = Arc::new(HttpConn::new(
                 state.clone(),
                 pools.clone(),
-                client,
-                direction,
+                target.client,
+                target.direction,
                 http_target(),
                 version,
+                target.peer,
             ));
             serve_connection(io, conn, state.drain.clone()).await;
         }
         Detected::Tls(io, _) | Detected::Opaque(io) => match tcp_cluster() {
-            Some(cluster) => tcp::forward(io, cluster, direction, &state.metrics).await,
-            None => tracing::info!(%client, "no TCP route for this connection; closing it"),
+            Some(cluster) => {
+                let mesh = state.mesh_tls.as_deref();
+                tcp::forward(io, cluster, target.direction, &state.metrics, mesh).await
+            }
+            None => {
+                tracing::info!(client = %target.client, "no TCP route for this connection; closing it")
+            }
         },
     }
 }

@@ -7,6 +7,7 @@
 
 mod connection;
 mod explicit;
+mod mesh_tls;
 mod workers;
 
 use std::{
@@ -25,6 +26,8 @@ use tokio_util::{
     task::TaskTracker,
 };
 
+pub use self::mesh_tls::Peer;
+
 use self::{
     connection::{Kind, accept_loop},
     explicit::ExplicitListeners,
@@ -33,7 +36,9 @@ use self::{
 use crate::{
     config::{ConfigError, ConfigStore, EncodedConfig, FileWatcher, Snapshot},
     detect::DetectConfig,
+    identity::IdentityStore,
     metrics::Metrics,
+    tls::MeshTls,
 };
 
 /// Settings that come from the command line rather than the config file.
@@ -46,6 +51,8 @@ pub struct Settings {
     /// Threads serving connections, each with its own runtime and upstream pools; 0 serves
     /// them on the runtime that starts the proxy.
     pub workers: usize,
+    /// The workload certificate, when the proxy has an identity (mutual TLS with peers).
+    pub identity: Option<IdentityStore>,
 }
 
 impl Default for Settings {
@@ -54,6 +61,7 @@ impl Default for Settings {
             detect: DetectConfig::default(),
             inbound_app_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             workers: 0,
+            identity: None,
         }
     }
 }
@@ -79,6 +87,8 @@ pub struct ProxyState {
     pub drain: CancellationToken,
     /// Every connection task, so draining can wait for them.
     pub tasks: TaskTracker,
+    /// Mesh TLS, when the proxy has an identity.
+    pub mesh_tls: Option<Arc<MeshTls>>,
     workers: Workers,
     ready: AtomicBool,
 }
@@ -118,7 +128,15 @@ impl Proxy {
         let workers = Workers::start(settings.workers)
             .map_err(|error| anyhow::anyhow!("cannot start the worker threads: {error}"))?;
         let stop_workers = workers.stop_on_drop();
+        let mesh_tls = match &settings.identity {
+            Some(identity) => Some(Arc::new(
+                MeshTls::new(identity.clone())
+                    .map_err(|error| anyhow::anyhow!("cannot set up mesh TLS: {error}"))?,
+            )),
+            None => None,
+        };
         let state = Arc::new(ProxyState {
+            mesh_tls,
             config: ConfigStore::new(snapshot, metrics.clone()),
             metrics,
             settings,

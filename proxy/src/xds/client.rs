@@ -109,6 +109,11 @@ impl DiscoveryClient {
         })
     }
 
+    /// The control plane's endpoint (address and TLS), for the CA client beside the stream.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
     /// Waits for the first complete config (every type received, compiled, ACKed, and no
     /// listener waiting for what it names, or `WARMING_PATIENCE` spent waiting) and returns it
     /// for `Proxy::start`. Meanwhile `health`, if given, answers live but not ready; it is

@@ -28,6 +28,7 @@ fn spec(i: usize, weight: u32, healthy: bool) -> EndpointSpec {
         addr: addr(i),
         weight,
         healthy,
+        mesh_tls: false,
     }
 }
 
