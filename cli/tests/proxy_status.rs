@@ -37,15 +37,15 @@ spec:
   ports: [{ name: grpc, port: 9090 }]
 "#;
 
-/// A cluster the proxy rejects: the control plane translates mesh TLS to upstreams, which the
-/// proxy does not speak yet, so every proxy NACKs the cluster that asks for it.
-const MESH_TLS: &str = r#"
+/// A cluster the proxy rejects: the control plane translates TLS origination to upstreams, which
+/// the proxy does not do yet, so every proxy NACKs the cluster that asks for it.
+const TLS_ORIGINATION: &str = r#"
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: { name: web, namespace: shop }
 spec:
   host: web
-  trafficPolicy: { tls: { mode: ISTIO_MUTUAL } }
+  trafficPolicy: { tls: { mode: SIMPLE } }
 "#;
 
 /// A child process, killed when the test ends however it ends.
@@ -390,7 +390,8 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
     );
 
     // A cluster both proxies reject: they keep their last good clusters, and say why.
-    std::fs::write(manifests.join("mesh-tls.yaml"), MESH_TLS).expect("write the rule");
+    std::fs::write(manifests.join("tls-origination.yaml"), TLS_ORIGINATION)
+        .expect("write the rule");
     wait_until("both proxies NACK the clusters", || {
         let status = syncz(monitoring);
         ["web-1.shop", "sleep.shop"].iter().all(|id| {
@@ -417,7 +418,7 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
         .unwrap_or_default();
     assert!(nack.starts_with("CDS version "), "{wide}");
     assert!(
-        nack.contains("upstream TLS is not supported by this proxy yet"),
+        nack.contains("TLS origination (tls.mode SIMPLE or MUTUAL) is not supported"),
         "{wide}"
     );
 
@@ -428,11 +429,11 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
     assert!(
         cds["nack"]["error"]
             .as_str()
-            .is_some_and(|e| e.contains("upstream TLS")),
+            .is_some_and(|e| e.contains("TLS origination")),
         "{json}"
     );
 
-    // The control plane would send mesh TLS; the proxy runs its last good clusters.
+    // The control plane would send TLS origination; the proxy runs its last good clusters.
     let output = mesh(&[
         "proxy-status",
         "web-1",
@@ -459,8 +460,8 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
     assert!(
         report
             .lines()
-            .any(|l| l.starts_with('-') && l.contains("MESH_MUTUAL")),
-        "mesh TLS is only on the control plane's side:\n{report}"
+            .any(|l| l.starts_with('-') && l.contains("SIMPLE")),
+        "TLS origination is only on the control plane's side:\n{report}"
     );
     assert!(
         report.ends_with("Listeners Match\nRoutes Match\nEndpoints Match\n"),
@@ -468,7 +469,7 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
     );
 
     // Fixed: back in sync.
-    std::fs::remove_file(manifests.join("mesh-tls.yaml")).expect("remove the rule");
+    std::fs::remove_file(manifests.join("tls-origination.yaml")).expect("remove the rule");
     wait_until("web-1.shop SYNCED again", || {
         all_synced(&syncz(monitoring), "web-1.shop")
     });

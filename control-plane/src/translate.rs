@@ -18,6 +18,7 @@ mod gateway_api;
 mod headers;
 pub mod names;
 mod outbound;
+mod peer_authentication;
 mod problem;
 pub mod protocol;
 mod registry;
@@ -35,7 +36,8 @@ pub use problem::{Problem, Severity};
 
 use self::{
     destination_rule::DestinationRules, gateway::Gateways, gateway_api::MeshRoutes,
-    registry::Registry, rules::RouteSet, virtual_service::VirtualServices,
+    peer_authentication::PeerAuthentications, registry::Registry, rules::RouteSet,
+    virtual_service::VirtualServices,
 };
 use crate::{node::ProxyNode, store::Store};
 
@@ -69,6 +71,7 @@ pub struct Translator {
     virtual_services: VirtualServices,
     mesh_routes: MeshRoutes,
     gateways: Gateways,
+    peer_authentications: PeerAuthentications,
     /// Every proxy label key a selector reads: the labels a view keeps.
     selected_labels: BTreeSet<String>,
     problems: Vec<Problem>,
@@ -78,7 +81,8 @@ impl Translator {
     /// Checks and indexes every object in `store`.
     pub fn new(store: &Store) -> Self {
         let mut problems = Vec::new();
-        let registry = Registry::build(store, &mut problems);
+        let peer_authentications = PeerAuthentications::build(store, &mut problems);
+        let registry = Registry::build(store, &peer_authentications, &mut problems);
         let rules = DestinationRules::build(store, &mut problems);
         let virtual_services = VirtualServices::build(store, &registry, &rules, &mut problems);
         let routes = gateway_api::compile_routes(store, &registry, &mut problems);
@@ -86,6 +90,7 @@ impl Translator {
         mesh_routes.report_shadowed_virtual_services(&virtual_services, &mut problems);
         let gateways = Gateways::build(store, &routes, &mut problems);
         let selected_labels = (rules.label_keys())
+            .chain(peer_authentications.label_keys())
             .chain(virtual_services.label_keys())
             .chain(mesh_routes.label_keys())
             .chain(gateways.label_keys())
@@ -97,6 +102,7 @@ impl Translator {
             virtual_services,
             mesh_routes,
             gateways,
+            peer_authentications,
             selected_labels,
             problems,
         }
@@ -143,6 +149,9 @@ impl Translator {
             gateway::add_gateway_listeners(self, node, &hashes, &mut config, &mut problems);
         } else {
             outbound::add_outbound(self, node, &hashes, &mut config, &mut problems);
+            if let Some(modes) = self.peer_authentications.modes_for(node) {
+                config.listeners.extend(modes.listeners());
+            }
         }
         problems.sort();
         problems.dedup();

@@ -82,6 +82,7 @@ pub struct Metrics {
     config_reloads: IntCounterVec,
     cert_renewals: IntCounterVec,
     cert_expiry: IntGauge,
+    inbound_refused: IntCounterVec,
     clusters: [RwLock<HashMap<String, Arc<ClusterMetrics>>>; 3],
 }
 
@@ -188,8 +189,17 @@ impl Metrics {
             "When the workload certificate in force expires (Unix time)",
         )
         .expect("valid metric");
+        let inbound_refused = IntCounterVec::new(
+            Opts::new(
+                "mesh_inbound_refused_total",
+                "Inbound connections closed before serving, by reason (plaintext under STRICT, failed mesh TLS handshake, no identity)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(inbound_refused.clone()),
             Box::new(cert_renewals.clone()),
             Box::new(cert_expiry.clone()),
             Box::new(duration.clone()),
@@ -216,6 +226,7 @@ impl Metrics {
             config_reloads,
             cert_renewals,
             cert_expiry,
+            inbound_refused,
             clusters: Default::default(),
         })
     }
@@ -264,6 +275,11 @@ impl Metrics {
     pub fn downstream_active(&self, direction: Direction) -> IntGauge {
         self.downstream_active
             .with_label_values(&[direction.as_str()])
+    }
+
+    /// Counts an inbound connection closed before it was served.
+    pub fn inbound_refused(&self, reason: &'static str) {
+        self.inbound_refused.with_label_values(&[reason]).inc();
     }
 
     /// Counts a certificate request to the CA; a success also sets the expiry gauge.

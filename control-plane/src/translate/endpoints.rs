@@ -9,8 +9,12 @@ use std::{
 use k8s_openapi::api::{core::v1::Pod, discovery::v1::EndpointSlice};
 use mesh_proto::config::v1::{Endpoint, Locality, endpoint::Health};
 
-use super::names::{TLS_MODE_LABEL, socket_address, spiffe_identity};
+use super::{
+    names::{TLS_MODE_LABEL, socket_address, spiffe_identity},
+    peer_authentication::PeerAuthentications,
+};
 use crate::store::Store;
+use mesh_proto::config::v1::MtlsMode;
 
 /// The label that ties an EndpointSlice to its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -38,10 +42,13 @@ pub(crate) fn slices_by_service(store: &Store) -> SlicesByService<'_> {
 }
 
 /// The endpoints of the Service port named `port_name` (empty for an unnamed single port):
-/// ready ones healthy, terminating-but-serving ones draining, the rest left out. Sorted by
+/// ready ones healthy, terminating-but-serving ones draining, the rest left out. An endpoint
+/// speaks mesh mTLS when its pod has a sidecar whose PeerAuthentication for the port is not
+/// DISABLE (auto mTLS respects it). Sorted by
 /// address; an address listed by two slices (during a move) appears once.
 pub(crate) fn port_endpoints(
     store: &Store,
+    inbound: &PeerAuthentications,
     slices: &[&EndpointSlice],
     port_name: &str,
 ) -> Vec<Endpoint> {
@@ -78,7 +85,9 @@ pub(crate) fn port_endpoints(
                         health: health.into(),
                         labels: pod_labels(pod),
                         identity: pod.map(|p| pod_identity(p)).unwrap_or_default(),
-                        mesh_tls: pod.is_some_and(|p| has_sidecar(p)),
+                        mesh_tls: pod.is_some_and(|p| {
+                            has_sidecar(p) && inbound.mode_of_pod(p, port) != MtlsMode::Disable
+                        }),
                         locality: locality(endpoint),
                         ..Endpoint::default()
                     });

@@ -178,6 +178,7 @@ pub(crate) fn add_gateway_listeners(
                 protocol: Protocol::Detect.into(),
                 route_config: route_name,
                 tcp: None,
+                ..Listener::default()
             });
         } else {
             config.listeners.push(Listener {
@@ -187,6 +188,7 @@ pub(crate) fn add_gateway_listeners(
                 protocol: plan.protocol.into(),
                 route_config: String::new(),
                 tcp: Some(plan.tcp.unwrap_or_default()),
+                ..Listener::default()
             });
         }
     }

@@ -126,6 +126,7 @@ fn add_port(
                 .map(|r| r.name.clone())
                 .unwrap_or_default(),
             tcp: tcp.clone(),
+            ..Listener::default()
         });
     }
     config.routes.extend(route_config);

@@ -9,6 +9,7 @@ use mesh_proto::config::v1::{Endpoint, Locality, Protocol};
 use super::{
     endpoints::{port_endpoints, slices_by_service},
     names::{host_match_rank, resolve_host, service_host, socket_address, spiffe_identity},
+    peer_authentication::PeerAuthentications,
     problem::{Problem, Report},
     protocol::{istio_protocol, port_protocol},
     visibility::Visibility,
@@ -71,7 +72,11 @@ pub(crate) struct Registry {
 impl Registry {
     /// Services from the store's Services and ServiceEntries. A ServiceEntry host that a
     /// Service already has is reported and left out.
-    pub(crate) fn build(store: &Store, problems: &mut Vec<Problem>) -> Self {
+    pub(crate) fn build(
+        store: &Store,
+        inbound: &PeerAuthentications,
+        problems: &mut Vec<Problem>,
+    ) -> Self {
         let slices = slices_by_service(store);
         let mut services: Vec<ServiceModel> = store
             .list::<Service>()
@@ -81,7 +86,7 @@ impl Registry {
                     service.metadata.name.as_deref()?,
                 );
                 let slices = slices.get(&(namespace, name)).map(Vec::as_slice);
-                from_service(store, service, slices.unwrap_or_default())
+                from_service(store, inbound, service, slices.unwrap_or_default())
             })
             .collect();
         let mut seen: HashMap<String, ObjectRef> = services
@@ -147,6 +152,7 @@ impl Registry {
 
 fn from_service(
     store: &Store,
+    inbound: &PeerAuthentications,
     service: &Service,
     slices: &[&k8s_openapi::api::discovery::v1::EndpointSlice],
 ) -> Option<ServiceModel> {
@@ -171,7 +177,7 @@ fn from_service(
             Some(PortModel {
                 protocol: port_protocol(p.app_protocol.as_deref(), &name),
                 port: u32::try_from(p.port).ok()?,
-                endpoints: port_endpoints(store, slices, &name),
+                endpoints: port_endpoints(store, inbound, slices, &name),
                 name,
             })
         })

@@ -72,6 +72,8 @@ pub struct ListenerConfig {
     pub route_config: Option<String>,
     /// Where opaque TCP and TLS traffic goes.
     pub tcp: Option<TcpRouting>,
+    /// Inbound: which clients are accepted.
+    pub mtls: pb::MtlsMode,
 }
 
 /// A protocol named by config.
@@ -268,9 +270,10 @@ impl Snapshot {
         self.outbound.get(&dst.0)
     }
 
-    /// The listener for captured inbound traffic to `port`.
+    /// The listener for captured inbound traffic to `port`: the port's own, else the one for
+    /// every port (port 0).
     pub fn inbound_listener(&self, port: u16) -> Option<&Arc<ListenerConfig>> {
-        self.inbound.get(&port)
+        self.inbound.get(&port).or_else(|| self.inbound.get(&0))
     }
 
     /// Listeners the proxy binds itself.
@@ -410,6 +413,13 @@ impl ListenerConfig {
                 "{at}: a TCP or TLS listener needs tcp destinations"
             ));
         }
+        let mtls = pb::MtlsMode::try_from(config.mtls).unwrap_or_else(|_| {
+            errors.push(format!("{at}: unknown mtls mode {}", config.mtls));
+            pb::MtlsMode::Permissive
+        });
+        if mtls != pb::MtlsMode::Permissive && direction != Direction::Inbound {
+            errors.push(format!("{at}: mtls is for INBOUND listeners"));
+        }
         Some(ListenerConfig {
             name: config.name.clone(),
             addr,
@@ -417,6 +427,7 @@ impl ListenerConfig {
             protocol,
             route_config,
             tcp,
+            mtls,
         })
     }
 }

@@ -24,6 +24,7 @@ use crate::{
     tcp,
     tls::Carried,
 };
+use mesh_proto::config::v1::MtlsMode;
 
 /// Which listener accepted a connection.
 #[derive(Clone, Copy)]
@@ -163,17 +164,24 @@ async fn inbound(
 ) {
     let listener = snapshot.inbound_listener(dst.0.port()).cloned();
     let configured = listener.as_ref().and_then(|l| l.protocol);
-    let Some(mesh) = &state.mesh_tls else {
-        let protocol = detect_protocol(state, configured, stream).await;
-        return serve_inbound(state, pools, listener, protocol, client, dst, None).await;
+    let mode = listener.as_ref().map_or(MtlsMode::Permissive, |l| l.mtls);
+    let mesh = match (&state.mesh_tls, mode) {
+        (Some(mesh), MtlsMode::Permissive | MtlsMode::Strict) => mesh,
+        (None, MtlsMode::Strict) => {
+            // No certificate to terminate mesh TLS with: nothing is acceptable.
+            return refuse(state, stream, client, dst, "no_identity");
+        }
+        (_, MtlsMode::Permissive | MtlsMode::Disable) => {
+            let protocol = detect_protocol(state, configured, stream).await;
+            return serve_inbound(state, pools, listener, protocol, client, dst, None).await;
+        }
     };
     // With an identity, the first bytes are always read: they tell mesh TLS from plain text.
-    let (sniffed, io) = sniff(state, &mut stream).await;
-    let io = PrefixedIo::new(io, stream);
-    if matches!(sniffed, detect::Protocol::Tls { .. })
-        && mesh_tls::is_mesh_client_hello(io.prefix())
-    {
+    let (sniffed, prefix) = sniff(state, &mut stream).await;
+    if matches!(sniffed, detect::Protocol::Tls { .. }) && mesh_tls::is_mesh_client_hello(&prefix) {
+        let io = PrefixedIo::new(prefix, stream);
         let Some((tls, carried, peer)) = mesh_tls::accept(mesh, io, client).await else {
+            state.metrics.inbound_refused("tls_handshake");
             return;
         };
         let protocol = match carried {
@@ -184,8 +192,25 @@ async fn inbound(
         let peer = Some(Arc::new(peer));
         return serve_inbound(state, pools, listener, protocol, client, dst, peer).await;
     }
-    let protocol = classify(configured, sniffed, io);
+    if mode == MtlsMode::Strict {
+        return refuse(state, stream, client, dst, "plaintext");
+    }
+    let protocol = classify(configured, sniffed, PrefixedIo::new(prefix, stream));
     serve_inbound(state, pools, listener, protocol, client, dst, None).await;
+}
+
+/// Resets a connection PeerAuthentication STRICT does not accept (the client sees a reset).
+fn refuse(
+    state: &ProxyState,
+    stream: TcpStream,
+    client: ClientAddr,
+    dst: OrigDstAddr,
+    reason: &'static str,
+) {
+    state.metrics.inbound_refused(reason);
+    tracing::info!(%client, %dst, reason,
+        "connection refused: the port's PeerAuthentication is STRICT and the client did not speak mesh mTLS");
+    let _ = stream.set_zero_linger();
 }
 
 /// Serves an inbound connection whose protocol is known: by its port's listener, else to the

@@ -1,0 +1,311 @@
+//! End to end on the lab: identity and mutual TLS between sidecars. PeerAuthentication STRICT
+//! resets plain text and lets mesh mTLS through, PERMISSIVE takes both, DISABLE makes sidecars
+//! talk plain text; the app learns its verified peer in x-forwarded-client-cert; and on the
+//! pod network a meshed call is a TLS handshake and ciphertext, never the request in clear.
+
+#[path = "e2e/support.rs"]
+mod support;
+
+use std::{process::Stdio, time::Duration};
+
+use support::{TestLab, eventually, require_root};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const MESH: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop, labels: { mesh-injection: enabled } }
+---
+apiVersion: v1
+kind: Namespace
+metadata: { name: legacy }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: sleep, namespace: shop }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web, namespace: shop }
+spec:
+  replicas: 2
+  selector: { matchLabels: { app: web } }
+  template:
+    metadata: { labels: { app: web } }
+    spec:
+      serviceAccountName: web
+      containers:
+      - name: web
+        image: mesh-workload
+        env:
+        - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
+        ports: [{ name: http, containerPort: 8080 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { app: web }
+  ports: [{ name: http, port: 80, targetPort: http }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: sleep, namespace: shop }
+spec:
+  selector: { matchLabels: { app: sleep } }
+  template:
+    metadata: { labels: { app: sleep } }
+    spec:
+      serviceAccountName: sleep
+      containers: [{ name: sleep, command: [sleep, infinity] }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: plain, namespace: legacy }
+spec:
+  selector: { matchLabels: { app: plain } }
+  template:
+    metadata: { labels: { app: plain } }
+    spec:
+      containers:
+      - name: plain
+        image: mesh-workload
+        env:
+        - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
+        ports: [{ containerPort: 8080 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: plain, namespace: legacy }
+spec:
+  selector: { app: plain }
+  ports: [{ name: http, port: 80, targetPort: 8080 }]
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: outsider, namespace: legacy }
+spec:
+  containers: [{ name: sleep, command: [sleep, infinity] }]
+"#;
+
+fn peer_authentication(mode: &str) -> String {
+    format!(
+        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\
+         metadata: {{ name: default, namespace: shop }}\nspec:\n  mtls: {{ mode: {mode} }}\n"
+    )
+}
+
+/// Runs `curl` in a pod: the echo's JSON on success, `None` when the call failed.
+async fn curl(
+    lab: &TestLab,
+    pod: &mesh_lab::cluster::PodPlan,
+    url: &str,
+) -> Option<serde_json::Value> {
+    let netns_name = lab.lab.names().pod(pod);
+    let output = tokio::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &netns_name,
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            url,
+        ])
+        .output()
+        .await
+        .expect("ip netns exec curl");
+    if !output.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&output.stdout).ok()
+}
+
+/// The peer identity the app was told, if any.
+fn verified_peer(echo: &serde_json::Value) -> Option<String> {
+    let xfcc = echo["headers"]["x-forwarded-client-cert"].as_str()?;
+    xfcc.split(';')
+        .find_map(|part| part.strip_prefix("URI="))
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_authentication_strict_permissive_and_disable_between_sidecars() {
+    if !require_root("peer_authentication_strict_permissive_and_disable_between_sidecars") {
+        return;
+    }
+    let lab = TestLab::start_files(
+        "e2eid1",
+        &[
+            ("mesh.yaml", MESH),
+            ("pa.yaml", &peer_authentication("STRICT")),
+        ],
+    )
+    .await;
+    let sleep = lab.pod("shop", "sleep-");
+    let outsider = lab.pod("legacy", "outsider");
+
+    // STRICT: the meshed client gets through over mTLS, and the app knows who it is.
+    let echo = curl(&lab, &sleep, "http://web/")
+        .await
+        .expect("sleep reaches web");
+    assert_eq!(
+        verified_peer(&echo).as_deref(),
+        Some("spiffe://cluster.local/ns/shop/sa/sleep"),
+        "{echo}"
+    );
+    // A client without a sidecar is reset, and the server sidecars say why.
+    assert!(curl(&lab, &outsider, "http://web.shop/").await.is_none());
+    let mut refused = 0.0;
+    for web in lab.pods("shop", "web-") {
+        refused += lab
+            .metrics(&web)
+            .await
+            .sum("mesh_inbound_refused_total", &[("reason", "plaintext")]);
+    }
+    assert!(refused >= 1.0, "the refusal is counted");
+
+    // PERMISSIVE: both get through; only the meshed one is a verified peer.
+    lab.write_manifest("pa.yaml", &peer_authentication("PERMISSIVE"));
+    let plain = eventually(
+        "the unmeshed client is let in",
+        Duration::from_secs(10),
+        || async { curl(&lab, &outsider, "http://web.shop/").await },
+    )
+    .await;
+    assert_eq!(verified_peer(&plain), None, "{plain}");
+    let echo = curl(&lab, &sleep, "http://web/")
+        .await
+        .expect("sleep reaches web");
+    assert!(verified_peer(&echo).is_some(), "{echo}");
+
+    // DISABLE: sidecars talk plain text to each other.
+    lab.write_manifest("pa.yaml", &peer_authentication("DISABLE"));
+    eventually(
+        "the client sidecar speaks plain text",
+        Duration::from_secs(10),
+        || async {
+            let echo = curl(&lab, &sleep, "http://web/").await?;
+            verified_peer(&echo).is_none().then_some(())
+        },
+    )
+    .await;
+    assert!(curl(&lab, &outsider, "http://web.shop/").await.is_some());
+    lab.stop().await;
+}
+
+/// tcpdump on every interface of a node (its pod bridge and each pod's veth), its pcap output
+/// collected until stopped.
+struct Capture {
+    child: tokio::process::Child,
+    output: tokio::task::JoinHandle<Vec<u8>>,
+}
+
+impl Capture {
+    /// Starts capturing TCP in the node's namespace; returns once tcpdump listens.
+    async fn start(netns: &str) -> Capture {
+        let mut child = tokio::process::Command::new("ip")
+            .args([
+                "netns", "exec", netns, "tcpdump", "-i", "any", "-U", "-n", "-s", "0",
+            ])
+            .args(["--immediate-mode", "-w", "-", "tcp"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("tcpdump (scripts/install-deps installs it)");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let output = tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut bytes).await;
+            bytes
+        });
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let listening = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(line) = lines.next_line().await.expect("tcpdump's stderr") {
+                if line.contains("listening on") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(listening, Ok(true), "tcpdump did not start listening");
+        Capture { child, output }
+    }
+
+    /// Stops the capture and returns what it saw (pcap).
+    async fn stop(mut self) -> Vec<u8> {
+        let pid = self.child.id().expect("running") as i32;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGINT,
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        self.output.await.expect("the capture's output")
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meshed_call_is_a_tls_handshake_and_ciphertext_on_the_pod_network() {
+    if !require_root("a_meshed_call_is_a_tls_handshake_and_ciphertext_on_the_pod_network") {
+        return;
+    }
+    let lab = TestLab::start("e2eid2", MESH).await;
+    let sleep = lab.pod("shop", "sleep-");
+    let node = lab.lab.names().node(&sleep.node);
+    let capture = Capture::start(&node).await;
+    let call = |path: &'static str, host: &'static str, marker: &'static str| {
+        let netns_name = lab.lab.names().pod(&sleep);
+        async move {
+            let output = tokio::process::Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &netns_name,
+                    "curl",
+                    "-sS",
+                    "--max-time",
+                    "5",
+                ])
+                .args(["-H", &format!("x-wire-marker: {marker}")])
+                .arg(format!("http://{host}{path}"))
+                .output()
+                .await
+                .expect("curl");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    };
+    // To a meshed service: mTLS. To an unmeshed one: plain text (auto mTLS), which also proves
+    // the capture sees this pod's traffic.
+    call("/meshed-path-4711", "web", "canary-meshed").await;
+    call("/plain-path-4711", "plain.legacy", "canary-plain").await;
+    let wire = capture.stop().await;
+    assert!(
+        contains(&wire, "/plain-path-4711"),
+        "the capture saw the plain call"
+    );
+    assert!(contains(&wire, "canary-plain"), "and its marker header");
+    assert!(
+        contains(&wire, "mesh/http1.1"),
+        "a mesh TLS ClientHello (its ALPN) is on the wire"
+    );
+    assert!(
+        !contains(&wire, "/meshed-path-4711"),
+        "the meshed request's path is never in clear"
+    );
+    assert!(!contains(&wire, "canary-meshed"), "nor its marker header");
+    lab.stop().await;
+}
