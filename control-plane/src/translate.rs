@@ -8,6 +8,7 @@
 //! is left out (a Gateway API rule is replaced by a 500 answer, as the Gateway API asks), so
 //! the config is never half-applied and never refers to a cluster it lacks.
 
+mod authorization;
 mod checks;
 mod clusters;
 mod destination_rule;
@@ -35,9 +36,9 @@ pub use gateway::CONTROLLER_NAME;
 pub use problem::{Problem, Severity};
 
 use self::{
-    destination_rule::DestinationRules, gateway::Gateways, gateway_api::MeshRoutes,
-    peer_authentication::PeerAuthentications, registry::Registry, rules::RouteSet,
-    virtual_service::VirtualServices,
+    authorization::AuthorizationPolicies, destination_rule::DestinationRules, gateway::Gateways,
+    gateway_api::MeshRoutes, peer_authentication::PeerAuthentications, registry::Registry,
+    rules::RouteSet, virtual_service::VirtualServices,
 };
 use crate::{node::ProxyNode, store::Store};
 
@@ -72,6 +73,7 @@ pub struct Translator {
     mesh_routes: MeshRoutes,
     gateways: Gateways,
     peer_authentications: PeerAuthentications,
+    authorization: AuthorizationPolicies,
     /// Every proxy label key a selector reads: the labels a view keeps.
     selected_labels: BTreeSet<String>,
     problems: Vec<Problem>,
@@ -89,8 +91,10 @@ impl Translator {
         let mesh_routes = MeshRoutes::build(&routes, &registry, &mut problems);
         mesh_routes.report_shadowed_virtual_services(&virtual_services, &mut problems);
         let gateways = Gateways::build(store, &routes, &mut problems);
+        let authorization = AuthorizationPolicies::build(store, &mut problems);
         let selected_labels = (rules.label_keys())
             .chain(peer_authentications.label_keys())
+            .chain(authorization.label_keys())
             .chain(virtual_services.label_keys())
             .chain(mesh_routes.label_keys())
             .chain(gateways.label_keys())
@@ -103,6 +107,7 @@ impl Translator {
             mesh_routes,
             gateways,
             peer_authentications,
+            authorization,
             selected_labels,
             problems,
         }
@@ -149,8 +154,11 @@ impl Translator {
             gateway::add_gateway_listeners(self, node, &hashes, &mut config, &mut problems);
         } else {
             outbound::add_outbound(self, node, &hashes, &mut config, &mut problems);
-            if let Some(modes) = self.peer_authentications.modes_for(node) {
-                config.listeners.extend(modes.listeners());
+            let modes = self.peer_authentications.modes_for(node);
+            let policies = self.authorization.policies_for(node);
+            if modes.is_some() || !policies.is_empty() {
+                let modes = modes.unwrap_or_default();
+                config.listeners.extend(modes.listeners(&policies));
             }
         }
         problems.sort();

@@ -195,19 +195,19 @@ async fn peer_authentication_strict_permissive_and_disable_between_sidecars() {
     lab.stop().await;
 }
 
-/// tcpdump on every interface of a node (its pod bridge and each pod's veth), its pcap output
-/// collected until stopped.
+/// tcpdump on a pod's network interface (its end of the veth to the pod bridge), its pcap
+/// output collected as it comes.
 struct Capture {
     child: tokio::process::Child,
-    output: tokio::task::JoinHandle<Vec<u8>>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
 impl Capture {
-    /// Starts capturing TCP in the node's namespace; returns once tcpdump listens.
+    /// Starts capturing TCP on `eth0` in the pod's namespace; returns once tcpdump listens.
     async fn start(netns: &str) -> Capture {
         let mut child = tokio::process::Command::new("ip")
             .args([
-                "netns", "exec", netns, "tcpdump", "-i", "any", "-U", "-n", "-s", "0",
+                "netns", "exec", netns, "tcpdump", "-i", "eth0", "-U", "-n", "-s", "0",
             ])
             .args(["--immediate-mode", "-w", "-", "tcp"])
             .stdout(Stdio::piped())
@@ -216,10 +216,15 @@ impl Capture {
             .spawn()
             .expect("tcpdump (scripts/install-deps installs it)");
         let mut stdout = child.stdout.take().expect("stdout");
-        let output = tokio::spawn(async move {
-            let mut bytes = Vec::new();
-            let _ = tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut bytes).await;
-            bytes
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        tokio::spawn(async move {
+            let mut buffer = [0u8; 16 * 1024];
+            while let Ok(n @ 1..) = tokio::io::AsyncReadExt::read(&mut stdout, &mut buffer).await {
+                sink.lock()
+                    .expect("capture lock")
+                    .extend_from_slice(&buffer[..n]);
+            }
         });
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
@@ -233,18 +238,27 @@ impl Capture {
         })
         .await;
         assert_eq!(listening, Ok(true), "tcpdump did not start listening");
-        Capture { child, output }
+        Capture { child, seen }
+    }
+
+    /// Waits (at most 10 s) until the capture holds `needle`; whether it does.
+    async fn wait_for(&self, needle: &str) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if contains(&self.seen.lock().expect("capture lock"), needle) {
+                return true;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Stops the capture and returns what it saw (pcap).
     async fn stop(mut self) -> Vec<u8> {
-        let pid = self.child.id().expect("running") as i32;
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGINT,
-        );
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
-        self.output.await.expect("the capture's output")
+        let _ = self.child.kill().await;
+        std::mem::take(&mut *self.seen.lock().expect("capture lock"))
     }
 }
 
@@ -261,8 +275,7 @@ async fn a_meshed_call_is_a_tls_handshake_and_ciphertext_on_the_pod_network() {
     }
     let lab = TestLab::start("e2eid2", MESH).await;
     let sleep = lab.pod("shop", "sleep-");
-    let node = lab.lab.names().node(&sleep.node);
-    let capture = Capture::start(&node).await;
+    let capture = Capture::start(&lab.lab.names().pod(&sleep)).await;
     let call = |path: &'static str, host: &'static str, marker: &'static str| {
         let netns_name = lab.lab.names().pod(&sleep);
         async move {
@@ -290,13 +303,24 @@ async fn a_meshed_call_is_a_tls_handshake_and_ciphertext_on_the_pod_network() {
     };
     // To a meshed service: mTLS. To an unmeshed one: plain text (auto mTLS), which also proves
     // the capture sees this pod's traffic.
+    // The capture is known to see this pod's traffic once a first plain call shows in it.
+    call("/warm-up-4711", "plain.legacy", "canary-warm-up").await;
+    assert!(
+        capture.wait_for("/warm-up-4711").await,
+        "the capture sees the pod's traffic"
+    );
     call("/meshed-path-4711", "web", "canary-meshed").await;
     call("/plain-path-4711", "plain.legacy", "canary-plain").await;
-    let wire = capture.stop().await;
+    // Calls leave in order: once the last one shows, the meshed one has been read too.
     assert!(
-        contains(&wire, "/plain-path-4711"),
+        capture.wait_for("/plain-path-4711").await,
         "the capture saw the plain call"
     );
+    assert!(
+        capture.wait_for("mesh/http1.1").await,
+        "a mesh TLS ClientHello is on the wire"
+    );
+    let wire = capture.stop().await;
     assert!(contains(&wire, "canary-plain"), "and its marker header");
     assert!(
         contains(&wire, "mesh/http1.1"),
@@ -307,5 +331,153 @@ async fn a_meshed_call_is_a_tls_handshake_and_ciphertext_on_the_pod_network() {
         "the meshed request's path is never in clear"
     );
     assert!(!contains(&wire, "canary-meshed"), "nor its marker header");
+    lab.stop().await;
+}
+
+const AUTHZ: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop, labels: { mesh-injection: enabled } }
+---
+apiVersion: v1
+kind: Namespace
+metadata: { name: other, labels: { mesh-injection: enabled } }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { matchLabels: { app: web } }
+  template:
+    metadata: { labels: { app: web } }
+    spec:
+      serviceAccountName: web
+      containers:
+      - name: web
+        image: mesh-workload
+        args: [--addr, "0.0.0.0:8080", --tcp-addr, "0.0.0.0:9000"]
+        env:
+        - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
+        ports: [{ name: http, containerPort: 8080 }, { name: echo, containerPort: 9000 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { app: web }
+  ports:
+  - { name: http, port: 80, targetPort: http }
+  - { name: tcp-echo, port: 9000, targetPort: echo }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: sleep, namespace: shop }
+spec:
+  selector: { matchLabels: { app: sleep } }
+  template:
+    metadata: { labels: { app: sleep } }
+    spec:
+      serviceAccountName: sleep
+      containers: [{ name: sleep, command: [sleep, infinity] }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: sleep, namespace: other }
+spec:
+  selector: { matchLabels: { app: sleep } }
+  template:
+    metadata: { labels: { app: sleep } }
+    spec:
+      serviceAccountName: sleep
+      containers: [{ name: sleep, command: [sleep, infinity] }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: web-get, namespace: shop }
+spec:
+  selector: { matchLabels: { app: web } }
+  action: ALLOW
+  rules:
+  - from: [{ source: { principals: ["cluster.local/ns/shop/sa/sleep", "cluster.local/ns/other/sa/sleep"] } }]
+    to: [{ operation: { methods: [GET], ports: ["8080"] } }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: no-other, namespace: shop }
+spec:
+  action: DENY
+  rules:
+  - from: [{ source: { namespaces: [other] } }]
+"#;
+
+/// Runs `curl -X method` in a pod: the status code and body.
+async fn curl_status(
+    lab: &TestLab,
+    pod: &mesh_lab::cluster::PodPlan,
+    method: &str,
+    url: &str,
+) -> (String, String) {
+    let netns_name = lab.lab.names().pod(pod);
+    let output = tokio::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &netns_name,
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+        ])
+        .args(["-X", method, "-w", "\n%{http_code}", url])
+        .output()
+        .await
+        .expect("ip netns exec curl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (status.to_owned(), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_policies_allow_deny_and_close_tcp() {
+    if !require_root("authorization_policies_allow_deny_and_close_tcp") {
+        return;
+    }
+    let lab = TestLab::start("e2eid3", AUTHZ).await;
+    let sleep = lab.pod("shop", "sleep-");
+    let other = lab.pod("other", "sleep-");
+    let (status, _) = curl_status(&lab, &sleep, "GET", "http://web/").await;
+    assert_eq!(status, "200", "sa sleep may GET");
+    let (status, body) = curl_status(&lab, &sleep, "POST", "http://web/admin").await;
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("403", "RBAC: access denied")
+    );
+    let (status, body) = curl_status(&lab, &other, "GET", "http://web.shop/").await;
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("403", "RBAC: access denied"),
+        "namespace other is denied although the ALLOW rule names its account"
+    );
+    // The TCP echo port: the ALLOW rule is about HTTP, so it opens nothing there.
+    let summary = lab
+        .call(
+            &sleep,
+            &[
+                "call-tcp",
+                "web:9000",
+                "--allow-failures",
+                "--timeout-ms",
+                "3000",
+            ],
+        )
+        .await;
+    assert_eq!(summary["ok"], 0, "{summary}");
+    let web = lab.pod("shop", "web-");
+    let metrics = lab.metrics(&web).await;
+    assert_eq!(
+        metrics.sum("mesh_authorization_denied_total", &[("protocol", "http")]),
+        2.0
+    );
+    assert!(metrics.sum("mesh_authorization_denied_total", &[("protocol", "tcp")]) >= 1.0);
     lab.stop().await;
 }

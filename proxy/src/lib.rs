@@ -8,6 +8,7 @@
 
 pub mod addr;
 pub mod admin;
+pub mod authz;
 pub mod balance;
 pub mod config;
 pub mod detect;

@@ -83,6 +83,7 @@ pub struct Metrics {
     cert_renewals: IntCounterVec,
     cert_expiry: IntGauge,
     inbound_refused: IntCounterVec,
+    authorization_denied: IntCounterVec,
     clusters: [RwLock<HashMap<String, Arc<ClusterMetrics>>>; 3],
 }
 
@@ -197,8 +198,17 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let authorization_denied = IntCounterVec::new(
+            Opts::new(
+                "mesh_authorization_denied_total",
+                "Inbound requests (http) and connections (tcp) refused by authorization policy",
+            ),
+            &["protocol"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(authorization_denied.clone()),
             Box::new(inbound_refused.clone()),
             Box::new(cert_renewals.clone()),
             Box::new(cert_expiry.clone()),
@@ -227,6 +237,7 @@ impl Metrics {
             cert_renewals,
             cert_expiry,
             inbound_refused,
+            authorization_denied,
             clusters: Default::default(),
         })
     }
@@ -275,6 +286,13 @@ impl Metrics {
     pub fn downstream_active(&self, direction: Direction) -> IntGauge {
         self.downstream_active
             .with_label_values(&[direction.as_str()])
+    }
+
+    /// Counts an inbound request (`http`) or connection (`tcp`) authorization refused.
+    pub fn authorization_denied(&self, protocol: &'static str) {
+        self.authorization_denied
+            .with_label_values(&[protocol])
+            .inc();
     }
 
     /// Counts an inbound connection closed before it was served.

@@ -3,11 +3,12 @@
 //! selector), then the workload's (a selector matching the proxy's labels), then the workload
 //! policy's `portLevelMtls`: each level's `UNSET` keeps what the level above said, and among
 //! policies of one level the oldest wins. A proxy that some policy applies to gets a virtual
-//! inbound listener (port 0, every port) with the mode, and one listener per port-level mode.
+//! inbound listener (port 0, every port) with the mode, and one listener per port-level mode;
+//! the listeners also carry the workload's authorization policies.
 
 use std::collections::BTreeMap;
 
-use mesh_proto::config::v1::{Listener, MtlsMode, listener::Mode};
+use mesh_proto::config::v1::{AuthorizationPolicy, Listener, MtlsMode, listener::Mode};
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -38,8 +39,8 @@ struct CompiledPolicy {
     created: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
-/// The inbound modes of one workload.
-#[derive(Debug, PartialEq, Eq)]
+/// The inbound modes of one workload (PERMISSIVE everywhere by default).
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct InboundModes {
     /// Every port's mode unless `ports` says otherwise.
     pub default: MtlsMode,
@@ -137,13 +138,15 @@ impl InboundModes {
         self.ports.get(&port).copied().unwrap_or(self.default)
     }
 
-    /// The inbound listeners that carry the modes: port 0 for the default, one per port.
-    pub(crate) fn listeners(&self) -> Vec<Listener> {
+    /// The inbound listeners that carry the modes and `policies`: port 0 for the default,
+    /// one per port with a mode of its own.
+    pub(crate) fn listeners(&self, policies: &[AuthorizationPolicy]) -> Vec<Listener> {
         let listener = |name: String, port: u32, mode: MtlsMode| Listener {
             name,
             address: format!("0.0.0.0:{port}"),
             mode: Mode::Inbound.into(),
             mtls: mode.into(),
+            authorization: policies.to_vec(),
             ..Listener::default()
         };
         std::iter::once(listener(VIRTUAL_INBOUND.to_owned(), 0, self.default))

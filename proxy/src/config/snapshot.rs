@@ -22,6 +22,7 @@ use prost::Message;
 use super::EncodedConfig;
 use crate::{
     addr::OrigDstAddr,
+    authz::Authorizer,
     balance::{Balancer, Endpoint, EndpointSpec},
     fast_hash::FastMap,
     metrics::{ClusterMetrics, Direction, Metrics},
@@ -74,6 +75,8 @@ pub struct ListenerConfig {
     pub tcp: Option<TcpRouting>,
     /// Inbound: which clients are accepted.
     pub mtls: pb::MtlsMode,
+    /// Inbound: what clients may do; `None` when no policy applies.
+    pub authz: Option<Arc<Authorizer>>,
 }
 
 /// A protocol named by config.
@@ -420,6 +423,10 @@ impl ListenerConfig {
         if mtls != pb::MtlsMode::Permissive && direction != Direction::Inbound {
             errors.push(format!("{at}: mtls is for INBOUND listeners"));
         }
+        if !config.authorization.is_empty() && direction != Direction::Inbound {
+            errors.push(format!("{at}: authorization is for INBOUND listeners"));
+        }
+        let authz = Authorizer::compile(&config.authorization, &at, errors);
         Some(ListenerConfig {
             name: config.name.clone(),
             addr,
@@ -428,6 +435,7 @@ impl ListenerConfig {
             route_config,
             tcp,
             mtls,
+            authz: (!authz.is_empty()).then(|| Arc::new(authz)),
         })
     }
 }

@@ -1,7 +1,10 @@
 //! One request's way through the proxy: route it, apply the route's policy, pick an endpoint,
 //! forward it, and account for the answer.
 
-use std::{net::IpAddr, sync::Arc};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use http::{HeaderValue, Request, Response, StatusCode, Uri, header, uri::PathAndQuery};
 use hyper::body::Incoming;
@@ -13,6 +16,7 @@ use super::{
 };
 use crate::{
     addr::ClientAddr,
+    authz::{Authorizer, Decision, Facts, HttpFacts},
     balance::hash_key,
     config::{AppProtocol, Cluster, Snapshot},
     metrics::Direction,
@@ -43,10 +47,20 @@ pub struct HttpConn {
     pub target: HttpTarget,
     /// The HTTP version the client speaks.
     pub version: UpstreamVersion,
-    /// The verified mesh peer, when the connection arrived in mesh TLS.
-    pub peer: Option<Arc<Peer>>,
+    /// For inbound connections: the verified peer and the policies to check.
+    pub inbound: Option<Inbound>,
     /// The client's `x-forwarded-for` entry, when its requests get one.
     forwarded_for: Option<HeaderValue>,
+}
+
+/// What the inbound side knows of a connection.
+pub struct Inbound {
+    /// The verified mesh peer, when the connection arrived in mesh TLS.
+    pub peer: Option<Arc<Peer>>,
+    /// The authorization policies of the port, if any.
+    pub authz: Option<Arc<Authorizer>>,
+    /// The address the client meant.
+    pub destination: SocketAddr,
 }
 
 /// The route's decisions for one forwarded request.
@@ -68,7 +82,7 @@ impl HttpConn {
         direction: Direction,
         target: HttpTarget,
         version: UpstreamVersion,
-        peer: Option<Arc<Peer>>,
+        inbound: Option<Inbound>,
     ) -> Self {
         HttpConn {
             state,
@@ -77,7 +91,7 @@ impl HttpConn {
             direction,
             target,
             version,
-            peer,
+            inbound,
             forwarded_for: (direction != Direction::Outbound)
                 .then(|| headers::forwarded_for(client)),
         }
@@ -86,6 +100,9 @@ impl HttpConn {
     /// Serves one request; never fails: problems become answers that say what went wrong.
     pub async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
         let start = Instant::now();
+        if let Some(denied) = self.authorize(&req) {
+            return denied;
+        }
         let snapshot = self.state.config.load();
         let grpc = req
             .headers()
@@ -114,6 +131,37 @@ impl HttpConn {
             changes.apply(response.headers_mut());
         }
         response
+    }
+
+    /// The 403 for a request the port's authorization policies refuse, as Envoy's RBAC answers.
+    fn authorize(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
+        let inbound = self.inbound.as_ref()?;
+        let authz = inbound.authz.as_ref()?;
+        let facts = Facts {
+            peer: inbound.peer.as_ref().map(|p| &*p.identity),
+            source: self.client.0.ip(),
+            destination: inbound.destination,
+            http: Some(HttpFacts {
+                method: req.method().as_str(),
+                path: req.uri().path(),
+                host: authority_of(req).unwrap_or_default(),
+                headers: req.headers(),
+            }),
+        };
+        let Decision::Deny(policy) = authz.check(&facts) else {
+            return None;
+        };
+        self.state.metrics.authorization_denied("http");
+        tracing::debug!(client = %self.client, policy = ?policy, path = req.uri().path(),
+            "request denied by authorization policy");
+        let mut response = Response::new(super::full(bytes::Bytes::from_static(
+            b"RBAC: access denied",
+        )));
+        *response.status_mut() = StatusCode::FORBIDDEN;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        Some(response)
     }
 
     /// Finds the route and applies everything it asks for before forwarding.
@@ -240,7 +288,9 @@ impl HttpConn {
         headers::strip_hop_by_hop(req.headers_mut(), upgrade);
         headers::set_forwarded(req.headers_mut(), self.forwarded_for.as_ref());
         if self.direction == Direction::Inbound {
-            let verified = self.peer.as_ref().map(|p| &p.forwarded_client_cert);
+            let verified = (self.inbound.as_ref())
+                .and_then(|i| i.peer.as_ref())
+                .map(|p| &p.forwarded_client_cert);
             headers::set_client_cert(req.headers_mut(), verified);
         }
         prepare_uri(

@@ -11,7 +11,7 @@ mod server;
 
 pub use body::{Body, full};
 pub use error::{UpstreamError, X_MESH_ERROR, local_response};
-pub use forward::{HttpConn, HttpTarget};
+pub use forward::{HttpConn, HttpTarget, Inbound};
 pub use pool::{
     ConnectSettings, Pools, UpstreamBody, UpstreamVersion, connect_tcp, connect_upstream,
 };

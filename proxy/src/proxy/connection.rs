@@ -16,9 +16,10 @@ use super::{
 };
 use crate::{
     addr::{ClientAddr, OrigDstAddr},
+    authz::{Decision, Facts},
     config::{AppProtocol, Cluster, ListenerConfig, Snapshot},
     detect::{self, PrefixedIo},
-    http::{HttpConn, HttpTarget, Pools, UpstreamVersion, serve_connection},
+    http::{HttpConn, HttpTarget, Inbound, Pools, UpstreamVersion, serve_connection},
     metrics::Direction,
     orig_dst::orig_dst,
     tcp,
@@ -239,12 +240,43 @@ async fn serve_inbound<I>(
             .and_then(|name| snapshot.cluster(name).cloned()),
         None => Some(app.clone()),
     };
+    let inbound = Inbound {
+        peer,
+        authz: listener.as_ref().and_then(|l| l.authz.clone()),
+        destination: dst.0,
+    };
+    if !matches!(protocol, Detected::Http(..)) && !authorize_tcp(state, &inbound, client) {
+        return;
+    }
     let target = Target {
         direction: Direction::Inbound,
         client,
-        peer,
+        inbound: Some(inbound),
     };
     serve_protocol(state, pools, protocol, target, http_target, tcp_cluster).await;
+}
+
+/// Whether the port's authorization policies let a TCP connection through (a refusal is
+/// logged and counted; the connection is then closed).
+fn authorize_tcp(state: &ProxyState, inbound: &Inbound, client: ClientAddr) -> bool {
+    let Some(authz) = &inbound.authz else {
+        return true;
+    };
+    let facts = Facts {
+        peer: inbound.peer.as_ref().map(|p| &*p.identity),
+        source: client.0.ip(),
+        destination: inbound.destination,
+        http: None,
+    };
+    match authz.check(&facts) {
+        Decision::Allow => true,
+        Decision::Deny(policy) => {
+            state.metrics.authorization_denied("tcp");
+            tracing::info!(%client, destination = %inbound.destination, policy = ?policy,
+                "connection denied by authorization policy; closing it");
+            false
+        }
+    }
 }
 
 /// The cluster of the application behind an inbound port.
@@ -278,7 +310,7 @@ async fn serve_listener(
     let target = Target {
         direction: listener.direction,
         client,
-        peer: None,
+        inbound: None,
     };
     serve_protocol(state, pools, protocol, target, http_target, tcp_cluster).await;
 }
@@ -294,8 +326,8 @@ enum Detected<I> {
 struct Target {
     direction: Direction,
     client: ClientAddr,
-    /// The verified mesh peer, for connections that arrived in mesh TLS.
-    peer: Option<Arc<Peer>>,
+    /// For inbound connections: the verified peer and the policies to check.
+    inbound: Option<Inbound>,
 }
 
 // === impl Detected ===
@@ -370,7 +402,7 @@ async fn serve_protocol<I>(
                 target.direction,
                 http_target(),
                 version,
-                target.peer,
+                target.inbound,
             ));
             serve_connection(io, conn, state.drain.clone()).await;
         }
