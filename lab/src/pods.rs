@@ -221,6 +221,7 @@ pub fn append(log: &Path, text: &str) -> std::io::Result<()> {
 pub fn proxy_ready(netns_name: &str) -> bool {
     probe(
         netns_name,
+        Ipv4Addr::LOCALHOST,
         Readiness::HttpGet {
             port: PROXY_HEALTH_PORT,
             path: "/healthz/ready".to_owned(),
@@ -232,7 +233,7 @@ pub fn proxy_ready(netns_name: &str) -> bool {
 /// namespace; `None` while it does not answer.
 pub fn sidecar_config(netns_name: &str) -> Option<serde_json::Value> {
     let fetch = || {
-        let mut stream = connect(PROXY_ADMIN_PORT)?;
+        let mut stream = connect(Ipv4Addr::LOCALHOST, PROXY_ADMIN_PORT)?;
         stream.set_read_timeout(Some(PROBE_TIMEOUT)).ok()?;
         let request = format!(
             "GET /config_dump HTTP/1.1\r\nhost: 127.0.0.1:{PROXY_ADMIN_PORT}\r\nconnection: close\r\n\r\n"
@@ -246,27 +247,28 @@ pub fn sidecar_config(netns_name: &str) -> Option<serde_json::Value> {
     netns::run_inside(netns_name, fetch).ok().flatten()
 }
 
-/// Runs one readiness check from inside the pod's namespace, against 127.0.0.1 (so a meshed
-/// pod's capture rules do not send the probe through its sidecar).
-pub fn probe(netns_name: &str, readiness: Readiness) -> bool {
+/// Runs one readiness check from inside the pod's namespace against `ip`, the pod's IP as
+/// kubelet probes it (from inside, the capture rules leave it alone: it never reaches the
+/// sidecar), or 127.0.0.1 for the sidecar's own ports.
+pub fn probe(netns_name: &str, ip: Ipv4Addr, readiness: Readiness) -> bool {
     let check = move || match readiness {
         Readiness::Running => true,
-        Readiness::TcpPorts(ports) => ports.iter().all(|port| connect(*port).is_some()),
-        Readiness::HttpGet { port, path } => http_ok(port, &path).unwrap_or(false),
+        Readiness::TcpPorts(ports) => ports.iter().all(|port| connect(ip, *port).is_some()),
+        Readiness::HttpGet { port, path } => http_ok(ip, port, &path).unwrap_or(false),
     };
     netns::run_inside(netns_name, check).unwrap_or(false)
 }
 
-fn connect(port: u16) -> Option<TcpStream> {
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+fn connect(ip: Ipv4Addr, port: u16) -> Option<TcpStream> {
+    let address = SocketAddr::from((ip, port));
     TcpStream::connect_timeout(&address, PROBE_TIMEOUT).ok()
 }
 
-fn http_ok(port: u16, path: &str) -> Option<bool> {
-    let mut stream = connect(port)?;
+fn http_ok(ip: Ipv4Addr, port: u16, path: &str) -> Option<bool> {
+    let mut stream = connect(ip, port)?;
     stream.set_read_timeout(Some(PROBE_TIMEOUT)).ok()?;
     let request = format!(
-        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nuser-agent: mesh-lab-probe\r\nconnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nhost: {ip}:{port}\r\nuser-agent: mesh-lab-probe\r\nconnection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).ok()?;
     let mut head = [0u8; 12];

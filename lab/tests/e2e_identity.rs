@@ -61,6 +61,30 @@ spec:
 ---
 apiVersion: apps/v1
 kind: Deployment
+metadata: { name: pinned, namespace: shop }
+spec:
+  selector: { matchLabels: { app: pinned } }
+  template:
+    metadata: { labels: { app: pinned } }
+    spec:
+      containers:
+      - name: pinned
+        image: mesh-workload
+        args: [--addr, "$(POD_IP):8080"]
+        env:
+        - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
+        - { name: POD_IP, valueFrom: { fieldRef: { fieldPath: status.podIP } } }
+        ports: [{ name: http, containerPort: 8080 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: pinned, namespace: shop }
+spec:
+  selector: { app: pinned }
+  ports: [{ name: http, port: 80, targetPort: http }]
+---
+apiVersion: apps/v1
+kind: Deployment
 metadata: { name: plain, namespace: legacy }
 spec:
   selector: { matchLabels: { app: plain } }
@@ -192,6 +216,27 @@ async fn peer_authentication_strict_permissive_and_disable_between_sidecars() {
     )
     .await;
     assert!(curl(&lab, &outsider, "http://web.shop/").await.is_some());
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_listening_on_its_pod_ip_only_is_reached_through_its_sidecar() {
+    if !require_root("an_app_listening_on_its_pod_ip_only_is_reached_through_its_sidecar") {
+        return;
+    }
+    let lab = TestLab::start("e2eid4", MESH).await;
+    let sleep = lab.pod("shop", "sleep-");
+    let outsider = lab.pod("legacy", "outsider");
+    for client in [&sleep, &outsider] {
+        let echo = curl(&lab, client, "http://pinned.shop/")
+            .await
+            .unwrap_or_else(|| panic!("{} reaches the pinned app", client.name));
+        let peer = echo["peer"].as_str().unwrap_or_default();
+        assert!(
+            peer.starts_with("127.0.0.6:"),
+            "the sidecar delivers from 127.0.0.6: {echo}"
+        );
+    }
     lab.stop().await;
 }
 

@@ -49,9 +49,6 @@ struct Args {
     /// Prometheus metrics, or "off".
     #[arg(long, env = "MESH_PROXY_METRICS_ADDR", default_value = "0.0.0.0:15090")]
     metrics_addr: String,
-    /// Where inbound traffic is delivered (with the original destination port).
-    #[arg(long, env = "MESH_PROXY_INBOUND_APP_IP", default_value = "127.0.0.1")]
-    inbound_app_ip: std::net::IpAddr,
     /// How long in-flight work may take to finish after SIGTERM, e.g. "5s".
     #[arg(long, env = "MESH_PROXY_DRAIN_TIMEOUT", default_value = "5s", value_parser = mesh_proxy::duration::parse)]
     drain_timeout: Duration,
@@ -137,7 +134,6 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
             timeout: args.detect_timeout,
             ..DetectConfig::default()
         },
-        inbound_app_ip: args.inbound_app_ip,
         workers: args.concurrency.max(1),
         identity: identity.clone(),
     };

@@ -40,7 +40,8 @@ pub async fn forward<I>(
         return;
     };
     let tls = cluster.client_tls(pick.endpoint(), mesh, Carried::Tcp);
-    let upstream = match connect_upstream(pick.addr(), cluster.connect_timeout, tls).await {
+    let connected = connect_upstream(pick.addr(), cluster.connect_timeout, tls, cluster.source);
+    let upstream = match connected.await {
         Ok(stream) => stream,
         Err(error) => {
             cluster_metrics.failure(error.failure());

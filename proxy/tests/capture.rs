@@ -117,9 +117,10 @@ fn captured_traffic_passes_both_sidecars_and_keeps_the_original_port() {
     let (server_ready, server_metrics) = std::sync::mpsc::channel();
     let (server_stop, server_stopped) = oneshot::channel();
     let server_thread = server.spawn(move || async move {
+        // Listening on the pod IP only: the sidecar delivers there from 127.0.0.6.
         let _app = upstream_at(
             "web-0",
-            "127.0.0.1:8080".parse().expect("addr"),
+            "10.77.0.2:8080".parse().expect("addr"),
             Duration::ZERO,
         )
         .await;
@@ -154,8 +155,8 @@ fn captured_traffic_passes_both_sidecars_and_keeps_the_original_port() {
         seen["peer"]
             .as_str()
             .expect("peer")
-            .starts_with("127.0.0.1:"),
-        "the app is reached over localhost: {seen}"
+            .starts_with("127.0.0.6:"),
+        "the app is reached from 127.0.0.6 on its pod IP: {seen}"
     );
     assert_eq!(
         seen["headers"]["x-forwarded-for"], "10.77.0.1",

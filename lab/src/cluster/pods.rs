@@ -310,13 +310,18 @@ fn container(
         }
     }
     argv.extend(container.args.clone().unwrap_or_default());
-    let mut env = Vec::new();
+    let mut env: Vec<(String, String)> = Vec::new();
     for var in container.env.iter().flatten() {
         match env_value(var, pod, node) {
-            Ok(value) => env.push((var.name.clone(), value)),
+            // A value may name the variables defined before it, as kubelet expands them.
+            Ok(value) => {
+                let value = expand_vars(&value, &env);
+                env.push((var.name.clone(), value));
+            }
             Err(why) => problems.push(format!("{where_}, env {}: {why}", var.name)),
         }
     }
+    let argv = argv.iter().map(|arg| expand_vars(arg, &env)).collect();
     let ports: Vec<ContainerPortPlan> = container
         .ports
         .iter()
@@ -360,6 +365,41 @@ fn container(
         ports,
         readiness,
     })
+}
+
+/// Kubelet's `$(VAR)` expansion: a reference to a variable of `env` becomes its value, `$$`
+/// becomes `$`, and anything else (an unknown name, an unclosed reference) stays as written.
+pub(super) fn expand_vars(text: &str, env: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+            continue;
+        }
+        let reference = after
+            .strip_prefix('(')
+            .and_then(|inner| inner.split_once(')'))
+            .and_then(|(name, tail)| {
+                let value = env.iter().rev().find(|(n, _)| n == name)?;
+                Some((&value.1, tail))
+            });
+        match reference {
+            Some((value, tail)) => {
+                out.push_str(value);
+                rest = tail;
+            }
+            None => {
+                out.push('$');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// An env var's value, with the downward API's field references resolved.

@@ -199,3 +199,38 @@ spec: { type: ExternalName, externalName: example.com }
 fn planning_is_deterministic() {
     assert_eq!(plan(SHOP).unwrap(), plan(SHOP).unwrap());
 }
+
+#[test]
+fn variable_references_expand_as_kubelet_expands_them() {
+    let env = vec![
+        ("POD_IP".to_owned(), "10.244.1.7".to_owned()),
+        ("PORT".to_owned(), "8080".to_owned()),
+    ];
+    let expand = |text: &str| pods::expand_vars(text, &env);
+    assert_eq!(expand("$(POD_IP):$(PORT)"), "10.244.1.7:8080");
+    assert_eq!(expand("$$(POD_IP)"), "$(POD_IP)");
+    assert_eq!(expand("$(UNKNOWN) $(POD_IP"), "$(UNKNOWN) $(POD_IP");
+    assert_eq!(expand("cost: $5"), "cost: $5");
+    let pinned = r#"
+apiVersion: v1
+kind: Pod
+metadata: { name: pinned, namespace: default }
+spec:
+  containers:
+  - name: app
+    image: mesh-workload
+    args: [--addr, "$(POD_IP):8080"]
+    env:
+    - { name: POD_IP, valueFrom: { fieldRef: { fieldPath: status.podIP } } }
+    - { name: WORKLOAD_TCP_ADDR, value: "$(POD_IP):9000" }
+"#;
+    let plan = plan(pinned).unwrap();
+    let pod = plan.pod("default", "pinned").unwrap();
+    let container = &pod.containers()[0];
+    assert_eq!(container.argv[2], format!("{}:8080", pod.ip));
+    assert!(
+        container
+            .env
+            .contains(&("WORKLOAD_TCP_ADDR".to_owned(), format!("{}:9000", pod.ip)))
+    );
+}

@@ -3,6 +3,7 @@
 //! readiness probes.
 
 use std::{
+    net::Ipv4Addr,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
@@ -75,21 +76,23 @@ async fn probe_pod(shared: &Shared, pod: &PodPlan) -> bool {
     if !running {
         return false;
     }
-    let mut checks: Vec<Readiness> = pod
+    let ip = pod.ip;
+    let mut checks: Vec<(Ipv4Addr, Readiness)> = pod
         .containers()
         .iter()
-        .map(|c| c.readiness.clone())
+        .map(|c| (ip, c.readiness.clone()))
         .collect();
     if pod.meshed {
-        checks.push(Readiness::HttpGet {
+        let sidecar = Readiness::HttpGet {
             port: 15021,
             path: "/healthz/ready".to_owned(),
-        });
+        };
+        checks.push((Ipv4Addr::LOCALHOST, sidecar));
     }
     tokio::task::spawn_blocking(move || {
         checks
             .into_iter()
-            .all(|check| pods::probe(&netns_name, check))
+            .all(|(ip, check)| pods::probe(&netns_name, ip, check))
     })
     .await
     .unwrap_or(false)

@@ -10,7 +10,7 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, OnceLock},
     time::Duration,
 };
@@ -118,6 +118,8 @@ pub struct Cluster {
     pub idle_timeout: Duration,
     /// Which endpoints get mesh mutual TLS.
     pub tls: UpstreamTls,
+    /// The local address connections come from (127.0.0.6 for the local app), else any.
+    pub source: Option<IpAddr>,
     /// The identities the endpoints may present (their service accounts).
     peer_identities: Arc<[String]>,
     /// Client TLS configs expecting `peer_identities`, made on first use.
@@ -543,6 +545,7 @@ impl Cluster {
         };
         Cluster {
             tls,
+            source: None,
             peer_identities: peer_identities.into(),
             client_tls: OnceLock::new(),
             name: config.name.clone(),
@@ -560,8 +563,9 @@ impl Cluster {
         }
     }
 
-    /// A one-endpoint cluster for traffic config does not describe (passthrough, local app).
-    pub fn direct(name: String, addr: SocketAddr) -> Self {
+    /// A one-endpoint cluster for traffic config does not describe (passthrough, local app),
+    /// connected from `source` when given.
+    pub fn direct(name: String, addr: SocketAddr, source: Option<IpAddr>) -> Self {
         Cluster {
             name,
             balancer: Balancer::new(
@@ -576,6 +580,7 @@ impl Cluster {
                 None,
             ),
             tls: UpstreamTls::Disable,
+            source,
             peer_identities: Arc::new([]),
             client_tls: OnceLock::new(),
             protocol: None,

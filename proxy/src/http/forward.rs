@@ -306,6 +306,7 @@ impl HttpConn {
             connect_timeout: cluster.connect_timeout,
             max_idle: cluster.max_idle_per_endpoint,
             idle_timeout: cluster.idle_timeout,
+            source: cluster.source,
         };
         let addr = pick.addr();
         let carried = match version {

@@ -7,7 +7,7 @@
 //! once on another.
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::{Arc, Weak},
     task::{Context, Poll},
@@ -24,7 +24,10 @@ use hyper::{
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::{Mutex, RwLock};
 use rustls::{ClientConfig, pki_types::ServerName};
-use tokio::{net::TcpStream, time::Instant};
+use tokio::{
+    net::{TcpSocket, TcpStream},
+    time::Instant,
+};
 use tokio_rustls::TlsConnector;
 
 use super::UpstreamError;
@@ -48,13 +51,18 @@ pub struct ConnectSettings {
     pub max_idle: usize,
     /// How long an idle connection may wait for reuse.
     pub idle_timeout: Duration,
+    /// The local address to connect from (127.0.0.6 for delivery to the local app).
+    pub source: Option<IpAddr>,
 }
 
-/// Every endpoint's pool, apart for plain and mesh TLS connections.
+/// Every endpoint's pool, apart for plain and mesh TLS connections and by source address.
 #[derive(Default)]
 pub struct Pools {
-    endpoints: RwLock<FastMap<(SocketAddr, UpstreamVersion, bool), Arc<EndpointPool>>>,
+    endpoints: RwLock<FastMap<PoolKey, Arc<EndpointPool>>>,
 }
+
+/// A pool's endpoint, HTTP version, whether it is mesh TLS, and the source address.
+type PoolKey = (SocketAddr, UpstreamVersion, bool, Option<IpAddr>);
 
 /// An upstream connection's I/O.
 type UpstreamIo = TokioIo<MaybeTls<TcpStream>>;
@@ -92,11 +100,12 @@ impl Pools {
         tls: Option<&Arc<ClientConfig>>,
         req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let pool = self.endpoint(addr, version, tls.is_some());
+        let pool = self.endpoint((addr, version, tls.is_some(), settings.source));
         let target = Target {
             addr,
             timeout: settings.connect_timeout,
             tls,
+            source: settings.source,
         };
         match version {
             UpstreamVersion::Http1 => pool.send_h1(target, settings, req).await,
@@ -117,6 +126,7 @@ impl Pools {
             addr,
             timeout: settings.connect_timeout,
             tls,
+            source: settings.source,
         };
         let io = connect(&target).await?;
         let (mut sender, conn) = http1::handshake(io)
@@ -133,18 +143,20 @@ impl Pools {
             .map_err(|source| UpstreamError::Reset { addr, source })
     }
 
-    /// Drops the pools of endpoints for which `keep` is false.
-    pub fn retain(&self, keep: impl Fn(SocketAddr) -> bool) {
-        self.endpoints.write().retain(|(addr, _, _), _| keep(*addr));
+    /// Drops the pools for which `keep(endpoint, source)` is false.
+    pub fn retain(&self, keep: impl Fn(SocketAddr, Option<IpAddr>) -> bool) {
+        self.endpoints
+            .write()
+            .retain(|(addr, _, _, source), _| keep(*addr, *source));
     }
 
-    fn endpoint(&self, addr: SocketAddr, version: UpstreamVersion, tls: bool) -> Arc<EndpointPool> {
-        if let Some(pool) = self.endpoints.read().get(&(addr, version, tls)) {
+    fn endpoint(&self, key: PoolKey) -> Arc<EndpointPool> {
+        if let Some(pool) = self.endpoints.read().get(&key) {
             return pool.clone();
         }
         self.endpoints
             .write()
-            .entry((addr, version, tls))
+            .entry(key)
             .or_insert_with(|| {
                 Arc::new(EndpointPool {
                     idle: Mutex::new(Vec::new()),
@@ -282,9 +294,25 @@ async fn connect_h1(target: &Target<'_>) -> Result<http1::SendRequest<Incoming>,
     Ok(sender)
 }
 
-/// Opens a TCP connection with a deadline; Nagle off, as every request is written whole.
-pub async fn connect_tcp(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, UpstreamError> {
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+/// Opens a TCP connection with a deadline, from `source` when given; Nagle off, as every
+/// request is written whole.
+pub async fn connect_tcp(
+    addr: SocketAddr,
+    timeout: Duration,
+    source: Option<IpAddr>,
+) -> Result<TcpStream, UpstreamError> {
+    let connect = async {
+        let Some(source) = source else {
+            return TcpStream::connect(addr).await;
+        };
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        socket.connect(addr).await
+    };
+    let stream = match tokio::time::timeout(timeout, connect).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(source)) => return Err(UpstreamError::Connect { addr, source }),
         Err(_) => return Err(UpstreamError::ConnectTimeout { addr, timeout }),
@@ -298,19 +326,24 @@ struct Target<'a> {
     addr: SocketAddr,
     timeout: Duration,
     tls: Option<&'a Arc<ClientConfig>>,
+    source: Option<IpAddr>,
 }
 
-/// Dials an endpoint, inside mesh TLS when asked; the deadline covers the TLS handshake too.
+/// Dials an endpoint (from `source` when given), inside mesh TLS when asked; the deadline
+/// covers the TLS handshake too.
 pub async fn connect_upstream(
     addr: SocketAddr,
     timeout: Duration,
     tls: Option<&Arc<ClientConfig>>,
+    source: Option<IpAddr>,
 ) -> Result<MaybeTls<TcpStream>, UpstreamError> {
     let Some(config) = tls else {
-        return connect_tcp(addr, timeout).await.map(MaybeTls::Plain);
+        return connect_tcp(addr, timeout, source)
+            .await
+            .map(MaybeTls::Plain);
     };
     let handshake = async {
-        let stream = connect_tcp(addr, timeout).await?;
+        let stream = connect_tcp(addr, timeout, source).await?;
         // Mesh peers are verified by identity, not by name: the address stands in for one.
         let name = ServerName::IpAddress(addr.ip().into());
         TlsConnector::from(config.clone())
@@ -325,7 +358,7 @@ pub async fn connect_upstream(
 }
 
 async fn connect(target: &Target<'_>) -> Result<UpstreamIo, UpstreamError> {
-    connect_upstream(target.addr, target.timeout, target.tls)
+    connect_upstream(target.addr, target.timeout, target.tls, target.source)
         .await
         .map(TokioIo::new)
 }

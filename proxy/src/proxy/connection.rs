@@ -2,7 +2,11 @@
 //! listener, protocol, then HTTP serving or TCP forwarding. Unknown outbound destinations pass
 //! through unchanged.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -26,6 +30,9 @@ use crate::{
     tls::Carried,
 };
 use mesh_proto::config::v1::MtlsMode;
+
+/// Where inbound IPv4 traffic is delivered from (the capture rules exempt it).
+const INBOUND_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
 
 /// Which listener accepted a connection.
 #[derive(Clone, Copy)]
@@ -140,7 +147,11 @@ async fn outbound(
     match snapshot.outbound_listener(dst) {
         Some(listener) => serve_listener(state, pools, listener.clone(), stream, client).await,
         None => {
-            let passthrough = Arc::new(Cluster::direct("PassthroughCluster".to_owned(), dst.0));
+            let passthrough = Arc::new(Cluster::direct(
+                "PassthroughCluster".to_owned(),
+                dst.0,
+                None,
+            ));
             tcp::forward(
                 stream,
                 passthrough,
@@ -227,7 +238,7 @@ async fn serve_inbound<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let app = local_app(state, dst);
+    let app = local_app(dst);
     let snapshot = state.config.load();
     let sni = protocol.sni().map(str::to_owned);
     let http_target = || match listener.as_ref().and_then(|l| l.route_config.clone()) {
@@ -279,12 +290,22 @@ fn authorize_tcp(state: &ProxyState, inbound: &Inbound, client: ClientAddr) -> b
     }
 }
 
-/// The cluster of the application behind an inbound port.
-fn local_app(state: &ProxyState, dst: OrigDstAddr) -> Arc<Cluster> {
-    let port = dst.0.port();
+/// The cluster of the application behind an inbound port. IPv4: the address the client
+/// meant, connected from 127.0.0.6, which the capture rules let through, so an app listening
+/// on its pod IP only is reached and nothing loops back into the inbound capture. IPv6: `[::1]`
+/// and the port, as `::6` is not assigned to the pod's loopback.
+fn local_app(dst: OrigDstAddr) -> Arc<Cluster> {
+    let (addr, source) = match dst.0 {
+        SocketAddr::V4(_) => (dst.0, Some(IpAddr::V4(INBOUND_SOURCE))),
+        SocketAddr::V6(_) => (
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), dst.0.port()),
+            None,
+        ),
+    };
     Arc::new(Cluster::direct(
-        format!("inbound|{port}"),
-        SocketAddr::new(state.settings.inbound_app_ip, port),
+        format!("inbound|{}", dst.0.port()),
+        addr,
+        source,
     ))
 }
 

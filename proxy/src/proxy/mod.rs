@@ -12,7 +12,7 @@ mod workers;
 
 use std::{
     collections::HashSet,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -42,28 +42,15 @@ use crate::{
 };
 
 /// Settings that come from the command line rather than the config file.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Settings {
     /// Limits on protocol detection.
     pub detect: DetectConfig,
-    /// Where inbound traffic is delivered: this IP and the original destination port.
-    pub inbound_app_ip: IpAddr,
     /// Threads serving connections, each with its own runtime and upstream pools; 0 serves
     /// them on the runtime that starts the proxy.
     pub workers: usize,
     /// The workload certificate, when the proxy has an identity (mutual TLS with peers).
     pub identity: Option<IdentityStore>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            detect: DetectConfig::default(),
-            inbound_app_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            workers: 0,
-            identity: None,
-        }
-    }
 }
 
 /// The capture sockets the proxy serves; tests pass listeners bound to port 0 or none.
@@ -202,9 +189,11 @@ impl Proxy {
         self.explicit.start(&self.state, bound);
         self.explicit.stop_removed(&snapshot);
         let keep: HashSet<SocketAddr> = snapshot.endpoint_addrs().collect();
-        let app_ip = self.state.settings.inbound_app_ip;
         for pools in self.state.workers.pools() {
-            pools.retain(|addr| keep.contains(&addr) || addr.ip() == app_ip);
+            // Connections to the local app serve every config.
+            pools.retain(|addr, source| {
+                keep.contains(&addr) || source.is_some() || addr.ip().is_loopback()
+            });
         }
         Ok(snapshot)
     }
