@@ -1,4 +1,5 @@
-//! `mesh`: the user's command line: the lab (`mesh lab ...`), `proxy-status` and `analyze`;
+//! `mesh`: the user's command line: the lab (`mesh lab ...`), `proxy-status`, `proxy-config
+//! secret` and `analyze`;
 //! `tls-check`, `inject` and `check` arrive with the issues that build them, so nothing here
 //! claims to work that does not.
 
@@ -8,6 +9,7 @@ mod http_get;
 mod lab;
 mod locate;
 mod output;
+mod proxy_config;
 mod proxy_status;
 mod status_table;
 
@@ -30,6 +32,8 @@ enum Command {
     ProxyStatus(proxy_status::ProxyStatusArgs),
     /// Check a folder of manifests as the control plane reads it; exits 1 on any error.
     Analyze(analyze::AnalyzeArgs),
+    /// What a pod's sidecar holds: `secret`, its workload certificate.
+    ProxyConfig(proxy_config::ProxyConfigArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::Lab(args) => lab::run(args),
         Command::ProxyStatus(args) => proxy_status::run(args),
         Command::Analyze(args) => analyze::run(args),
+        Command::ProxyConfig(args) => proxy_config::run(args),
     }
 }
 

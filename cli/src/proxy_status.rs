@@ -160,7 +160,7 @@ async fn compare_pod(args: &ProxyStatusArgs, pod: &str) -> anyhow::Result<ExitCo
 }
 
 /// `NAME.NAMESPACE`, or `NAME` in `namespace` (default `default`).
-fn pod_ref(pod: &str, namespace: Option<&str>) -> anyhow::Result<(String, String)> {
+pub(crate) fn pod_ref(pod: &str, namespace: Option<&str>) -> anyhow::Result<(String, String)> {
     let usage = "write the pod as NAME.NAMESPACE (e.g. web-1.shop) or NAME -n NAMESPACE";
     if pod.is_empty() || pod.contains('/') {
         bail!("{pod:?} is not a pod reference: {usage}");
@@ -179,7 +179,7 @@ fn pod_ref(pod: &str, namespace: Option<&str>) -> anyhow::Result<(String, String
 }
 
 /// GETs `path` from `who` at `endpoint`; anything but 200 is an error with the answer's text.
-async fn get_ok(endpoint: &Endpoint, path: &str, who: &str) -> anyhow::Result<String> {
+pub(crate) async fn get_ok(endpoint: &Endpoint, path: &str, who: &str) -> anyhow::Result<String> {
     let answer = endpoint
         .get(path)
         .await
@@ -194,7 +194,7 @@ async fn get_ok(endpoint: &Endpoint, path: &str, who: &str) -> anyhow::Result<St
     Ok(answer.body)
 }
 
-async fn get_json(endpoint: &Endpoint, path: &str, who: &str) -> anyhow::Result<Value> {
+pub(crate) async fn get_json(endpoint: &Endpoint, path: &str, who: &str) -> anyhow::Result<Value> {
     let body = get_ok(endpoint, path, who).await?;
     serde_json::from_str(&body).with_context(|| {
         format!("{who} at {endpoint} answered {path} with something else than JSON")

@@ -695,6 +695,14 @@ fn proxy_status_in_a_lab_reaches_the_control_plane_and_sidecars_inside_their_pod
         stdout(&output),
         "Clusters Match\nListeners Match\nRoutes Match\nEndpoints Match\n"
     );
+    // The sidecar's workload certificate, from its admin port inside the pod.
+    let output = lab_mesh(&["proxy-config", "secret", &sleep[0]]);
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}{}", stderr(&output));
+    assert!(
+        text.contains("spiffe://cluster.local/ns/shop/sa/") && text.contains("ROOTCA"),
+        "{text}"
+    );
     let output = lab_mesh(&["proxy-status", "coredns", "-n", "kube-system"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(

@@ -24,6 +24,8 @@ pub const PROXY_CONTAINER: &str = "mesh-proxy";
 const PROXY_HEALTH_PORT: u16 = 15021;
 /// The proxy's admin port (`/config_dump`; localhost only).
 const PROXY_ADMIN_PORT: u16 = 15000;
+/// The pod annotation that sets the lifetime of the sidecar's certificate, e.g. `60s`.
+pub const CERT_LIFETIME_ANNOTATION: &str = "mesh.io/cert-lifetime";
 /// The sidecar's uid and gid.
 const PROXY_UID: u32 = 1337;
 /// How long a pod's CA token lasts (a new one is written whenever its sidecar starts).
@@ -154,14 +156,18 @@ impl Launcher {
         ]
         .map(str::to_owned);
         let labels: Vec<String> = pod.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let env = [
+        let mut env = vec![
             ("POD_NAME", pod.name.clone()),
             ("POD_NAMESPACE", pod.namespace.clone()),
             ("POD_IP", pod.ip.to_string()),
             ("SERVICE_ACCOUNT", pod.service_account.clone()),
             ("MESH_POD_LABELS", labels.join(",")),
-        ]
-        .map(|(k, v)| (k.to_owned(), v));
+        ];
+        // The certificate lifetime the sidecar asks for (the CA caps it at its own).
+        if let Some(lifetime) = pod.annotations.get(CERT_LIFETIME_ANNOTATION) {
+            env.push(("MESH_CERT_LIFETIME", lifetime.clone()));
+        }
+        let env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         self.spawn(netns_name, &argv, &env, log)
     }
 

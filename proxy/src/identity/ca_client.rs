@@ -11,6 +11,9 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::{IdentityError, WorkloadCert};
 
+/// How long one certificate request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A client of the CA on the control plane's discovery port.
 #[derive(Clone)]
 pub struct CaClient {
@@ -66,7 +69,14 @@ impl CaClient {
             ),
         })?;
         request.metadata_mut().insert("authorization", value);
-        let answer = self.client.issue(request).await?.into_inner();
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, self.client.issue(request))
+            .await
+            .map_err(|_| {
+                tonic::Status::deadline_exceeded(format!(
+                    "no answer from the CA within {REQUEST_TIMEOUT:?}"
+                ))
+            })??
+            .into_inner();
         Ok(WorkloadCert::new(
             &key,
             &answer.cert_chain,
