@@ -11,10 +11,7 @@ use mesh_proto::config::v1::Protocol;
 
 use crate::{
     folder::{FolderError, load_dir},
-    istio::{
-        AuthorizationPolicy, PeerAuthentication, VirtualService, authorization_policy::Action,
-        peer_authentication::MutualTlsMode,
-    },
+    istio::{AuthorizationPolicy, VirtualService, authorization_policy::Action},
     node::ProxyNode,
     store::{Kind, ObjectRef, Store},
     translate::{Problem, Severity, Translator, protocol::port_protocol},
@@ -24,7 +21,7 @@ use crate::{
 pub fn analyze(store: &Store) -> Vec<Problem> {
     let translator = Translator::new(store);
     let mut problems = translator.problems().to_vec();
-    problems.extend(translator.deep_checks());
+    problems.extend(translator.deep_checks(store));
     for node in sample_proxies(store) {
         problems.extend(translator.translate(&node).problems);
     }
@@ -162,66 +159,22 @@ fn weight_checks(store: &Store) -> Vec<Problem> {
     problems
 }
 
-/// PeerAuthentication and AuthorizationPolicy: invalid values, and a reminder that this version
-/// of mesh does not enforce them.
+/// AuthorizationPolicy mistakes that are valid but surely unmeant (translation reports what it
+/// cannot enforce; `Translator::deep_checks` what contradicts the workloads).
 fn security_checks(store: &Store) -> Vec<Problem> {
     let mut problems = Vec::new();
-    for pa in store.list::<PeerAuthentication>() {
-        let origin = object_ref(Kind::PeerAuthentication, &pa.metadata);
-        let modes = pa
-            .spec
-            .mtls
-            .iter()
-            .map(|m| ("spec.mtls.mode".to_owned(), m))
-            .chain(
-                pa.spec
-                    .port_level_mtls
-                    .iter()
-                    .map(|(port, m)| (format!("spec.portLevelMtls.{port}.mode"), m)),
-            );
-        for (field, mtls) in modes {
-            if let Some(MutualTlsMode::Unknown(mode)) = &mtls.mode {
-                problems.push(Problem::error(
-                    &origin,
-                    field,
-                    format!("unknown mode {mode:?}"),
-                    "use UNSET, DISABLE, PERMISSIVE or STRICT",
-                ));
-            }
-        }
-        if !pa.spec.port_level_mtls.is_empty() && pa.spec.selector.is_none() {
-            problems.push(Problem::error(
-                &origin,
-                "spec.portLevelMtls",
-                "port-level settings need a workload selector",
-                "add spec.selector",
-            ));
-        }
-        problems.push(not_enforced(&origin));
-    }
     for ap in store.list::<AuthorizationPolicy>() {
         let origin = object_ref(Kind::AuthorizationPolicy, &ap.metadata);
         let spec = &ap.spec;
-        match spec.action.clone().unwrap_or(Action::Allow) {
-            Action::Unknown(action) => problems.push(Problem::error(
-                &origin,
-                "spec.action",
-                format!("unknown action {action:?}"),
-                "use ALLOW, DENY, AUDIT or CUSTOM",
-            )),
-            Action::Custom if spec.provider.is_none() => problems.push(Problem::error(
-                &origin,
-                "spec.provider",
-                "a CUSTOM policy needs a provider",
-                "name the external authorizer in spec.provider",
-            )),
-            Action::Allow if spec.rules.is_empty() => problems.push(Problem::warning(
+        if matches!(spec.action.clone().unwrap_or(Action::Allow), Action::Allow)
+            && spec.rules.is_empty()
+        {
+            problems.push(Problem::warning(
                 &origin,
                 "spec.rules",
                 "an ALLOW policy without rules allows nothing: every request to the selected workloads is denied",
                 "add rules, or remove the policy if that is not meant",
-            )),
-            _ => {}
+            ));
         }
         for (i, rule) in spec.rules.iter().enumerate() {
             for (j, from) in rule.from.iter().enumerate() {
@@ -244,21 +197,8 @@ fn security_checks(store: &Store) -> Vec<Problem> {
                 }
             }
         }
-        problems.push(not_enforced(&origin));
     }
     problems
-}
-
-fn not_enforced(origin: &ObjectRef) -> Problem {
-    Problem::warning(
-        origin,
-        "",
-        format!(
-            "{} is not enforced by this version of mesh's translation",
-            origin.kind
-        ),
-        "do not rely on it for security yet",
-    )
 }
 
 /// Routes whose Gateway parent does not exist.

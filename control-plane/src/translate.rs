@@ -24,6 +24,7 @@ mod problem;
 pub mod protocol;
 mod registry;
 mod rules;
+mod security_checks;
 mod traffic_policy;
 mod virtual_service;
 mod visibility;
@@ -132,9 +133,17 @@ impl Translator {
     }
 
     /// Further checks for `mesh analyze`: rules that apply to nothing, subsets that select
-    /// nothing.
-    pub fn deep_checks(&self) -> Vec<Problem> {
-        checks::destination_rule_checks(&self.registry, &self.rules)
+    /// nothing, and security policies at odds with the workloads of `store`.
+    pub fn deep_checks(&self, store: &Store) -> Vec<Problem> {
+        let mut problems = checks::destination_rule_checks(&self.registry, &self.rules);
+        problems.extend(security_checks::security_checks(
+            store,
+            &self.registry,
+            &self.rules,
+            &self.peer_authentications,
+            &self.authorization,
+        ));
+        problems
     }
 
     /// The config of one proxy: a sidecar's outbound config, plus its Gateways' listeners
@@ -177,5 +186,7 @@ impl Translator {
     }
 }
 
+#[cfg(test)]
+mod inbound_tests;
 #[cfg(test)]
 mod tests;

@@ -17,6 +17,7 @@ use mesh_proto::config::v1::{
 use super::{
     peer_authentication::ROOT_NAMESPACE,
     problem::{Problem, Report},
+    security_checks::SelectorOf,
 };
 use crate::{
     istio::authorization_policy::{Action, AuthorizationPolicy, Condition, Rule},
@@ -43,6 +44,7 @@ pub(crate) struct AuthorizationPolicies {
 
 #[derive(Debug)]
 struct CompiledPolicy {
+    origin: ObjectRef,
     namespace: String,
     selector: Option<BTreeMap<String, String>>,
     policy: pb::AuthorizationPolicy,
@@ -76,6 +78,43 @@ impl AuthorizationPolicies {
         self.policies
             .iter()
             .flat_map(|p| p.selector.iter().flat_map(|s| s.keys().map(String::as_str)))
+    }
+
+    /// The policies with a workload selector.
+    pub(crate) fn selectors(&self) -> impl Iterator<Item = SelectorOf<'_>> {
+        self.policies.iter().filter_map(|p| {
+            let selector = p.selector.as_ref()?;
+            Some((&p.origin, p.namespace.as_str(), selector))
+        })
+    }
+
+    /// Rules' sources that need a peer identity (principals or namespaces): the policy, its
+    /// namespace, its selector and the field.
+    pub(crate) fn peer_sources(
+        &self,
+    ) -> impl Iterator<Item = (&ObjectRef, &str, Option<&BTreeMap<String, String>>, String)> {
+        self.policies.iter().flat_map(|p| {
+            p.policy
+                .rules
+                .iter()
+                .enumerate()
+                .flat_map(move |(i, rule)| {
+                    rule.from.iter().enumerate().filter_map(move |(j, source)| {
+                        let needs_peer = !(source.principals.is_empty()
+                            && source.not_principals.is_empty()
+                            && source.namespaces.is_empty()
+                            && source.not_namespaces.is_empty());
+                        needs_peer.then(|| {
+                            (
+                                &p.origin,
+                                p.namespace.as_str(),
+                                p.selector.as_ref(),
+                                format!("spec.rules[{i}].from[{j}].source"),
+                            )
+                        })
+                    })
+                })
+        })
     }
 
     /// The policies that apply to `node`, by name.
@@ -142,6 +181,7 @@ fn compile(ap: &AuthorizationPolicy, report: &mut Report<'_>) -> Option<Compiled
         (false, _) => rules,
     };
     Some(CompiledPolicy {
+        origin: origin.clone(),
         namespace: origin.namespace.clone(),
         selector: spec
             .selector

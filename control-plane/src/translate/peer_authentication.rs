@@ -12,7 +12,10 @@ use mesh_proto::config::v1::{AuthorizationPolicy, Listener, MtlsMode, listener::
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::problem::{Problem, Report};
+use super::{
+    problem::{Problem, Report},
+    security_checks::SelectorOf,
+};
 use crate::{
     istio::peer_authentication::{MutualTlsMode, PeerAuthentication},
     node::ProxyNode,
@@ -93,8 +96,29 @@ impl PeerAuthentications {
     pub(crate) fn mode_of_pod(&self, pod: &Pod, port: u32) -> MtlsMode {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
         let labels = pod.metadata.labels.clone().unwrap_or_default();
-        self.modes(namespace, &labels)
-            .map_or(MtlsMode::Permissive, |m| m.of_port(port))
+        self.mode_of(namespace, &labels, Some(port))
+    }
+
+    /// The mode of a workload's `port` (its default mode for `None`).
+    pub(crate) fn mode_of(
+        &self,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+        port: Option<u32>,
+    ) -> MtlsMode {
+        match (self.modes(namespace, labels), port) {
+            (None, _) => MtlsMode::Permissive,
+            (Some(modes), Some(port)) => modes.of_port(port),
+            (Some(modes), None) => modes.default,
+        }
+    }
+
+    /// The policies with a workload selector.
+    pub(crate) fn selectors(&self) -> impl Iterator<Item = SelectorOf<'_>> {
+        self.policies.iter().filter_map(|p| {
+            let selector = p.selector.as_ref()?;
+            Some((&p.origin, p.origin.namespace.as_str(), selector))
+        })
     }
 
     /// The modes of a workload in `namespace` with `labels`.
