@@ -1,7 +1,6 @@
 //! `mesh`: the user's command line: the lab (`mesh lab ...`), `proxy-status`, `proxy-config
-//! secret` and `analyze`;
-//! `tls-check`, `inject` and `check` arrive with the issues that build them, so nothing here
-//! claims to work that does not.
+//! secret`, `tls-check` and `analyze`; `inject` and `check` arrive with the issues that build
+//! them, so nothing here claims to work that does not.
 
 mod analyze;
 mod config_diff;
@@ -12,6 +11,7 @@ mod output;
 mod proxy_config;
 mod proxy_status;
 mod status_table;
+mod tls_check;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +34,9 @@ enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// What a pod's sidecar holds: `secret`, its workload certificate.
     ProxyConfig(proxy_config::ProxyConfigArgs),
+    /// For every service port a pod reaches: what its servers accept against what the pod
+    /// sends, and why a pair cannot talk.
+    TlsCheck(tls_check::TlsCheckArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::ProxyStatus(args) => proxy_status::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::ProxyConfig(args) => proxy_config::run(args),
+        Command::TlsCheck(args) => tls_check::run(args),
     }
 }
 

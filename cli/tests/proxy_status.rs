@@ -703,6 +703,23 @@ fn proxy_status_in_a_lab_reaches_the_control_plane_and_sidecars_inside_their_pod
         text.contains("spiffe://cluster.local/ns/shop/sa/") && text.contains("ROOTCA"),
         "{text}"
     );
+    // What sleep sends web against what web accepts: auto mTLS to PERMISSIVE sidecars.
+    let output = lab_mesh(&["tls-check", &sleep[0], "web.shop"]);
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}{}", stderr(&output));
+    let web = rows(&text)
+        .into_iter()
+        .find(|cells| {
+            cells
+                .first()
+                .is_some_and(|c| c == "web.shop.svc.cluster.local:80")
+        })
+        .unwrap_or_else(|| panic!("a row for web:\n{text}"));
+    assert_eq!(
+        web[1..4],
+        ["OK", "PERMISSIVE", "AUTO"].map(String::from),
+        "{text}"
+    );
     let output = lab_mesh(&["proxy-status", "coredns", "-n", "kube-system"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(

@@ -91,6 +91,21 @@ fn answer(monitoring: &Monitoring, uri: &Uri) -> Response<Full<Bytes>> {
                 ),
             },
         },
+        "/debug/tlscheck" => match query_param(uri.query(), "proxy").filter(|id| !id.is_empty()) {
+            None => reply(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                "?proxy= needs a proxy id as /debug/syncz shows it, e.g. ?proxy=web-1.shop\n",
+            ),
+            Some(id) => match monitoring.server.tls_check_for(id) {
+                Some(rows) => json(&serde_json::json!({ "proxy": id, "rows": rows })),
+                None => reply(
+                    StatusCode::NOT_FOUND,
+                    "text/plain",
+                    format!("no proxy {id:?} is connected to this control plane\n"),
+                ),
+            },
+        },
         "/healthz/ready" if *monitoring.ready.borrow() => {
             reply(StatusCode::OK, "text/plain", "ready\n")
         }
@@ -102,7 +117,9 @@ fn answer(monitoring: &Monitoring, uri: &Uri) -> Response<Full<Bytes>> {
         other => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            format!("no page {other}; try /metrics, /debug/syncz, /debug/config, /healthz/ready\n"),
+            format!(
+                "no page {other}; try /metrics, /debug/syncz, /debug/config, /debug/tlscheck, /healthz/ready\n"
+            ),
         ),
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::{
     node::ProxyNode,
     store::Store,
-    translate::{Problem, ProxyView, Severity, Translator},
+    translate::{Problem, ProxyView, Severity, TlsCheckRow, Translator},
     xds::{ConfigSnapshot, ConfigSource},
 };
 
@@ -195,6 +195,10 @@ impl ConfigSource for TranslatedStore {
             .clone();
         cell.get_or_init(|| Arc::new(self.translator.translate(node).config))
             .clone()
+    }
+
+    fn tls_check(&self, node: &ProxyNode) -> Vec<TlsCheckRow> {
+        self.translator.tls_check(node)
     }
 }
 

@@ -25,6 +25,7 @@ pub mod protocol;
 mod registry;
 mod rules;
 mod security_checks;
+mod tls_check;
 mod traffic_policy;
 mod virtual_service;
 mod visibility;
@@ -35,6 +36,7 @@ use mesh_proto::config::v1::ProxyConfig;
 
 pub use gateway::CONTROLLER_NAME;
 pub use problem::{Problem, Severity};
+pub use tls_check::TlsCheckRow;
 
 use self::{
     authorization::AuthorizationPolicies, destination_rule::DestinationRules, gateway::Gateways,

@@ -155,3 +155,44 @@ spec:
         .collect();
     assert_eq!(names, ["mesh-system/mesh-deny", "shop/jwt"]);
 }
+
+#[test]
+fn tls_check_names_the_policies_and_explains_a_conflict() {
+    let labelled = SHOP.replace(
+        "labels: { app: web, version: v1 }",
+        "labels: { app: web, version: v1, security.istio.io/tlsMode: istio }",
+    );
+    let manifests = [
+        labelled,
+        pa("strict", "shop", "{ mtls: { mode: STRICT } }"),
+        "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+         metadata: { name: web, namespace: shop }\n\
+         spec: { host: web, trafficPolicy: { tls: { mode: DISABLE } } }\n"
+            .to_owned(),
+    ]
+    .concat();
+    let translator = Translator::new(&store(&manifests));
+    let rows = translator.tls_check(&client("shop", &[]));
+    let web: Vec<_> = rows
+        .iter()
+        .filter(|r| r.host == "web.shop.svc.cluster.local")
+        .collect();
+    assert_eq!(web.len(), 2, "{rows:#?}");
+    let http = web.iter().find(|r| r.port == 80).expect("port 80");
+    assert_eq!(
+        (
+            http.status.as_str(),
+            http.server.as_str(),
+            http.client.as_str()
+        ),
+        ("CONFLICT", "NONE|STRICT", "DISABLE"),
+        "web-v2 has no sidecar, web-v1 is STRICT"
+    );
+    assert_eq!(http.authn_policy, "shop/strict");
+    assert_eq!(http.destination_rule, "shop/web");
+    assert!(
+        http.reason.contains("requests fail (503)"),
+        "{}",
+        http.reason
+    );
+}

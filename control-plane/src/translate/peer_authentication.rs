@@ -113,6 +113,26 @@ impl PeerAuthentications {
         }
     }
 
+    /// The mode of a workload's `port` and the policy that decided it, if any.
+    pub(crate) fn decide(
+        &self,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+        port: Option<u32>,
+    ) -> (MtlsMode, Option<&ObjectRef>) {
+        let [mesh, in_namespace, workload] = self.levels(namespace, labels);
+        if let (Some(workload), Some(port)) = (workload, port)
+            && let Some(mode) = workload.ports.get(&port)
+        {
+            return (*mode, Some(&workload.origin));
+        }
+        [workload, in_namespace, mesh]
+            .into_iter()
+            .flatten()
+            .find_map(|p| p.mode.map(|mode| (mode, Some(&p.origin))))
+            .unwrap_or((MtlsMode::Permissive, None))
+    }
+
     /// The policies with a workload selector.
     pub(crate) fn selectors(&self) -> impl Iterator<Item = SelectorOf<'_>> {
         self.policies.iter().filter_map(|p| {
@@ -126,17 +146,7 @@ impl PeerAuthentications {
         if self.policies.is_empty() {
             return None;
         }
-        let mesh = self.oldest(|p| p.origin.namespace == ROOT_NAMESPACE && p.selector.is_none());
-        let in_namespace = (namespace != ROOT_NAMESPACE)
-            .then(|| self.oldest(|p| p.origin.namespace == namespace && p.selector.is_none()))
-            .flatten();
-        let workload = self.oldest(|p| {
-            p.origin.namespace == namespace
-                && p.selector
-                    .as_ref()
-                    .is_some_and(|s| s.iter().all(|(k, v)| labels.get(k) == Some(v)))
-        });
-        let namespace = in_namespace;
+        let [mesh, namespace, workload] = self.levels(namespace, labels);
         if mesh.is_none() && namespace.is_none() && workload.is_none() {
             return None;
         }
@@ -147,6 +157,25 @@ impl PeerAuthentications {
             .unwrap_or(MtlsMode::Permissive);
         let ports = workload.map(|p| p.ports.clone()).unwrap_or_default();
         Some(InboundModes { default, ports })
+    }
+
+    /// The policies of a workload's three levels: mesh-wide, namespace, workload selector.
+    fn levels(
+        &self,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> [Option<&CompiledPolicy>; 3] {
+        let mesh = self.oldest(|p| p.origin.namespace == ROOT_NAMESPACE && p.selector.is_none());
+        let in_namespace = (namespace != ROOT_NAMESPACE)
+            .then(|| self.oldest(|p| p.origin.namespace == namespace && p.selector.is_none()))
+            .flatten();
+        let workload = self.oldest(|p| {
+            p.origin.namespace == namespace
+                && p.selector
+                    .as_ref()
+                    .is_some_and(|s| s.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        });
+        [mesh, in_namespace, workload]
     }
 
     fn oldest(&self, applies: impl Fn(&CompiledPolicy) -> bool) -> Option<&CompiledPolicy> {

@@ -21,6 +21,7 @@ use super::{
     status::SyncTracker,
     wire::{Delta, StateOfTheWorld, Wire},
 };
+use crate::translate::TlsCheckRow;
 
 /// Responses queued per stream before the stream's task waits for the proxy to read.
 const RESPONSE_QUEUE: usize = 8;
@@ -58,6 +59,14 @@ impl DiscoveryServer {
         let node = self.shared.tracker.node(id)?;
         let snapshot = self.snapshots.borrow().clone();
         Some((snapshot.generation(), snapshot.config_for(&node)))
+    }
+
+    /// `mesh tls-check`'s rows for the connected proxy `id`; `None` when no proxy of that id
+    /// is connected.
+    pub fn tls_check_for(&self, id: &str) -> Option<Vec<TlsCheckRow>> {
+        let node = self.shared.tracker.node(id)?;
+        let snapshot = self.snapshots.borrow().clone();
+        Some(snapshot.tls_check(&node))
     }
 
     /// The generation of the latest published snapshot (0 before the first).

@@ -14,13 +14,18 @@ use super::{
     resources::{ProxyResources, ResourceSet},
     view::{self, Update, View},
 };
-use crate::node::ProxyNode;
+use crate::{node::ProxyNode, translate::TlsCheckRow};
 
 /// Computes each proxy's config from the mesh's state at one moment.
 pub trait ConfigSource: Send + Sync {
     /// The config `node` should run. Return the same `Arc` to proxies that share a view (and
     /// keep a reference to it): the server then splits and encodes it once per snapshot.
     fn config_for(&self, node: &ProxyNode) -> Arc<ProxyConfig>;
+
+    /// `mesh tls-check`'s rows for `node`; empty when the source does not know them.
+    fn tls_check(&self, _node: &ProxyNode) -> Vec<TlsCheckRow> {
+        Vec::new()
+    }
 }
 
 impl<F> ConfigSource for F
@@ -109,6 +114,11 @@ impl ConfigSnapshot {
     /// The config `node` should run (`/debug/config`).
     pub fn config_for(&self, node: &ProxyNode) -> Arc<ProxyConfig> {
         self.source.config_for(node)
+    }
+
+    /// What `node` sends each service port against what its servers accept (`mesh tls-check`).
+    pub fn tls_check(&self, node: &ProxyNode) -> Vec<TlsCheckRow> {
+        self.source.tls_check(node)
     }
 
     /// `node`'s config as resources; configs the source shares are split once.

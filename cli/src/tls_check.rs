@@ -1,0 +1,199 @@
+//! `mesh tls-check POD [SERVICE]`: for every service port the pod reaches, what its servers
+//! accept (PeerAuthentication) against what the pod's sidecar sends (DestinationRule, else auto
+//! mTLS), and why a pair cannot talk. Asked from the control plane (`/debug/tlscheck`).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use mesh_control_plane::translate::TlsCheckRow;
+
+use crate::{
+    locate,
+    output::{out, outln},
+    proxy_status::{get_json, pod_ref},
+};
+
+/// Exit status when some pair cannot talk.
+const CONFLICT: u8 = 1;
+/// Exit status when the control plane cannot be asked.
+const FAILED: u8 = 2;
+
+/// `mesh tls-check` options.
+#[derive(Args)]
+#[command(
+    after_help = "Exit status: 0 when every row is OK; 1 when some row is CONFLICT; 2 \
+when the control plane could not be asked."
+)]
+pub struct TlsCheckArgs {
+    /// The client pod, NAME.NAMESPACE (or NAME with -n).
+    pod: String,
+    /// Only this service: a host (web.shop.svc.cluster.local), NAME.NAMESPACE, or HOST:PORT.
+    service: Option<String>,
+    /// The pod's namespace, when POD is a bare name.
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// The control plane's monitoring URL, e.g. http://127.0.0.1:15014 (default: the lab's).
+    #[arg(long, env = "MESH_CONTROL_PLANE")]
+    control_plane: Option<String>,
+    /// The lab to look in when no URL is given.
+    #[arg(long, env = "MESH_LAB_NAME", default_value = "mesh")]
+    lab: String,
+    /// How to print the rows.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+/// How to print the rows.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// `HOST:PORT STATUS SERVER CLIENT AUTHN-POLICY DESTINATION-RULE`, then each conflict's
+    /// reason.
+    Table,
+    /// The rows as JSON.
+    Json,
+}
+
+/// Runs `mesh tls-check`.
+pub fn run(args: TlsCheckArgs) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(check(&args)),
+        Err(e) => Err(anyhow::anyhow!("cannot start the runtime: {e}")),
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("mesh tls-check: {error:#}");
+        ExitCode::from(FAILED)
+    })
+}
+
+async fn check(args: &TlsCheckArgs) -> anyhow::Result<ExitCode> {
+    let (name, namespace) = pod_ref(&args.pod, args.namespace.as_deref())?;
+    let id = format!("{name}.{namespace}");
+    let control_plane = locate::control_plane(args.control_plane.as_deref(), &args.lab)?;
+    let path = format!("/debug/tlscheck?proxy={id}");
+    let answer = get_json(&control_plane.endpoint, &path, "the control plane").await?;
+    let rows: Vec<TlsCheckRow> = serde_json::from_value(answer["rows"].clone())
+        .context("the control plane's /debug/tlscheck answer has no rows")?;
+    let rows: Vec<TlsCheckRow> = rows
+        .into_iter()
+        .filter(|row| args.service.as_deref().is_none_or(|s| selects(s, row)))
+        .collect();
+    if let Some(service) = &args.service
+        && rows.is_empty()
+    {
+        anyhow::bail!("{id} reaches no service {service:?}");
+    }
+    match args.output {
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&rows)?),
+        Output::Table => out!("{}", table(&rows)),
+    }
+    let conflicts = rows.iter().any(|r| r.status != "OK");
+    Ok(if conflicts {
+        ExitCode::from(CONFLICT)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Whether `service` names the row's host (whole, `name.namespace`, or with its port).
+fn selects(service: &str, row: &TlsCheckRow) -> bool {
+    let (name, port) = match service.rsplit_once(':') {
+        Some((name, port)) => (name, port.parse::<u32>().ok()),
+        None => (service, None),
+    };
+    let host = row.host == name || row.host.starts_with(&format!("{name}.svc"));
+    host && port.is_none_or(|p| p == row.port)
+}
+
+/// The rows as aligned columns, then one line per conflict saying why.
+fn table(rows: &[TlsCheckRow]) -> String {
+    let header = [
+        "HOST:PORT",
+        "STATUS",
+        "SERVER",
+        "CLIENT",
+        "AUTHN-POLICY",
+        "DESTINATION-RULE",
+    ]
+    .map(str::to_owned);
+    let cells: Vec<[String; 6]> = std::iter::once(header)
+        .chain(rows.iter().map(|r| {
+            [
+                format!("{}:{}", r.host, r.port),
+                r.status.clone(),
+                r.server.clone(),
+                r.client.clone(),
+                r.authn_policy.clone(),
+                r.destination_rule.clone(),
+            ]
+        }))
+        .collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|i| cells.iter().map(|c| c[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut text = String::new();
+    for row in &cells {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        text.push_str(line.join("   ").trim_end());
+        text.push('\n');
+    }
+    for row in rows.iter().filter(|r| !r.reason.is_empty()) {
+        text.push_str(&format!("{}:{}: {}\n", row.host, row.port, row.reason));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(host: &str, port: u32, status: &str) -> TlsCheckRow {
+        TlsCheckRow {
+            host: host.to_owned(),
+            port,
+            status: status.to_owned(),
+            server: "STRICT".to_owned(),
+            client: "DISABLE".to_owned(),
+            authn_policy: "shop/default".to_owned(),
+            destination_rule: "shop/web".to_owned(),
+            reason: if status == "OK" {
+                String::new()
+            } else {
+                "the client sends plain text".to_owned()
+            },
+        }
+    }
+
+    #[test]
+    fn services_are_named_by_host_short_name_or_port() {
+        let web = row("web.shop.svc.cluster.local", 80, "OK");
+        assert!(selects("web.shop", &web));
+        assert!(selects("web.shop.svc.cluster.local", &web));
+        assert!(selects("web.shop:80", &web));
+        assert!(!selects("web.shop:81", &web));
+        assert!(!selects("web.other", &web));
+    }
+
+    #[test]
+    fn the_table_lines_up_and_explains_each_conflict() {
+        let text = table(&[
+            row("a.shop.svc.cluster.local", 80, "OK"),
+            row("web.shop.svc.cluster.local", 80, "CONFLICT"),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("HOST:PORT"), "{text}");
+        assert_eq!(lines[0].find("STATUS"), lines[1].find("OK"), "{text}");
+        assert!(lines[2].contains("CONFLICT"), "{text}");
+        assert_eq!(
+            lines[3],
+            "web.shop.svc.cluster.local:80: the client sends plain text"
+        );
+    }
+}
