@@ -526,3 +526,160 @@ async fn authorization_policies_allow_deny_and_close_tcp() {
     assert!(metrics.sum("mesh_authorization_denied_total", &[("protocol", "tcp")]) >= 1.0);
     lab.stop().await;
 }
+
+/// Accepts any server: the tests below look at what the server makes of the client.
+#[derive(Debug)]
+struct AnyServer(rustls::crypto::WebPkiSupportedAlgorithms);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// A mesh-looking client (ALPN mesh/http1.1) with a certificate for `sa/sleep` from a root
+/// the mesh does not trust: another trust domain as far as the server can tell.
+fn foreign_client() -> std::sync::Arc<rustls::ClientConfig> {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca = rcgen::CertificateParams::default();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).expect("foreign root");
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut leaf = rcgen::CertificateParams::default();
+    leaf.subject_alt_names = vec![rcgen::SanType::URI(
+        "spiffe://cluster.local/ns/shop/sa/sleep"
+            .try_into()
+            .expect("uri"),
+    )];
+    let leaf = leaf.signed_by(&key, &issuer).expect("leaf");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let algorithms = provider.signature_verification_algorithms;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyServer(algorithms)))
+        .with_client_auth_cert(
+            vec![leaf.der().clone(), ca_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("client auth");
+    config.alpn_protocols = vec![b"mesh/http1.1".to_vec()];
+    std::sync::Arc::new(config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_certificate_and_a_broken_handshake_are_refused_and_others_go_on() {
+    if !require_root("a_foreign_certificate_and_a_broken_handshake_are_refused_and_others_go_on") {
+        return;
+    }
+    let lab = TestLab::start("e2eid5", MESH).await;
+    let outsider = lab.pod("legacy", "outsider");
+    let web_vip = lab
+        .lab
+        .state()
+        .plan
+        .services
+        .iter()
+        .find(|s| s.namespace == "shop" && s.name == "web")
+        .and_then(|s| s.cluster_ip)
+        .expect("web's ClusterIP");
+    let netns_name = lab.lab.names().pod(&outsider);
+    let config = foreign_client();
+    let outcomes = tokio::task::spawn_blocking(move || {
+        mesh_lab::netns::run_inside(&netns_name, move || {
+            use std::io::{Read, Write};
+            let address = std::net::SocketAddr::from((web_vip, 80));
+            // 1. A full handshake with a certificate from a root the mesh does not trust.
+            let name = rustls::pki_types::ServerName::try_from("web.shop").expect("name");
+            let connection = rustls::ClientConnection::new(config, name).expect("client");
+            let socket = std::net::TcpStream::connect(address).expect("connect");
+            socket
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let mut tls = rustls::StreamOwned::new(connection, socket);
+            let foreign = tls
+                .write_all(b"GET / HTTP/1.1\r\nhost: web\r\n\r\n")
+                .and_then(|()| tls.read(&mut [0u8; 64]));
+            // 2. A mesh ClientHello, then garbage where the handshake goes on.
+            let hello = {
+                let name = rustls::pki_types::ServerName::try_from("web.shop").expect("name");
+                let mut connection =
+                    rustls::ClientConnection::new(foreign_client(), name).expect("client");
+                let mut bytes = Vec::new();
+                connection.write_tls(&mut bytes).expect("hello");
+                bytes
+            };
+            let mut socket = std::net::TcpStream::connect(address).expect("connect");
+            socket
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            socket.write_all(&hello).expect("write");
+            socket.write_all(&[0xff; 64]).expect("write");
+            let mut answer = Vec::new();
+            let garbage = socket.read_to_end(&mut answer);
+            (
+                foreign.is_err() || foreign.is_ok_and(|n| n == 0),
+                garbage.map(|_| answer),
+            )
+        })
+    })
+    .await
+    .expect("the probe runs")
+    .expect("inside the pod");
+    assert!(outcomes.0, "the foreign certificate got no answer");
+    let garbage = outcomes
+        .1
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+    assert!(
+        !garbage
+            .as_deref()
+            .is_ok_and(|answer| answer.contains("HTTP/1.1 200")),
+        "the broken handshake was served: {garbage:?}"
+    );
+    let mut refused = 0.0;
+    for web in lab.pods("shop", "web-") {
+        refused += lab
+            .metrics(&web)
+            .await
+            .sum("mesh_inbound_refused_total", &[("reason", "tls_handshake")]);
+    }
+    assert!(refused >= 2.0, "both refusals are counted ({refused})");
+    // Everyone else is served as before.
+    let sleep = lab.pod("shop", "sleep-");
+    let echo = curl(&lab, &sleep, "http://web/")
+        .await
+        .expect("sleep reaches web");
+    assert!(verified_peer(&echo).is_some(), "{echo}");
+    lab.stop().await;
+}

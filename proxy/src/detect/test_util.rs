@@ -9,12 +9,18 @@ pub(super) const SNI: &str = "web.shop.svc.cluster.local";
 
 /// The first flight of a real rustls client connecting to `server_name` (a DNS name or an IP).
 pub(super) fn rustls_client_hello(server_name: &str) -> Vec<u8> {
+    rustls_client_hello_with_alpn(server_name, &[])
+}
+
+/// The first flight of a real rustls client offering the ALPN `protocols`.
+pub(super) fn rustls_client_hello_with_alpn(server_name: &str, protocols: &[&[u8]]) -> Vec<u8> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
+    let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("ring supports the default versions")
         .with_root_certificates(RootCertStore::empty())
         .with_no_client_auth();
+    config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
     let name = ServerName::try_from(server_name.to_owned()).expect("a valid server name");
     let mut conn = ClientConnection::new(Arc::new(config), name).expect("a client connection");
     let mut out = Vec::new();

@@ -1,5 +1,7 @@
 use super::*;
-use crate::detect::test_util::{HelloBuilder, SNI, find, rustls_client_hello};
+use crate::detect::test_util::{
+    HelloBuilder, SNI, find, rustls_client_hello, rustls_client_hello_with_alpn,
+};
 
 fn tls(sni: Option<&str>) -> ClientHello {
     ClientHello::Tls {
@@ -164,8 +166,22 @@ fn what_is_not_a_client_hello() {
     );
 }
 
+#[test]
+fn alpn_protocols_are_read_from_a_real_client_hello() {
+    let hello = rustls_client_hello_with_alpn(SNI, &[b"mesh/h2", b"http/1.1"]);
+    assert_eq!(
+        client_hello_alpn(&hello),
+        [b"mesh/h2".to_vec(), b"http/1.1".to_vec()]
+    );
+    assert!(client_hello_alpn(&rustls_client_hello(SNI)).is_empty());
+    assert!(client_hello_alpn(b"GET / HTTP/1.1\r\n").is_empty());
+    // Cut short before the extension: nothing, and no panic.
+    assert!(client_hello_alpn(&hello[..40]).is_empty());
+}
+
 /// Checks what holds for any input, and that nothing panics.
 fn check_any(input: &[u8]) {
+    assert!(client_hello_alpn(input).iter().all(|p| !p.is_empty()));
     for result in [
         parse_client_hello(input),
         parse_truncated_client_hello(input),
