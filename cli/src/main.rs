@@ -10,6 +10,7 @@ mod locate;
 mod output;
 mod proxy_config;
 mod proxy_status;
+mod runtime;
 mod status_table;
 mod tls_check;
 

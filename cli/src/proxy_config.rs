@@ -11,6 +11,7 @@ use crate::{
     locate,
     output::{out, outln},
     proxy_status::{get_json, pod_ref},
+    runtime,
 };
 
 /// Exit status when the proxy cannot be asked.
@@ -60,17 +61,7 @@ enum Output {
 /// Runs `mesh proxy-config`.
 pub fn run(args: ProxyConfigArgs) -> ExitCode {
     let What::Secret(args) = args.what;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
-    let result = match runtime {
-        Ok(runtime) => runtime.block_on(secret(&args)),
-        Err(e) => Err(anyhow::anyhow!("cannot start the runtime: {e}")),
-    };
-    result.unwrap_or_else(|error| {
-        eprintln!("mesh proxy-config secret: {error:#}");
-        ExitCode::from(FAILED)
-    })
+    runtime::block_on("proxy-config secret", FAILED, secret(&args))
 }
 
 async fn secret(args: &SecretArgs) -> anyhow::Result<ExitCode> {

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::{
     config_diff::{self, Comparison, Sides},
     http_get::Endpoint,
-    locate, status_table,
+    locate, runtime, status_table,
 };
 
 /// Exit status when a pod's config differs from what the control plane would send.
@@ -62,21 +62,11 @@ enum Output {
 
 /// Runs `mesh proxy-status`.
 pub fn run(args: ProxyStatusArgs) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
-    let result = match runtime {
-        Ok(runtime) => runtime.block_on(async {
-            match &args.pod {
-                Some(pod) => compare_pod(&args, pod).await,
-                None => table(&args).await,
-            }
-        }),
-        Err(e) => Err(anyhow::anyhow!("cannot start the runtime: {e}")),
-    };
-    result.unwrap_or_else(|error| {
-        eprintln!("mesh proxy-status: {error:#}");
-        ExitCode::from(FAILED)
+    runtime::block_on("proxy-status", FAILED, async {
+        match &args.pod {
+            Some(pod) => compare_pod(&args, pod).await,
+            None => table(&args).await,
+        }
     })
 }
 

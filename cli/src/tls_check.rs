@@ -12,6 +12,7 @@ use crate::{
     locate,
     output::{out, outln},
     proxy_status::{get_json, pod_ref},
+    runtime,
 };
 
 /// Exit status when some pair cannot talk.
@@ -56,17 +57,7 @@ enum Output {
 
 /// Runs `mesh tls-check`.
 pub fn run(args: TlsCheckArgs) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
-    let result = match runtime {
-        Ok(runtime) => runtime.block_on(check(&args)),
-        Err(e) => Err(anyhow::anyhow!("cannot start the runtime: {e}")),
-    };
-    result.unwrap_or_else(|error| {
-        eprintln!("mesh tls-check: {error:#}");
-        ExitCode::from(FAILED)
-    })
+    runtime::block_on("tls-check", FAILED, check(&args))
 }
 
 async fn check(args: &TlsCheckArgs) -> anyhow::Result<ExitCode> {
