@@ -41,9 +41,15 @@ pub async fn serve(listener: TcpListener, port: AdminPort, state: Arc<ProxyState
         let port = port.clone();
         let state = state.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let response = answer(&port, &state, &req);
-                async move { Ok::<_, Infallible>(response) }
+            let service = service_fn(move |req: Request<Incoming>| {
+                let (port, state) = (port.clone(), state.clone());
+                async move {
+                    let response = match app_health(&port, &state, req.uri().path()).await {
+                        Some(response) => response,
+                        None => answer(&port, &state, &req),
+                    };
+                    Ok::<_, Infallible>(response)
+                }
             });
             if let Err(error) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -53,6 +59,23 @@ pub async fn serve(listener: TcpListener, port: AdminPort, state: Arc<ProxyState
             }
         });
     }
+}
+
+/// `/app-health/...` on the health port: the app's own probe, run by the sidecar.
+async fn app_health(port: &AdminPort, state: &ProxyState, path: &str) -> Option<Response<Body>> {
+    if !matches!(port, AdminPort::Health) || !path.starts_with("/app-health/") {
+        return None;
+    }
+    let Some(probes) = &state.settings.app_probes else {
+        return Some(text(
+            StatusCode::NOT_FOUND,
+            "this proxy runs no app probes (no --app-probes)\n",
+        ));
+    };
+    Some(match probes.run(path).await {
+        Some((status, body)) => text(status, body),
+        None => text(StatusCode::NOT_FOUND, format!("no app probe at {path}\n")),
+    })
 }
 
 fn answer(port: &AdminPort, state: &ProxyState, req: &Request<Incoming>) -> Response<Body> {

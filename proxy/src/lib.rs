@@ -8,6 +8,7 @@
 
 pub mod addr;
 pub mod admin;
+pub mod app_probe;
 pub mod authz;
 pub mod balance;
 pub mod config;

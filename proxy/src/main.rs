@@ -9,6 +9,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Du
 use clap::Parser;
 use mesh_proxy::{
     admin::{self, AdminPort, SetLogLevel},
+    app_probe::AppProbes,
     config::{self, FileWatcher, Snapshot},
     detect::DetectConfig,
     identity::{CaClient, IdentityArgs, IdentityStore, run_renewal},
@@ -55,6 +56,10 @@ struct Args {
     /// How long to wait for a client's first bytes when detecting its protocol, e.g. "1s".
     #[arg(long, env = "MESH_PROXY_DETECT_TIMEOUT", default_value = "1s", value_parser = mesh_proxy::duration::parse)]
     detect_timeout: Duration,
+    /// The app's kubelet probes, run by the sidecar at /app-health/<container>/<readyz|livez> on
+    /// the health port: JSON from health path to the original probe (set by the injector).
+    #[arg(long, env = "MESH_APP_PROBES")]
+    app_probes: Option<String>,
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "mesh_proxy=debug".
     #[arg(long, env = "MESH_PROXY_LOG", default_value = "info")]
     log: String,
@@ -136,6 +141,15 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
         },
         workers: args.concurrency.max(1),
         identity: identity.clone(),
+        app_probes: match &args.app_probes {
+            Some(json) => {
+                let pod_ip = args.discovery.pod_ip.parse().ok();
+                Some(Arc::new(
+                    AppProbes::parse(json, pod_ip).map_err(anyhow::Error::msg)?,
+                ))
+            }
+            None => None,
+        },
     };
     // Signal handlers exist before the proxy reports ready, so an early SIGTERM drains and an
     // early SIGHUP reloads instead of ending the process.

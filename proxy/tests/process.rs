@@ -544,3 +544,47 @@ async fn read_answer(
     within(WAIT, what, stream.read_to_end(&mut answer)).await?;
     Ok(String::from_utf8_lossy(&answer).into_owned())
 }
+
+#[tokio::test]
+async fn app_probes_run_the_apps_own_probe_from_the_health_port() {
+    // The app answers /ready with 200 and anything else with 500, and records who asked.
+    let app = upstreams::serve(|req: http::Request<hyper::body::Incoming>| async move {
+        let status = if req.uri().path() == "/ready" && req.headers().contains_key("x-probe") {
+            StatusCode::OK
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        let mut response = http::Response::new(upstreams::full(Bytes::new()));
+        *response.status_mut() = status;
+        response
+    })
+    .await;
+    let dead = free_addr();
+    let probes = format!(
+        r#"{{"/app-health/web/readyz": {{"httpGet": {{"path": "/ready", "port": {port},
+              "httpHeaders": [{{"name": "x-probe", "value": "1"}}]}}}},
+            "/app-health/web/livez": {{"tcpSocket": {{"port": {port}}}}},
+            "/app-health/broken/readyz": {{"httpGet": {{"path": "/other", "port": {port}}}}},
+            "/app-health/gone/livez": {{"tcpSocket": {{"port": {dead_port}}}}}}}"#,
+        port = app.addr.port(),
+        dead_port = dead.port(),
+    );
+    let proxy =
+        ProxyProcess::start("app-probes", "listeners: []", &["--app-probes", &probes]).await;
+    for (path, want) in [
+        ("/app-health/web/readyz", StatusCode::OK),
+        ("/app-health/web/livez", StatusCode::OK),
+        (
+            "/app-health/broken/readyz",
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+        ("/app-health/gone/livez", StatusCode::SERVICE_UNAVAILABLE),
+        ("/app-health/nobody/readyz", StatusCode::NOT_FOUND),
+    ] {
+        let (status, body) = get_text(proxy.health, path).await;
+        assert_eq!(status, want, "{path}: {body}");
+    }
+    let failed =
+        ProxyProcess::run_to_exit("bad-app-probes", "listeners: []", &["--app-probes", "[]"]).await;
+    assert!(failed.stderr.contains("JSON object"), "{}", failed.stderr);
+}

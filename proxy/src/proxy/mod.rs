@@ -34,6 +34,7 @@ use self::{
     workers::Workers,
 };
 use crate::{
+    app_probe::AppProbes,
     config::{ConfigError, ConfigStore, EncodedConfig, FileWatcher, Snapshot},
     detect::DetectConfig,
     identity::IdentityStore,
@@ -51,6 +52,8 @@ pub struct Settings {
     pub workers: usize,
     /// The workload certificate, when the proxy has an identity (mutual TLS with peers).
     pub identity: Option<IdentityStore>,
+    /// The app's probes, served at `/app-health/...` on the health port.
+    pub app_probes: Option<Arc<AppProbes>>,
 }
 
 /// The capture sockets the proxy serves; tests pass listeners bound to port 0 or none.
