@@ -43,6 +43,14 @@ pub struct TlsCheckArgs {
     /// How to print the rows.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
+    /// Also connect from the pod's sidecar to one endpoint of each row: the mesh TLS version,
+    /// cipher and the peer's identity, and whether plain text is refused.
+    #[arg(long)]
+    probe: bool,
+    /// The pod's proxy admin URL for --probe, e.g. http://127.0.0.1:15000 (default: in the
+    /// lab's pod).
+    #[arg(long, requires = "probe")]
+    proxy_admin: Option<String>,
 }
 
 /// How to print the rows.
@@ -77,9 +85,28 @@ async fn check(args: &TlsCheckArgs) -> anyhow::Result<ExitCode> {
     {
         anyhow::bail!("{id} reaches no service {service:?}");
     }
-    match args.output {
-        Output::Json => outln!("{}", serde_json::to_string_pretty(&rows)?),
-        Output::Table => out!("{}", table(&rows)),
+    let probes = match args.probe {
+        true => Some(probe_all(args, &name, &namespace, &rows).await?),
+        false => None,
+    };
+    match (args.output, &probes) {
+        (Output::Json, None) => outln!("{}", serde_json::to_string_pretty(&rows)?),
+        (Output::Json, Some(probes)) => {
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .zip(probes)
+                .map(|(row, probe)| {
+                    let mut value = serde_json::to_value(row).unwrap_or_default();
+                    value["probe"] = probe.clone();
+                    value
+                })
+                .collect();
+            outln!("{}", serde_json::to_string_pretty(&rows)?);
+        }
+        (Output::Table, _) => out!("{}", table(&rows)),
+    }
+    if let (Output::Table, Some(probes)) = (args.output, &probes) {
+        out!("{}", probe_table(&rows, probes));
     }
     let conflicts = rows.iter().any(|r| r.status != "OK");
     Ok(if conflicts {
@@ -87,6 +114,67 @@ async fn check(args: &TlsCheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Probes one endpoint of every row from the pod's sidecar (its admin `/probe`).
+async fn probe_all(
+    args: &TlsCheckArgs,
+    name: &str,
+    namespace: &str,
+    rows: &[TlsCheckRow],
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let admin = locate::proxy_admin(args.proxy_admin.as_deref(), &args.lab, namespace, name)?;
+    let mut probes = Vec::new();
+    for row in rows {
+        let Some(endpoint) = row.endpoints.first() else {
+            probes.push(serde_json::json!({ "error": "no endpoint" }));
+            continue;
+        };
+        let path = format!(
+            "/probe?cluster={}&endpoint={endpoint}",
+            row.cluster.replace('|', "%7C")
+        );
+        let who = format!("the proxy of {name}.{namespace}");
+        let probe = get_json(&admin, &path, &who)
+            .await
+            .unwrap_or_else(|e| serde_json::json!({ "error": format!("{e:#}") }));
+        probes.push(probe);
+    }
+    Ok(probes)
+}
+
+/// What each probe found, one line per row.
+fn probe_table(rows: &[TlsCheckRow], probes: &[serde_json::Value]) -> String {
+    let mut text = String::from("\nPROBE (from the pod's sidecar to one endpoint)\n");
+    for (row, probe) in rows.iter().zip(probes) {
+        let mtls = &probe["mtls"];
+        let tls = match (mtls["used"].as_bool(), mtls["ok"].as_bool()) {
+            (Some(true), Some(true)) => format!(
+                "mTLS {} {} peer {}",
+                mtls["version"].as_str().unwrap_or("?"),
+                mtls["cipher"].as_str().unwrap_or("?"),
+                mtls["peer"].as_str().unwrap_or("-"),
+            ),
+            (Some(true), _) => format!("mTLS FAILED: {}", mtls["error"].as_str().unwrap_or("?")),
+            (Some(false), _) => "plain text (no mTLS to this endpoint)".to_owned(),
+            _ => format!("not probed: {}", probe["error"].as_str().unwrap_or("?")),
+        };
+        let plaintext = &probe["plaintext"];
+        let plain = match plaintext["refused"].as_bool() {
+            Some(true) => format!(
+                "plain text refused ({})",
+                plaintext["how"].as_str().unwrap_or("?")
+            ),
+            Some(false) => "plain text accepted".to_owned(),
+            None => String::new(),
+        };
+        let endpoint = probe["endpoint"].as_str().unwrap_or("-");
+        text.push_str(&format!(
+            "{}:{} via {endpoint}: {tls}; {plain}\n",
+            row.host, row.port
+        ));
+    }
+    text
 }
 
 /// Whether `service` names the row's host (whole, `name.namespace`, or with its port).
@@ -159,6 +247,8 @@ mod tests {
             } else {
                 "the client sends plain text".to_owned()
             },
+            cluster: format!("outbound|{port}||{host}"),
+            endpoints: vec!["10.244.1.7:8080".to_owned()],
         }
     }
 

@@ -46,6 +46,11 @@ pub async fn serve(listener: TcpListener, port: AdminPort, state: Arc<ProxyState
                 async move {
                     let response = match app_health(&port, &state, req.uri().path()).await {
                         Some(response) => response,
+                        None if matches!(port, AdminPort::Admin(_))
+                            && req.uri().path() == "/probe" =>
+                        {
+                            tls_probe(&state, req.uri().query()).await
+                        }
                         None => answer(&port, &state, &req),
                     };
                     Ok::<_, Infallible>(response)
@@ -58,6 +63,27 @@ pub async fn serve(listener: TcpListener, port: AdminPort, state: Arc<ProxyState
                 tracing::debug!(%error, "admin connection ended with an error");
             }
         });
+    }
+}
+
+/// `/probe?cluster=NAME&endpoint=IP:PORT`: a real connection to one endpoint (`tls-check --probe`).
+async fn tls_probe(state: &ProxyState, query: Option<&str>) -> Response<Body> {
+    let param = |name| crate::route::matching::query_param(query, name);
+    let (Some(cluster), Some(endpoint)) = (param("cluster"), param("endpoint")) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "/probe needs ?cluster=NAME&endpoint=IP:PORT\n",
+        );
+    };
+    let Ok(endpoint) = endpoint.parse() else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("{endpoint:?} is not an IP:PORT\n"),
+        );
+    };
+    match crate::tls_probe::probe(state, &cluster.replace("%7C", "|"), endpoint).await {
+        Ok(answer) => json(answer),
+        Err(why) => text(StatusCode::NOT_FOUND, format!("{why}\n")),
     }
 }
 

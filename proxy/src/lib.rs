@@ -23,4 +23,5 @@ pub mod proxy;
 pub mod route;
 pub mod tcp;
 pub mod tls;
+pub mod tls_probe;
 pub mod xds;

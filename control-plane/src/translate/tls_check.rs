@@ -31,6 +31,12 @@ pub struct TlsCheckRow {
     pub destination_rule: String,
     /// Why the status is CONFLICT; empty when OK.
     pub reason: String,
+    /// The port's cluster in the proxy's config (`outbound|<port>||<host>`).
+    #[serde(default)]
+    pub cluster: String,
+    /// Its endpoints' addresses, for `--probe`.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
 }
 
 impl Translator {
@@ -88,6 +94,8 @@ impl Translator {
                         .map(|r| format!("{}/{}", r.origin.namespace, r.origin.name))
                         .unwrap_or_else(|| "-".to_owned()),
                     reason,
+                    cluster: super::names::cluster_name(port.port, "", &service.host),
+                    endpoints: port.endpoints.iter().map(|e| e.address.clone()).collect(),
                 });
             }
         }
