@@ -599,8 +599,10 @@ fn foreign_client() -> std::sync::Arc<rustls::ClientConfig> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_foreign_certificate_and_a_broken_handshake_are_refused_and_others_go_on() {
-    if !require_root("a_foreign_certificate_and_a_broken_handshake_are_refused_and_others_go_on") {
+async fn a_foreign_certificate_and_a_broken_or_stalled_handshake_are_refused_and_others_go_on() {
+    if !require_root(
+        "a_foreign_certificate_and_a_broken_or_stalled_handshake_are_refused_and_others_go_on",
+    ) {
         return;
     }
     let lab = TestLab::start("e2eid5", MESH).await;
@@ -648,9 +650,19 @@ async fn a_foreign_certificate_and_a_broken_handshake_are_refused_and_others_go_
             socket.write_all(&[0xff; 64]).expect("write");
             let mut answer = Vec::new();
             let garbage = socket.read_to_end(&mut answer);
+            // 3. A mesh ClientHello, then nothing: the sidecar gives up within its 10 s.
+            let mut stalled = std::net::TcpStream::connect(address).expect("connect");
+            stalled
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .expect("timeout");
+            stalled.write_all(&hello).expect("write");
+            let started = tokio::time::Instant::now();
+            let _ = stalled.read_to_end(&mut Vec::new());
+            let closed_after = started.elapsed();
             (
                 foreign.is_err() || foreign.is_ok_and(|n| n == 0),
                 garbage.map(|_| answer),
+                closed_after,
             )
         })
     })
@@ -658,6 +670,11 @@ async fn a_foreign_certificate_and_a_broken_handshake_are_refused_and_others_go_
     .expect("the probe runs")
     .expect("inside the pod");
     assert!(outcomes.0, "the foreign certificate got no answer");
+    assert!(
+        outcomes.2 < Duration::from_secs(15),
+        "a stalled handshake is closed by the sidecar, not held ({:?})",
+        outcomes.2
+    );
     let garbage = outcomes
         .1
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
@@ -674,7 +691,7 @@ async fn a_foreign_certificate_and_a_broken_handshake_are_refused_and_others_go_
             .await
             .sum("mesh_inbound_refused_total", &[("reason", "tls_handshake")]);
     }
-    assert!(refused >= 2.0, "both refusals are counted ({refused})");
+    assert!(refused >= 3.0, "every refusal is counted ({refused})");
     // Everyone else is served as before.
     let sleep = lab.pod("shop", "sleep-");
     let echo = curl(&lab, &sleep, "http://web/")

@@ -1,7 +1,7 @@
 //! The inbound side of mesh TLS: tell a mesh ClientHello from anything else, terminate it, and
 //! learn who the peer is.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::HeaderValue;
@@ -13,6 +13,9 @@ use crate::{
     detect::{PrefixedIo, client_hello_alpn},
     tls::{Carried, MeshTls, identity_of, is_mesh_alpn},
 };
+
+/// How long a client has to complete its mesh TLS handshake once its ClientHello arrived.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A verified mesh peer.
 #[derive(Debug)]
@@ -36,10 +39,15 @@ pub(super) async fn accept(
     client: ClientAddr,
 ) -> Option<(TlsStream<PrefixedIo<TcpStream>>, Carried, Peer)> {
     let acceptor = TlsAcceptor::from(mesh.server_config().clone());
-    let stream = match acceptor.accept(io).await {
-        Ok(stream) => stream,
-        Err(error) => {
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
             tracing::info!(%client, %error, "mesh TLS handshake failed; closing the connection");
+            return None;
+        }
+        Err(_) => {
+            tracing::info!(%client, timeout = ?HANDSHAKE_TIMEOUT,
+                "mesh TLS handshake did not complete in time; closing the connection");
             return None;
         }
     };
