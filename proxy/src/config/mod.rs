@@ -1,6 +1,7 @@
 //! Proxy configuration: reading the static YAML file, compiling it into a `Snapshot`, and
 //! reloading it on SIGHUP or file change.
 
+mod cluster;
 mod encoded;
 mod reload;
 mod snapshot;
@@ -9,9 +10,10 @@ use std::path::{Path, PathBuf};
 
 use mesh_proto::config::v1::ProxyConfig;
 
+pub use cluster::{Cluster, UpstreamTls};
 pub use encoded::EncodedConfig;
 pub use reload::{ConfigStore, FileWatcher};
-pub use snapshot::{AppProtocol, Cluster, ListenerConfig, Snapshot, TcpRouting, UpstreamTls};
+pub use snapshot::{AppProtocol, ListenerConfig, Snapshot, TcpRouting};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
