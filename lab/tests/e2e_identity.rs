@@ -245,7 +245,8 @@ async fn an_app_listening_on_its_pod_ip_only_is_reached_through_its_sidecar() {
 /// output collected as it comes.
 struct Capture {
     child: tokio::process::Child,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// What tcpdump wrote so far; every chunk it writes is announced.
+    seen: tokio::sync::watch::Receiver<Vec<u8>>,
 }
 
 impl Capture {
@@ -262,14 +263,11 @@ impl Capture {
             .spawn()
             .expect("tcpdump (scripts/install-deps installs it)");
         let mut stdout = child.stdout.take().expect("stdout");
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = seen.clone();
+        let (sink, seen) = tokio::sync::watch::channel(Vec::new());
         tokio::spawn(async move {
             let mut buffer = [0u8; 16 * 1024];
             while let Ok(n @ 1..) = tokio::io::AsyncReadExt::read(&mut stdout, &mut buffer).await {
-                sink.lock()
-                    .expect("capture lock")
-                    .extend_from_slice(&buffer[..n]);
+                sink.send_modify(|seen| seen.extend_from_slice(&buffer[..n]));
             }
         });
         let stderr = child.stderr.take().expect("stderr");
@@ -289,22 +287,18 @@ impl Capture {
 
     /// Waits (at most 10 s) until the capture holds `needle`; whether it does.
     async fn wait_for(&self, needle: &str) -> bool {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if contains(&self.seen.lock().expect("capture lock"), needle) {
-                return true;
-            }
-            if tokio::time::Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut seen = self.seen.clone();
+        let found = seen.wait_for(|bytes| contains(bytes, needle));
+        matches!(
+            tokio::time::timeout(Duration::from_secs(10), found).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Stops the capture and returns what it saw (pcap).
     async fn stop(mut self) -> Vec<u8> {
         let _ = self.child.kill().await;
-        std::mem::take(&mut *self.seen.lock().expect("capture lock"))
+        self.seen.borrow().clone()
     }
 }
 
