@@ -1,9 +1,12 @@
 //! mesh-proxy: the sidecar data plane.
 //!
 //! A captured connection goes `proxy` (accept, hand to a worker thread, original destination,
-//! listener) → `detect` (protocol) → `http` (route, pick, forward over the worker's
-//! `http::Pools`) or `tcp` (opaque copy). `config` holds the current `Snapshot`, swapped
-//! atomically on reload; `balance` picks endpoints; `admin` serves config dumps, health and
+//! listener) → `detect` (protocol; on the inbound side a mesh ClientHello is terminated with
+//! `tls` and checked against PeerAuthentication) → `http` (authorize with `authz`, route, pick,
+//! forward over the worker's `http::Pools`, in mesh TLS to meshed endpoints) or `tcp` (opaque
+//! copy). `identity` keeps the workload certificate from the CA current; `config` holds the
+//! current `Snapshot`, swapped atomically on reload; `balance` picks endpoints; `admin` serves
+//! config dumps, certificates, health, the app's probes (`app_probe`), `tls_probe` and
 //! `metrics`.
 
 pub mod addr;
