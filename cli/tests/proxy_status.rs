@@ -3,8 +3,8 @@
 //! cluster the proxies reject shows STALE with its NACK, and as a difference between what the
 //! control plane would send and what the proxy runs; a proxy that went away leaves the table;
 //! config sent over a held link shows STALE and as a difference until it arrives; clear errors
-//! for an unknown proxy, an unreachable control plane and no lab. And in a real
-//! lab (root): the control plane and the sidecars reached inside their pods' namespaces.
+//! for an unknown proxy, an unreachable control plane and no lab. (`lab_debug.rs` runs the
+//! same commands in a real lab.)
 
 use std::{
     io::{Read, Write},
@@ -16,6 +16,11 @@ use std::{
 };
 
 use serde_json::Value;
+
+#[path = "support/output.rs"]
+mod output;
+
+use output::{rows, stderr, stdout, wait_until};
 
 const WEB: &str = r#"
 apiVersion: v1
@@ -116,18 +121,6 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
     stream.read_to_string(&mut text).ok()?;
     let status = text.get(9..12)?.parse().ok()?;
     Some((status, text.split_once("\r\n\r\n")?.1.to_owned()))
-}
-
-/// Polls `what` (a readiness endpoint or the control plane's sync status) until it holds.
-fn wait_until(what: &str, mut holds: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !holds() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 /// The control plane's `/debug/syncz`.
@@ -284,29 +277,6 @@ fn mesh(args: &[&str]) -> Output {
         .env_remove("MESH_CONTROL_PLANE")
         .output()
         .expect("run mesh")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// The table's lines (the header too), split into cells.
-fn rows(table: &str) -> Vec<Vec<String>> {
-    // "NOT SENT" is one cell: cells are separated by at least three spaces.
-    table
-        .lines()
-        .map(|line| {
-            line.split("   ")
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .collect()
 }
 
 /// The row whose first cell is `name` (`NAME` for the header).
@@ -608,123 +578,6 @@ fn proxy_status_pod_shows_config_a_proxy_has_not_received_yet() {
         output.status.success(),
         "{}{}",
         stdout(&output),
-        stderr(&output)
-    );
-}
-
-/// Stops the lab even when an assertion fails half way.
-struct LabDown(&'static str);
-
-impl Drop for LabDown {
-    fn drop(&mut self) {
-        let _ = Command::new(env!("CARGO_BIN_EXE_mesh"))
-            .args(["lab", "--name", self.0, "down"])
-            .output();
-    }
-}
-
-#[test]
-fn proxy_status_in_a_lab_reaches_the_control_plane_and_sidecars_inside_their_pods() {
-    const LAB: &str = "pstatus";
-    let is_root = nix::unistd::Uid::effective().is_root();
-    let bins = Path::new(env!("CARGO_BIN_EXE_mesh"))
-        .parent()
-        .expect("target dir");
-    let built = [
-        "mesh-proxy",
-        "mesh-init",
-        "mesh-workload",
-        "mesh-control-plane",
-    ]
-    .iter()
-    .all(|b| bins.join(b).exists());
-    if !(is_root && built) {
-        let why = format!("root: {is_root}, workspace binaries built: {built}");
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must run this test: {why}"
-        );
-        eprintln!("SKIPPED: needs root and `cargo build --workspace` ({why})");
-        return;
-    }
-    let _down = LabDown(LAB);
-    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/examples/shop");
-    let up = Command::new(env!("CARGO_BIN_EXE_mesh"))
-        .args(["lab", "--name", LAB, "up", "-f"])
-        .arg(&shop)
-        .output()
-        .expect("run mesh lab up");
-    assert!(up.status.success(), "{}{}", stdout(&up), stderr(&up));
-
-    // Every sidecar of the shop (sleep, two web-v1, one web-v2) connects to the lab's
-    // control plane; `up` returns once pods are ready, so each has had a complete config.
-    let lab_mesh = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_mesh"))
-            .args(args)
-            .args(["--lab", LAB])
-            .env_remove("MESH_CONTROL_PLANE")
-            .output()
-            .expect("run mesh")
-    };
-    let mut table = String::new();
-    wait_until("four SYNCED sidecars in the lab", || {
-        let output = lab_mesh(&["proxy-status"]);
-        table = stdout(&output);
-        let synced = rows(&table)
-            .iter()
-            .filter(|cells| {
-                cells.get(1..5) == Some(&["SYNCED", "SYNCED", "SYNCED", "SYNCED"].map(String::from))
-            })
-            .count();
-        output.status.success() && synced == 4
-    });
-    let sleep = rows(&table)
-        .into_iter()
-        .find(|cells| cells.first().is_some_and(|c| c.starts_with("sleep-")))
-        .unwrap_or_else(|| panic!("a sleep pod:\n{table}"));
-    assert!(sleep[5].starts_with("mesh-control-plane-"), "{table}");
-
-    let output = lab_mesh(&["proxy-status", &sleep[0]]);
-    assert!(
-        output.status.success(),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
-    assert_eq!(
-        stdout(&output),
-        "Clusters Match\nListeners Match\nRoutes Match\nEndpoints Match\n"
-    );
-    // The sidecar's workload certificate, from its admin port inside the pod.
-    let output = lab_mesh(&["proxy-config", "secret", &sleep[0]]);
-    let text = stdout(&output);
-    assert!(output.status.success(), "{text}{}", stderr(&output));
-    assert!(
-        text.contains("spiffe://cluster.local/ns/shop/sa/") && text.contains("ROOTCA"),
-        "{text}"
-    );
-    // What sleep sends web against what web accepts: auto mTLS to PERMISSIVE sidecars.
-    let output = lab_mesh(&["tls-check", &sleep[0], "web.shop"]);
-    let text = stdout(&output);
-    assert!(output.status.success(), "{text}{}", stderr(&output));
-    let web = rows(&text)
-        .into_iter()
-        .find(|cells| {
-            cells
-                .first()
-                .is_some_and(|c| c == "web.shop.svc.cluster.local:80")
-        })
-        .unwrap_or_else(|| panic!("a row for web:\n{text}"));
-    assert_eq!(
-        web[1..4],
-        ["OK", "PERMISSIVE", "AUTO"].map(String::from),
-        "{text}"
-    );
-    let output = lab_mesh(&["proxy-status", "coredns", "-n", "kube-system"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("no mesh-proxy sidecar"),
-        "{}",
         stderr(&output)
     );
 }
