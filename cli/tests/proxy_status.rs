@@ -42,15 +42,15 @@ spec:
   ports: [{ name: grpc, port: 9090 }]
 "#;
 
-/// A cluster the proxy rejects: the control plane translates TLS origination to upstreams, which
-/// the proxy does not do yet, so every proxy NACKs the cluster that asks for it.
+/// A cluster the proxy rejects: TLS origination whose roots file is not on the proxy's machine,
+/// so every proxy NACKs the cluster that asks for it.
 const TLS_ORIGINATION: &str = r#"
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: { name: web, namespace: shop }
 spec:
   host: web
-  trafficPolicy: { tls: { mode: SIMPLE } }
+  trafficPolicy: { tls: { mode: SIMPLE, caCertificates: /nonexistent/mesh-test/ca.pem } }
 "#;
 
 /// A child process, killed when the test ends however it ends.
@@ -388,7 +388,9 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
         .unwrap_or_default();
     assert!(nack.starts_with("CDS version "), "{wide}");
     assert!(
-        nack.contains("TLS origination (tls.mode SIMPLE or MUTUAL) is not supported"),
+        nack.contains(
+            "TLS origination: cannot read ca_certificates \"/nonexistent/mesh-test/ca.pem\""
+        ),
         "{wide}"
     );
 
@@ -403,7 +405,8 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
         "{json}"
     );
 
-    // The control plane would send TLS origination; the proxy runs its last good clusters.
+    // The control plane would send the unusable TLS origination; the proxy runs its last good
+    // clusters.
     let output = mesh(&[
         "proxy-status",
         "web-1",

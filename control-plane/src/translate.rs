@@ -192,3 +192,5 @@ impl Translator {
 mod inbound_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_origination_tests;

@@ -1,7 +1,8 @@
 //! The lab's built-in workload, so pods need no container images. As a server it answers on
 //! every listener with who it is (pod name, `version` label) and what it saw: an HTTP/1.1 and
 //! h2c JSON echo, the gRPC service `mesh.lab.Echo` on the same port, and a TCP echo; it can
-//! fail or delay a share of requests on purpose. As a client (`client`) it sends requests
+//! fail or delay a share of requests on purpose; the same echo over TLS (`tls_server`) stands
+//! in for a server outside the mesh. As a client (`client`) it sends requests
 //! from inside a pod and summarises which pods and versions answered.
 
 pub mod client;
@@ -12,10 +13,12 @@ mod http_echo;
 mod server;
 mod streamed_body;
 mod tcp_echo;
+mod tls_server;
 
 pub use faults::Faults;
 pub use server::serve;
 pub use tcp_echo::serve_tcp_echo;
+pub use tls_server::{ServerTls, serve_tls};
 
 /// Response header naming the answering pod, on HTTP and gRPC answers.
 pub const POD_HEADER: &str = "x-pod";

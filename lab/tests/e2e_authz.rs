@@ -84,33 +84,6 @@ spec:
   - from: [{ source: { namespaces: [other] } }]
 "#;
 
-/// Runs `curl -X method` in a pod: the status code and body.
-async fn curl_status(
-    lab: &TestLab,
-    pod: &mesh_lab::cluster::PodPlan,
-    method: &str,
-    url: &str,
-) -> (String, String) {
-    let netns_name = lab.lab.names().pod(pod);
-    let output = tokio::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &netns_name,
-            "curl",
-            "-sS",
-            "--max-time",
-            "5",
-        ])
-        .args(["-X", method, "-w", "\n%{http_code}", url])
-        .output()
-        .await
-        .expect("ip netns exec curl");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (status.to_owned(), body.to_owned())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorization_policies_allow_deny_and_close_tcp() {
     if !require_root("authorization_policies_allow_deny_and_close_tcp") {
@@ -119,14 +92,14 @@ async fn authorization_policies_allow_deny_and_close_tcp() {
     let lab = TestLab::start("e2eid3", AUTHZ).await;
     let sleep = lab.pod("shop", "sleep-");
     let other = lab.pod("other", "sleep-");
-    let (status, _) = curl_status(&lab, &sleep, "GET", "http://web/").await;
+    let (status, _) = lab.curl(&sleep, "GET", "http://web/").await;
     assert_eq!(status, "200", "sa sleep may GET");
-    let (status, body) = curl_status(&lab, &sleep, "POST", "http://web/admin").await;
+    let (status, body) = lab.curl(&sleep, "POST", "http://web/admin").await;
     assert_eq!(
         (status.as_str(), body.as_str()),
         ("403", "RBAC: access denied")
     );
-    let (status, body) = curl_status(&lab, &other, "GET", "http://web.shop/").await;
+    let (status, body) = lab.curl(&other, "GET", "http://web.shop/").await;
     assert_eq!(
         (status.as_str(), body.as_str()),
         ("403", "RBAC: access denied"),

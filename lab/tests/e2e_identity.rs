@@ -204,6 +204,52 @@ async fn peer_authentication_strict_permissive_and_disable_between_sidecars() {
         .await
         .expect("sleep reaches web");
     assert!(verified_peer(&echo).is_some(), "{echo}");
+    // Both sidecars' request metrics say who talked, and how.
+    let (sleep_id, web_id) = (
+        "spiffe://cluster.local/ns/shop/sa/sleep",
+        "spiffe://cluster.local/ns/shop/sa/web",
+    );
+    let (mut mutual, mut plain) = (0.0, 0.0);
+    for web in lab.pods("shop", "web-") {
+        let metrics = lab.metrics(&web).await;
+        mutual += metrics.sum(
+            "mesh_requests_total",
+            &[
+                ("direction", "inbound"),
+                ("source_principal", sleep_id),
+                ("destination_principal", web_id),
+                ("connection_security_policy", "mutual_tls"),
+            ],
+        );
+        plain += metrics.sum(
+            "mesh_requests_total",
+            &[
+                ("direction", "inbound"),
+                ("source_principal", "unknown"),
+                ("connection_security_policy", "none"),
+            ],
+        );
+    }
+    assert!(
+        mutual >= 2.0,
+        "both meshed calls are mutual_tls from sleep: {mutual}"
+    );
+    assert!(
+        plain >= 1.0,
+        "the plain-text call is counted as such: {plain}"
+    );
+    let outbound = lab.metrics(&sleep).await.sum(
+        "mesh_requests_total",
+        &[
+            ("direction", "outbound"),
+            ("source_principal", sleep_id),
+            ("destination_principal", web_id),
+        ],
+    );
+    assert!(
+        outbound >= 2.0,
+        "the client side names both ends: {outbound}"
+    );
 
     // DISABLE: sidecars talk plain text to each other.
     lab.write_manifest("pa.yaml", &peer_authentication("DISABLE"));

@@ -2,8 +2,12 @@
 //!
 //! Naming: every series starts with `mesh_`; `direction` is `outbound`, `inbound` or `explicit`
 //! (the listener mode that accepted the traffic); `cluster` is the upstream cluster's name.
-//! Handles are created once per (direction, cluster) and cached, so the request path only
-//! touches atomics.
+//! Request and TCP series also carry who talked, as Istio's metrics do: `source_principal`,
+//! `destination_principal` (SPIFFE identities proven by mesh TLS, else `unknown`) and
+//! `connection_security_policy` (`mutual_tls` or `none` inbound, `unknown` outbound, where the
+//! server decides). Handles are created once per (direction, cluster, peers) and cached where
+//! the traffic is (the cluster for outbound endpoints, the connection inbound), so the request
+//! path only touches atomics.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -40,6 +44,59 @@ impl Direction {
 }
 
 const RESPONSE_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+
+/// The labels that say who talked, and how securely.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peers<'a> {
+    /// The client's SPIFFE identity, or `unknown`.
+    pub source_principal: &'a str,
+    /// The server's SPIFFE identity, or `unknown`.
+    pub destination_principal: &'a str,
+    /// `mutual_tls`, `none`, or `unknown`.
+    pub connection_security_policy: &'static str,
+}
+
+impl Peers<'static> {
+    /// Nothing known: plain text outbound, or no endpoint reached.
+    pub const UNKNOWN: Peers<'static> = Peers {
+        source_principal: "unknown",
+        destination_principal: "unknown",
+        connection_security_policy: "unknown",
+    };
+}
+
+impl<'a> Peers<'a> {
+    /// Inbound traffic from `peer` (verified by mesh TLS, else plain text) to `own`.
+    pub fn inbound(peer: Option<&'a str>, own: Option<&'a str>) -> Self {
+        match peer {
+            Some(peer) => Peers {
+                source_principal: peer,
+                destination_principal: own.unwrap_or("unknown"),
+                connection_security_policy: "mutual_tls",
+            },
+            None => Peers {
+                connection_security_policy: "none",
+                ..Peers::UNKNOWN
+            },
+        }
+    }
+
+    /// Outbound traffic in mesh TLS from `own` to an endpoint proven to be `server`.
+    pub fn outbound(own: &'a str, server: &'a str) -> Self {
+        Peers {
+            source_principal: own,
+            destination_principal: server,
+            ..Peers::UNKNOWN
+        }
+    }
+}
+
+/// The label names of request and TCP series after `direction` and `cluster`.
+const PEER_LABELS: [&str; 3] = [
+    "source_principal",
+    "destination_principal",
+    "connection_security_policy",
+];
 
 /// Why a request or connection failed before an upstream answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,10 +141,13 @@ pub struct Metrics {
     cert_expiry: IntGauge,
     inbound_refused: IntCounterVec,
     authorization_denied: IntCounterVec,
-    clusters: [RwLock<HashMap<String, Arc<ClusterMetrics>>>; 3],
+    clusters: [RwLock<HashMap<ClusterKey, Arc<ClusterMetrics>>>; 3],
 }
 
-/// The handles of one (direction, cluster) pair, resolved once.
+/// A cluster's name and its peers' labels.
+type ClusterKey = (String, String, String, &'static str);
+
+/// The handles of one (direction, cluster, peers), resolved once.
 pub struct ClusterMetrics {
     requests: [IntCounter; 6],
     duration: Histogram,
@@ -108,13 +168,19 @@ impl Metrics {
     /// Registers every metric in a fresh registry.
     pub fn new() -> Arc<Self> {
         let registry = Registry::new();
-        let labels = &["direction", "cluster"];
+        let with_peers = |extra: Option<&'static str>| {
+            let mut names = vec!["direction", "cluster"];
+            names.extend(PEER_LABELS);
+            names.extend(extra);
+            names
+        };
+        let labels = &with_peers(None);
         let requests = IntCounterVec::new(
             Opts::new(
                 "mesh_requests_total",
                 "HTTP requests completed, by response class",
             ),
-            &["direction", "cluster", "response_class"],
+            &with_peers(Some("response_class")),
         )
         .expect("valid metric");
         let duration = HistogramVec::new(
@@ -134,7 +200,7 @@ impl Metrics {
                 "mesh_upstream_failures_total",
                 "Requests or connections that got no upstream answer, by reason",
             ),
-            &["direction", "cluster", "reason"],
+            &with_peers(Some("reason")),
         )
         .expect("valid metric");
         let tcp_opened = IntCounterVec::new(
@@ -158,7 +224,7 @@ impl Metrics {
                 "mesh_tcp_bytes_total",
                 "Opaque TCP bytes forwarded, by flow",
             ),
-            &["direction", "cluster", "flow"],
+            &with_peers(Some("flow")),
         )
         .expect("valid metric");
         let downstream_active = IntGaugeVec::new(
@@ -242,17 +308,38 @@ impl Metrics {
         })
     }
 
-    /// The handles for one cluster seen through one kind of listener.
-    pub fn cluster(&self, direction: Direction, cluster: &str) -> Arc<ClusterMetrics> {
+    /// The handles for one cluster seen through one kind of listener, between `peers`.
+    pub fn cluster(
+        &self,
+        direction: Direction,
+        cluster: &str,
+        peers: Peers<'_>,
+    ) -> Arc<ClusterMetrics> {
         let cache = &self.clusters[direction.index()];
-        if let Some(found) = cache.read().get(cluster) {
+        let key = (
+            cluster.to_owned(),
+            peers.source_principal.to_owned(),
+            peers.destination_principal.to_owned(),
+            peers.connection_security_policy,
+        );
+        if let Some(found) = cache.read().get(&key) {
             return found.clone();
         }
-        let dir = direction.as_str();
+        let base = [
+            direction.as_str(),
+            cluster,
+            peers.source_principal,
+            peers.destination_principal,
+            peers.connection_security_policy,
+        ];
+        let with = |extra: &'static str| {
+            let mut values = base.to_vec();
+            values.push(extra);
+            values
+        };
         let handles = Arc::new(ClusterMetrics {
-            requests: RESPONSE_CLASSES
-                .map(|class| self.requests.with_label_values(&[dir, cluster, class])),
-            duration: self.duration.with_label_values(&[dir, cluster]),
+            requests: RESPONSE_CLASSES.map(|class| self.requests.with_label_values(&with(class))),
+            duration: self.duration.with_label_values(&base),
             failures: [
                 UpstreamFailure::NoEndpoint,
                 UpstreamFailure::ConnectError,
@@ -260,26 +347,13 @@ impl Metrics {
                 UpstreamFailure::Reset,
                 UpstreamFailure::Timeout,
             ]
-            .map(|f| {
-                self.upstream_failures
-                    .with_label_values(&[dir, cluster, f.as_str()])
-            }),
-            tcp_opened: self.tcp_opened.with_label_values(&[dir, cluster]),
-            tcp_closed: self.tcp_closed.with_label_values(&[dir, cluster]),
-            tcp_bytes_to_upstream: self
-                .tcp_bytes
-                .with_label_values(&[dir, cluster, "to_upstream"]),
-            tcp_bytes_to_downstream: self.tcp_bytes.with_label_values(&[
-                dir,
-                cluster,
-                "to_downstream",
-            ]),
+            .map(|f| self.upstream_failures.with_label_values(&with(f.as_str()))),
+            tcp_opened: self.tcp_opened.with_label_values(&base),
+            tcp_closed: self.tcp_closed.with_label_values(&base),
+            tcp_bytes_to_upstream: self.tcp_bytes.with_label_values(&with("to_upstream")),
+            tcp_bytes_to_downstream: self.tcp_bytes.with_label_values(&with("to_downstream")),
         });
-        cache
-            .write()
-            .entry(cluster.to_owned())
-            .or_insert(handles)
-            .clone()
+        cache.write().entry(key).or_insert(handles).clone()
     }
 
     /// The gauge of open client connections for one direction.
@@ -327,6 +401,25 @@ impl Metrics {
     }
 }
 
+/// Metric handles borrowed from a cluster, or held for one connection.
+pub enum Handles<'a> {
+    /// The cluster's own.
+    Cluster(&'a ClusterMetrics),
+    /// Resolved for a connection's peers.
+    Connection(Arc<ClusterMetrics>),
+}
+
+impl std::ops::Deref for Handles<'_> {
+    type Target = ClusterMetrics;
+
+    fn deref(&self) -> &ClusterMetrics {
+        match self {
+            Handles::Cluster(handles) => handles,
+            Handles::Connection(handles) => handles,
+        }
+    }
+}
+
 // === impl ClusterMetrics ===
 
 impl ClusterMetrics {
@@ -357,25 +450,63 @@ mod tests {
     #[test]
     fn requests_are_counted_by_class_and_cluster() {
         let metrics = Metrics::new();
-        let web = metrics.cluster(Direction::Outbound, "web");
+        let web = metrics.cluster(Direction::Outbound, "web", Peers::UNKNOWN);
         web.request(200, Duration::from_millis(3));
         web.request(503, Duration::from_millis(1));
         metrics
-            .cluster(Direction::Outbound, "web")
+            .cluster(Direction::Outbound, "web", Peers::UNKNOWN)
             .request(204, Duration::ZERO);
         let text = metrics.render();
+        let unknown = r#"connection_security_policy="unknown",destination_principal="unknown""#;
+        assert!(
+            text.contains(&format!(
+                r#"mesh_requests_total{{cluster="web",{unknown},direction="outbound",response_class="2xx",source_principal="unknown"}} 2"#
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"response_class="5xx",source_principal="unknown"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                r#"mesh_request_duration_seconds_count{{cluster="web",{unknown},direction="outbound",source_principal="unknown"}} 3"#
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn peers_get_series_of_their_own() {
+        let metrics = Metrics::new();
+        let sleep = "spiffe://cluster.local/ns/shop/sa/sleep";
+        let web = "spiffe://cluster.local/ns/shop/sa/web";
+        let mtls = Peers::inbound(Some(sleep), Some(web));
+        metrics
+            .cluster(Direction::Inbound, "inbound|8080||", mtls)
+            .request(200, Duration::ZERO);
+        metrics
+            .cluster(
+                Direction::Inbound,
+                "inbound|8080||",
+                Peers::inbound(None, Some(web)),
+            )
+            .request(200, Duration::ZERO);
+        let text = metrics.render();
+        assert!(
+            text.contains(&format!(
+                r#"connection_security_policy="mutual_tls",destination_principal="{web}",direction="inbound",response_class="2xx",source_principal="{sleep}"}} 1"#
+            )),
+            "{text}"
+        );
         assert!(
             text.contains(
-                r#"mesh_requests_total{cluster="web",direction="outbound",response_class="2xx"} 2"#
+                r#"connection_security_policy="none",destination_principal="unknown",direction="inbound",response_class="2xx",source_principal="unknown"} 1"#
             ),
             "{text}"
         );
-        assert!(text.contains(r#"response_class="5xx"} 1"#), "{text}");
-        assert!(
-            text.contains(
-                r#"mesh_request_duration_seconds_count{cluster="web",direction="outbound"} 3"#
-            ),
-            "{text}"
-        );
+        let outbound = Peers::outbound(sleep, web);
+        assert_eq!(outbound.connection_security_policy, "unknown");
+        assert_eq!(outbound.destination_principal, web);
     }
 }

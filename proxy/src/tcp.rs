@@ -13,8 +13,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{
     config::Cluster,
-    http::connect_upstream,
-    metrics::{Direction, Metrics},
+    http::{Inbound, connect_upstream},
+    metrics::{Direction, Handles, Metrics, Peers},
     tls::{Carried, MeshTls},
 };
 
@@ -23,24 +23,46 @@ const BUFFER_SIZE: usize = 16 * 1024;
 
 /// Connects to an endpoint of `cluster` (inside mesh TLS when the cluster says so for it) and
 /// copies bytes until both directions have closed. Byte counters move as data flows, so
-/// long-lived connections show up before they end.
+/// long-lived connections show up before they end; an `inbound` connection is counted with
+/// its peers' identities.
 pub async fn forward<I>(
     client: I,
     cluster: Arc<Cluster>,
     direction: Direction,
     metrics: &Metrics,
     mesh: Option<&MeshTls>,
+    inbound: Option<&Inbound>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin,
 {
-    let cluster_metrics = cluster.metrics(metrics, direction);
+    let cluster_metrics = match inbound {
+        Some(inbound) => {
+            let own = mesh.and_then(MeshTls::own_identity);
+            let peer = inbound.peer.as_deref().map(|p| &*p.identity);
+            let peers = Peers::inbound(peer, own.as_deref());
+            Handles::Connection(metrics.cluster(direction, &cluster.name, peers))
+        }
+        None => Handles::Cluster(cluster.metrics(metrics, direction)),
+    };
     let Some(pick) = cluster.balancer.pick(None) else {
         cluster_metrics.failure(crate::metrics::UpstreamFailure::NoEndpoint);
         tracing::info!(cluster = %cluster.name, "no endpoint for TCP connection; closing it");
         return;
     };
     let tls = cluster.client_tls(pick.endpoint(), mesh, Carried::Tcp);
-    let connected = connect_upstream(pick.addr(), cluster.connect_timeout, tls, cluster.source);
+    let cluster_metrics = match (inbound, &tls) {
+        (None, Ok(used)) => Handles::Cluster(cluster.endpoint_metrics(
+            metrics,
+            direction,
+            pick.endpoint(),
+            *used,
+            mesh,
+        )),
+        _ => cluster_metrics,
+    };
+    let connected = async {
+        connect_upstream(pick.addr(), cluster.connect_timeout, tls?, cluster.source).await
+    };
     let upstream = match connected.await {
         Ok(stream) => stream,
         Err(error) => {

@@ -13,7 +13,7 @@ use tokio_rustls::TlsConnector;
 use crate::{
     http::connect_tcp,
     proxy::ProxyState,
-    tls::{Carried, identity_of},
+    tls::{Carried, ClientTls, identity_of},
 };
 
 /// How long each probe connection may take.
@@ -36,11 +36,12 @@ pub async fn probe(
         .find(|e| e.addr() == endpoint)
         .ok_or_else(|| format!("{endpoint} is not an endpoint of {:?}", cluster.name))?;
     let mtls = match cluster.client_tls(picked, state.mesh_tls.as_deref(), Carried::Tcp) {
-        None => json!({ "used": false }),
-        Some(config) => match handshake(config.clone(), endpoint).await {
+        Ok(None) => json!({ "used": false }),
+        Ok(Some(tls)) => match handshake(tls, endpoint).await {
             Ok(details) => details,
             Err(error) => json!({ "used": true, "ok": false, "error": error }),
         },
+        Err(error) => json!({ "used": true, "ok": false, "error": error.to_string() }),
     };
     Ok(json!({
         "cluster": cluster.name,
@@ -50,18 +51,16 @@ pub async fn probe(
     }))
 }
 
-/// A mesh TLS handshake with `endpoint`: version, cipher and the peer's identity.
-async fn handshake(
-    config: std::sync::Arc<rustls::ClientConfig>,
-    endpoint: SocketAddr,
-) -> Result<Value, String> {
+/// A TLS handshake with `endpoint` as the cluster makes them: version, cipher and the peer's
+/// identity.
+async fn handshake(tls: ClientTls<'_>, endpoint: SocketAddr) -> Result<Value, String> {
     let stream = connect_tcp(endpoint, PROBE_TIMEOUT, None)
         .await
         .map_err(|e| e.to_string())?;
-    let name = ServerName::IpAddress(endpoint.ip().into());
+    let name = (tls.server_name.cloned()).unwrap_or(ServerName::IpAddress(endpoint.ip().into()));
     let tls = tokio::time::timeout(
         PROBE_TIMEOUT,
-        TlsConnector::from(config).connect(name, stream),
+        TlsConnector::from(tls.config.clone()).connect(name, stream),
     )
     .await
     .map_err(|_| format!("no handshake within {PROBE_TIMEOUT:?}"))?

@@ -166,13 +166,13 @@ fn captured_traffic_passes_both_sidecars_and_keeps_the_original_port() {
     let client_text = client_metrics.render();
     assert!(
         client_text.contains(
-            r#"mesh_requests_total{cluster="web",direction="outbound",response_class="2xx"} 1"#
+            r#"mesh_requests_total{cluster="web",connection_security_policy="unknown",destination_principal="unknown",direction="outbound",response_class="2xx",source_principal="unknown"} 1"#
         ),
         "{client_text}"
     );
     let server_text = server_metrics.render();
     assert!(
-        server_text.contains(r#"mesh_requests_total{cluster="inbound|8080",direction="inbound",response_class="2xx"} 1"#),
+        server_text.contains(r#"mesh_requests_total{cluster="inbound|8080",connection_security_policy="none",destination_principal="unknown",direction="inbound",response_class="2xx",source_principal="unknown"} 1"#),
         "the server sidecar saw the original port 8080: {server_text}"
     );
 

@@ -90,10 +90,10 @@ async fn refused_backend_gives_503_with_a_clear_reason() {
         "{text}"
     );
     let metrics = proxy.proxy.state().metrics.render();
-    assert!(metrics.contains(r#"mesh_upstream_failures_total{cluster="up",direction="explicit",reason="connect_error"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"mesh_upstream_failures_total{cluster="up",connection_security_policy="unknown",destination_principal="unknown",direction="explicit",reason="connect_error",source_principal="unknown"} 1"#), "{metrics}");
     assert!(
         metrics.contains(
-            r#"mesh_requests_total{cluster="up",direction="explicit",response_class="5xx"} 1"#
+            r#"mesh_requests_total{cluster="up",connection_security_policy="unknown",destination_principal="unknown",direction="explicit",response_class="5xx",source_principal="unknown"} 1"#
         ),
         "{metrics}"
     );

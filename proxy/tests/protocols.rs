@@ -314,13 +314,13 @@ async fn tcp_half_close_still_delivers_the_answer() {
     let metrics = proxy.proxy.state().metrics.render();
     assert!(
         metrics.contains(
-            r#"mesh_tcp_bytes_total{cluster="tcp",direction="explicit",flow="to_upstream"} 100000"#
+            r#"mesh_tcp_bytes_total{cluster="tcp",connection_security_policy="unknown",destination_principal="unknown",direction="explicit",flow="to_upstream",source_principal="unknown"} 100000"#
         ),
         "{metrics}"
     );
     assert!(
         metrics
-            .contains(r#"mesh_tcp_connections_closed_total{cluster="tcp",direction="explicit"} 1"#),
+            .contains(r#"mesh_tcp_connections_closed_total{cluster="tcp",connection_security_policy="unknown",destination_principal="unknown",direction="explicit",source_principal="unknown"} 1"#),
         "{metrics}"
     );
 }

@@ -12,7 +12,7 @@ use super::{
     names::cluster_name,
     protocol::upstream_protocol,
     registry::{PortModel, Registry, ServiceModel},
-    traffic_policy::PolicyParts,
+    traffic_policy::{PolicyParts, tls_for_host},
 };
 use crate::node::ProxyNode;
 
@@ -69,7 +69,7 @@ fn add_cluster(
         protocol: upstream_protocol(port.protocol).into(),
         connection_pool: parts.connection_pool,
         outlier_detection: parts.outlier_detection,
-        tls: parts.tls,
+        tls: parts.tls.map(|tls| tls_for_host(tls, &service.host)),
         ring_size,
     });
     let endpoints = match subset {

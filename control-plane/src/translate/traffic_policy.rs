@@ -345,10 +345,78 @@ fn compile_tls(tls: &ClientTlsSettings, at: &str, report: &mut Report<'_>) -> Op
             return None;
         }
     };
+    let originates = matches!(mode, Mode::Simple | Mode::Mutual);
+    if tls.credential_name.is_some() {
+        report.error(
+            format!("{at}.credentialName"),
+            "certificates from a Secret are not supported by mesh sidecars yet",
+            "mount the files into the sidecar and name them in caCertificates, clientCertificate \
+             and privateKey",
+        );
+        return None;
+    }
+    if mode == Mode::Mutual && (tls.client_certificate.is_none() || tls.private_key.is_none()) {
+        report.error(
+            at,
+            "MUTUAL needs the client's certificate and key",
+            "set clientCertificate and privateKey (files in the sidecar), or use SIMPLE",
+        );
+        return None;
+    }
+    let unused: &[(bool, &str)] = &[
+        (
+            !originates && tls.ca_certificates.is_some(),
+            "caCertificates",
+        ),
+        (!originates && tls.sni.is_some(), "sni"),
+        (
+            !originates && !tls.subject_alt_names.is_empty(),
+            "subjectAltNames",
+        ),
+        (
+            mode != Mode::Mutual && tls.client_certificate.is_some(),
+            "clientCertificate",
+        ),
+        (
+            mode != Mode::Mutual && tls.private_key.is_some(),
+            "privateKey",
+        ),
+    ];
+    for (_, field) in unused.iter().filter(|(present, _)| *present) {
+        report.warning(
+            format!("{at}.{field}"),
+            format!(
+                "not used with mode {}",
+                tls.mode.as_ref().map_or("", |m| m.as_str())
+            ),
+            "remove the field, or pick the mode that uses it",
+        );
+    }
+    if !originates {
+        return Some(UpstreamTls {
+            mode: mode.into(),
+            ..Default::default()
+        });
+    }
     Some(UpstreamTls {
         mode: mode.into(),
         sni: tls.sni.clone().unwrap_or_default(),
+        subject_alt_names: tls.subject_alt_names.clone(),
+        ca_certificates: tls.ca_certificates.clone().unwrap_or_default(),
+        client_certificate: tls.client_certificate.clone().unwrap_or_default(),
+        private_key: tls.private_key.clone().unwrap_or_default(),
+        insecure_skip_verify: tls.insecure_skip_verify.unwrap_or(false),
     })
+}
+
+/// `tls` for a cluster of `host`: TLS origination without an `sni` sends the host's name (a
+/// wildcard host leaves it to `subjectAltNames`).
+pub(crate) fn tls_for_host(mut tls: UpstreamTls, host: &str) -> UpstreamTls {
+    let originates = matches!(tls.mode(), Mode::Simple | Mode::Mutual);
+    if originates && tls.sni.is_empty() && !host.contains('*') {
+        tls.sni = host.to_owned();
+    }
+    tls
 }
 
 /// A limit as Istio writes it (a signed number; 0 or less means unset).

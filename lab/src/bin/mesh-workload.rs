@@ -1,12 +1,12 @@
 //! `mesh-workload`: the lab's built-in app (see `mesh_lab::workload`). Serves by default;
 //! `call`, `call-tcp` and `call-grpc` send requests from inside a pod and print a summary.
 
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use mesh_lab::workload::{
-    self, Faults, Workload,
+    self, Faults, ServerTls, Workload,
     client::{self, GrpcPlan, HttpPlan, HttpUrl, Load, Summary, Target, TcpPlan},
 };
 use tokio::{net::TcpListener, task::JoinSet};
@@ -48,6 +48,18 @@ struct ServeArgs {
     /// Address for the TCP echo; repeat (or separate with commas) for more ports.
     #[arg(long, env = "WORKLOAD_TCP_ADDR", value_delimiter = ',')]
     tcp_addr: Vec<SocketAddr>,
+    /// Address for the HTTPS echo (HTTP/1.1 and h2 by ALPN); needs --tls-cert and --tls-key.
+    #[arg(long, env = "WORKLOAD_TLS_ADDR", value_delimiter = ',', requires_all = ["tls_cert", "tls_key"])]
+    tls_addr: Vec<SocketAddr>,
+    /// PEM certificate chain the HTTPS echo presents.
+    #[arg(long, env = "WORKLOAD_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "WORKLOAD_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// PEM roots: the HTTPS echo then requires a client certificate that chains to them.
+    #[arg(long, env = "WORKLOAD_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
     /// Pod name to report.
     #[arg(long, env = "POD_NAME", default_value = "workload")]
     pod: String,
@@ -176,10 +188,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             delay: Duration::from_millis(args.delay_ms),
         },
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) if !args.tls_addr.is_empty() => {
+            Some(ServerTls::load(cert, key, args.tls_client_ca.as_deref())?)
+        }
+        _ => None,
+    };
     let mut listeners = Vec::new();
     for (addresses, service) in [
         (&args.addr, Service::Http),
         (&args.tcp_addr, Service::TcpEcho),
+        (&args.tls_addr, Service::Https),
     ] {
         for address in addresses {
             let listener = TcpListener::bind(address)
@@ -200,6 +219,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         match service {
             Service::Http => serving.spawn(workload::serve(listener, workload.clone())),
             Service::TcpEcho => serving.spawn(workload::serve_tcp_echo(listener, workload.clone())),
+            Service::Https => match &tls {
+                Some(tls) => {
+                    serving.spawn(workload::serve_tls(listener, workload.clone(), tls.clone()))
+                }
+                None => continue,
+            },
         };
     }
     while serving.join_next().await.is_some() {}
@@ -213,6 +238,8 @@ enum Service {
     Http,
     /// The TCP echo.
     TcpEcho,
+    /// The echo over TLS.
+    Https,
 }
 
 impl Service {
@@ -221,6 +248,7 @@ impl Service {
         match self {
             Self::Http => "http+grpc",
             Self::TcpEcho => "tcp echo",
+            Self::Https => "https",
         }
     }
 }

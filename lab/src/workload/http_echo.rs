@@ -36,6 +36,7 @@ pub(crate) async fn answer(
         "peer": connection.peer.to_string(),
         "protocol": format!("{:?}", req.version()),
         "headers": headers_seen(req.headers()),
+        "tls": connection.tls.as_deref(),
     });
     let mut body = report.to_string();
     body.push('\n');

@@ -11,7 +11,10 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+};
 
 use super::{Workload, grpc_echo, http_echo, streamed_body::StreamedBody};
 
@@ -22,12 +25,25 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 pub(crate) type ReplyBody = Either<Full<Bytes>, StreamedBody>;
 
 /// The two ends of an accepted connection, as the echo reports them.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Connection {
     /// The client's address.
     pub(crate) peer: SocketAddr,
     /// The address the client reached, whose port says which listener answered.
     pub(crate) local: SocketAddr,
+    /// What the TLS handshake said, on a TLS listener.
+    pub(crate) tls: Option<Arc<TlsSeen>>,
+}
+
+/// A TLS client's handshake, as the echo reports it.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct TlsSeen {
+    /// The server name the client sent.
+    pub(crate) sni: Option<String>,
+    /// The negotiated ALPN protocol.
+    pub(crate) alpn: Option<String>,
+    /// Whether the client presented a certificate.
+    pub(crate) client_certificate: bool,
 }
 
 /// Serves HTTP/1.1, h2c and gRPC on `listener` until the process ends.
@@ -38,7 +54,11 @@ pub async fn serve(listener: TcpListener, workload: Workload) {
         let Ok(local) = stream.local_addr() else {
             continue;
         };
-        let connection = Connection { peer, local };
+        let connection = Connection {
+            peer,
+            local,
+            tls: None,
+        };
         tokio::spawn(serve_connection(stream, connection, workload.clone()));
     }
 }
@@ -60,9 +80,13 @@ pub(crate) async fn next_connection(listener: &TcpListener) -> (TcpStream, Socke
 }
 
 /// Serves one connection's requests until the client closes it.
-async fn serve_connection(stream: TcpStream, connection: Connection, workload: Arc<Workload>) {
+pub(crate) async fn serve_connection<I>(stream: I, connection: Connection, workload: Arc<Workload>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |req| {
         let workload = workload.clone();
+        let connection = connection.clone();
         async move { Ok::<_, Infallible>(answer(workload, connection, req).await) }
     });
     let _ = auto::Builder::new(TokioExecutor::new())

@@ -193,6 +193,22 @@ impl TestLab {
         stdout
     }
 
+    /// Runs `curl -X method URL` in the pod: the status code (`000` when no answer came) and
+    /// the body.
+    pub async fn curl(&self, pod: &PodPlan, method: &str, url: &str) -> (String, String) {
+        let netns_name = self.lab.names().pod(pod);
+        let output = tokio::process::Command::new("ip")
+            .args(["netns", "exec", &netns_name])
+            .args(["curl", "-sS", "--max-time", "5", "-X", method])
+            .args(["-w", "\n%{http_code}", url])
+            .output()
+            .await
+            .expect("ip netns exec curl");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (status.to_owned(), body.to_owned())
+    }
+
     /// Runs `mesh-workload <subcommand> <args>` in the pod and returns its JSON summary.
     pub async fn call(&self, pod: &PodPlan, args: &[&str]) -> Value {
         let mut argv = vec!["mesh-workload"];

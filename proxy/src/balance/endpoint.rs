@@ -30,6 +30,7 @@ pub struct Endpoint {
     weight: u32,
     healthy: bool,
     mesh_tls: bool,
+    identity: Option<u16>,
     load: Arc<Load>,
 }
 
@@ -57,6 +58,7 @@ impl Endpoint {
             weight: spec.weight.max(1),
             healthy: spec.healthy,
             mesh_tls: spec.mesh_tls,
+            identity: spec.identity,
             load,
         }
     }
@@ -74,6 +76,11 @@ impl Endpoint {
     /// Whether the endpoint has a sidecar that accepts mesh mutual TLS.
     pub fn mesh_tls(&self) -> bool {
         self.mesh_tls
+    }
+
+    /// The endpoint's identity, as an index into its cluster's list of identities.
+    pub fn identity(&self) -> Option<u16> {
+        self.identity
     }
 
     /// Whether config says the endpoint is healthy.

@@ -53,6 +53,8 @@ pub struct EndpointSpec {
     pub healthy: bool,
     /// Whether it has a sidecar that accepts mesh mutual TLS.
     pub mesh_tls: bool,
+    /// Its identity, as an index into its cluster's list of identities.
+    pub identity: Option<u16>,
 }
 
 /// Picks endpoints of one cluster according to its policy.

@@ -1,5 +1,6 @@
-//! A cluster as the proxy runs it: its endpoints' balancer, connection settings and which
-//! endpoints get mesh mutual TLS, built from its validated config.
+//! A cluster as the proxy runs it: its endpoints' balancer, connection settings and how
+//! connections to its endpoints are secured (mesh mutual TLS, TLS origination or plain text),
+//! built from its validated config.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -12,8 +13,9 @@ use mesh_proto::config::v1::{self as pb, endpoint::Health};
 use super::snapshot::{AppProtocol, parse_addr};
 use crate::{
     balance::{Balancer, Endpoint, EndpointSpec},
-    metrics::{ClusterMetrics, Direction, Metrics},
-    tls::{Carried, ClientConfigs, MeshTls},
+    http::UpstreamError,
+    metrics::{ClusterMetrics, Direction, Metrics, Peers},
+    tls::{Carried, ClientConfigs, ClientTls, MeshTls, Origination},
 };
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,26 +36,38 @@ pub struct Cluster {
     pub max_idle_per_endpoint: usize,
     /// How long an idle connection is kept.
     pub idle_timeout: Duration,
-    /// Which endpoints get mesh mutual TLS.
+    /// How connections to the endpoints are secured.
     pub tls: UpstreamTls,
+    /// For `UpstreamTls::Originate`: the settings, loaded into `origination` on first use.
+    origination_settings: Option<Box<pb::UpstreamTls>>,
+    origination: OnceLock<Option<Origination>>,
     /// The local address connections come from (127.0.0.6 for the local app), else any.
     pub source: Option<IpAddr>,
     /// The identities the endpoints may present (their service accounts).
     peer_identities: Arc<[String]>,
     /// Client TLS configs expecting `peer_identities`, made on first use.
     client_tls: OnceLock<Option<ClientConfigs>>,
+    /// Per direction: the handles for traffic with no proven peers.
     metrics: [OnceLock<Arc<ClusterMetrics>>; 3],
+    /// Per direction and identity in `peer_identities`: the handles for mesh TLS to endpoints
+    /// of that identity.
+    peer_metrics: [OnceLock<PeerSlots>; 3],
 }
 
-/// Which of a cluster's endpoints get mesh mutual TLS.
+/// One metric handle slot per identity of a cluster's endpoints, filled on first use.
+type PeerSlots = Box<[OnceLock<Arc<ClusterMetrics>>]>;
+
+/// How connections to a cluster's endpoints are secured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpstreamTls {
-    /// Those with a sidecar (auto mTLS): the default.
+    /// Mesh mutual TLS to those with a sidecar, plain text to the rest (auto mTLS): the default.
     Auto,
-    /// All of them (ISTIO_MUTUAL).
+    /// Mesh mutual TLS to all of them (ISTIO_MUTUAL).
     Mesh,
-    /// None (DISABLE).
+    /// Plain text (DISABLE).
     Disable,
+    /// TLS origination (SIMPLE or MUTUAL).
+    Originate,
 }
 
 // === impl Cluster ===
@@ -67,13 +81,19 @@ impl Cluster {
         previous: Option<&Balancer>,
     ) -> Self {
         let pool = config.connection_pool.unwrap_or_default();
+        use pb::upstream_tls::Mode;
         let tls = match config.tls.as_ref().map(|t| t.mode()) {
             None => UpstreamTls::Auto,
-            Some(pb::upstream_tls::Mode::MeshMutual) => UpstreamTls::Mesh,
-            Some(_) => UpstreamTls::Disable,
+            Some(Mode::MeshMutual) => UpstreamTls::Mesh,
+            Some(Mode::Disable) => UpstreamTls::Disable,
+            Some(Mode::Simple | Mode::Mutual) => UpstreamTls::Originate,
         };
         Cluster {
             tls,
+            origination_settings: (tls == UpstreamTls::Originate)
+                .then(|| config.tls.clone().map(Box::new))
+                .flatten(),
+            origination: OnceLock::new(),
             source: None,
             peer_identities: peer_identities.into(),
             client_tls: OnceLock::new(),
@@ -89,6 +109,7 @@ impl Cluster {
             idle_timeout: crate::route::duration(pool.idle_timeout.as_ref())
                 .unwrap_or(DEFAULT_IDLE_TIMEOUT),
             metrics: Default::default(),
+            peer_metrics: Default::default(),
         }
     }
 
@@ -104,11 +125,14 @@ impl Cluster {
                     weight: 1,
                     healthy: true,
                     mesh_tls: false,
+                    identity: None,
                 }],
                 0,
                 None,
             ),
             tls: UpstreamTls::Disable,
+            origination_settings: None,
+            origination: OnceLock::new(),
             source,
             peer_identities: Arc::new([]),
             client_tls: OnceLock::new(),
@@ -117,27 +141,38 @@ impl Cluster {
             max_idle_per_endpoint: DEFAULT_MAX_IDLE_PER_ENDPOINT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             metrics: Default::default(),
+            peer_metrics: Default::default(),
         }
     }
 
-    /// The TLS config for a connection to `endpoint` that carries `carried`: mesh mutual TLS
-    /// when the cluster's mode and the endpoint say so and the proxy has an identity, else
-    /// `None` for plain text.
+    /// How a connection to `endpoint` that carries `carried` is secured: mesh mutual TLS when
+    /// the cluster's mode and the endpoint say so and the proxy has an identity, TLS origination
+    /// when the cluster says so, else `None` for plain text. An error when TLS is wanted and its
+    /// settings cannot be used: never plain text instead.
     pub fn client_tls(
         &self,
         endpoint: &Endpoint,
         mesh: Option<&MeshTls>,
         carried: Carried,
-    ) -> Option<&Arc<rustls::ClientConfig>> {
+    ) -> Result<Option<ClientTls<'_>>, UpstreamError> {
+        let unusable = || UpstreamError::TlsSettings {
+            cluster: self.name.clone(),
+        };
         let wanted = match self.tls {
             UpstreamTls::Auto => endpoint.mesh_tls(),
             UpstreamTls::Mesh => true,
             UpstreamTls::Disable => false,
+            UpstreamTls::Originate => {
+                let origination = self.origination.get_or_init(|| self.load_origination());
+                return match origination {
+                    Some(origination) => Ok(Some(origination.client_tls(carried))),
+                    None => Err(unusable()),
+                };
+            }
         };
-        if !wanted {
-            return None;
-        }
-        let mesh = mesh?;
+        let Some(mesh) = mesh.filter(|_| wanted) else {
+            return Ok(None);
+        };
         let configs = self.client_tls.get_or_init(|| {
             mesh.client_configs(self.peer_identities.clone())
                 .map_err(|error| {
@@ -145,13 +180,61 @@ impl Cluster {
                 })
                 .ok()
         });
-        configs.as_ref().map(|c| c.get(carried))
+        configs
+            .as_ref()
+            .map(|c| Some(c.get(carried)))
+            .ok_or_else(unusable)
     }
 
-    /// This cluster's metric handles for traffic of one direction, resolved on first use.
+    /// The cluster's TLS origination, its files read; `None` (and a log line) when they do not
+    /// load.
+    fn load_origination(&self) -> Option<Origination> {
+        let settings = self.origination_settings.as_deref()?;
+        Origination::load(settings)
+            .map_err(|error| {
+                tracing::error!(cluster = %self.name, %error, "cannot originate TLS");
+            })
+            .ok()
+    }
+
+    /// This cluster's metric handles for traffic of one direction with no proven peers (plain
+    /// text outbound, or no endpoint reached), resolved on first use.
     pub fn metrics(&self, metrics: &Metrics, direction: Direction) -> &ClusterMetrics {
         let slot = &self.metrics[direction as usize];
-        slot.get_or_init(|| metrics.cluster(direction, &self.name))
+        slot.get_or_init(|| metrics.cluster(direction, &self.name, Peers::UNKNOWN))
+    }
+
+    /// The handles for traffic to `endpoint` over a connection secured with `tls`: with this
+    /// proxy's identity (from `mesh`) and the endpoint's when it is mesh TLS, else `metrics`'.
+    pub fn endpoint_metrics(
+        &self,
+        metrics: &Metrics,
+        direction: Direction,
+        endpoint: &Endpoint,
+        tls: Option<ClientTls<'_>>,
+        mesh: Option<&MeshTls>,
+    ) -> &ClusterMetrics {
+        let (Some(mesh), Some(index), true) = (
+            mesh,
+            endpoint.identity().map(usize::from),
+            tls.is_some_and(|t| t.is_mesh()),
+        ) else {
+            return self.metrics(metrics, direction);
+        };
+        let slots = self.peer_metrics[direction as usize].get_or_init(|| {
+            self.peer_identities
+                .iter()
+                .map(|_| OnceLock::new())
+                .collect()
+        });
+        match (slots.get(index), self.peer_identities.get(index)) {
+            (Some(slot), Some(server)) => slot.get_or_init(|| {
+                let own = mesh.own_identity();
+                let own = own.as_deref().unwrap_or("unknown");
+                metrics.cluster(direction, &self.name, Peers::outbound(own, server))
+            }),
+            _ => self.metrics(metrics, direction),
+        }
     }
 }
 
@@ -165,23 +248,23 @@ pub(super) fn check_cluster(config: &pb::Cluster, at: &str, errors: &mut Vec<Str
             "{at}: protocol TLS is for listeners; use tls.mode for upstream TLS"
         ));
     }
-    if config.tls.as_ref().is_some_and(|t| {
+    if let Some(tls) = config.tls.as_ref().filter(|t| {
         matches!(
             t.mode(),
             pb::upstream_tls::Mode::Simple | pb::upstream_tls::Mode::Mutual
         )
-    }) {
-        errors.push(format!(
-            "{at}: TLS origination (tls.mode SIMPLE or MUTUAL) is not supported by this proxy yet; \
-             use MESH_MUTUAL, DISABLE, or no tls for auto mTLS"
-        ));
+    }) && let Err(error) = Origination::load(tls)
+    {
+        errors.push(format!("{at}: TLS origination: {error}"));
     }
     warn_unimplemented(config, &config.connection_pool.unwrap_or_default(), at);
 }
 
-/// The endpoints of a cluster's assignment; an address that does not parse is a problem.
+/// The endpoints of a cluster's assignment, each with its index in `identities`; an address
+/// that does not parse is a problem.
 pub(super) fn endpoint_specs(
     assignment: Option<&pb::ClusterLoadAssignment>,
+    identities: &[String],
     at: &str,
     errors: &mut Vec<String>,
 ) -> Vec<EndpointSpec> {
@@ -197,6 +280,8 @@ pub(super) fn endpoint_specs(
                 weight: e.weight.max(1),
                 healthy: e.health() == Health::Healthy,
                 mesh_tls: e.mesh_tls,
+                identity: (identities.binary_search(&e.identity).ok())
+                    .and_then(|i| u16::try_from(i).ok()),
             })
         })
         .collect()

@@ -159,12 +159,12 @@ impl Snapshot {
             let assignment = entry.assignment();
             let at = format!("cluster {:?}", config.name);
             check_cluster(&config, &at, &mut errors);
-            let specs = endpoint_specs(assignment.as_ref(), &at, &mut errors);
+            let identities = peer_identities(assignment.as_ref());
+            let specs = endpoint_specs(assignment.as_ref(), &identities, &at, &mut errors);
             let hot = previous
                 .and_then(|p| p.clusters.get(&config.name))
                 .and_then(|e| e.cluster.get());
             if let Some(hot) = hot {
-                let identities = peer_identities(assignment.as_ref());
                 let cluster = Cluster::build(&config, specs, identities, Some(&hot.balancer));
                 let _ = entry.cluster.set(Arc::new(cluster));
             }
@@ -322,8 +322,8 @@ impl ClusterEntry {
             let config: pb::Cluster = decode_valid(&self.config);
             let at = format!("cluster {:?}", config.name);
             let assignment = self.assignment();
-            let specs = endpoint_specs(assignment.as_ref(), &at, &mut Vec::new());
             let identities = peer_identities(assignment.as_ref());
+            let specs = endpoint_specs(assignment.as_ref(), &identities, &at, &mut Vec::new());
             Arc::new(Cluster::build(&config, specs, identities, None))
         })
     }

@@ -35,6 +35,12 @@ pub enum UpstreamError {
         /// rustls' error, as an I/O error.
         source: std::io::Error,
     },
+    /// The cluster wants TLS whose settings cannot be used (its files did not load).
+    #[error("cluster {cluster:?} cannot secure connections: its TLS settings did not load")]
+    TlsSettings {
+        /// The cluster.
+        cluster: String,
+    },
     /// Connecting took too long.
     #[error("upstream connect timeout: {addr} did not accept within {timeout:?}")]
     ConnectTimeout {
@@ -63,9 +69,9 @@ impl UpstreamError {
     pub fn failure(&self) -> UpstreamFailure {
         match self {
             UpstreamError::NoEndpoint { .. } => UpstreamFailure::NoEndpoint,
-            UpstreamError::Connect { .. } | UpstreamError::Tls { .. } => {
-                UpstreamFailure::ConnectError
-            }
+            UpstreamError::Connect { .. }
+            | UpstreamError::Tls { .. }
+            | UpstreamError::TlsSettings { .. } => UpstreamFailure::ConnectError,
             UpstreamError::ConnectTimeout { .. } => UpstreamFailure::ConnectTimeout,
             UpstreamError::Reset { .. } => UpstreamFailure::Reset,
             UpstreamError::Timeout(_) => UpstreamFailure::Timeout,

@@ -6,6 +6,7 @@ use std::{
     sync::Arc,
 };
 
+use arc_swap::ArcSwapOption;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, header, uri::PathAndQuery};
 use hyper::body::Incoming;
 use tokio::time::Instant;
@@ -19,10 +20,10 @@ use crate::{
     authz::{Authorizer, Decision, Facts, HttpFacts},
     balance::hash_key,
     config::{AppProtocol, Cluster, Snapshot},
-    metrics::Direction,
+    metrics::{ClusterMetrics, Direction, Handles, Peers},
     proxy::{Peer, ProxyState},
     route::{Action, Destination, Forward, HashOn, Redirect, Route, matching::query_param},
-    tls::Carried,
+    tls::{Carried, ClientTls},
 };
 
 /// What one client connection's requests are sent to.
@@ -51,6 +52,9 @@ pub struct HttpConn {
     pub inbound: Option<Inbound>,
     /// The client's `x-forwarded-for` entry, when its requests get one.
     forwarded_for: Option<HeaderValue>,
+    /// Inbound: the metric handles (with the peers' identities) of the cluster the last
+    /// request went to, by its name.
+    inbound_metrics: ArcSwapOption<(String, Arc<ClusterMetrics>)>,
 }
 
 /// What the inbound side knows of a connection.
@@ -94,6 +98,7 @@ impl HttpConn {
             inbound,
             forwarded_for: (direction != Direction::Outbound)
                 .then(|| headers::forwarded_for(client)),
+            inbound_metrics: ArcSwapOption::empty(),
         }
     }
 
@@ -260,7 +265,7 @@ impl HttpConn {
         start: Instant,
     ) -> Response<Body> {
         let cluster = plan.cluster;
-        let metrics = cluster.metrics(&self.state.metrics, self.direction);
+        let metrics = self.metrics(cluster);
         let hash = plan
             .forward
             .and_then(|f| f.hash_on.as_ref())
@@ -314,8 +319,20 @@ impl HttpConn {
             UpstreamVersion::Http1 => Carried::Http1,
             UpstreamVersion::Http2 => Carried::Http2,
         };
-        let tls = cluster.client_tls(pick.endpoint(), self.state.mesh_tls.as_deref(), carried);
+        let mesh = self.state.mesh_tls.as_deref();
+        let tls = cluster.client_tls(pick.endpoint(), mesh, carried);
+        let metrics = match (&self.inbound, &tls) {
+            (None, Ok(used)) => Handles::Cluster(cluster.endpoint_metrics(
+                &self.state.metrics,
+                self.direction,
+                pick.endpoint(),
+                *used,
+                mesh,
+            )),
+            _ => metrics,
+        };
         let sent = async {
+            let tls = tls?;
             if upgrade {
                 // Rare and large: boxed, so that it does not grow every request's future.
                 Box::pin(self.send_upgrade(addr, settings, tls, req)).await
@@ -354,13 +371,34 @@ impl HttpConn {
         }
     }
 
+    /// The metric handles for a request to `cluster` before an endpoint is picked: inbound,
+    /// with the connection's peers (resolved once per connection and cluster); else the
+    /// cluster's own.
+    fn metrics<'a>(&self, cluster: &'a Cluster) -> Handles<'a> {
+        let Some(inbound) = &self.inbound else {
+            return Handles::Cluster(cluster.metrics(&self.state.metrics, self.direction));
+        };
+        if let Some(cached) = &*self.inbound_metrics.load()
+            && cached.0 == cluster.name
+        {
+            return Handles::Connection(cached.1.clone());
+        }
+        let own = (self.state.mesh_tls.as_deref()).and_then(|m| m.own_identity());
+        let peer = inbound.peer.as_deref().map(|p| &*p.identity);
+        let peers = Peers::inbound(peer, own.as_deref());
+        let handles = (self.state.metrics).cluster(self.direction, &cluster.name, peers);
+        self.inbound_metrics
+            .store(Some(Arc::new((cluster.name.clone(), handles.clone()))));
+        Handles::Connection(handles)
+    }
+
     /// Forwards an upgrade request and, when the endpoint switches protocols, joins the two
     /// upgraded connections into a tunnel.
     async fn send_upgrade(
         &self,
         addr: std::net::SocketAddr,
         settings: ConnectSettings,
-        tls: Option<&Arc<rustls::ClientConfig>>,
+        tls: Option<ClientTls<'_>>,
         mut req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let downstream = hyper::upgrade::on(&mut req);

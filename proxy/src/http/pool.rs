@@ -23,7 +23,7 @@ use hyper::{
 };
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::{Mutex, RwLock};
-use rustls::{ClientConfig, pki_types::ServerName};
+use rustls::pki_types::ServerName;
 use tokio::{
     net::{TcpSocket, TcpStream},
     time::Instant,
@@ -31,7 +31,10 @@ use tokio::{
 use tokio_rustls::TlsConnector;
 
 use super::UpstreamError;
-use crate::{fast_hash::FastMap, tls::MaybeTls};
+use crate::{
+    fast_hash::FastMap,
+    tls::{ClientTls, MaybeTls},
+};
 
 /// The HTTP version spoken to an endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -55,14 +58,16 @@ pub struct ConnectSettings {
     pub source: Option<IpAddr>,
 }
 
-/// Every endpoint's pool, apart for plain and mesh TLS connections and by source address.
+/// Every endpoint's pool, apart for plain, mesh TLS and originated TLS connections and by
+/// source address.
 #[derive(Default)]
 pub struct Pools {
     endpoints: RwLock<FastMap<PoolKey, Arc<EndpointPool>>>,
 }
 
-/// A pool's endpoint, HTTP version, whether it is mesh TLS, and the source address.
-type PoolKey = (SocketAddr, UpstreamVersion, bool, Option<IpAddr>);
+/// A pool's endpoint, HTTP version, how it is secured (`ClientTls::pool_key`, 0 for plain
+/// text), and the source address.
+type PoolKey = (SocketAddr, UpstreamVersion, u64, Option<IpAddr>);
 
 /// An upstream connection's I/O.
 type UpstreamIo = TokioIo<MaybeTls<TcpStream>>;
@@ -97,10 +102,11 @@ impl Pools {
         addr: SocketAddr,
         version: UpstreamVersion,
         settings: ConnectSettings,
-        tls: Option<&Arc<ClientConfig>>,
+        tls: Option<ClientTls<'_>>,
         req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let pool = self.endpoint((addr, version, tls.is_some(), settings.source));
+        let tls_key = tls.map_or(0, |t| t.pool_key);
+        let pool = self.endpoint((addr, version, tls_key, settings.source));
         let target = Target {
             addr,
             timeout: settings.connect_timeout,
@@ -119,7 +125,7 @@ impl Pools {
         &self,
         addr: SocketAddr,
         settings: ConnectSettings,
-        tls: Option<&Arc<ClientConfig>>,
+        tls: Option<ClientTls<'_>>,
         req: Request<Incoming>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let target = Target {
@@ -325,7 +331,7 @@ pub async fn connect_tcp(
 struct Target<'a> {
     addr: SocketAddr,
     timeout: Duration,
-    tls: Option<&'a Arc<ClientConfig>>,
+    tls: Option<ClientTls<'a>>,
     source: Option<IpAddr>,
 }
 
@@ -334,10 +340,10 @@ struct Target<'a> {
 pub async fn connect_upstream(
     addr: SocketAddr,
     timeout: Duration,
-    tls: Option<&Arc<ClientConfig>>,
+    tls: Option<ClientTls<'_>>,
     source: Option<IpAddr>,
 ) -> Result<MaybeTls<TcpStream>, UpstreamError> {
-    let Some(config) = tls else {
+    let Some(tls) = tls else {
         return connect_tcp(addr, timeout, source)
             .await
             .map(MaybeTls::Plain);
@@ -345,8 +351,8 @@ pub async fn connect_upstream(
     let handshake = async {
         let stream = connect_tcp(addr, timeout, source).await?;
         // Mesh peers are verified by identity, not by name: the address stands in for one.
-        let name = ServerName::IpAddress(addr.ip().into());
-        TlsConnector::from(config.clone())
+        let name = (tls.server_name.cloned()).unwrap_or(ServerName::IpAddress(addr.ip().into()));
+        TlsConnector::from(tls.config.clone())
             .connect(name, stream)
             .await
             .map(|tls| MaybeTls::Tls(Box::new(tls)))

@@ -158,6 +158,7 @@ async fn outbound(
                 Direction::Outbound,
                 &state.metrics,
                 None,
+                None,
             )
             .await;
         }
@@ -430,7 +431,8 @@ async fn serve_protocol<I>(
         Detected::Tls(io, _) | Detected::Opaque(io) => match tcp_cluster() {
             Some(cluster) => {
                 let mesh = state.mesh_tls.as_deref();
-                tcp::forward(io, cluster, target.direction, &state.metrics, mesh).await
+                let inbound = target.inbound.as_ref();
+                tcp::forward(io, cluster, target.direction, &state.metrics, mesh, inbound).await
             }
             None => {
                 tracing::info!(client = %target.client, "no TCP route for this connection; closing it")

@@ -1,11 +1,13 @@
 //! Mutual TLS between sidecars: the rustls configs both ends use, with the workload certificate
-//! of the `IdentityStore` and peers verified against the mesh root by SPIFFE identity.
+//! of the `IdentityStore` and peers verified against the mesh root by SPIFFE identity; and TLS
+//! origination to servers outside the mesh (`Origination`).
 //!
 //! ALPN says what a connection carries (`ALPN_HTTP1`, `ALPN_H2`, `ALPN_TCP`), and a ClientHello
 //! offering one of them is how the inbound side tells mesh TLS from an app's own TLS. Both
 //! configs read the certificate and roots at each handshake, so a renewal or a new root takes
 //! effect on the next connection and open connections are left alone.
 
+mod origination;
 mod resolve;
 mod stream;
 mod verify;
@@ -15,10 +17,11 @@ use std::sync::Arc;
 use rustls::{
     ClientConfig, ServerConfig,
     crypto::{CryptoProvider, ring::default_provider},
-    pki_types::CertificateDer,
+    pki_types::{CertificateDer, ServerName},
     version::TLS13,
 };
 
+pub use origination::{Origination, OriginationError};
 pub use stream::MaybeTls;
 pub use verify::peer_identity;
 
@@ -51,6 +54,26 @@ pub struct ClientConfigs {
     http1: Arc<ClientConfig>,
     h2: Arc<ClientConfig>,
     tcp: Arc<ClientConfig>,
+}
+
+/// How one connection to an endpoint is secured.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientTls<'a> {
+    /// The rustls config.
+    pub config: &'a Arc<ClientConfig>,
+    /// The name to send and verify; `None` for mesh TLS, where the identity is what counts.
+    pub server_name: Option<&'a ServerName<'static>>,
+    /// Tells apart pools of connections secured differently (1 is mesh TLS).
+    pub pool_key: u64,
+}
+
+// === impl ClientTls ===
+
+impl ClientTls<'_> {
+    /// Whether this is mesh TLS (identities checked) rather than TLS origination.
+    pub fn is_mesh(&self) -> bool {
+        self.server_name.is_none()
+    }
 }
 
 /// What a mesh connection carries, from its ALPN protocol.
@@ -121,12 +144,17 @@ impl MeshTls {
 // === impl ClientConfigs ===
 
 impl ClientConfigs {
-    /// The config for connections that carry `carried`.
-    pub fn get(&self, carried: Carried) -> &Arc<ClientConfig> {
-        match carried {
+    /// How a mesh connection that carries `carried` is secured.
+    pub fn get(&self, carried: Carried) -> ClientTls<'_> {
+        let config = match carried {
             Carried::Http1 => &self.http1,
             Carried::Http2 => &self.h2,
             Carried::Tcp => &self.tcp,
+        };
+        ClientTls {
+            config,
+            server_name: None,
+            pool_key: 1,
         }
     }
 }

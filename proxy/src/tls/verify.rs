@@ -178,7 +178,7 @@ pub fn peer_identity(cert: &CertificateDer<'_>) -> Option<String> {
 }
 
 /// A webpki error as rustls reports certificate problems.
-fn pki_error(error: webpki::Error) -> Error {
+pub(super) fn pki_error(error: webpki::Error) -> Error {
     use webpki::Error as E;
     let problem = match error {
         E::BadDer | E::BadDerTime | E::TrailingData(_) => CertificateError::BadEncoding,

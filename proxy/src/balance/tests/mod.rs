@@ -29,6 +29,7 @@ fn spec(i: usize, weight: u32, healthy: bool) -> EndpointSpec {
         weight,
         healthy,
         mesh_tls: false,
+        identity: None,
     }
 }
 
