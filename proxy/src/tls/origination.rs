@@ -81,19 +81,20 @@ impl Origination {
     pub fn load(settings: &UpstreamTls) -> Result<Self, OriginationError> {
         let provider = Arc::new(default_provider());
         let server_name = server_name(settings)?;
-        let verifier: Arc<dyn ServerCertVerifier> = if settings.insecure_skip_verify {
-            Arc::new(AnyServer(provider.signature_verification_algorithms))
-        } else {
-            let expected = match settings.subject_alt_names.as_slice() {
-                [] => vec![ExpectedName::Server(server_name.clone())],
-                names => names.iter().map(|n| ExpectedName::parse(n)).collect(),
-            };
-            Arc::new(OriginVerifier {
+        let check = match settings.insecure_skip_verify {
+            true => None,
+            false => Some(ServerCheck {
                 roots: roots(&settings.ca_certificates)?,
-                expected,
-                algorithms: provider.signature_verification_algorithms,
-            })
+                expected: match settings.subject_alt_names.as_slice() {
+                    [] => vec![ExpectedName::Server(server_name.clone())],
+                    names => names.iter().map(|n| ExpectedName::parse(n)).collect(),
+                },
+            }),
         };
+        let verifier = Arc::new(OriginVerifier {
+            check,
+            algorithms: provider.signature_verification_algorithms,
+        });
         let client_auth = match settings.mode() {
             Mode::Mutual => Some(client_certificate(settings)?),
             _ => None,
@@ -271,11 +272,19 @@ fn uri_names(der: &CertificateDer<'_>) -> Vec<String> {
         .collect()
 }
 
-/// Checks a server's chain against the roots and its names against the expected ones.
+/// What a server's certificate is checked against.
 #[derive(Debug)]
-struct OriginVerifier {
+struct ServerCheck {
     roots: Arc<[TrustAnchor<'static>]>,
     expected: Vec<ExpectedName>,
+}
+
+/// Checks a server's chain against the roots and its names against the expected ones; with no
+/// check (`insecure_skip_verify`) any certificate is taken, and the handshake signatures still
+/// must hold.
+#[derive(Debug)]
+struct OriginVerifier {
+    check: Option<ServerCheck>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -288,10 +297,13 @@ impl ServerCertVerifier for OriginVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
+        let Some(check) = &self.check else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let cert = webpki::EndEntityCert::try_from(end_entity).map_err(pki_error)?;
         cert.verify_for_usage(
             self.algorithms.all,
-            &self.roots,
+            &check.roots,
             intermediates,
             now,
             webpki::KeyUsage::server_auth(),
@@ -299,7 +311,7 @@ impl ServerCertVerifier for OriginVerifier {
             None,
         )
         .map_err(pki_error)?;
-        if !self.expected.iter().any(|n| n.matches(&cert, end_entity)) {
+        if !check.expected.iter().any(|n| n.matches(&cert, end_entity)) {
             return Err(Error::InvalidCertificate(CertificateError::NotValidForName));
         }
         Ok(ServerCertVerified::assertion())
@@ -325,45 +337,6 @@ impl ServerCertVerifier for OriginVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
-    }
-}
-
-/// `insecure_skip_verify`: any certificate is taken; the handshake signatures still must hold.
-#[derive(Debug)]
-struct AnyServer(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AnyServer {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
     }
 }
 
