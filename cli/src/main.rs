@@ -1,10 +1,11 @@
 //! `mesh`: the user's command line: the lab (`mesh lab ...`), `proxy-status`, `proxy-config
-//! secret`, `tls-check` and `analyze`; `inject` and `check` arrive with the issues that build
-//! them, so nothing here claims to work that does not.
+//! secret`, `tls-check`, `analyze` and `inject`; `check` arrives with the issue that builds it,
+//! so nothing here claims to work that does not.
 
 mod analyze;
 mod config_diff;
 mod http_get;
+mod inject;
 mod lab;
 mod locate;
 mod output;
@@ -38,6 +39,8 @@ enum Command {
     /// For every service port a pod reaches: what its servers accept against what the pod
     /// sends, and why a pair cannot talk.
     TlsCheck(tls_check::TlsCheckArgs),
+    /// Add the sidecar to the pods of a manifest, as the injection webhook would.
+    Inject(inject::InjectArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +51,7 @@ fn main() -> std::process::ExitCode {
         Command::Analyze(args) => analyze::run(args),
         Command::ProxyConfig(args) => proxy_config::run(args),
         Command::TlsCheck(args) => tls_check::run(args),
+        Command::Inject(args) => inject::run(args),
     }
 }
 
