@@ -5,7 +5,10 @@ use mesh_injector::{InjectionSettings, NativeSidecars, manifest};
 
 #[test]
 fn the_default_chart_settings_parse() {
-    let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/chart/golden/default.yaml");
+    let golden = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/chart/golden/default.yaml"
+    );
     let text = std::fs::read_to_string(golden).expect("the chart's golden render");
     let configmap = manifest::objects(&text)
         .into_iter()
