@@ -1,11 +1,12 @@
 //! The mesh's certificate authority: the root every mesh certificate chains to, the discovery
 //! server's serving certificate, and the workload certificates sidecars ask for.
 //!
-//! The root is loaded from `--ca-cert`/`--ca-key` when given, else generated at start and
-//! written to `--root-cert-out` for proxies to trust (`--discovery-root-cert`). In a cluster the
-//! root and its key would live in a Secret and the root certificate would be published to
-//! every namespace in a ConfigMap; neither exists yet. `MeshRoot::issue` is the one signing
-//! path.
+//! The root is loaded from `--ca-cert`/`--ca-key` when given; in a cluster it lives in the
+//! Secret `--ca-secret` (`secret`: read, or made and stored by the first replica); otherwise
+//! it is generated at start and written to `--root-cert-out` for proxies to trust
+//! (`--discovery-root-cert`). In a cluster the root certificate is published to every
+//! namespace as ConfigMap `mesh-root-cert` (`crate::injection`). `MeshRoot::issue` is the one
+//! signing path.
 //!
 //! Workload certificates (`service`, the `mesh.ca.v1.Certificates` gRPC service on 15012): the
 //! caller's credential is checked (`credential`: a TokenReview in a cluster, a lab token in the
@@ -16,6 +17,7 @@ mod args;
 pub mod credential;
 pub mod lab_token;
 mod root;
+pub mod secret;
 mod service;
 mod serving;
 mod token_review;
@@ -28,7 +30,7 @@ use time::OffsetDateTime;
 pub use args::CaArgs;
 pub use root::MeshRoot;
 pub use service::CaService;
-pub use serving::{DISCOVERY_NAMES, ServingCert};
+pub use serving::{SERVING_NAMES, ServingCert};
 
 /// Certificates start this long before they are made, so peers whose clocks lag accept them.
 const CLOCK_SKEW: Duration = Duration::from_secs(3600);

@@ -6,15 +6,17 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context;
 use clap::Parser;
 use mesh_control_plane::{
-    ca::{CaArgs, CaService, credential::Authenticator, workload::WorkloadIssuer},
+    ca::{CaArgs, CaService, credential::Authenticator, secret, workload::WorkloadIssuer},
     feedback,
     folder::{Folder, POLL_INTERVAL},
+    injection::{self, ca_bundle, root_configmaps},
     kube_source::KubeSource,
     monitoring::{self, Monitoring},
     publish::{self, Debounce, PublishMetrics},
     store::Store,
     xds::{self, ConfigSnapshot, DiscoveryServer},
 };
+use mesh_injector::InjectionSettings;
 use tokio::sync::watch;
 
 /// The mesh control plane.
@@ -37,6 +39,20 @@ struct Args {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "MESH_LOG", default_value = "info")]
     log: String,
+    /// The namespace the control plane runs in (its Secret lives there).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "mesh-system")]
+    namespace: String,
+    /// Serve the sidecar injection webhook (HTTPS, POST /inject) on this address, e.g.
+    /// 0.0.0.0:15017.
+    #[arg(long, env = "MESH_WEBHOOK_ADDR")]
+    webhook_addr: Option<SocketAddr>,
+    /// The MutatingWebhookConfiguration whose caBundle is kept at the mesh root (needs a
+    /// Kubernetes API server).
+    #[arg(long, env = "MESH_WEBHOOK_CONFIG", conflicts_with = "manifests")]
+    webhook_config: Option<String>,
+    /// The injection settings (the chart's settings.yaml); built-in defaults otherwise.
+    #[arg(long, env = "MESH_INJECTOR_SETTINGS")]
+    injector_settings: Option<PathBuf>,
     /// The mesh root CA and the discovery port's TLS.
     #[command(flatten)]
     ca: CaArgs,
@@ -69,7 +85,56 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ..Debounce::default()
     };
 
-    let root = Arc::new(args.ca.root().context("the mesh root CA")?);
+    // Kubernetes mode when no folder is given.
+    let client = if args.manifests.is_empty() {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to Kubernetes (use --manifests DIR without a cluster)")?;
+        Some(client)
+    } else {
+        None
+    };
+    let root = Arc::new(match (&args.ca.ca_secret, &client) {
+        (Some(name), Some(client)) => {
+            let root = secret::load_or_create(client.clone(), &args.namespace, name).await?;
+            if let Some(path) = &args.ca.root_cert_out {
+                root.write_cert(path)?;
+            }
+            root
+        }
+        (Some(_), None) => {
+            anyhow::bail!("--ca-secret needs a Kubernetes API server, not --manifests")
+        }
+        (None, _) => args.ca.root().context("the mesh root CA")?,
+    });
+    if let Some(address) = args.webhook_addr {
+        let settings = match &args.injector_settings {
+            Some(path) => InjectionSettings::load(path)?,
+            None => InjectionSettings::default(),
+        };
+        let minor = match &client {
+            Some(client) => client
+                .apiserver_version()
+                .await
+                .ok()
+                .and_then(|v| mesh_injector::settings::parse_minor(&v.minor)),
+            None => None,
+        };
+        let config = settings.for_cluster(minor);
+        injection::spawn_webhook(address, &root, &args.ca.xds_sans, config, store_rx.clone())
+            .await?;
+    }
+    if let Some(client) = &client {
+        let pem = root.cert_pem().to_owned();
+        tokio::spawn(root_configmaps::publish_root_configmaps(
+            client.clone(),
+            pem.clone(),
+            store_rx.clone(),
+        ));
+        if let Some(name) = &args.webhook_config {
+            tokio::spawn(ca_bundle::keep_ca_bundle(client.clone(), name.clone(), pem));
+        }
+    }
     let tls = args
         .ca
         .discovery_tls(&root)
@@ -116,9 +181,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             (None, lab_tokens.map(Authenticator::LabTokens))
         }
         _ => {
-            let client = kube::Client::try_default()
-                .await
-                .context("connecting to Kubernetes (use --manifests DIR without a cluster)")?;
+            let client = client.context("a Kubernetes client in Kubernetes mode")?;
             tokio::spawn(feedback::run(client.clone(), reviews_rx));
             let authenticator = match lab_tokens {
                 Some(key) => Authenticator::LabTokens(key),

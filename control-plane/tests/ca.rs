@@ -45,7 +45,7 @@ impl Ca {
         let root = Arc::new(MeshRoot::generate().expect("root"));
         let tls = ServingCert::issue(&root, &["127.0.0.1".to_owned()])
             .expect("serving cert")
-            .server_config()
+            .server_config(&[b"h2"])
             .expect("server config");
         let registry = Registry::new();
         let (store_tx, store_rx) = watch::channel(store);

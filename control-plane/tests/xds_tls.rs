@@ -125,7 +125,7 @@ struct TlsControlPlane {
 impl TlsControlPlane {
     async fn start(root: &MeshRoot) -> TlsControlPlane {
         let serving = ServingCert::issue(root, &["127.0.0.1".to_owned()]).expect("serving cert");
-        let tls = serving.server_config().expect("server config");
+        let tls = serving.server_config(&[b"h2"]).expect("server config");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let (publisher, snapshots) = watch::channel(Arc::new(config(1)));

@@ -33,6 +33,10 @@ pub struct CaArgs {
     /// How long workload certificates last, e.g. 24h or 60s; sidecars renew at half.
     #[arg(long, env = "MESH_WORKLOAD_CERT_TTL", default_value = "24h", value_parser = parse_ttl)]
     pub workload_cert_ttl: Duration,
+    /// Keep the mesh root in this Secret of the control plane's namespace (keys ca-cert.pem
+    /// and ca-key.pem): read when it exists, else generated and stored (needs Kubernetes).
+    #[arg(long, env = "MESH_CA_SECRET", conflicts_with_all = ["ca_cert", "ca_key", "plaintext_xds"])]
+    pub ca_secret: Option<String>,
     /// Check CA callers' tokens with this lab token key instead of a TokenReview (the lab).
     #[arg(long, env = "MESH_LAB_TOKEN_KEY")]
     pub lab_token_key: Option<PathBuf>,
@@ -47,6 +51,7 @@ impl Default for CaArgs {
             xds_sans: Vec::new(),
             plaintext_xds: false,
             workload_cert_ttl: DEFAULT_WORKLOAD_TTL,
+            ca_secret: None,
             lab_token_key: None,
         }
     }
@@ -89,7 +94,7 @@ impl CaArgs {
             return Ok(None);
         }
         ServingCert::issue(root, &self.xds_sans)?
-            .server_config()
+            .server_config(&[b"h2"])
             .map(Some)
     }
 

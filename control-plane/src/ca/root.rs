@@ -56,8 +56,17 @@ impl MeshRoot {
     /// The root in `cert_path` and `key_path` (PEM), checked: a single CA certificate, valid
     /// now, whose public key is the key's.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, CaError> {
-        let cert_pem = read(cert_path)?;
-        let key_pem = read(key_path)?;
+        Self::from_pem(read(cert_path)?, &read(key_path)?, cert_path, key_path)
+    }
+
+    /// The root from PEM texts, checked as [`MeshRoot::load`] does; `cert_path` and `key_path`
+    /// name where the texts came from in errors.
+    pub fn from_pem(
+        cert_pem: String,
+        key_pem: &str,
+        cert_path: &Path,
+        key_path: &Path,
+    ) -> Result<Self, CaError> {
         let invalid_cert = |reason: String| CaError::Certificate {
             path: cert_path.to_owned(),
             reason,
@@ -77,7 +86,7 @@ impl MeshRoot {
                 window.not_before, window.not_after
             )));
         }
-        let key = KeyPair::from_pem(&key_pem).map_err(|e| CaError::Key {
+        let key = KeyPair::from_pem(key_pem).map_err(|e| CaError::Key {
             path: key_path.to_owned(),
             reason: e.to_string(),
         })?;

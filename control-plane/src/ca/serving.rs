@@ -1,5 +1,5 @@
-//! The discovery server's certificate: signed by the mesh root, named for every way a proxy
-//! addresses the control plane, and served with ALPN h2.
+//! The control plane's serving certificate: signed by the mesh root, named for every way a
+//! proxy addresses the discovery port and the API server addresses the injection webhook.
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
@@ -14,12 +14,14 @@ use rustls::{
 
 use super::{CaError, MeshRoot, validity};
 
-/// The control plane's Service in every form a proxy may name it.
-pub const DISCOVERY_NAMES: [&str; 4] = [
+/// The control plane's Services in every form a client may name them: proxies the discovery
+/// port, the API server the webhook (`mesh-injector.mesh-system.svc`).
+pub const SERVING_NAMES: [&str; 5] = [
     "mesh-control-plane",
     "mesh-control-plane.mesh-system",
     "mesh-control-plane.mesh-system.svc",
     "mesh-control-plane.mesh-system.svc.cluster.local",
+    "mesh-injector.mesh-system.svc",
 ];
 
 /// How long the serving certificate is valid; each start issues a new one.
@@ -32,7 +34,7 @@ pub struct ServingCert {
 }
 
 impl ServingCert {
-    /// A server certificate from `root` for `DISCOVERY_NAMES` and `extra_names` (DNS names or
+    /// A server certificate from `root` for `SERVING_NAMES` and `extra_names` (DNS names or
     /// IP addresses), with a new ECDSA P-256 key.
     pub fn issue(root: &MeshRoot, extra_names: &[String]) -> Result<Self, CaError> {
         let key = KeyPair::generate()?;
@@ -40,8 +42,8 @@ impl ServingCert {
         params.distinguished_name = DistinguishedName::new();
         params
             .distinguished_name
-            .push(DnType::CommonName, DISCOVERY_NAMES[0]);
-        params.subject_alt_names = DISCOVERY_NAMES
+            .push(DnType::CommonName, SERVING_NAMES[0]);
+        params.subject_alt_names = SERVING_NAMES
             .into_iter()
             .chain(extra_names.iter().map(String::as_str))
             .map(subject_name)
@@ -62,9 +64,9 @@ impl ServingCert {
         &self.cert
     }
 
-    /// A TLS server config presenting this certificate and offering only HTTP/2 (ALPN h2),
-    /// which gRPC needs.
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, CaError> {
+    /// A TLS server config presenting this certificate and offering the ALPN protocols
+    /// `alpn` (the discovery port offers only h2, which gRPC needs).
+    pub fn server_config(&self, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, CaError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
@@ -73,7 +75,7 @@ impl ServingCert {
                 vec![self.cert.clone()],
                 PrivateKeyDer::Pkcs8(self.key.clone_key()),
             )?;
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     }
 }

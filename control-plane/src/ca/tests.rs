@@ -51,7 +51,7 @@ fn the_serving_certificate_chains_to_the_root_and_carries_every_name() {
     let root = MeshRoot::generate().expect("root");
     let extra = ["127.0.0.1".to_owned(), "cp.example".to_owned()];
     let serving = ServingCert::issue(&root, &extra).expect("serving certificate");
-    for name in DISCOVERY_NAMES
+    for name in SERVING_NAMES
         .into_iter()
         .chain(extra.iter().map(String::as_str))
     {
@@ -65,11 +65,11 @@ fn the_serving_certificate_chains_to_the_root_and_carries_every_name() {
     ));
     let stranger = MeshRoot::generate().expect("another root");
     assert_eq!(
-        verify(stranger.cert_der(), serving.cert_der(), DISCOVERY_NAMES[0]),
+        verify(stranger.cert_der(), serving.cert_der(), SERVING_NAMES[0]),
         Err(Error::InvalidCertificate(CertificateError::UnknownIssuer))
     );
     serving
-        .server_config()
+        .server_config(&[b"h2"])
         .expect("rustls takes the certificate and key");
 }
 
@@ -93,7 +93,7 @@ fn a_root_kept_in_files_is_loaded_back_and_signs_for_the_same_trust() {
         original.cert_pem()
     );
     let serving = ServingCert::issue(&loaded, &[]).expect("signs");
-    verify(original.cert_der(), serving.cert_der(), DISCOVERY_NAMES[3]).expect("same trust");
+    verify(original.cert_der(), serving.cert_der(), SERVING_NAMES[3]).expect("same trust");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 

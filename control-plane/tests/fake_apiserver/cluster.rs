@@ -213,6 +213,15 @@ impl Cluster {
             .expect("just patched"))
     }
 
+    /// One object (a single-object `GET`), or 404.
+    pub fn get_object(&self, object: &ObjectPath) -> Result<Value, ApiError> {
+        let resource = object.collection.resource;
+        self.get(resource, &object.collection.namespace, &object.name)
+            .ok_or_else(|| {
+                ApiError::not_found(format!("{} {:?} not found", resource.plural, object.name))
+            })
+    }
+
     fn get(
         &self,
         resource: &ResourceType,

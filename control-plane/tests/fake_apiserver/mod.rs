@@ -2,7 +2,7 @@
 //! loopback, so the real kube-rs client, watcher and reflector run against it.
 //!
 //! Served: `GET` list and watch of the collections in [`resources::RESOURCES`] (all-namespaces
-//! and namespaced paths); `limit`/`continue` pagination over a consistent snapshot (an expired
+//! and namespaced paths) and `GET` of one object; `limit`/`continue` pagination over a consistent snapshot (an expired
 //! token answers 410); watches from a resourceVersion replay history then stream live events,
 //! with bookmarks on demand; a test can partition, close or expire open watches and compact
 //! history, choose whether a too-old watch gets an `ERROR` event or an HTTP 410, and make
@@ -15,7 +15,7 @@
 //! `/status`, with `metadata.resourceVersion` in the patch as a precondition (409 on a
 //! mismatch). Writes show in watches like any change.
 //!
-//! Not served: other write forms (PUT, DELETE, JSON patch, server-side apply), single-object GETs, protobuf/Table/metadata-only responses (406),
+//! Not served: other write forms (PUT, DELETE, JSON patch, server-side apply), protobuf/Table/metadata-only responses (406),
 //! set-based label selectors and field selectors other than `metadata.name`/`metadata.namespace`
 //! (400), and streaming lists (`sendInitialEvents`, ignored). Selectors filter watch events by
 //! the object's new state: an object leaving a selector is not turned into a DELETED event.

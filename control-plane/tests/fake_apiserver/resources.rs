@@ -28,7 +28,10 @@ impl ResourceType {
     /// Built-in types are typed in the real API server: their list items carry no
     /// `apiVersion`/`kind`. Custom resources are unstructured and keep them.
     pub fn is_builtin(&self) -> bool {
-        matches!(self.group, "" | "discovery.k8s.io" | "events.k8s.io")
+        matches!(
+            self.group,
+            "" | "discovery.k8s.io" | "events.k8s.io" | "admissionregistration.k8s.io"
+        )
     }
 }
 
@@ -55,6 +58,15 @@ pub static RESOURCES: &[ResourceType] = &[
     resource("", "v1", "services", "Service", true),
     resource("", "v1", "pods", "Pod", true),
     resource("", "v1", "namespaces", "Namespace", false),
+    resource("", "v1", "configmaps", "ConfigMap", true),
+    resource("", "v1", "secrets", "Secret", true),
+    resource(
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingwebhookconfigurations",
+        "MutatingWebhookConfiguration",
+        false,
+    ),
     resource(
         "discovery.k8s.io",
         "v1",

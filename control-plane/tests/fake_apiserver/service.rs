@@ -148,11 +148,16 @@ fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))
 }
 
-/// A list or a watch.
+/// A list, a watch, or one object.
 fn read(cluster: &mut Cluster, recorded: &RecordedRequest) -> Result<Response<Body>, ApiError> {
-    let collection = parse_collection(&recorded.path).ok_or_else(|| {
-        ApiError::not_found(format!("the server could not find {}", recorded.path))
-    })?;
+    let Some(collection) = parse_collection(&recorded.path) else {
+        let object = parse_object(&recorded.path)
+            .filter(|o| o.subresource.is_none())
+            .ok_or_else(|| {
+                ApiError::not_found(format!("the server could not find {}", recorded.path))
+            })?;
+        return Ok(json_response(StatusCode::OK, &cluster.get_object(&object)?));
+    };
     let selector = Selector::parse(
         recorded.param("labelSelector"),
         recorded.param("fieldSelector"),
