@@ -1,4 +1,5 @@
-# The mesh image: every mesh binary in one image, which the chart runs as the control plane and
+# The mesh image: every mesh binary in one image (and the lab's echo workload, mesh-workload,
+# for the examples), which the chart runs as the control plane and
 # the injector puts into meshed pods as the sidecar (mesh-proxy) and init container (mesh-init).
 #
 #   scripts/kind-image                        # builds mesh:<workspace version>, loads it into kind
@@ -14,10 +15,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked \
-        -p mesh-control-plane -p mesh-proxy -p mesh-init -p mesh-cli \
+        -p mesh-control-plane -p mesh-proxy -p mesh-init -p mesh-cli -p mesh-lab \
  && mkdir -p /out \
  && cp target/release/mesh-control-plane target/release/mesh-proxy \
-       target/release/mesh-init target/release/mesh /out/
+       target/release/mesh-init target/release/mesh target/release/mesh-workload /out/
 
 # --- runtime --------------------------------------------------------------------------------------
 FROM debian:bookworm-slim

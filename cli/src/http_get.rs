@@ -179,18 +179,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_pod_endpoint_is_reached_on_the_pods_own_localhost() {
-        let is_root = nix::unistd::Uid::effective().is_root();
-        let netns = Netns(format!("mesh-cli-http-{}", std::process::id()));
-        let created = is_root && mesh_lab::netns::create(&netns.0).is_ok();
-        if !created {
-            let why = format!("root: {is_root}, `ip netns add` worked: {created}");
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI must run this test: {why}"
-            );
-            eprintln!("SKIPPED: needs root and iproute2 ({why})");
+        let test = "a_pod_endpoint_is_reached_on_the_pods_own_localhost";
+        if !mesh_test_support::require_root(test, &["ip"]) {
             return;
         }
+        let netns = Netns(format!("mesh-cli-http-{}", std::process::id()));
+        mesh_lab::netns::create(&netns.0).expect("ip netns add");
         // A one-request server on 127.0.0.1 inside the namespace: the listening socket stays
         // there, so only a connection made inside can reach it.
         let listener = mesh_lab::netns::run_inside(&netns.0, || {

@@ -3,6 +3,8 @@
 
 use std::{path::Path, process::Command};
 
+use mesh_test_support::{run_or_skip, why_not_built, why_not_root};
+
 fn mesh(args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_mesh"))
         .args(["lab", "--name", "clitest"])
@@ -38,23 +40,15 @@ impl Drop for Down {
 
 #[test]
 fn up_status_exec_logs_and_down_after_the_supervisor_is_killed() {
-    let is_root = nix::unistd::Uid::effective().is_root();
     let bins = Path::new(env!("CARGO_BIN_EXE_mesh")).parent().unwrap();
-    let built = [
+    let binaries = [
         "mesh-proxy",
         "mesh-init",
         "mesh-control-plane",
         "mesh-workload",
-    ]
-    .iter()
-    .all(|b| bins.join(b).exists());
-    if !(is_root && built) {
-        let why = format!("root: {is_root}, workspace binaries built: {built}");
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must run this test: {why}"
-        );
-        eprintln!("SKIPPED: needs root and `cargo build --workspace` ({why})");
+    ];
+    let why_not = why_not_root(&[]).or_else(|| why_not_built(bins, &binaries));
+    if !run_or_skip("up_status_exec_logs_and_down", why_not) {
         return;
     }
     let _down = Down;

@@ -7,6 +7,7 @@ mod output;
 
 use std::{path::Path, process::Command};
 
+use mesh_test_support::{run_or_skip, why_not_built, why_not_root};
 use output::{rows, stderr, stdout, wait_until};
 
 /// Stops the lab even when an assertion fails half way.
@@ -23,25 +24,17 @@ impl Drop for LabDown {
 #[test]
 fn proxy_status_in_a_lab_reaches_the_control_plane_and_sidecars_inside_their_pods() {
     const LAB: &str = "pstatus";
-    let is_root = nix::unistd::Uid::effective().is_root();
     let bins = Path::new(env!("CARGO_BIN_EXE_mesh"))
         .parent()
         .expect("target dir");
-    let built = [
+    let binaries = [
         "mesh-proxy",
         "mesh-init",
         "mesh-workload",
         "mesh-control-plane",
-    ]
-    .iter()
-    .all(|b| bins.join(b).exists());
-    if !(is_root && built) {
-        let why = format!("root: {is_root}, workspace binaries built: {built}");
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must run this test: {why}"
-        );
-        eprintln!("SKIPPED: needs root and `cargo build --workspace` ({why})");
+    ];
+    let why_not = why_not_root(&[]).or_else(|| why_not_built(bins, &binaries));
+    if !run_or_skip("proxy_status_in_a_lab", why_not) {
         return;
     }
     let _down = LabDown(LAB);

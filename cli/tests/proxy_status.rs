@@ -15,6 +15,7 @@ use std::{
     time::Duration,
 };
 
+use mesh_test_support::{run_or_skip, why_not_built};
 use serde_json::Value;
 
 #[path = "support/output.rs"]
@@ -90,17 +91,9 @@ fn binaries() -> Option<(PathBuf, PathBuf)> {
     let dir = Path::new(env!("CARGO_BIN_EXE_mesh"))
         .parent()
         .expect("the target dir");
-    let (cp, proxy) = (dir.join("mesh-control-plane"), dir.join("mesh-proxy"));
-    if cp.exists() && proxy.exists() {
-        return Some((cp, proxy));
-    }
-    let why = format!("{} or {} is not built", cp.display(), proxy.display());
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI must run this test: {why}"
-    );
-    eprintln!("SKIPPED: needs `cargo build --workspace` ({why})");
-    None
+    let why_not = why_not_built(dir, &["mesh-control-plane", "mesh-proxy"]);
+    run_or_skip("proxy_status", why_not)
+        .then(|| (dir.join("mesh-control-plane"), dir.join("mesh-proxy")))
 }
 
 fn free_port() -> u16 {

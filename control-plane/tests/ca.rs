@@ -2,9 +2,6 @@
 //! caller's service account whatever its CSR claims, and clear refusals for a missing, forged,
 //! expired, wrong-audience or borrowed token and a garbage CSR, each counted.
 
-#[allow(dead_code)] // the fake serves more than the CA needs
-mod fake_apiserver;
-
 use std::{
     net::SocketAddr,
     path::PathBuf,
@@ -12,7 +9,6 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use fake_apiserver::{FakeApiServer, FakeToken};
 use k8s_openapi::api::core::v1::{Pod, PodIP, PodStatus};
 use kube::api::ObjectMeta;
 use mesh_control_plane::{
@@ -25,6 +21,7 @@ use mesh_control_plane::{
 };
 use mesh_proto::ca::v1::{IssueRequest, certificates_client::CertificatesClient};
 use mesh_proxy::identity::{CaClient, IdentityError};
+use mesh_test_support::fake_apiserver::{FakeApiServer, FakeToken};
 use prometheus::Registry;
 use tokio::{net::TcpListener, sync::watch};
 use tonic::{

@@ -3,17 +3,14 @@
 //! webhook configuration's caBundle set to it, and ConfigMap `mesh-root-cert` written to every
 //! namespace, following a namespace created later.
 
-#[allow(dead_code)] // the fake serves more than these duties need
-mod fake_apiserver;
-
 use base64::Engine;
-use fake_apiserver::FakeApiServer;
 use mesh_control_plane::{
     ca::secret::load_or_create,
     injection::{ca_bundle::patch_ca_bundle, root_configmaps::publish_root_configmaps},
     kube_source::KubeSource,
     store::Store,
 };
+use mesh_test_support::fake_apiserver::FakeApiServer;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 

@@ -1,11 +1,9 @@
 //! The Kubernetes source against a fake API server speaking the real list/watch protocol over
 //! HTTP: the real kube-rs client, watcher and reflector run unchanged.
 
-mod fake_apiserver;
 #[path = "kube_watch/feedback.rs"]
 mod feedback;
 
-use fake_apiserver::{FakeApiServer, GoneForm, RecordedRequest};
 use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -14,6 +12,7 @@ use kube::runtime::watcher;
 use mesh_control_plane::istio::VirtualService;
 use mesh_control_plane::kube_source::KubeSource;
 use mesh_control_plane::store::{Kind, ObjectRef, Store, Stored};
+use mesh_test_support::fake_apiserver::{FakeApiServer, GoneForm, RecordedRequest};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::sync::watch;

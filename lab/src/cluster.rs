@@ -25,10 +25,7 @@ pub use scale::ScaleChange;
 
 use crate::manifest::Manifests;
 
-/// The namespace label that meshes a namespace's pods (`disabled` opts a namespace out).
-pub const INJECTION_LABEL: &str = "mesh-injection";
-/// The pod annotation that opts a pod in (`"true"`) or out (`"false"`) of the mesh.
-pub const INJECT_ANNOTATION: &str = "mesh.io/inject";
+pub use mesh_injector::INJECTION_LABEL;
 
 /// The whole lab as it should be.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -92,8 +89,9 @@ pub struct PodPlan {
     pub hostname: Option<String>,
     /// `spec.subdomain`, for headless-Service DNS names.
     pub subdomain: Option<String>,
-    /// Whether it starts with mesh-init and a mesh-proxy sidecar.
-    pub meshed: bool,
+    /// The sidecar the injector gave it, if any: mesh-init's command and the mesh-proxy
+    /// container, started before the pod's containers.
+    pub sidecar: Option<SidecarPlan>,
     /// What runs in it.
     pub role: PodRole,
 }
@@ -120,6 +118,46 @@ pub struct ContainerPlan {
     pub ports: Vec<ContainerPortPlan>,
     /// How the lab decides the container is ready.
     pub readiness: Readiness,
+}
+
+/// The injector's additions to a pod, as the lab runs them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SidecarPlan {
+    /// The init container's command line (`mesh-init` and its flags).
+    pub init_argv: Vec<String>,
+    /// The sidecar container; paths in its env point into its volumes' mount paths.
+    pub proxy: ContainerPlan,
+    /// The uid and gid the sidecar runs as.
+    pub run_as: (u32, u32),
+    /// The volumes the sidecar mounts, which the lab writes into a folder per pod.
+    pub volumes: Vec<VolumePlan>,
+}
+
+/// One volume the sidecar mounts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VolumePlan {
+    /// Where the container sees it.
+    pub mount_path: String,
+    /// What is in it.
+    pub content: VolumeContent,
+}
+
+/// The kinds of volume the lab can fill.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum VolumeContent {
+    /// A projected service-account token in file `path` (the lab's CA token for the pod).
+    Token {
+        /// The file name.
+        path: String,
+    },
+    /// A ConfigMap with the mesh root certificate under `key`.
+    RootCert {
+        /// The file name.
+        key: String,
+    },
+    /// Downward API files: file name and field path (`metadata.labels` or
+    /// `metadata.annotations`).
+    PodInfo(Vec<(String, String)>),
 }
 
 /// A declared container port.
@@ -306,6 +344,11 @@ impl PodPlan {
     /// `namespace/name`.
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Whether the pod has the mesh sidecar.
+    pub fn meshed(&self) -> bool {
+        self.sidecar.is_some()
     }
 
     /// The containers, if the pod runs any.

@@ -217,8 +217,6 @@ fn endpoint_slices(
         .collect()
 }
 
-use mesh_control_plane::translate::names::TLS_MODE_LABEL;
-
 fn pod_object(pod: &PodPlan, ready: bool) -> Pod {
     let containers = pod
         .containers()
@@ -239,14 +237,10 @@ fn pod_object(pod: &PodPlan, ready: bool) -> Pod {
             ..Container::default()
         })
         .collect();
-    let mut labels = pod.labels.clone();
-    if pod.meshed {
-        // As the injector labels the pods it gives a sidecar: endpoints that speak mesh mTLS.
-        labels.insert(TLS_MODE_LABEL.to_owned(), "istio".to_owned());
-    }
     Pod {
         metadata: ObjectMeta {
-            labels: Some(labels),
+            // As injected: a sidecar's pod carries the injector's tlsMode label and status.
+            labels: Some(pod.labels.clone()),
             annotations: Some(pod.annotations.clone()).filter(|a| !a.is_empty()),
             ..meta(Some(&pod.namespace), &pod.name)
         },

@@ -26,9 +26,9 @@ pub fn token_key_path(lab: &str) -> PathBuf {
     state::lab_dir(lab).join("ca").join("token-key")
 }
 
-/// Where each pod's CA token is written.
-pub fn tokens_dir(lab: &str) -> PathBuf {
-    state::lab_dir(lab).join("tokens")
+/// Where each pod's sidecar volumes (its CA token, the mesh root, its labels) are written.
+pub fn volumes_dir(lab: &str) -> PathBuf {
+    state::lab_dir(lab).join("volumes")
 }
 
 /// Generates the lab's root and token key and writes them.

@@ -14,20 +14,15 @@ use std::{
 use mesh_control_plane::ca::lab_token::LabTokenKey;
 
 use crate::{
-    cluster::{ContainerPlan, PodPlan, Readiness, discovery_address},
+    cluster::{ContainerPlan, PodPlan, Readiness, SidecarPlan, VolumeContent},
     netns::{self, CommandError},
 };
 
-/// The sidecar's container name in status and logs.
-pub const PROXY_CONTAINER: &str = "mesh-proxy";
+pub use mesh_injector::{CERT_LIFETIME_ANNOTATION, PROXY_CONTAINER};
 /// The proxy's health port (`/healthz/ready`).
 const PROXY_HEALTH_PORT: u16 = 15021;
 /// The proxy's admin port (`/config_dump`; localhost only).
 const PROXY_ADMIN_PORT: u16 = 15000;
-/// The pod annotation that sets the lifetime of the sidecar's certificate, e.g. `60s`.
-pub const CERT_LIFETIME_ANNOTATION: &str = "mesh.io/cert-lifetime";
-/// The sidecar's uid and gid.
-const PROXY_UID: u32 = 1337;
 /// How long a pod's CA token lasts (a new one is written whenever its sidecar starts).
 const CA_TOKEN_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long one probe may take.
@@ -42,11 +37,24 @@ pub struct Launcher {
     pub mesh_root: PathBuf,
     /// The key that signs the pods' CA tokens.
     pub token_key: PathBuf,
-    /// Where each pod's CA token is written for its sidecar.
-    pub tokens_dir: PathBuf,
+    /// Where each pod's sidecar volumes are written.
+    pub volumes_dir: PathBuf,
 }
 
 impl Launcher {
+    /// A command line whose program is one of the lab's binaries (`mesh-init`, `mesh-proxy`)
+    /// named by its path in the lab's folder.
+    fn resolve_argv(&self, argv: &[String]) -> Vec<String> {
+        let mut resolved = argv.to_vec();
+        if let Some(program) = resolved.first_mut() {
+            let local = self.bin_dir.join(&*program);
+            if !program.contains('/') && local.exists() {
+                *program = local.display().to_string();
+            }
+        }
+        resolved
+    }
+
     /// `PATH` for pods: the lab's binaries first, then the system's.
     pub fn path(&self) -> String {
         format!(
@@ -71,26 +79,15 @@ impl Launcher {
         netns::write_etc_file(netns_name, "hosts", &hosts)
     }
 
-    /// Runs mesh-init in the pod's namespace with options from the pod's annotations.
+    /// Runs the injected `mesh-init` container's command in the pod's namespace.
     pub fn run_mesh_init(
         &self,
         netns_name: &str,
-        pod: &PodPlan,
+        sidecar: &SidecarPlan,
         log: &Path,
     ) -> Result<(), CommandError> {
         let mut args = vec!["netns".to_owned(), "exec".to_owned(), netns_name.to_owned()];
-        args.push(self.bin_dir.join("mesh-init").display().to_string());
-        for (annotation, flag) in [
-            ("mesh.io/include-inbound-ports", "--inbound-ports"),
-            ("mesh.io/exclude-inbound-ports", "--exclude-inbound-ports"),
-            ("mesh.io/exclude-outbound-ports", "--exclude-outbound-ports"),
-            ("mesh.io/exclude-outbound-cidrs", "--exclude-outbound-cidrs"),
-            ("mesh.io/include-outbound-cidrs", "--include-outbound-cidrs"),
-        ] {
-            if let Some(value) = pod.annotations.get(annotation) {
-                args.push(format!("{flag}={value}"));
-            }
-        }
+        args.extend(self.resolve_argv(&sidecar.init_argv));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let result = netns::run("ip", &refs);
         let text = match &result {
@@ -101,73 +98,84 @@ impl Launcher {
         result.map(drop)
     }
 
-    /// Writes the pod's CA token (what kubelet projects into a pod), readable by the sidecar's
-    /// uid only, and returns its path.
-    pub fn write_ca_token(&self, pod: &PodPlan) -> std::io::Result<PathBuf> {
-        let key = LabTokenKey::load(&self.token_key).map_err(std::io::Error::other)?;
-        let token = key.mint(
-            &pod.namespace,
-            &pod.service_account,
-            &pod.name,
-            CA_TOKEN_LIFETIME,
-            std::time::SystemTime::now(),
-        );
-        std::fs::create_dir_all(&self.tokens_dir)?;
-        let path = self
-            .tokens_dir
+    /// Writes the sidecar's volumes for `pod` (its CA token, the mesh root, its labels) into
+    /// the pod's folder, as kubelet would mount them, and returns each mount path with the
+    /// folder standing in for it. The token is written anew each time, readable by the
+    /// sidecar's uid only.
+    pub fn write_volumes(
+        &self,
+        pod: &PodPlan,
+        sidecar: &SidecarPlan,
+    ) -> std::io::Result<Vec<(String, PathBuf)>> {
+        let pod_dir = self
+            .volumes_dir
             .join(format!("{}.{}", pod.namespace, pod.name));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)?;
-        file.write_all(token.as_bytes())?;
-        let proxy_uid = Some(nix::unistd::Uid::from_raw(PROXY_UID));
-        let proxy_gid = Some(nix::unistd::Gid::from_raw(PROXY_UID));
-        nix::unistd::chown(&path, proxy_uid, proxy_gid).map_err(std::io::Error::from)?;
-        Ok(path)
+        let (uid, gid) = sidecar.run_as;
+        let owner = (
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        );
+        let mut mounts = Vec::new();
+        for (index, volume) in sidecar.volumes.iter().enumerate() {
+            let dir = pod_dir.join(index.to_string());
+            std::fs::create_dir_all(&dir)?;
+            match &volume.content {
+                VolumeContent::Token { path } => {
+                    let key = LabTokenKey::load(&self.token_key).map_err(std::io::Error::other)?;
+                    let token = key.mint(
+                        &pod.namespace,
+                        &pod.service_account,
+                        &pod.name,
+                        CA_TOKEN_LIFETIME,
+                        std::time::SystemTime::now(),
+                    );
+                    let file = dir.join(path);
+                    write_private(&file, token.as_bytes())?;
+                    nix::unistd::chown(&file, owner.0, owner.1).map_err(std::io::Error::from)?;
+                }
+                VolumeContent::RootCert { key } => {
+                    std::fs::copy(&self.mesh_root, dir.join(key))?;
+                }
+                VolumeContent::PodInfo(files) => {
+                    for (file, field) in files {
+                        let map = match field.as_str() {
+                            "metadata.labels" => &pod.labels,
+                            _ => &pod.annotations,
+                        };
+                        std::fs::write(dir.join(file), downward_map(map))?;
+                    }
+                }
+            }
+            mounts.push((volume.mount_path.clone(), dir));
+        }
+        Ok(mounts)
     }
 
-    /// Starts the sidecar in the pod's namespace as uid/gid 1337, taking its config from the
-    /// control plane with the pod's metadata and its certificate from the CA with the pod's
-    /// token, as the injector sets it up.
+    /// Starts the injected sidecar in the pod's namespace as its uid and gid, with its env's
+    /// mount paths pointing at the volumes the lab wrote.
     pub fn spawn_proxy(
         &self,
         netns_name: &str,
         pod: &PodPlan,
+        sidecar: &SidecarPlan,
         log: &Path,
     ) -> std::io::Result<tokio::process::Child> {
-        let token = self.write_ca_token(pod)?;
-        let proxy = self.bin_dir.join("mesh-proxy");
-        let argv = [
-            "setpriv",
-            "--reuid=1337",
-            "--regid=1337",
-            "--clear-groups",
-            "--",
-            &proxy.display().to_string(),
-            "--discovery-address",
-            &discovery_address(),
-            "--discovery-root-cert",
-            &self.mesh_root.display().to_string(),
-            "--ca-token-file",
-            &token.display().to_string(),
-        ]
-        .map(str::to_owned);
-        let labels: Vec<String> = pod.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut env = vec![
-            ("POD_NAME", pod.name.clone()),
-            ("POD_NAMESPACE", pod.namespace.clone()),
-            ("POD_IP", pod.ip.to_string()),
-            ("SERVICE_ACCOUNT", pod.service_account.clone()),
-            ("MESH_POD_LABELS", labels.join(",")),
+        let mounts = self.write_volumes(pod, sidecar)?;
+        let (uid, gid) = sidecar.run_as;
+        let mut argv = vec![
+            "setpriv".to_owned(),
+            format!("--reuid={uid}"),
+            format!("--regid={gid}"),
+            "--clear-groups".to_owned(),
+            "--".to_owned(),
         ];
-        // The certificate lifetime the sidecar asks for (the CA caps it at its own).
-        if let Some(lifetime) = pod.annotations.get(CERT_LIFETIME_ANNOTATION) {
-            env.push(("MESH_CERT_LIFETIME", lifetime.clone()));
-        }
-        let env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        argv.extend(self.resolve_argv(&sidecar.proxy.argv));
+        let env: Vec<(String, String)> = sidecar
+            .proxy
+            .env
+            .iter()
+            .map(|(name, value)| (name.clone(), mounted(value, &mounts)))
+            .collect();
         self.spawn(netns_name, &argv, &env, log)
     }
 
@@ -281,4 +289,34 @@ fn http_ok(ip: Ipv4Addr, port: u16, path: &str) -> Option<bool> {
     stream.read_exact(&mut head).ok()?;
     // "HTTP/1.1 200": 2xx and 3xx count as ready, as kubelet counts them.
     Some(matches!(head.get(9), Some(b'2' | b'3')))
+}
+
+/// `value` with a leading mount path replaced by the folder that stands in for it.
+fn mounted(value: &str, mounts: &[(String, PathBuf)]) -> String {
+    for (mount_path, dir) in mounts {
+        if let Some(rest) = value.strip_prefix(mount_path.as_str())
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return format!("{}{rest}", dir.display());
+        }
+    }
+    value.to_owned()
+}
+
+/// A map in the downward API's file form: `key="value"` per line, values quoted as Go does.
+fn downward_map(map: &std::collections::BTreeMap<String, String>) -> String {
+    map.iter()
+        .map(|(k, v)| format!("{k}={}\n", serde_json::Value::String(v.clone())))
+        .collect()
+}
+
+/// Writes `bytes` to a new file readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
 }

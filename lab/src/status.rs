@@ -59,7 +59,7 @@ pub fn render(state: &LabState) -> String {
             restarts.to_string(),
             pod.ip.to_string(),
             pod.node.clone(),
-            if pod.meshed { "mesh-proxy" } else { "-" }.to_owned(),
+            if pod.meshed() { "mesh-proxy" } else { "-" }.to_owned(),
         ]);
     }
     table(&mut out, &pods);

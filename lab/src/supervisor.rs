@@ -382,7 +382,7 @@ fn build(
         bin_dir: options.bin_dir.clone(),
         mesh_root: mesh_root::cert_path(&options.name),
         token_key: mesh_root::token_key_path(&options.name),
-        tokens_dir: mesh_root::tokens_dir(&options.name),
+        volumes_dir: mesh_root::volumes_dir(&options.name),
     };
     let mut pods = BTreeMap::new();
     for (index, pod) in plan.pods.iter().enumerate() {
@@ -465,7 +465,7 @@ fn pod_status(names: &LabNames, pod: &PodPlan) -> PodStatus {
         .iter()
         .map(|c| (c.name.clone(), ContainerStatus::default()))
         .collect();
-    if pod.meshed {
+    if pod.meshed() {
         containers.insert(PROXY_CONTAINER.to_owned(), ContainerStatus::default());
     }
     PodStatus {

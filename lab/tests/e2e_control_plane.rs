@@ -243,7 +243,7 @@ async fn a_new_replica_receives_traffic_through_the_meshed_clients() {
     assert_eq!(change.added.len(), 1, "{change:?}");
     assert!(change.removed.is_empty());
     let new = change.added[0].clone();
-    assert!(new.meshed, "the new pod gets a sidecar");
+    assert!(new.meshed(), "the new pod gets a sidecar");
     wait_for_endpoints(&lab, &sleep, V1, 3).await;
     let summary = lab
         .call(&sleep, &["call", "http://web/", "--count", "600"])
@@ -321,7 +321,7 @@ async fn traffic_survives_a_killed_control_plane_and_every_proxy_resyncs() {
             .plan
             .pods
             .iter()
-            .filter(|p| p.meshed)
+            .filter(|p| p.meshed())
             .map(|p| p.name.clone())
             .collect();
         eventually(
@@ -336,7 +336,8 @@ async fn traffic_survives_a_killed_control_plane_and_every_proxy_resyncs() {
                 if restarted_at.get().is_none() {
                     restarted_at.set(Some(Instant::now()));
                 }
-                let status = lab.proxy_status().await;
+                // The restarted control plane answers once its monitoring port is bound.
+                let status = lab.try_proxy_status().await.ok()?;
                 let proxies = status["proxies"].as_array()?.clone();
                 let synced = |pod: &String| {
                     proxies.iter().any(|p| {

@@ -9,6 +9,7 @@ mod support;
 
 use std::{process::Stdio, time::Duration};
 
+use mesh_lab::cluster::Readiness;
 use support::{TestLab, eventually, require_root};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -41,6 +42,7 @@ spec:
         env:
         - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
         ports: [{ name: http, containerPort: 8080 }]
+        readinessProbe: { httpGet: { path: /ready, port: http } }
 ---
 apiVersion: v1
 kind: Service
@@ -170,6 +172,15 @@ async fn peer_authentication_strict_permissive_and_disable_between_sidecars() {
     .await;
     let sleep = lab.pod("shop", "sleep-");
     let outsider = lab.pod("legacy", "outsider");
+    // The injector moved web's readiness probe to its sidecar, and under STRICT the pods
+    // became ready through it (the lab waits for every pod to be ready).
+    assert_eq!(
+        lab.pod("shop", "web-").containers()[0].readiness,
+        Readiness::HttpGet {
+            port: 15021,
+            path: "/app-health/web/readyz".to_owned()
+        }
+    );
 
     // STRICT: the meshed client gets through over mTLS, and the app knows who it is.
     let echo = curl(&lab, &sleep, "http://web/")

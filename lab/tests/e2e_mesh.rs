@@ -92,7 +92,7 @@ async fn meshed_calls_pass_both_sidecars_and_keep_the_original_port() {
     }
     let lab = TestLab::start("e2em1", SHOP).await;
     let sleep = lab.pod("shop", "sleep-");
-    assert!(sleep.meshed && lab.pod("shop", "web-").meshed);
+    assert!(sleep.meshed() && lab.pod("shop", "web-").meshed());
     let summary = lab
         .call(&sleep, &["call", "http://web/", "--count", "40"])
         .await;

@@ -24,6 +24,8 @@ use crate::http::connect_tcp;
 
 /// Where probes come from: the address the capture rules let through.
 const PROBE_SOURCE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 6));
+/// The User-Agent of the app's probes.
+const APP_PROBE_AGENT: &str = "mesh-proxy/app-probe";
 /// Kubernetes' default probe timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -167,7 +169,10 @@ impl AppProbe {
                     host,
                     headers,
                     ..
-                } => http_get(stream, addr, path, host.as_deref(), headers).await,
+                } => {
+                    let host = host.as_deref();
+                    http_get(stream, addr, path, host, headers, APP_PROBE_AGENT).await
+                }
             }
         })
         .await
@@ -176,12 +181,15 @@ impl AppProbe {
     }
 }
 
-async fn http_get(
+/// One HTTP/1.1 GET of `path` over `stream` (connected to `addr`): the answer's status and a
+/// line saying what answered, or why there was no answer. The body is not read.
+pub(crate) async fn http_get(
     stream: tokio::net::TcpStream,
     addr: SocketAddr,
     path: &str,
     host: Option<&str>,
     headers: &[(HeaderName, HeaderValue)],
+    user_agent: &'static str,
 ) -> Result<(StatusCode, String), String> {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -190,7 +198,7 @@ async fn http_get(
     let host = host.map_or_else(|| addr.to_string(), str::to_owned);
     let mut request = Request::get(path)
         .header(header::HOST, host)
-        .header(header::USER_AGENT, "mesh-proxy/app-probe")
+        .header(header::USER_AGENT, user_agent)
         .body(Empty::<Bytes>::new())
         .map_err(|e| format!("probe request for {path:?}: {e}"))?;
     request.headers_mut().extend(headers.iter().cloned());

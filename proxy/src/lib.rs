@@ -7,7 +7,7 @@
 //! copy). `identity` keeps the workload certificate from the CA current; `config` holds the
 //! current `Snapshot`, swapped atomically on reload; `balance` picks endpoints; `admin` serves
 //! config dumps, certificates, health, the app's probes (`app_probe`), `tls_probe` and
-//! `metrics`.
+//! `metrics`. `wait_ready` is the sidecar's `postStart` hook, which waits for all of that.
 
 pub mod addr;
 pub mod admin;
@@ -27,4 +27,5 @@ pub mod route;
 pub mod tcp;
 pub mod tls;
 pub mod tls_probe;
+pub mod wait_ready;
 pub mod xds;

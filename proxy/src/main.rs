@@ -2,7 +2,8 @@
 //! plane (`--discovery-address`, ready only after the first complete config), serves the
 //! capture listeners (15001 outbound, 15006 inbound) and the config's explicit listeners, and
 //! the admin (15000), health (15021) and metrics (15090) ports. SIGHUP or a change of the file
-//! reloads the config; SIGTERM drains and exits.
+//! reloads the config; SIGTERM drains and exits. With `--wait-ready` it only waits until
+//! another mesh-proxy's health port reports ready (the sidecar's `postStart` hook).
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
@@ -15,6 +16,7 @@ use mesh_proxy::{
     identity::{CaClient, IdentityArgs, IdentityStore, run_renewal},
     metrics::Metrics,
     proxy::{DrainOutcome, Proxy, ProxyListeners, Settings},
+    wait_ready,
     xds::DiscoveryArgs,
 };
 use tokio::net::TcpListener;
@@ -60,6 +62,12 @@ struct Args {
     /// the health port: JSON from health path to the original probe (set by the injector).
     #[arg(long, env = "MESH_APP_PROBES")]
     app_probes: Option<String>,
+    /// Only wait until the proxy on --health-addr reports ready, at most this long (e.g. "600s"),
+    /// then exit 0 (1 on timeout): the sidecar's postStart hook, which holds the app's
+    /// containers until the sidecar is ready. Deliberately without an environment variable:
+    /// the sidecar's own environment must never turn the sidecar into a waiter.
+    #[arg(long, value_name = "DURATION", value_parser = mesh_proxy::duration::parse)]
+    wait_ready: Option<Duration>,
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "mesh_proxy=debug".
     #[arg(long, env = "MESH_PROXY_LOG", default_value = "info")]
     log: String,
@@ -79,9 +87,10 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
-    let result = match runtime {
-        Ok(runtime) => runtime.block_on(run(args, set_log_level)),
-        Err(error) => Err(anyhow::anyhow!("cannot start the runtime: {error}")),
+    let result = match (runtime, args.wait_ready) {
+        (Ok(runtime), Some(limit)) => runtime.block_on(wait(&args.health_addr, limit)),
+        (Ok(runtime), None) => runtime.block_on(run(args, set_log_level)),
+        (Err(error), _) => Err(anyhow::anyhow!("cannot start the runtime: {error}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -202,6 +211,14 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--wait-ready`: nothing but the wait for the sidecar's health port.
+async fn wait(health_addr: &str, limit: Duration) -> anyhow::Result<()> {
+    let addr = wait_ready::dial_addr(health_addr)?;
+    wait_ready::wait_ready(addr, limit).await?;
+    tracing::info!(%addr, "mesh-proxy is ready");
+    Ok(())
+}
+
 async fn bind(what: &str, addr: &str) -> anyhow::Result<Option<TcpListener>> {
     if addr == "off" {
         return Ok(None);
@@ -270,5 +287,14 @@ mod tests {
     #[test]
     fn command_line_is_well_formed() {
         <Args as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn wait_ready_alone_parses_without_discovery_or_config() {
+        let args = Args::try_parse_from(["mesh-proxy", "--wait-ready=600s"]).expect("parses");
+        assert_eq!(args.wait_ready, Some(Duration::from_secs(600)));
+        assert_eq!(args.health_addr, "0.0.0.0:15021");
+        assert!(args.config.is_none());
+        assert!(args.discovery.discovery_address.is_none());
     }
 }

@@ -57,7 +57,10 @@ async fn run_sidecar(
 
 #[test]
 fn captured_traffic_passes_both_sidecars_and_keeps_the_original_port() {
-    if !require_root_tools("captured_traffic_passes_both_sidecars", &["ip", "iptables"]) {
+    if !mesh_test_support::require_root(
+        "captured_traffic_passes_both_sidecars",
+        &["ip", "iptables"],
+    ) {
         return;
     }
     let client = Netns::create("cli");

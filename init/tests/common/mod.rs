@@ -31,23 +31,10 @@ const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 /// failure, never a synchronisation).
 const LAND_TIMEOUT_MS: u16 = 10_000;
 
-/// Whether this test can run. If not: skipped with a reason on a laptop, failed in CI.
+/// Whether this test can run (root and every tool of `TOOLS`). If not: skipped with a reason
+/// on a laptop, failed in CI.
 pub fn privileged(test: &str) -> bool {
-    let why = if !nix::unistd::geteuid().is_root() {
-        Some("needs root (network namespaces and iptables)".to_string())
-    } else {
-        let missing: Vec<&str> = TOOLS
-            .into_iter()
-            .filter(|t| mesh_init::backend::find_binary(t).is_none())
-            .collect();
-        (!missing.is_empty()).then(|| format!("missing {}", missing.join(", ")))
-    };
-    let Some(why) = why else { return true };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test} cannot run in CI: {why}");
-    }
-    println!("SKIPPED {test}: {why}");
-    false
+    mesh_test_support::require_root(test, &TOOLS)
 }
 
 /// A network namespace named `mtinit-<name>-<pid>`, with loopback up; deleted on drop.

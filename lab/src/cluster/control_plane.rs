@@ -81,7 +81,7 @@ impl ClusterPlan {
             service_account: CONTROL_PLANE_NAME.to_owned(),
             hostname: None,
             subdomain: None,
-            meshed: false,
+            sidecar: None,
             role: PodRole::Containers(vec![ContainerPlan {
                 name: "discovery".to_owned(),
                 argv,

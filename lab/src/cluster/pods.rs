@@ -5,16 +5,19 @@ use std::{collections::BTreeMap, net::Ipv4Addr};
 use k8s_openapi::{
     api::{
         apps::v1::Deployment,
-        core::v1::{Container, EnvVar, PodSpec, Probe},
+        core::v1::{Container, EnvVar, Namespace, Pod, PodSpec, Probe},
     },
     apimachinery::pkg::{apis::meta::v1::ObjectMeta, util::intstr::IntOrString},
 };
+use mesh_injector::{Injection, PROXY_CONTAINER, inject};
 
 use super::{
-    ContainerPlan, ContainerPortPlan, INJECT_ANNOTATION, INJECTION_LABEL, NamespacePlan, NodePlan,
-    PodPlan, PodRole, Protocol, Readiness,
+    ContainerPlan, ContainerPortPlan, NamespacePlan, NodePlan, PodPlan, PodRole, Protocol,
+    Readiness,
 };
 use crate::manifest::Manifests;
+
+mod sidecar;
 
 /// The lab's own cluster DNS pod.
 pub const DNS_POD: &str = "coredns";
@@ -189,7 +192,7 @@ pub fn scaled_pods<'n>(
     }
 }
 
-/// One pod from its source, on `node` at `ip`.
+/// One pod from its source, on `node` at `ip`, injected as the webhook would inject it.
 fn build(
     source: &PodSource<'_>,
     namespace: &NamespacePlan,
@@ -203,33 +206,71 @@ fn build(
     for ignored in ignored_fields(source.spec) {
         warnings.push(format!("Pod {key}: {ignored} is ignored by the lab"));
     }
+    let written = Pod {
+        metadata: ObjectMeta {
+            name: Some(source.name.clone()),
+            namespace: Some(source.namespace.clone()),
+            ..source.meta.clone()
+        },
+        spec: Some(source.spec.clone()),
+        ..Pod::default()
+    };
+    let injected = match inject(
+        &written,
+        &namespace_object(namespace, manifests),
+        &sidecar::settings(),
+    ) {
+        Ok(Injection::Injected { pod, .. }) => Some(*pod),
+        Ok(Injection::Skipped(_)) => None,
+        Err(e) => {
+            problems.push(format!("Pod {key}: cannot inject the sidecar: {e}"));
+            None
+        }
+    };
+    let running = injected.as_ref().unwrap_or(&written);
+    let spec = running.spec.as_ref().unwrap_or(source.spec);
     let mut pod = PodPlan {
         namespace: source.namespace.clone(),
         name: source.name.clone(),
         deployment: source.deployment.clone(),
         node: node.name.clone(),
         ip,
-        labels: source.meta.labels.clone().unwrap_or_default(),
-        annotations: source.meta.annotations.clone().unwrap_or_default(),
-        service_account: source
-            .spec
+        labels: running.metadata.labels.clone().unwrap_or_default(),
+        annotations: running.metadata.annotations.clone().unwrap_or_default(),
+        service_account: spec
             .service_account_name
             .clone()
             .unwrap_or_else(|| "default".to_owned()),
-        hostname: source.spec.hostname.clone(),
-        subdomain: source.spec.subdomain.clone(),
-        meshed: false,
+        hostname: spec.hostname.clone(),
+        subdomain: spec.subdomain.clone(),
+        sidecar: None,
         role: PodRole::Containers(Vec::new()),
     };
-    pod.meshed = is_meshed(namespace, &pod.annotations, manifests, &pod.namespace);
-    let containers = source
-        .spec
+    if injected.is_some() {
+        pod.sidecar = sidecar::plan(spec, &pod, node, problems, warnings);
+    }
+    let containers = spec
         .containers
         .iter()
+        .filter(|c| c.name != PROXY_CONTAINER)
         .filter_map(|c| container(c, &pod, node, problems, warnings))
         .collect();
     pod.role = PodRole::Containers(containers);
     pod
+}
+
+/// The Namespace object the injector decides with: as written, or with the injection label
+/// the lab's plan gave it.
+fn namespace_object(namespace: &NamespacePlan, manifests: &Manifests) -> Namespace {
+    let written = manifests
+        .namespaces
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(&namespace.name));
+    match written {
+        Some(written) => written.clone(),
+        None if namespace.meshed => mesh_injector::decision::enabled_namespace(&namespace.name),
+        None => Namespace::default(),
+    }
 }
 
 /// The lab's cluster DNS pod on node 1.
@@ -248,7 +289,7 @@ fn dns_pod(placer: &mut Placer) -> PodPlan {
         service_account: "coredns".to_owned(),
         hostname: None,
         subdomain: None,
-        meshed: false,
+        sidecar: None,
         role: PodRole::ClusterDns,
     }
 }
@@ -286,7 +327,7 @@ impl<'a> Placer<'a> {
     }
 }
 
-fn container(
+pub(super) fn container(
     container: &Container,
     pod: &PodPlan,
     node: &NodePlan,
@@ -455,28 +496,6 @@ pub fn protocol(written: Option<&str>) -> Protocol {
     match written {
         Some("UDP") => Protocol::Udp,
         _ => Protocol::Tcp,
-    }
-}
-
-/// Whether the pod gets the sidecar, as the injector would decide.
-fn is_meshed(
-    namespace: &NamespacePlan,
-    annotations: &BTreeMap<String, String>,
-    manifests: &Manifests,
-    namespace_name: &str,
-) -> bool {
-    let opted_out_namespace = manifests.namespaces.iter().any(|n| {
-        n.metadata.name.as_deref() == Some(namespace_name)
-            && n.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(INJECTION_LABEL))
-                .is_some_and(|v| v == "disabled")
-    });
-    match annotations.get(INJECT_ANNOTATION).map(String::as_str) {
-        Some("false") => false,
-        Some("true") => !opted_out_namespace,
-        _ => namespace.meshed,
     }
 }
 

@@ -73,13 +73,13 @@ fn deployments_spread_over_nodes_with_addresses_from_each_node_subnet() {
         let node = plan.nodes.iter().find(|n| n.name == pod.node).unwrap();
         assert_eq!(pod.ip.octets()[..3], node.pod_subnet.octets()[..3]);
         assert!(pod.name.starts_with("web-v1-"), "{}", pod.name);
-        assert!(pod.meshed);
+        assert!(pod.meshed());
     }
     let ips: BTreeSet<Ipv4Addr> = plan.pods.iter().map(|p| p.ip).collect();
     assert_eq!(ips.len(), plan.pods.len(), "addresses are unique");
     let dns = plan.pod("kube-system", "coredns").unwrap();
     assert_eq!(dns.ip, Ipv4Addr::new(10, 244, 1, 2));
-    assert!(!dns.meshed);
+    assert!(!dns.meshed());
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn containers_get_argv_env_and_readiness_from_the_pod_spec() {
 
     let client = plan.pod("shop", "client").unwrap();
     assert_eq!(client.node, "node2");
-    assert!(!client.meshed, "the annotation opts it out");
+    assert!(!client.meshed(), "the annotation opts it out");
     assert_eq!(client.containers()[0].readiness, Readiness::Running);
 }
 

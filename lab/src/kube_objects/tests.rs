@@ -122,7 +122,7 @@ fn the_control_planes_own_service_and_pod_are_listed() {
         .collect();
     assert_eq!(ports, [15012, 15014]);
     let pod = plan.control_plane().unwrap();
-    assert!(!pod.meshed);
+    assert!(!pod.meshed());
     assert!(
         store
             .get::<Pod>(CONTROL_PLANE_NAMESPACE, &pod.name)

@@ -82,7 +82,7 @@ async fn probe_pod(shared: &Shared, pod: &PodPlan) -> bool {
         .iter()
         .map(|c| (ip, c.readiness.clone()))
         .collect();
-    if pod.meshed {
+    if pod.meshed() {
         let sidecar = Readiness::HttpGet {
             port: 15021,
             path: "/healthz/ready".to_owned(),
@@ -103,12 +103,12 @@ async fn probe_pod(shared: &Shared, pod: &PodPlan) -> bool {
 async fn run_pod(shared: Arc<Shared>, pod: PodPlan, stop: CancellationToken) {
     let netns_name = shared.names.pod(&pod);
     let mut containers = JoinSet::new();
-    if pod.meshed {
+    if let Some(sidecar) = &pod.sidecar {
         let log = shared.log(&pod, "mesh-init");
         let init = {
-            let (launcher, netns_name, pod) =
-                (shared.launcher.clone(), netns_name.clone(), pod.clone());
-            tokio::task::spawn_blocking(move || launcher.run_mesh_init(&netns_name, &pod, &log))
+            let (launcher, netns_name, sidecar) =
+                (shared.launcher.clone(), netns_name.clone(), sidecar.clone());
+            tokio::task::spawn_blocking(move || launcher.run_mesh_init(&netns_name, &sidecar, &log))
                 .await
         };
         if !matches!(init, Ok(Ok(()))) {
@@ -192,7 +192,12 @@ async fn keep_running(
                     .launcher
                     .spawn_container(&netns_name, &pod.containers()[index], &log)
             }
-            None => shared.launcher.spawn_proxy(&netns_name, &pod, &log),
+            None => match &pod.sidecar {
+                Some(sidecar) => shared
+                    .launcher
+                    .spawn_proxy(&netns_name, &pod, sidecar, &log),
+                None => Err(std::io::Error::other("the pod has no sidecar")),
+            },
         };
         let exit = match spawned {
             Ok(mut child) => {

@@ -8,7 +8,6 @@ use std::{
     collections::BTreeMap,
     io::{Read, Write},
     path::{Path, PathBuf},
-    process::Command,
     time::Duration,
 };
 
@@ -21,30 +20,7 @@ use serde_json::Value;
 
 /// Whether a root-only test can run here; in CI (`CI=true`) a missing requirement is a failure.
 pub fn require_root(test: &str) -> bool {
-    let tools = ["ip", "iptables-restore", "setpriv", "sysctl"];
-    let missing: Vec<&str> = tools
-        .into_iter()
-        .filter(|tool| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .output()
-                .map_or(true, |o| !o.status.success())
-        })
-        .collect();
-    let is_root = nix::unistd::Uid::effective().is_root();
-    if is_root && missing.is_empty() {
-        return true;
-    }
-    let why = if is_root {
-        format!("missing tools {missing:?}")
-    } else {
-        "not running as root".to_owned()
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test} needs root and {tools:?}, and CI must run it: {why}");
-    }
-    eprintln!("SKIPPED {test}: {why}");
-    false
+    mesh_test_support::require_root(test, &["ip", "iptables-restore", "setpriv", "sysctl"])
 }
 
 /// The folder holding the workspace's binaries (mesh-proxy, mesh-init, mesh-control-plane,
@@ -111,6 +87,14 @@ impl TestLab {
     /// Every proxy's sync state, from `mesh proxy-status -o json` (the control plane's
     /// `/debug/syncz`, asked inside its pod).
     pub async fn proxy_status(&self) -> Value {
+        self.try_proxy_status()
+            .await
+            .unwrap_or_else(|e| panic!("mesh proxy-status failed: {e}"))
+    }
+
+    /// [`TestLab::proxy_status`], or why `mesh proxy-status` failed (e.g. a control plane that
+    /// is still starting).
+    pub async fn try_proxy_status(&self) -> Result<Value, String> {
         let mesh = bin_dir().join("mesh");
         assert!(
             mesh.exists(),
@@ -123,12 +107,13 @@ impl TestLab {
             .await
             .expect("run mesh proxy-status");
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "mesh proxy-status failed: {}{stdout}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("proxy-status {stdout:?}: {e}"))
+        if !output.status.success() {
+            return Err(format!(
+                "{}{stdout}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        serde_json::from_str(&stdout).map_err(|e| format!("proxy-status {stdout:?}: {e}"))
     }
 
     /// The endpoint addresses of `cluster` in the pod's sidecar config (its `/config_dump`).

@@ -22,28 +22,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Whether a privileged test can run; in CI (`CI=true`) a missing tool or root is a failure,
 /// elsewhere a skip with a message.
 pub fn require_root_tools(test: &str, tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|tool| {
-            Command::new(tool).arg("--version").output().is_err()
-                && Command::new(tool).arg("-V").output().is_err()
-        })
-        .collect();
-    let is_root = nix::unistd::Uid::effective().is_root();
-    if is_root && missing.is_empty() {
-        return true;
-    }
-    let why = if is_root {
-        format!("missing tools {missing:?}")
-    } else {
-        "not running as root".to_owned()
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test} needs root and {tools:?} and CI must run it: {why}");
-    }
-    eprintln!("SKIPPED {test}: {why} (run as root with {tools:?} to include it)");
-    false
+    mesh_test_support::require_root(test, tools)
 }
 
 /// A named network namespace, deleted on drop.

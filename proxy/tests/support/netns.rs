@@ -5,32 +5,6 @@
 
 use std::{future::Future, process::Command};
 
-/// Why a privileged test cannot run here; in CI that is a failure, on a laptop a skip.
-pub fn require_root_tools(test: &str, tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|tool| {
-            Command::new(tool).arg("--version").output().is_err()
-                && Command::new(tool).arg("-V").output().is_err()
-        })
-        .collect();
-    let is_root = nix::unistd::Uid::effective().is_root();
-    if is_root && missing.is_empty() {
-        return true;
-    }
-    let why = if is_root {
-        format!("missing tools {missing:?}")
-    } else {
-        "not running as root".to_owned()
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test} needs root and {tools:?} and CI must run it: {why}");
-    }
-    eprintln!("SKIPPED {test}: {why} (run as root with {tools:?} to include it)");
-    false
-}
-
 /// A named network namespace, deleted on drop.
 pub struct Netns {
     pub name: String,

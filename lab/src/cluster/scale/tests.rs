@@ -52,7 +52,7 @@ fn scaling_up_adds_placed_pods_and_scaling_down_removes_the_newest() {
     let nodes: BTreeSet<&str> = change.added.iter().map(|p| p.node.as_str()).collect();
     assert_eq!(nodes.len(), 2, "new pods spread over the nodes");
     for pod in &change.added {
-        assert!(pod.meshed && pod.name.starts_with("web-"));
+        assert!(pod.meshed() && pod.name.starts_with("web-"));
         let PodRole::Containers(containers) = &pod.role else {
             panic!("{pod:?}")
         };
@@ -96,7 +96,7 @@ fn the_control_plane_is_an_unmeshed_pod_behind_its_own_service() {
     let (plan, _) = shop();
     let pod = plan.control_plane().unwrap();
     assert_eq!(pod.namespace, CONTROL_PLANE_NAMESPACE);
-    assert!(pod.name.starts_with("mesh-control-plane-") && !pod.meshed);
+    assert!(pod.name.starts_with("mesh-control-plane-") && !pod.meshed());
     let service = plan
         .services
         .iter()

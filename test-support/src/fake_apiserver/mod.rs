@@ -9,6 +9,12 @@
 //! requests to a path fail with 500 or 404.
 //!
 //! TokenReviews: `POST` to `tokenreviews` answers for the tokens added with `add_token`.
+//! SelfSubjectAccessReviews: `POST` to `selfsubjectaccessreviews` allows everything but what
+//! `set_access` denied. `GET /version` answers the version `set_version` chose (v1.34.0).
+//!
+//! The service proxy: any method to `/api/v1/namespaces/{ns}/services/{service}/proxy/{path}`
+//! is forwarded to the plain-HTTP base URL `set_service_proxy` gave for that service (`503` as
+//! the real server answers when there is none, or when the target cannot be reached).
 //!
 //! Writes: `POST` to a collection creates an object (409 if the name is taken; `generateName`
 //! honoured); `PATCH` with a JSON merge patch changes an object, or only its status through
@@ -19,20 +25,21 @@
 //! set-based label selectors and field selectors other than `metadata.name`/`metadata.namespace`
 //! (400), and streaming lists (`sendInitialEvents`, ignored). Selectors filter watch events by
 //! the object's new state: an object leaving a selector is not turned into a DELETED event.
-//! It is test support, not a module of the crate: nothing in production should ever talk to
-//! a fake cluster, and keeping it here keeps hyper's server out of the control plane's
-//! dependencies.
+//! It lives in the test-support crate, a dev-dependency only: nothing in production should
+//! ever talk to a fake cluster, and hyper's server stays out of production dependencies.
 
+mod access_review;
 mod cluster;
 mod resources;
 mod selectors;
 mod service;
+mod service_proxy;
 mod token_review;
+mod version;
 mod wire;
 
 pub use cluster::GoneForm;
 pub use service::RecordedRequest;
-#[allow(unused_imports)] // used by the CA's tests only
 pub use token_review::FakeToken;
 
 use hyper::server::conn::http1;
@@ -65,6 +72,9 @@ impl FakeApiServer {
             cluster: Mutex::new(cluster::Cluster::new()),
             requests: tokio::sync::watch::Sender::new(Vec::new()),
             tokens: Mutex::new(std::collections::BTreeMap::new()),
+            access: Mutex::new(access_review::Access::default()),
+            proxies: Mutex::new(service_proxy::Targets::default()),
+            version: Mutex::new(version::Version::default()),
         });
         let task = tokio::spawn(accept(listener, shared.clone()));
         Self {
@@ -74,12 +84,20 @@ impl FakeApiServer {
         }
     }
 
+    /// The server's base URL, `http://127.0.0.1:PORT`, e.g. for a kubeconfig.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// A kube client config pointed at this server, with kube-rs's defaults (which retry
+    /// 429, 503 and 504 answers with backoff, for minutes).
+    pub fn config(&self) -> kube::Config {
+        kube::Config::new(self.url().parse().expect("a valid URL"))
+    }
+
     /// A real kube client pointed at this server.
     pub fn client(&self) -> kube::Client {
-        let url = format!("http://{}", self.address)
-            .parse()
-            .expect("a valid URL");
-        kube::Client::try_from(kube::Config::new(url)).expect("a kube client")
+        kube::Client::try_from(self.config()).expect("a kube client")
     }
 
     fn cluster(&self) -> MutexGuard<'_, cluster::Cluster> {
@@ -133,13 +151,37 @@ impl FakeApiServer {
     }
 
     /// Makes `token` a service-account token that TokenReviews authenticate as `found` says.
-    #[allow(dead_code)] // used by the CA's tests only
     pub fn add_token(&self, token: &str, found: FakeToken) {
         self.shared
             .tokens
             .lock()
             .expect("tokens lock")
             .insert(token.to_owned(), found);
+    }
+
+    /// Makes SelfSubjectAccessReviews answer `allowed` for `verb` on `resource` of `group`
+    /// ("" for the core group), in every namespace; anything never set is allowed.
+    pub fn set_access(&self, verb: &str, group: &str, resource: &str, allowed: bool) {
+        self.shared
+            .access
+            .lock()
+            .expect("access lock")
+            .set(verb, group, resource, allowed);
+    }
+
+    /// Forwards the service proxy of `service` in `namespace` (the path's form, e.g.
+    /// `https:mesh-injector:443`) to the plain-HTTP base URL `target` (`http://host:port`).
+    pub fn set_service_proxy(&self, namespace: &str, service: &str, target: &str) {
+        self.shared
+            .proxies
+            .lock()
+            .expect("proxies lock")
+            .set(namespace, service, target);
+    }
+
+    /// Makes `GET /version` answer `git_version`, e.g. `v1.28.3`.
+    pub fn set_version(&self, git_version: &str) {
+        *self.shared.version.lock().expect("version lock") = version::Version::new(git_version);
     }
 
     /// Chooses how a too-old watch is refused.

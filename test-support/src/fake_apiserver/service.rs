@@ -1,10 +1,13 @@
 //! The HTTP side: routes a request to a list or a watch, streams watch events as
 //! newline-delimited JSON, answers errors with `Status` bodies, and logs every request.
 
+use super::access_review::{self, Access};
 use super::cluster::{Cluster, WatchStart};
 use super::resources::{parse_collection, parse_object};
 use super::selectors::Selector;
+use super::service_proxy::{self, Targets};
 use super::token_review::{self, FakeToken};
+use super::version::{self, Version};
 use super::wire::ApiError;
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
@@ -52,6 +55,12 @@ pub struct Shared {
     pub requests: tokio::sync::watch::Sender<Vec<RecordedRequest>>,
     /// Service-account tokens TokenReviews know.
     pub tokens: Mutex<BTreeMap<String, FakeToken>>,
+    /// What SelfSubjectAccessReviews answer.
+    pub access: Mutex<Access>,
+    /// Where the service proxy forwards to.
+    pub proxies: Mutex<Targets>,
+    /// What `/version` answers.
+    pub version: Mutex<Version>,
 }
 
 /// Serves one request.
@@ -62,9 +71,22 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Bod
         query: parse_query(request.uri().query().unwrap_or_default()),
     };
     let (parts, body) = request.into_parts();
-    let response = match body.collect().await {
-        Ok(body) => respond(shared, &parts, &body.to_bytes(), &recorded),
-        Err(error) => Err(ApiError::bad_request(format!("reading the body: {error}"))),
+    let failure = shared
+        .cluster
+        .lock()
+        .expect("cluster lock")
+        .take_failure(&recorded.path);
+    let response = match (failure, body.collect().await) {
+        (Some(error), _) => Err(error),
+        (None, Err(error)) => Err(ApiError::bad_request(format!("reading the body: {error}"))),
+        (None, Ok(body)) => match service_proxy::parse(&recorded.path) {
+            Some(proxied) => {
+                service_proxy::forward(&shared.proxies, proxied, &parts, body.to_bytes())
+                    .await
+                    .map(|response| response.map(|body| body.boxed_unsync()))
+            }
+            None => respond(shared, &parts, &body.to_bytes(), &recorded),
+        },
     };
     let response = response.unwrap_or_else(|error| {
         json_response(
@@ -93,15 +115,21 @@ fn respond(
             "the fake serves plain JSON only, not {accept}"
         )));
     }
-    let mut cluster = shared.cluster.lock().expect("cluster lock");
-    if let Some(error) = cluster.take_failure(&recorded.path) {
-        return Err(error);
+    if request.method == Method::GET && recorded.path == version::PATH {
+        let version = shared.version.lock().expect("version lock").body();
+        return Ok(json_response(StatusCode::OK, &version));
     }
+    let mut cluster = shared.cluster.lock().expect("cluster lock");
     match request.method {
         Method::GET => read(&mut cluster, recorded),
         Method::POST if recorded.path == token_review::PATH => {
             let tokens = shared.tokens.lock().expect("tokens lock");
             let answer = token_review::review(&json_body(body)?, &tokens);
+            Ok(json_response(StatusCode::CREATED, &answer))
+        }
+        Method::POST if recorded.path == access_review::PATH => {
+            let access = shared.access.lock().expect("access lock");
+            let answer = access.review(&json_body(body)?);
             Ok(json_response(StatusCode::CREATED, &answer))
         }
         Method::POST => {
@@ -256,10 +284,15 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-#[test]
-fn queries_are_percent_decoded() {
-    let query = parse_query("labelSelector=app%3Dweb%2C%21canary&watch=true&x=a+b");
-    assert_eq!(query["labelSelector"], "app=web,!canary");
-    assert_eq!(query["watch"], "true");
-    assert_eq!(query["x"], "a b");
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_percent_decoded() {
+        let query = parse_query("labelSelector=app%3Dweb%2C%21canary&watch=true&x=a+b");
+        assert_eq!(query["labelSelector"], "app=web,!canary");
+        assert_eq!(query["watch"], "true");
+        assert_eq!(query["x"], "a b");
+    }
 }

@@ -70,6 +70,15 @@ impl ApiError {
         }
     }
 
+    /// 503 Service Unavailable, as the service proxy answers for a service it cannot reach.
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self {
+            code: 503,
+            reason: "ServiceUnavailable",
+            message: message.into(),
+        }
+    }
+
     /// 406 Not Acceptable.
     pub fn not_acceptable(message: impl Into<String>) -> Self {
         Self {

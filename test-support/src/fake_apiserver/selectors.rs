@@ -91,23 +91,28 @@ fn parse_term(term: &str) -> Result<Requirement, String> {
     Ok(requirement)
 }
 
-#[test]
-fn selectors_filter_by_labels_and_fields() {
-    let object = serde_json::json!({
-        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web", "tier": "front"}}
-    });
-    let matches = |labels, fields| {
-        Selector::parse(labels, fields)
-            .expect("parses")
-            .matches(&object)
-    };
-    assert!(matches(
-        Some("app=web,tier"),
-        Some("metadata.namespace=shop")
-    ));
-    assert!(matches(Some("app==web,!canary,tier!=back"), None));
-    assert!(!matches(Some("app=api"), None));
-    assert!(!matches(None, Some("metadata.name!=web")));
-    assert!(Selector::parse(Some("app in (web)"), None).is_err());
-    assert!(Selector::parse(None, Some("spec.nodeName=a")).is_err());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_filter_by_labels_and_fields() {
+        let object = serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web", "tier": "front"}}
+        });
+        let matches = |labels, fields| {
+            Selector::parse(labels, fields)
+                .expect("parses")
+                .matches(&object)
+        };
+        assert!(matches(
+            Some("app=web,tier"),
+            Some("metadata.namespace=shop")
+        ));
+        assert!(matches(Some("app==web,!canary,tier!=back"), None));
+        assert!(!matches(Some("app=api"), None));
+        assert!(!matches(None, Some("metadata.name!=web")));
+        assert!(Selector::parse(Some("app in (web)"), None).is_err());
+        assert!(Selector::parse(None, Some("spec.nodeName=a")).is_err());
+    }
 }

@@ -30,7 +30,11 @@ impl ResourceType {
     pub fn is_builtin(&self) -> bool {
         matches!(
             self.group,
-            "" | "discovery.k8s.io" | "events.k8s.io" | "admissionregistration.k8s.io"
+            "" | "apps"
+                | "apiextensions.k8s.io"
+                | "discovery.k8s.io"
+                | "events.k8s.io"
+                | "admissionregistration.k8s.io"
         )
     }
 }
@@ -60,6 +64,14 @@ pub static RESOURCES: &[ResourceType] = &[
     resource("", "v1", "namespaces", "Namespace", false),
     resource("", "v1", "configmaps", "ConfigMap", true),
     resource("", "v1", "secrets", "Secret", true),
+    resource("apps", "v1", "deployments", "Deployment", true),
+    resource(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+    ),
     resource(
         "admissionregistration.k8s.io",
         "v1",
@@ -205,39 +217,46 @@ fn collection(
     })
 }
 
-#[test]
-fn paths_name_collections() {
-    let all = parse_collection("/api/v1/namespaces").expect("namespaces");
-    assert_eq!((all.resource.kind, all.namespace), ("Namespace", None));
-    let scoped = parse_collection("/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes")
-        .expect("namespaced httproutes");
-    assert_eq!(
-        (scoped.resource.kind, scoped.namespace.as_deref()),
-        ("HTTPRoute", Some("shop"))
-    );
-    assert!(parse_collection("/api/v1/namespaces/shop/namespaces").is_none());
-    assert!(parse_collection("/apis/networking.istio.io/v1alpha3/virtualservices").is_none());
-    let status =
-        parse_object("/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/web/status")
-            .expect("a route's status");
-    assert_eq!(
-        (
-            status.collection.resource.kind,
-            status.name.as_str(),
-            status.subresource.as_deref()
-        ),
-        ("HTTPRoute", "web", Some("status"))
-    );
-    let class = parse_object("/apis/gateway.networking.k8s.io/v1/gatewayclasses/mesh")
-        .expect("a cluster-scoped object");
-    assert_eq!(
-        (class.collection.namespace, class.subresource),
-        (None, None)
-    );
-    assert!(parse_object("/api/v1/namespaces/shop").is_some_and(|o| o.name == "shop"));
-    assert!(
-        !by_kind("networking.istio.io/v1", "Gateway")
-            .expect("istio gateway")
-            .is_builtin()
-    );
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_collections() {
+        let all = parse_collection("/api/v1/namespaces").expect("namespaces");
+        assert_eq!((all.resource.kind, all.namespace), ("Namespace", None));
+        let scoped =
+            parse_collection("/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes")
+                .expect("namespaced httproutes");
+        assert_eq!(
+            (scoped.resource.kind, scoped.namespace.as_deref()),
+            ("HTTPRoute", Some("shop"))
+        );
+        assert!(parse_collection("/api/v1/namespaces/shop/namespaces").is_none());
+        assert!(parse_collection("/apis/networking.istio.io/v1alpha3/virtualservices").is_none());
+        let status = parse_object(
+            "/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/web/status",
+        )
+        .expect("a route's status");
+        assert_eq!(
+            (
+                status.collection.resource.kind,
+                status.name.as_str(),
+                status.subresource.as_deref()
+            ),
+            ("HTTPRoute", "web", Some("status"))
+        );
+        let class = parse_object("/apis/gateway.networking.k8s.io/v1/gatewayclasses/mesh")
+            .expect("a cluster-scoped object");
+        assert_eq!(
+            (class.collection.namespace, class.subresource),
+            (None, None)
+        );
+        assert!(parse_object("/api/v1/namespaces/shop").is_some_and(|o| o.name == "shop"));
+        assert!(
+            !by_kind("networking.istio.io/v1", "Gateway")
+                .expect("istio gateway")
+                .is_builtin()
+        );
+    }
 }
