@@ -8,6 +8,7 @@ use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{Namespace, Pod, Service, ServiceAccount},
 };
+use mesh_injector::manifest::{self, Position};
 use serde::de::DeserializeOwned;
 
 /// Everything found in a folder of manifests.
@@ -52,12 +53,12 @@ pub enum ManifestError {
         source: std::io::Error,
     },
     /// A document is not valid YAML or does not fit its kind's schema.
-    #[error("{file}, document {index}: {message}")]
+    #[error("{file}, {position}: {message}")]
     Invalid {
         /// The file holding the document.
         file: PathBuf,
-        /// The document's position in the file, from 1.
-        index: usize,
+        /// Where in the file: the document (from 1) and the item of a `kind: List`.
+        position: Position,
         /// What is wrong with it.
         message: String,
     },
@@ -85,37 +86,25 @@ impl Manifests {
         Ok(manifests)
     }
 
-    /// Adds every document of one multi-document YAML (or JSON) text.
+    /// Adds every object of one multi-document YAML (or JSON) text, `kind: List` expanded.
     pub fn add_text(&mut self, text: &str, file: &Path) -> Result<(), ManifestError> {
-        for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            let index = i + 1;
-            let invalid = |message: String| ManifestError::Invalid {
+        for object in manifest::objects(text) {
+            let invalid = |position, message| ManifestError::Invalid {
                 file: file.to_path_buf(),
-                index,
+                position,
                 message,
             };
-            let value = <serde_json::Value as serde::Deserialize>::deserialize(document)
-                .map_err(|e| invalid(format!("not valid YAML: {e}")))?;
-            if value.is_null() {
-                continue; // an empty document, e.g. after a trailing `---`
-            }
-            if value.get("kind").and_then(|k| k.as_str()) == Some("List") {
-                let items = value.get("items").and_then(|i| i.as_array()).cloned();
-                for item in items.unwrap_or_default() {
-                    self.add_object(item, file).map_err(invalid)?;
-                }
-                continue;
-            }
-            self.add_object(value, file).map_err(invalid)?;
+            let object = object.map_err(|e| invalid(e.position, e.message))?;
+            self.add_object(object.value, file)
+                .map_err(|message| invalid(object.position, message))?;
         }
         Ok(())
     }
 
     fn add_object(&mut self, value: serde_json::Value, file: &Path) -> Result<(), String> {
-        let field = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_owned);
-        let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
-            return Err("every object needs `apiVersion` and `kind`".to_owned());
-        };
+        // The reader checked both are there.
+        let field = |name: &str| value[name].as_str().unwrap_or_default().to_owned();
+        let (api_version, kind) = (field("apiVersion"), field("kind"));
         match (api_version.as_str(), kind.as_str()) {
             ("v1", "Namespace") => self.namespaces.push(typed(value, &kind)?),
             ("v1", "ServiceAccount") => self.service_accounts.push(typed(value, &kind)?),

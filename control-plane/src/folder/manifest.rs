@@ -19,28 +19,28 @@ pub struct ParsedManifests {
     pub problems: Vec<Problem>,
 }
 
-/// Reads every document of `text`; `source` names the text (a file path) in problems.
+/// Reads every object of `text` (`kind: List` expanded); `source` names the text (a file
+/// path) in problems.
 pub fn parse_manifests(text: &str, source: &str) -> ParsedManifests {
     let mut parsed = ParsedManifests::default();
-    for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let at = format!("{source} (document {})", i + 1);
-        let value: Result<serde_yaml::Value, _> = serde::Deserialize::deserialize(document);
-        let value = match value {
-            Ok(serde_yaml::Value::Null) => continue,
-            Ok(value) => value,
-            Err(e) => {
-                parsed.problems.push(note(
-                    Severity::Error,
-                    &at,
-                    None,
-                    format!("not valid YAML: {e}"),
-                    "fix the syntax",
-                ));
-                // The YAML stream cannot be resumed after a syntax error.
-                break;
+    for object in mesh_injector::manifest::objects(text) {
+        let object = match object {
+            Ok(object) => object,
+            Err(error) => {
+                let hint = if error.message.starts_with("not valid YAML") {
+                    "fix the syntax"
+                } else {
+                    "add apiVersion and kind"
+                };
+                let at = format!("{source} ({})", error.position);
+                parsed
+                    .problems
+                    .push(note(Severity::Error, &at, None, error.message, hint));
+                continue;
             }
         };
-        match parse_document(value, &at) {
+        let at = format!("{source} ({})", object.position);
+        match parse_document(object.value, &at) {
             Ok((object, problems)) => {
                 parsed.problems.extend(problems);
                 parsed.objects.push((object, at));
@@ -51,33 +51,10 @@ pub fn parse_manifests(text: &str, source: &str) -> ParsedManifests {
     parsed
 }
 
-fn parse_document(
-    value: serde_yaml::Value,
-    at: &str,
-) -> Result<(Object, Vec<Problem>), Box<Problem>> {
-    let json: Value = serde_json::to_value(&value).map_err(|e| {
-        Box::new(note(
-            Severity::Error,
-            at,
-            None,
-            format!("cannot be read as an object: {e}"),
-            "check the document",
-        ))
-    })?;
-    let api_version = json
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let kind_name = json.get("kind").and_then(Value::as_str).unwrap_or_default();
-    if api_version.is_empty() || kind_name.is_empty() {
-        return Err(Box::new(note(
-            Severity::Error,
-            at,
-            None,
-            "the document has no apiVersion or kind".to_owned(),
-            "add apiVersion and kind",
-        )));
-    }
+fn parse_document(json: Value, at: &str) -> Result<(Object, Vec<Problem>), Box<Problem>> {
+    // The reader checked that both are there.
+    let api_version = json["apiVersion"].as_str().unwrap_or_default();
+    let kind_name = json["kind"].as_str().unwrap_or_default();
     let Some(kind) = Kind::from_type(api_version, kind_name) else {
         return Err(Box::new(note(
             Severity::Info,

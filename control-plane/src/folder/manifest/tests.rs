@@ -68,7 +68,7 @@ metadata: { name: nothing }
         messages[1]
     );
     assert!(
-        messages[2].contains("no apiVersion or kind"),
+        messages[2].contains("needs `apiVersion` and `kind`"),
         "{}",
         messages[2]
     );
@@ -120,5 +120,41 @@ fn invalid_yaml_is_an_error_naming_the_file() {
     assert_eq!(
         parsed.problems[0].source.as_deref(),
         Some("bad.yaml (document 1)")
+    );
+}
+
+#[test]
+fn a_list_is_read_item_by_item() {
+    let yaml = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: { name: web, namespace: shop }
+  spec: { ports: [{ port: 80 }] }
+- apiVersion: networking.istio.io/v1
+  kind: VirtualService
+  metadata: { name: web, namespace: shop }
+  spec: { hosts: [web] }
+"#;
+    let parsed = parse_manifests(yaml, "list.yaml");
+    let read: Vec<(String, &str)> = parsed
+        .objects
+        .iter()
+        .map(|(object, at)| (object.object_ref().to_string(), at.as_str()))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (
+                "Service shop/web".to_owned(),
+                "list.yaml (document 1, item 1)"
+            ),
+            (
+                "VirtualService shop/web".to_owned(),
+                "list.yaml (document 1, item 2)"
+            ),
+        ]
     );
 }
