@@ -12,10 +12,9 @@ use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     sync::{Arc, Condvar, Mutex, PoisonError},
-    time::Duration,
 };
 
-use mesh_test_support::{run_or_skip, why_not_built};
+use mesh_test_support::{free_port, http_get, run_or_skip, why_not_built};
 use serde_json::Value;
 
 #[path = "support/output.rs"]
@@ -96,29 +95,10 @@ fn binaries() -> Option<(PathBuf, PathBuf)> {
         .then(|| (dir.join("mesh-control-plane"), dir.join("mesh-proxy")))
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
-}
-
-/// GET over a fresh connection: status and body, or `None` while nothing answers.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let status = text.get(9..12)?.parse().ok()?;
-    Some((status, text.split_once("\r\n\r\n")?.1.to_owned()))
-}
-
 /// The control plane's `/debug/syncz`.
 fn syncz(monitoring: u16) -> Value {
-    get(monitoring, "/debug/syncz")
+    http_get(("127.0.0.1", monitoring), "/debug/syncz")
+        .ok()
         .and_then(|(_, body)| serde_json::from_str(&body).ok())
         .unwrap_or(Value::Null)
 }
@@ -168,7 +148,7 @@ fn control_plane(binary: &Path, manifests: &Path, scratch: &Path) -> ControlPlan
         .expect("start mesh-control-plane");
     let process = Running(child);
     wait_until("the control plane's /healthz/ready", || {
-        get(monitoring, "/healthz/ready").map(|r| r.0) == Some(200)
+        http_get(("127.0.0.1", monitoring), "/healthz/ready").is_ok_and(|(status, _)| status == 200)
     });
     ControlPlane {
         _process: process,
@@ -206,7 +186,7 @@ fn proxy(
         .expect("start mesh-proxy");
     let running = Running(child);
     wait_until("the proxy's /healthz/ready", || {
-        get(health, "/healthz/ready").map(|r| r.0) == Some(200)
+        http_get(("127.0.0.1", health), "/healthz/ready").is_ok_and(|(status, _)| status == 200)
     });
     (running, admin)
 }

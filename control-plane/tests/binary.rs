@@ -10,13 +10,12 @@ mod harness;
 mod sim;
 
 use std::{
-    io::{Read, Write},
-    net::TcpStream,
     process::{Child, Command, Stdio},
     time::Duration,
 };
 
 use mesh_control_plane::xds::ResourceType;
+use mesh_test_support::{free_port, http_get};
 use sim::{SimOptions, SimProxy};
 
 const WEB: &str = r#"
@@ -48,24 +47,6 @@ impl Drop for Running {
     }
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
-}
-
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: cp\r\nconnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let status = text.get(9..12)?.parse().ok()?;
-    Some((status, text.split_once("\r\n\r\n")?.1.to_owned()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn folder_mode_serves_proxies_and_follows_edits() {
     let dir = std::env::temp_dir().join(format!("mesh-cp-binary-{}", std::process::id()));
@@ -86,7 +67,7 @@ async fn folder_mode_serves_proxies_and_follows_edits() {
     );
     // Readiness: the monitoring port answers 200 once the first config is published.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while get(monitoring, "/healthz/ready").map(|r| r.0) != Some(200) {
+    while !http_get(("127.0.0.1", monitoring), "/healthz/ready").is_ok_and(|(s, _)| s == 200) {
         assert!(tokio::time::Instant::now() < deadline, "never ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -118,11 +99,11 @@ async fn folder_mode_serves_proxies_and_follows_edits() {
         )
         .await;
 
-    let (status, syncz) = get(monitoring, "/debug/syncz").unwrap();
+    let (status, syncz) = http_get(("127.0.0.1", monitoring), "/debug/syncz").unwrap();
     assert_eq!(status, 200);
     let syncz: serde_json::Value = serde_json::from_str(&syncz).unwrap();
     assert_eq!(syncz["proxies"][0]["id"], "sleep.shop", "{syncz}");
-    let (_, metrics) = get(monitoring, "/metrics").unwrap();
+    let (_, metrics) = http_get(("127.0.0.1", monitoring), "/metrics").unwrap();
     assert!(metrics.contains("mesh_cp_translations_total"), "{metrics}");
     assert!(metrics.contains("mesh_cp_connected_proxies 1"), "{metrics}");
     std::fs::remove_dir_all(&dir).unwrap();

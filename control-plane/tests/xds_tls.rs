@@ -5,8 +5,8 @@
 //! TLS with the root it writes or the one it is given.
 
 use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpStream},
+    io::Write,
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
@@ -26,6 +26,7 @@ use mesh_proxy::{
     proxy::{Proxy, ProxyListeners, Settings},
     xds::{ClientSettings, DiscoveryClient, DiscoveryTls},
 };
+use mesh_test_support::{free_port, http_get};
 use tokio::{net::TcpListener, sync::watch, time::Instant};
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -187,20 +188,6 @@ fn client(address: &str, id: &str, root_cert: &Path, server_name: Option<&str>) 
     .expect("client")
 }
 
-/// A plain HTTP/1.1 GET on loopback: status and body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let status = text.get(9..12)?.parse().ok()?;
-    Some((status, text.split_once("\r\n\r\n")?.1.to_owned()))
-}
-
 #[tokio::test]
 async fn a_proxy_that_trusts_the_mesh_root_gets_its_config_over_tls() {
     let dir = folder("trusted");
@@ -241,10 +228,15 @@ async fn stays_not_ready(logs: &Logs, mut client: DiscoveryClient, cause: &str) 
     // Retried with backoff: the same cause twice, the server's side of it logged too.
     logs.wait_for(cause, before.0, 2).await;
     logs.wait_for(failed, before.1, 2).await;
-    let ready = tokio::task::spawn_blocking(move || get(health_port, "/healthz/ready"))
-        .await
-        .expect("probe");
-    assert_eq!(ready.map(|r| r.0), Some(503), "not ready without a config");
+    let ready =
+        tokio::task::spawn_blocking(move || http_get(("127.0.0.1", health_port), "/healthz/ready"))
+            .await
+            .expect("probe");
+    assert_eq!(
+        ready.ok().map(|r| r.0),
+        Some(503),
+        "not ready without a config"
+    );
     assert!(!waiting.is_finished(), "got a config it should not trust");
     waiting.abort();
 }
@@ -344,11 +336,6 @@ impl Drop for Running {
     }
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
-}
-
 /// Runs the binary on `dir`'s manifests with `flags`; returns once it is ready, with its
 /// discovery port.
 async fn start_binary(dir: &Path, flags: &[&str]) -> (Running, u16) {
@@ -368,7 +355,7 @@ async fn start_binary(dir: &Path, flags: &[&str]) -> (Running, u16) {
     );
     // Readiness: the monitoring port answers 200 once the first config is published.
     wait("the control plane ready", || {
-        get(monitoring, "/healthz/ready").map(|r| r.0) == Some(200)
+        http_get(("127.0.0.1", monitoring), "/healthz/ready").is_ok_and(|(status, _)| status == 200)
     })
     .await;
     (running, xds)

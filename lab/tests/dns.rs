@@ -20,6 +20,7 @@ use mesh_lab::dns::{
     ClusterDns, DnsRecords, HeadlessEndpoint, PortProtocol, ServiceAddress, ServicePortName,
     resolv_conf,
 };
+use mesh_test_support::netns::TestNetns;
 use tokio::{
     io::AsyncWriteExt,
     net::{TcpListener, TcpStream, UdpSocket},
@@ -28,7 +29,7 @@ use tokio::{
 };
 
 use client::{ask_on, ask_tcp, ask_udp, question, receive_tcp, receive_udp, send_frame};
-use netns::{Netns, NetnsResolvConf, require_root_tools};
+use netns::{NetnsResolvConf, bind, require_root_tools};
 
 /// The cluster DNS Service's address.
 const DNS_SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
@@ -285,12 +286,12 @@ async fn an_update_is_seen_by_the_next_query() {
 
 /// What `getent ahostsv4 <name>` prints inside the namespace: success, the addresses, and how
 /// long the lookup took.
-async fn getent(netns: &Netns, name: &str) -> (bool, BTreeSet<Ipv4Addr>, Duration) {
+async fn getent(netns: &TestNetns, name: &str) -> (bool, BTreeSet<Ipv4Addr>, Duration) {
     let started = Instant::now();
     let output = tokio::time::timeout(
         Duration::from_secs(30),
         tokio::process::Command::new("ip")
-            .args(["netns", "exec", &netns.name, "getent", "ahostsv4", name])
+            .args(["netns", "exec", netns.name(), "getent", "ahostsv4", name])
             .output(),
     )
     .await
@@ -312,7 +313,7 @@ async fn glibc_in_a_pod_netns_resolves_cluster_names_through_its_search_list() {
     ) {
         return;
     }
-    let netns = Netns::create("dns");
+    let netns = TestNetns::create("dns");
     netns.exec(&[
         "ip",
         "addr",
@@ -321,7 +322,7 @@ async fn glibc_in_a_pod_netns_resolves_cluster_names_through_its_search_list() {
         "dev",
         "lo",
     ]);
-    let (udp, tcp) = netns.bind(SocketAddr::from((DNS_SERVICE_IP, 53)));
+    let (udp, tcp) = bind(&netns, SocketAddr::from((DNS_SERVICE_IP, 53)));
     let dns = ClusterDns::new(cluster());
     let server = tokio::spawn(dns.serve(
         UdpSocket::from_std(udp).expect("tokio UDP"),

@@ -15,7 +15,8 @@ use std::{
 };
 
 use mesh_lab::{cluster::PodPlan, netns};
-use support::{TestLab, eventually, http_get, require_root};
+use mesh_test_support::http_get;
+use support::{TestLab, eventually, require_root};
 use tokio::time::{Instant, MissedTickBehavior};
 
 /// A meshed client and a meshed server, whose sidecars ask for certificates of `lifetime`.
@@ -70,8 +71,10 @@ spec:
 /// The serial of the certificate a pod's sidecar holds (its admin `/certs`).
 async fn serial(lab: &TestLab, pod: &PodPlan) -> Option<String> {
     let netns_name = lab.lab.names().pod(pod);
-    let body = tokio::task::spawn_blocking(move || {
-        netns::run_inside(&netns_name, || http_get("127.0.0.1:15000", "/certs")).ok()
+    let (_, body) = tokio::task::spawn_blocking(move || {
+        netns::run_inside(&netns_name, || http_get("127.0.0.1:15000", "/certs"))
+            .ok()
+            .and_then(Result::ok)
     })
     .await
     .ok()??;

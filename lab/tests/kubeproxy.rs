@@ -37,7 +37,7 @@ fn lab_with(test: &str, tools: &[&str]) -> Option<Lab> {
     let node = Node::create();
     let client = node.pod("c", 10);
     let servers: Vec<Pod> = (1..=3).map(|i| node.pod(&format!("s{i}"), 1 + i)).collect();
-    let proxy = KubeProxy::new(node.netns.name.clone()).expect("an iptables backend");
+    let proxy = KubeProxy::new(node.netns.name().to_owned()).expect("an iptables backend");
     Some(Lab {
         client,
         servers,
@@ -190,7 +190,7 @@ fn node_port_on_the_node_ip_reaches_the_service() {
     let answer = lab
         .node
         .netns
-        .run_inside(move || call(node_port))
+        .enter(move || call(node_port))
         .expect("NodePort from the node");
     assert!(answer.starts_with('s'), "{answer}");
 }
@@ -207,7 +207,7 @@ fn service_without_endpoints_refuses_at_once() {
     lab.sync(std::slice::from_ref(&idle));
 
     let target = cluster_ip(&idle);
-    let (error, elapsed) = lab.client.netns.run_inside(move || {
+    let (error, elapsed) = lab.client.netns.enter(move || {
         let started = tokio::time::Instant::now();
         let error = call(target).expect_err("nothing can answer");
         (error, started.elapsed())

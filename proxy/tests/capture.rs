@@ -5,14 +5,15 @@
 
 mod support;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, thread::JoinHandle, time::Duration};
 
 use mesh_proxy::{
     config::{EncodedConfig, Snapshot},
     metrics::Metrics,
     proxy::{Proxy, ProxyListeners, Settings},
 };
-use support::{netns::*, *};
+use mesh_test_support::netns::{TestNetns, run};
+use support::*;
 use tokio::{net::TcpListener, sync::oneshot};
 
 const CLIENT_CONFIG: &str = r#"
@@ -55,6 +56,22 @@ async fn run_sidecar(
     let _ = stop.await;
 }
 
+/// Runs `make()`'s future on a thread of its own inside `netns`, on a current-thread runtime
+/// that lives as long as the future.
+fn spawn_async<F, Fut>(netns: &TestNetns, make: F) -> JoinHandle<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    netns.spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(make());
+    })
+}
+
 #[test]
 fn captured_traffic_passes_both_sidecars_and_keeps_the_original_port() {
     if !mesh_test_support::require_root(
@@ -63,8 +80,8 @@ fn captured_traffic_passes_both_sidecars_and_keeps_the_original_port() {
     ) {
         return;
     }
-    let client = Netns::create("cli");
-    let server = Netns::create("srv");
+    let client = TestNetns::create("cli");
+    let server = TestNetns::create("srv");
     let (veth_c, veth_s) = (
         format!("mtc{}", std::process::id()),
         format!("mts{}", std::process::id()),
@@ -75,8 +92,8 @@ fn captured_traffic_passes_both_sidecars_and_keeps_the_original_port() {
             "link", "add", &veth_c, "type", "veth", "peer", "name", &veth_s,
         ],
     );
-    run("ip", &["link", "set", &veth_c, "netns", &client.name]);
-    run("ip", &["link", "set", &veth_s, "netns", &server.name]);
+    run("ip", &["link", "set", &veth_c, "netns", client.name()]);
+    run("ip", &["link", "set", &veth_s, "netns", server.name()]);
     for (ns, dev, ip) in [
         (&client, &veth_c, "10.77.0.1/24"),
         (&server, &veth_s, "10.77.0.2/24"),
@@ -119,7 +136,7 @@ fn captured_traffic_passes_both_sidecars_and_keeps_the_original_port() {
 
     let (server_ready, server_metrics) = std::sync::mpsc::channel();
     let (server_stop, server_stopped) = oneshot::channel();
-    let server_thread = server.spawn(move || async move {
+    let server_thread = spawn_async(&server, move || async move {
         // Listening on the pod IP only: the sidecar delivers there from 127.0.0.6.
         let _app = upstream_at(
             "web-0",
@@ -131,8 +148,9 @@ fn captured_traffic_passes_both_sidecars_and_keeps_the_original_port() {
     });
     let (client_ready, client_metrics) = std::sync::mpsc::channel();
     let (client_stop, client_stopped) = oneshot::channel();
-    let client_thread =
-        client.spawn(move || run_sidecar(CLIENT_CONFIG, client_ready, client_stopped));
+    let client_thread = spawn_async(&client, move || {
+        run_sidecar(CLIENT_CONFIG, client_ready, client_stopped)
+    });
     let wait = Duration::from_secs(10);
     let server_metrics = server_metrics
         .recv_timeout(wait)
@@ -142,7 +160,7 @@ fn captured_traffic_passes_both_sidecars_and_keeps_the_original_port() {
         .expect("client sidecar ready");
 
     let (answer_tx, answer_rx) = std::sync::mpsc::channel();
-    client.spawn(move || async move {
+    spawn_async(&client, move || async move {
         let vip: SocketAddr = "10.96.0.20:80".parse().expect("addr");
         let (status, _, body) = get(vip, "/hello").await;
         answer_tx.send((status, body)).expect("test alive");

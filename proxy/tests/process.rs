@@ -17,6 +17,7 @@ use std::{io::ErrorKind, time::Duration};
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
+use mesh_test_support::free_addr;
 use nix::sys::signal::Signal;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -24,7 +25,7 @@ use tokio::{
     time::Instant,
 };
 
-use rig::{ProxyProcess, WAIT, config, free_addr, get_text, within};
+use rig::{ProxyProcess, WAIT, config, get_text, within};
 use upstreams::{count_body, empty, generated};
 
 /// 200 MiB: far more than the proxy may buffer.

@@ -1,15 +1,17 @@
-//! The privileged test rig: fresh network namespaces (removed on drop, even when a test
-//! fails), code run inside them on a thread of its own, and the built `mesh-init` binary.
+//! The privileged test rig: fresh network namespaces (`mesh_test_support::netns`, removed on
+//! drop even when a test fails) with what these tests do in them, and the built `mesh-init`.
 #![allow(dead_code, missing_docs)]
 
-use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::ops::Deref;
 use std::os::fd::AsFd;
-use std::process::{Command, Output};
+use std::process::Output;
 
+use mesh_test_support::netns::TestNetns;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sched::{CloneFlags, setns};
 use nix::sys::socket::{SockaddrIn, SockaddrIn6, getsockopt, sockopt};
+
+pub use mesh_test_support::netns::describe;
 
 /// Binaries the privileged tests run.
 const TOOLS: [&str; 12] = [
@@ -37,38 +39,32 @@ pub fn privileged(test: &str) -> bool {
     mesh_test_support::require_root(test, &TOOLS)
 }
 
-/// A network namespace named `mtinit-<name>-<pid>`, with loopback up; deleted on drop.
-pub struct Netns {
-    pub name: String,
+/// A test network namespace (`mtest-init-<name>-…`, loopback up, deleted on drop) where
+/// commands run with a clean environment (`exec`, `sh`), so the host's cannot change them.
+pub struct Netns(TestNetns);
+
+impl Deref for Netns {
+    type Target = TestNetns;
+
+    fn deref(&self) -> &TestNetns {
+        &self.0
+    }
 }
 
 impl Netns {
     pub fn new(name: &str) -> Self {
-        let name = format!("mtinit-{name}-{}", std::process::id());
-        // A namespace left by a killed earlier run with the same pid would make `add` fail.
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run("ip", &["netns", "add", &name]);
-        let ns = Self { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// `ip -n NS ARGS...`, which must succeed.
-    pub fn ip(&self, args: &[&str]) {
-        let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
-        run("ip", &all);
+        Self(TestNetns::create(&format!("init-{name}")))
     }
 
     /// `ip netns exec NS ARGS...` with a clean environment.
     pub fn exec(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name])
+        let (program, args) = args.split_first().expect("a program to run");
+        self.command(program)
             .args(args)
             .env_clear()
             .env("PATH", PATH)
             .output()
-            .unwrap_or_else(|e| panic!("ip netns exec {} {args:?}: {e}", self.name))
+            .unwrap_or_else(|e| panic!("ip netns exec {} {program} {args:?}: {e}", self.name()))
     }
 
     /// Like `exec`, but must succeed; returns stdout.
@@ -77,7 +73,7 @@ impl Netns {
         assert!(
             output.status.success(),
             "{args:?} in {}: {}",
-            self.name,
+            self.name(),
             describe(&output)
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
@@ -99,20 +95,6 @@ impl Netns {
             describe(&output)
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    /// Runs `f` on a thread of its own that has entered this namespace; sockets made there
-    /// stay in the namespace wherever they are used later.
-    pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/var/run/netns/{}", self.name);
-        std::thread::scope(|scope| {
-            let thread = scope.spawn(|| {
-                let ns = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).expect("setns");
-                f()
-            });
-            thread.join().expect("thread inside the namespace panicked")
-        })
     }
 
     pub fn listen(&self, addr: &str) -> TcpListener {
@@ -152,14 +134,6 @@ impl Netns {
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
-
 /// A pod namespace wired to a peer namespace (the rest of the network) by a veth pair.
 /// Pod: 10.0.0.2/24, fd00::1/64, default route via the peer. Peer: 10.0.0.1/24 plus
 /// 10.96.0.10 (a "Service VIP"), fd00::2/64 plus fd00::99.
@@ -177,7 +151,16 @@ impl Pod {
         let pod = Netns::new(test);
         let peer = Netns::new(&format!("{test}-peer"));
         pod.ip(&[
-            "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", &peer.name,
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            peer.name(),
         ]);
         pod.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
         pod.ip(&["-6", "addr", "add", "fd00::1/64", "dev", "eth0", "nodad"]);
@@ -240,25 +223,4 @@ pub fn normalise(saved: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-pub fn describe(output: &Output) -> String {
-    format!(
-        "{}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn run(program: &str, args: &[&str]) {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        describe(&output)
-    );
 }

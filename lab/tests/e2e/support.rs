@@ -6,7 +6,6 @@
 
 use std::{
     collections::BTreeMap,
-    io::{Read, Write},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -16,6 +15,7 @@ use mesh_lab::{
     netns,
     supervisor::{Lab, LabOptions},
 };
+use mesh_test_support::{http_get, prometheus::Metrics};
 use serde_json::Value;
 
 /// Whether a root-only test can run here; in CI (`CI=true`) a missing requirement is a failure.
@@ -123,7 +123,9 @@ impl TestLab {
             netns::run_inside(&netns_name, || http_get("127.0.0.1:15000", "/config_dump")).unwrap()
         })
         .await
-        .unwrap();
+        .unwrap()
+        .map(|(_, body)| body)
+        .expect("GET the sidecar's /config_dump");
         let dump: Value = serde_json::from_str(&text).unwrap_or_default();
         let mut addresses: Vec<String> = dump["config"]["endpoints"]
             .as_array()
@@ -205,12 +207,13 @@ impl TestLab {
     /// The pod's sidecar metrics, fetched from inside the pod.
     pub async fn metrics(&self, pod: &PodPlan) -> Metrics {
         let netns_name = self.lab.names().pod(pod);
-        let text = tokio::task::spawn_blocking(move || {
+        let (_, text) = tokio::task::spawn_blocking(move || {
             netns::run_inside(&netns_name, || http_get("127.0.0.1:15090", "/metrics")).unwrap()
         })
         .await
-        .unwrap();
-        Metrics(text)
+        .unwrap()
+        .expect("GET the sidecar's /metrics");
+        Metrics::parse(&text)
     }
 
     /// Stops the lab and removes its manifests.
@@ -241,44 +244,6 @@ where
             "{what}: not within {timeout:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A plain HTTP/1.1 GET; returns the body.
-pub fn http_get(address: &str, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(address).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
-}
-
-/// Prometheus text from a sidecar.
-pub struct Metrics(pub String);
-
-impl Metrics {
-    /// The sum of `name`'s samples whose labels include every `labels` pair.
-    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.0
-            .lines()
-            .filter(|line| !line.starts_with('#'))
-            .filter_map(|line| {
-                let (series, value) = line.rsplit_once(' ')?;
-                let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-                (metric == name).then_some(())?;
-                labels
-                    .iter()
-                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-                    .then(|| value.parse::<f64>().ok())?
-            })
-            .sum()
     }
 }
 

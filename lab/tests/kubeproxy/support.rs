@@ -1,14 +1,15 @@
 //! A one-node lab cluster for kube-proxy tests: a node network namespace with the pod bridge
 //! `cni0` (10.244.1.1/24) and a node IP (172.18.0.1/24 on `eth0`, a veth to an "outside"
 //! namespace at 172.18.0.2 that is also the default route), and pods joined to the bridge;
-//! each namespace is named `mtest-kp-<pid>-…` and deleted on drop, also when a test panics.
-//! Code runs inside a namespace on its own thread (setns is per thread).
+//! each namespace is a `mesh_test_support` one named `mtest-kp-…`, deleted on drop, also when
+//! a test panics. Code runs inside a namespace on its own thread (setns is per thread).
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
+
+use mesh_test_support::netns::TestNetns;
 
 /// The node's IP on its link.
 pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 1);
@@ -25,18 +26,12 @@ pub fn require_root_tools(test: &str, tools: &[&str]) -> bool {
     mesh_test_support::require_root(test, tools)
 }
 
-/// A named network namespace, deleted on drop.
-pub struct Netns {
-    /// The name `ip netns` knows it by.
-    pub name: String,
-}
-
 /// A node namespace with its bridge and node IP.
 pub struct Node {
     /// The node's namespace.
-    pub netns: Netns,
+    pub netns: TestNetns,
     /// The far end of the node's link (172.18.0.2): a host outside the cluster.
-    pub outside: Netns,
+    pub outside: TestNetns,
 }
 
 /// A pod: a namespace with `eth0` on the node's bridge.
@@ -46,72 +41,12 @@ pub struct Pod {
     /// The pod's IP.
     pub ip: Ipv4Addr,
     /// The pod's namespace.
-    pub netns: Netns,
+    pub netns: TestNetns,
 }
 
-// === impl Netns ===
-
-impl Netns {
-    /// Creates `mtest-kp-<pid>-<tag>` with loopback up.
-    pub fn create(tag: &str) -> Netns {
-        let name = format!("mtest-kp-{}-{tag}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run("ip", &["netns", "add", &name]);
-        let netns = Netns { name };
-        netns.ip(&["link", "set", "lo", "up"]);
-        netns
-    }
-
-    /// Runs `ip -n <name> args`; panics with its output when it fails.
-    pub fn ip(&self, args: &[&str]) {
-        let mut full = vec!["-n", self.name.as_str()];
-        full.extend_from_slice(args);
-        run("ip", &full);
-    }
-
-    /// Runs `work` on a new thread inside this namespace and returns its result.
-    pub fn run_inside<T, F>(&self, work: F) -> T
-    where
-        T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
-    {
-        let path = self.path();
-        std::thread::spawn(move || {
-            enter(&path);
-            work()
-        })
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    }
-
-    /// Starts `serve` on a thread inside this namespace, for the life of the test process.
-    fn spawn_inside<F>(&self, serve: F)
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        let path = self.path();
-        std::thread::spawn(move || {
-            enter(&path);
-            serve();
-        });
-    }
-
-    fn path(&self) -> String {
-        format!("/var/run/netns/{}", self.name)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
-
-fn enter(path: &str) {
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+/// A namespace of this lab: `mtest-kp-<tag>-…`.
+fn lab_netns(tag: &str) -> TestNetns {
+    TestNetns::create(&format!("kp-{tag}"))
 }
 
 // === impl Node ===
@@ -120,12 +55,12 @@ impl Node {
     /// A node with `cni0` (10.244.1.1/24), forwarding on, bridged traffic through iptables,
     /// and the node IP on `eth0`, linked to the outside host that is its default route.
     pub fn create() -> Node {
-        let netns = Netns::create("node");
+        let netns = lab_netns("node");
         netns.ip(&["link", "add", "cni0", "type", "bridge"]);
         netns.ip(&["addr", "add", "10.244.1.1/24", "dev", "cni0"]);
         netns.ip(&["link", "set", "cni0", "up"]);
-        let outside = Netns::create("outside");
-        let peer = ["peer", "name", "eth0", "netns", &outside.name];
+        let outside = lab_netns("outside");
+        let peer = ["peer", "name", "eth0", "netns", outside.name()];
         netns.ip(&[&["link", "add", "eth0", "type", "veth"][..], &peer[..]].concat());
         netns.ip(&["addr", "add", "172.18.0.1/24", "dev", "eth0"]);
         netns.ip(&["link", "set", "eth0", "up"]);
@@ -133,7 +68,7 @@ impl Node {
         outside.ip(&["addr", "add", "172.18.0.2/24", "dev", "eth0"]);
         outside.ip(&["link", "set", "eth0", "up"]);
         // Both are per network namespace; /proc/sys/net follows the thread's namespace.
-        netns.run_inside(|| {
+        netns.enter(|| {
             for (key, value) in [
                 ("net/ipv4/ip_forward", "1"),
                 ("net/bridge/bridge-nf-call-iptables", "1"),
@@ -147,7 +82,7 @@ impl Node {
 
     /// A pod `name` at 10.244.1.`host` on the bridge, its bridge port in hairpin mode.
     pub fn pod(&self, name: &str, host: u8) -> Pod {
-        let netns = Netns::create(name);
+        let netns = lab_netns(name);
         let ip = Ipv4Addr::new(10, 244, 1, host);
         let veth = format!("veth-{name}");
         self.netns.ip(&[
@@ -160,7 +95,7 @@ impl Node {
             "name",
             "eth0",
             "netns",
-            &netns.name,
+            netns.name(),
         ]);
         self.netns.ip(&["link", "set", &veth, "master", "cni0"]);
         self.netns.ip(&[
@@ -192,7 +127,7 @@ impl Pod {
     pub fn serve_tcp(&self) {
         let name = self.name.clone();
         let (ready, bound) = mpsc::channel();
-        self.netns.spawn_inside(move || {
+        let _ = self.netns.spawn(move || {
             let listener = TcpListener::bind(("0.0.0.0", SERVER_PORT)).expect("bind tcp");
             ready.send(()).expect("test waits");
             for stream in listener.incoming() {
@@ -208,7 +143,7 @@ impl Pod {
     pub fn serve_udp(&self) {
         let name = self.name.clone();
         let (ready, bound) = mpsc::channel();
-        self.netns.spawn_inside(move || {
+        let _ = self.netns.spawn(move || {
             let socket = UdpSocket::bind(("0.0.0.0", SERVER_PORT)).expect("bind udp");
             ready.send(()).expect("test waits");
             let mut buffer = [0u8; 64];
@@ -222,14 +157,14 @@ impl Pod {
 
 /// Opens `count` connections from inside `netns` to `target`, one after another, and returns
 /// what each server answered; stops at the first connection that fails.
-pub fn call_many(netns: &Netns, target: SocketAddr, count: usize) -> io::Result<Vec<String>> {
-    netns.run_inside(move || (0..count).map(|_| call(target)).collect())
+pub fn call_many(netns: &TestNetns, target: SocketAddr, count: usize) -> io::Result<Vec<String>> {
+    netns.enter(move || (0..count).map(|_| call(target)).collect())
 }
 
 /// A UDP socket made inside `netns` (a socket stays in the namespace it was made in, so any
 /// thread may use it), answers awaited for at most [`CONNECT_TIMEOUT`].
-pub fn udp_socket(netns: &Netns) -> UdpSocket {
-    netns.run_inside(|| {
+pub fn udp_socket(netns: &TestNetns) -> UdpSocket {
+    netns.enter(|| {
         let socket = UdpSocket::bind(("0.0.0.0", 0)).expect("bind udp client");
         socket
             .set_read_timeout(Some(CONNECT_TIMEOUT))
@@ -253,18 +188,4 @@ pub fn call(target: SocketAddr) -> io::Result<String> {
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
     Ok(answer)
-}
-
-/// Runs a command; panics with its output when it fails.
-pub fn run(program: &str, args: &[&str]) {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }

@@ -69,17 +69,15 @@ async fn serve_connection(stream: tokio::net::TcpStream) {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     use super::*;
 
-    async fn get(addr: std::net::SocketAddr, path: &str) -> String {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("write");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.expect("read");
-        response
+    /// A GET off the runtime's thread, which serves the probes meanwhile.
+    async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || mesh_test_support::http_get(addr, &path))
+            .await
+            .expect("the GET's thread")
+            .expect("an answer")
     }
 
     #[tokio::test]
@@ -87,9 +85,9 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let probes = StartupProbes::serve(listener);
-        assert!(get(addr, "/healthz/live").await.starts_with("HTTP/1.1 200"));
-        let ready = get(addr, "/healthz/ready").await;
-        assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+        assert_eq!(get(addr, "/healthz/live").await.0, 200);
+        let (status, ready) = get(addr, "/healthz/ready").await;
+        assert_eq!(status, 503, "{ready}");
         assert!(ready.contains("waiting for the first complete config"));
 
         let listener = probes.finish().await.expect("listener back");

@@ -3,7 +3,7 @@
 //! failure; plus small HTTP helpers for its admin, health and metrics ports.
 
 use std::{
-    net::{SocketAddr, TcpListener as StdTcpListener},
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{ExitStatus, Stdio},
     sync::{
@@ -13,10 +13,8 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
+use http::StatusCode;
+use mesh_test_support::{free_addr, http_get, prometheus::Metrics};
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
@@ -24,7 +22,6 @@ use nix::{
 use parking_lot::Mutex;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
-    net::TcpStream,
     process::{Child, Command},
     sync::Notify,
     time::Instant,
@@ -35,12 +32,6 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 /// How often a readiness poll asks again.
 const POLL: Duration = Duration::from_millis(20);
-
-/// A free loopback port, for a listener the proxy binds itself.
-pub fn free_addr() -> SocketAddr {
-    let listener = StdTcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr")
-}
 
 /// A config with one explicit listener at `listen` routing every request to `route_to`, and one
 /// cluster (with one endpoint) per entry of `clusters`.
@@ -266,7 +257,7 @@ impl ProxyProcess {
     pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let (status, text) = get_text(self.metrics, "/metrics").await;
         assert_eq!(status, StatusCode::OK, "/metrics failed: {text}");
-        sample(&text, name, labels)
+        Metrics::parse(&text).value(name, labels)
     }
 
     /// Polls `/metrics` until the sample reaches `at_least`.
@@ -430,37 +421,14 @@ pub async fn get_text(addr: SocketAddr, path: &str) -> (StatusCode, String) {
     }
 }
 
+/// [`http_get`] off the runtime's threads (it blocks).
 async fn try_get(
     addr: SocketAddr,
     path: &str,
-) -> Result<(StatusCode, String), Box<dyn std::error::Error>> {
-    let stream = TcpStream::connect(addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let request = Request::get(path)
-        .header("host", "test")
-        .body(Empty::<Bytes>::new())?;
-    let response = sender.send_request(request).await?;
-    let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
-/// Finds the sample of `name` whose labels include all of `labels` in Prometheus text.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
-            let pairs: Vec<&str> = rest.trim_end_matches('}').split(',').collect();
-            let has_all = labels
-                .iter()
-                .all(|(key, val)| pairs.contains(&format!("{key}=\"{val}\"").as_str()));
-            (metric == name && has_all)
-                .then(|| value.parse().ok())
-                .flatten()
-        })
+) -> Result<(StatusCode, String), Box<dyn std::error::Error + Send + Sync>> {
+    let path = path.to_owned();
+    let (status, body) = tokio::task::spawn_blocking(move || http_get(addr, &path)).await??;
+    Ok((StatusCode::from_u16(status)?, body))
 }
 
 /// Awaits `future` for at most `limit`, failing with `what` when it takes longer.

@@ -3,8 +3,6 @@
 
 #![allow(dead_code, missing_docs)]
 
-pub mod netns;
-
 use std::{
     collections::BTreeMap,
     convert::Infallible,
