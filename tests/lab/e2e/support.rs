@@ -24,13 +24,20 @@ pub fn require_root(test: &str) -> bool {
 }
 
 /// The folder holding the workspace's binaries (mesh-proxy, mesh-init, mesh-control-plane,
-/// mesh-workload).
+/// mesh-workload, mesh): the profile folder this test runs from (`target/<profile>/deps/..`).
 pub fn bin_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_mesh-workload"))
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
         .parent()
-        .expect("binary folder")
+        .and_then(Path::parent)
+        .expect("the profile folder")
         .to_path_buf();
-    for binary in ["mesh-proxy", "mesh-init", "mesh-control-plane"] {
+    for binary in [
+        "mesh-proxy",
+        "mesh-init",
+        "mesh-control-plane",
+        "mesh-workload",
+    ] {
         assert!(
             dir.join(binary).exists(),
             "{binary} is not built in {}; run `cargo build --workspace` first",
