@@ -10,11 +10,11 @@ use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     sync::{Arc, Condvar, Mutex, PoisonError},
 };
 
-use mesh_test_support::{free_port, http_get, run_or_skip, why_not_built};
+use mesh_test_support::{KillOnDrop, free_port, http_get, run_or_skip, why_not_built};
 use serde_json::Value;
 
 #[path = "support/output.rs"]
@@ -52,16 +52,6 @@ spec:
   host: web
   trafficPolicy: { tls: { mode: SIMPLE, caCertificates: /nonexistent/mesh-test/ca.pem } }
 "#;
-
-/// A child process, killed when the test ends however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A folder for the test's files (manifests, the root certificate), removed when it ends.
 struct Scratch(PathBuf);
@@ -120,7 +110,7 @@ fn all_synced(syncz: &Value, id: &str) -> bool {
 
 /// A running control plane in folder mode, serving discovery over TLS.
 struct ControlPlane {
-    _process: Running,
+    _process: KillOnDrop,
     /// The discovery port.
     xds: u16,
     /// The mesh root certificate the discovery server's certificate chains to.
@@ -146,7 +136,7 @@ fn control_plane(binary: &Path, manifests: &Path, scratch: &Path) -> ControlPlan
         .stderr(Stdio::null())
         .spawn()
         .expect("start mesh-control-plane");
-    let process = Running(child);
+    let process = KillOnDrop(child);
     wait_until("the control plane's /healthz/ready", || {
         http_get(("127.0.0.1", monitoring), "/healthz/ready").is_ok_and(|(status, _)| status == 200)
     });
@@ -167,7 +157,7 @@ fn proxy(
     name: &str,
     namespace: &str,
     labels: &str,
-) -> (Running, u16) {
+) -> (KillOnDrop, u16) {
     let (admin, health) = (free_port(), free_port());
     let child = Command::new(binary)
         .args(["--discovery-address", &format!("https://127.0.0.1:{xds}")])
@@ -184,7 +174,7 @@ fn proxy(
         .stderr(Stdio::null())
         .spawn()
         .expect("start mesh-proxy");
-    let running = Running(child);
+    let running = KillOnDrop(child);
     wait_until("the proxy's /healthz/ready", || {
         http_get(("127.0.0.1", health), "/healthz/ready").is_ok_and(|(status, _)| status == 200)
     });

@@ -10,12 +10,12 @@ mod harness;
 mod sim;
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
 use mesh_control_plane::xds::ResourceType;
-use mesh_test_support::{free_port, http_get};
+use mesh_test_support::{KillOnDrop, free_port, http_get};
 use sim::{SimOptions, SimProxy};
 
 const WEB: &str = r#"
@@ -38,22 +38,13 @@ spec:
   ports: [{ name: grpc, port: 9090 }]
 "#;
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn folder_mode_serves_proxies_and_follows_edits() {
     let dir = std::env::temp_dir().join(format!("mesh-cp-binary-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("web.yaml"), WEB).unwrap();
     let (xds, monitoring) = (free_port(), free_port());
-    let _cp = Running(
+    let _cp = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_mesh-control-plane"))
             .arg("--manifests")
             .arg(&dir)

@@ -6,7 +6,7 @@
 //! with the sidecar's JSON Patch.
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::Arc,
 };
 
@@ -14,7 +14,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use mesh_test_support::{fake_apiserver::FakeApiServer, free_port};
+use mesh_test_support::{KillOnDrop, fake_apiserver::FakeApiServer, free_port};
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use serde_json::{Value, json};
 
@@ -31,15 +31,6 @@ proxy:
     requests: {cpu: 100m, memory: 64Mi}
     limits: {memory: 256Mi}
 "#;
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn webhook_configuration() -> Value {
     json!({
@@ -88,7 +79,7 @@ async fn the_binary_with_the_charts_arguments_sets_up_injection() {
     std::fs::write(&settings, SETTINGS).expect("settings");
     let (xds, monitoring, webhook) = (free_port(), free_port(), free_port());
     let before = server.request_count();
-    let _cp = Running(
+    let _cp = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_mesh-control-plane"))
             .env("KUBECONFIG", &kubeconfig)
             .env("POD_NAMESPACE", "mesh-system")

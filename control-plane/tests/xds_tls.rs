@@ -8,7 +8,7 @@ use std::{
     io::Write,
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -26,7 +26,7 @@ use mesh_proxy::{
     proxy::{Proxy, ProxyListeners, Settings},
     xds::{ClientSettings, DiscoveryClient, DiscoveryTls},
 };
-use mesh_test_support::{free_port, http_get};
+use mesh_test_support::{KillOnDrop, free_port, http_get};
 use tokio::{net::TcpListener, sync::watch, time::Instant};
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -326,23 +326,13 @@ spec:
   ports: [{ name: http, port: 80, targetPort: 8080 }]
 "#;
 
-/// The control-plane binary, killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs the binary on `dir`'s manifests with `flags`; returns once it is ready, with its
 /// discovery port.
-async fn start_binary(dir: &Path, flags: &[&str]) -> (Running, u16) {
+async fn start_binary(dir: &Path, flags: &[&str]) -> (KillOnDrop, u16) {
     std::fs::create_dir_all(dir).expect("manifests folder");
     std::fs::write(dir.join("web.yaml"), WEB).expect("manifest");
     let (xds, monitoring) = (free_port(), free_port());
-    let running = Running(
+    let running = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_mesh-control-plane"))
             .arg("--manifests")
             .arg(dir)
