@@ -126,12 +126,35 @@ impl UpstreamFailure {
     }
 }
 
+/// What became of a retry a failed try asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// The request was tried again.
+    Sent,
+    /// The cluster's retry budget was spent: the failure went back to the client.
+    BudgetExhausted,
+    /// The request body outgrew what is kept for replay: the failure went back.
+    BodyTooLarge,
+}
+
+impl RetryOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryOutcome::Sent => "sent",
+            RetryOutcome::BudgetExhausted => "budget_exhausted",
+            RetryOutcome::BodyTooLarge => "body_too_large",
+        }
+    }
+}
+
 /// Every metric the proxy exports.
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     duration: HistogramVec,
     upstream_failures: IntCounterVec,
+    retries: IntCounterVec,
     tcp_opened: IntCounterVec,
     tcp_closed: IntCounterVec,
     tcp_bytes: IntCounterVec,
@@ -152,6 +175,7 @@ pub struct ClusterMetrics {
     requests: [IntCounter; 6],
     duration: Histogram,
     failures: [IntCounter; 5],
+    retries: [IntCounter; 3],
     /// TCP connections opened to this cluster.
     pub tcp_opened: IntCounter,
     /// TCP connections to this cluster that have closed.
@@ -201,6 +225,14 @@ impl Metrics {
                 "Requests or connections that got no upstream answer, by reason",
             ),
             &with_peers(Some("reason")),
+        )
+        .expect("valid metric");
+        let retries = IntCounterVec::new(
+            Opts::new(
+                "mesh_retries_total",
+                "Retries failed tries asked for, by outcome (sent, or why not)",
+            ),
+            &with_peers(Some("outcome")),
         )
         .expect("valid metric");
         let tcp_opened = IntCounterVec::new(
@@ -280,6 +312,7 @@ impl Metrics {
             Box::new(cert_expiry.clone()),
             Box::new(duration.clone()),
             Box::new(upstream_failures.clone()),
+            Box::new(retries.clone()),
             Box::new(tcp_opened.clone()),
             Box::new(tcp_closed.clone()),
             Box::new(tcp_bytes.clone()),
@@ -295,6 +328,7 @@ impl Metrics {
             requests,
             duration,
             upstream_failures,
+            retries,
             tcp_opened,
             tcp_closed,
             tcp_bytes,
@@ -348,6 +382,12 @@ impl Metrics {
                 UpstreamFailure::Timeout,
             ]
             .map(|f| self.upstream_failures.with_label_values(&with(f.as_str()))),
+            retries: [
+                RetryOutcome::Sent,
+                RetryOutcome::BudgetExhausted,
+                RetryOutcome::BodyTooLarge,
+            ]
+            .map(|o| self.retries.with_label_values(&with(o.as_str()))),
             tcp_opened: self.tcp_opened.with_label_values(&base),
             tcp_closed: self.tcp_closed.with_label_values(&base),
             tcp_bytes_to_upstream: self.tcp_bytes.with_label_values(&with("to_upstream")),
@@ -440,6 +480,11 @@ impl ClusterMetrics {
     /// Records a failure to get an upstream answer.
     pub fn failure(&self, reason: UpstreamFailure) {
         self.failures[reason as usize].inc();
+    }
+
+    /// Records what became of a retry a failed try asked for.
+    pub fn retry(&self, outcome: RetryOutcome) {
+        self.retries[outcome as usize].inc();
     }
 }
 

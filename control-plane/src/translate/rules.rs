@@ -12,6 +12,24 @@ use pbjson_types::Duration;
 
 use super::names::cluster_name;
 
+/// The retry conditions of the proxy's default policy (Istio's, without its retry of every
+/// 503): also what a policy that names none retries on.
+pub(crate) const DEFAULT_RETRY_ON: &[&str] = &[
+    "connect-failure",
+    "refused-stream",
+    "unavailable",
+    "cancelled",
+];
+
+/// The proxy's default retry policy spelled out, for rules that change a part of it.
+pub(crate) fn default_retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 2,
+        retry_on: DEFAULT_RETRY_ON.iter().map(|c| (*c).to_owned()).collect(),
+        ..RetryPolicy::default()
+    }
+}
+
 /// The gateway name Istio uses for sidecars.
 pub(crate) const MESH: &str = "mesh";
 use crate::{node::ProxyNode, store::ObjectRef};

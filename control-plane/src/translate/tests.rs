@@ -671,3 +671,119 @@ fn a_translator_can_be_shared_across_tasks() {
     shareable::<Translation>();
     shareable::<Store>();
 }
+
+#[test]
+fn retries_translate_conditions_and_bare_status_codes_and_refuse_absurd_counts() {
+    let yaml = format!(
+        "{SHOP}{}",
+        r#"
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: web, namespace: shop }
+spec:
+  hosts: [web]
+  http:
+  - match: [{ uri: { prefix: /off } }]
+    route: [{ destination: { host: web } }]
+    retries: { attempts: 0 }
+  - route: [{ destination: { host: web } }]
+    retries: { attempts: 3, perTryTimeout: 2s, retryOn: "gateway-error,409,reset", backoff: 50ms }
+"#
+    );
+    let translation = translate(&store(&yaml), &client("shop", &[]));
+    assert!(
+        translation.problems.is_empty(),
+        "{:?}",
+        translation.problems
+    );
+    let retries = |i: usize| match &routes_of(&translation.config, "web", 80)[i].action {
+        Some(route::Action::Route(action)) => action.retries.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        retries(0).unwrap().attempts,
+        0,
+        "attempts 0 turns retries off"
+    );
+    let policy = retries(1).unwrap();
+    assert_eq!(policy.attempts, 3);
+    assert_eq!(
+        policy.retry_on,
+        ["gateway-error", "reset", "retriable-status-codes"]
+    );
+    assert_eq!(policy.retriable_status_codes, [409]);
+    assert_eq!(policy.per_try_timeout.unwrap().seconds, 2);
+    assert_eq!(policy.backoff.unwrap().nanos, 50_000_000);
+
+    for (retries, field, message) in [
+        (
+            "{ attempts: 10000 }",
+            "attempts",
+            "10000 attempts is more than 100",
+        ),
+        (
+            "{ attempts: 2, retryOn: \"5xx,sometimes\" }",
+            "retryOn",
+            "retry condition \"sometimes\" is not supported by mesh",
+        ),
+        (
+            "{ attempts: 2, retryOn: \"700\" }",
+            "retryOn",
+            "700 is not an HTTP status",
+        ),
+        (
+            "{ attempts: 2, perTryTimeout: 0s }",
+            "perTryTimeout",
+            "0s is not a usable value",
+        ),
+    ] {
+        let yaml = format!(
+            "{SHOP}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{ name: web, namespace: shop }}\nspec:\n  hosts: [web]\n  http:\n  - route: [{{ destination: {{ host: web }} }}]\n    retries: {retries}\n"
+        );
+        let translation = translate(&store(&yaml), &client("shop", &[]));
+        let error = translation.problems.iter().find(|p| p.is_error());
+        let error = error.unwrap_or_else(|| panic!("{retries}: no error"));
+        assert_eq!(error.field, format!("spec.http[0].retries.{field}"));
+        assert_eq!(error.message, message);
+    }
+}
+
+#[test]
+fn a_backend_request_timeout_becomes_a_per_try_timeout_under_the_default_retries() {
+    let yaml = format!(
+        "{SHOP}{}",
+        r#"
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: web, namespace: shop }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: web, port: 80 }]
+  rules: [{ backendRefs: [{ name: web, port: 80 }], timeouts: { request: 2s, backendRequest: 500ms } }]
+"#
+    );
+    let translation = translate(&store(&yaml), &client("shop", &[]));
+    assert!(
+        translation.problems.is_empty(),
+        "{:?}",
+        translation.problems
+    );
+    let Some(route::Action::Route(action)) = &routes_of(&translation.config, "web", 80)[0].action
+    else {
+        panic!("a forwarding route")
+    };
+    assert_eq!(action.timeout.unwrap().seconds, 2);
+    let retries = action.retries.as_ref().unwrap();
+    assert_eq!(retries.per_try_timeout.unwrap().nanos, 500_000_000);
+    assert_eq!(retries.attempts, 2);
+    assert_eq!(
+        retries.retry_on,
+        [
+            "connect-failure",
+            "refused-stream",
+            "unavailable",
+            "cancelled"
+        ]
+    );
+}

@@ -42,6 +42,10 @@ use self::{
     weighted::{RoundRobin, Weights},
 };
 
+/// How many more picks a retry makes to find an endpoint not tried yet (Envoy's default
+/// host selection retry count).
+const REPICKS: usize = 5;
+
 /// What config says about one endpoint.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EndpointSpec {
@@ -190,6 +194,23 @@ impl Balancer {
             (Strategy::RingHash(_) | Strategy::Maglev(_), None) => self.weights.sample(),
         };
         Some(Pick::new(self.pickable[index].clone(), now))
+    }
+
+    /// [`Balancer::pick`] for a retry: picks again (a few times at most) while the pick is one
+    /// of the endpoints the request already tried, so a retry goes elsewhere when it can.
+    /// Hashed picks are kept: their affinity matters more.
+    pub fn pick_avoiding(&self, hash: Option<u64>, tried: &[SocketAddr]) -> Option<Pick> {
+        let mut pick = self.pick(hash)?;
+        if hash.is_some() && matches!(self.strategy, Strategy::RingHash(_) | Strategy::Maglev(_)) {
+            return Some(pick);
+        }
+        for _ in 0..REPICKS {
+            if !tried.contains(&pick.addr()) {
+                break;
+            }
+            pick = self.pick(hash)?;
+        }
+        Some(pick)
     }
 
     /// The median latency estimate of the pickable endpoints, in nanoseconds.

@@ -13,7 +13,7 @@ use mesh_proto::config::v1::{self as pb, endpoint::Health};
 use super::snapshot::{AppProtocol, parse_addr};
 use crate::{
     balance::{Balancer, Endpoint, EndpointSpec},
-    http::UpstreamError,
+    http::{RetryBudget, UpstreamError},
     metrics::{ClusterMetrics, Direction, Metrics, Peers},
     tls::{Carried, ClientConfigs, ClientTls, MeshTls, Origination},
 };
@@ -36,6 +36,8 @@ pub struct Cluster {
     pub max_idle_per_endpoint: usize,
     /// How long an idle connection is kept.
     pub idle_timeout: Duration,
+    /// Keeps the cluster's retries a small share of its requests.
+    pub retry_budget: RetryBudget,
     /// How connections to the endpoints are secured.
     pub tls: UpstreamTls,
     /// For `UpstreamTls::Originate`: the settings, loaded into `origination` on first use.
@@ -108,6 +110,7 @@ impl Cluster {
             },
             idle_timeout: crate::route::duration(pool.idle_timeout.as_ref())
                 .unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            retry_budget: RetryBudget::default(),
             metrics: Default::default(),
             peer_metrics: Default::default(),
         }
@@ -140,6 +143,7 @@ impl Cluster {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_idle_per_endpoint: DEFAULT_MAX_IDLE_PER_ENDPOINT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            retry_budget: RetryBudget::default(),
             metrics: Default::default(),
             peer_metrics: Default::default(),
         }

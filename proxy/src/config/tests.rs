@@ -139,3 +139,36 @@ endpoints: [ { cluster: a, endpoints: [{ address: "10.244.0.5:80" }] } ]
         "the config dump shows the whole config"
     );
 }
+
+#[test]
+fn absurd_retry_and_timeout_values_are_refused_naming_the_field() {
+    let Err(errors) = compile(
+        r#"
+listeners: [ { name: out, address: "10.96.0.20:80", mode: OUTBOUND, route_config: r } ]
+routes:
+- name: r
+  virtual_hosts:
+  - name: v
+    domains: ["*"]
+    routes:
+    - { match: { prefix: /a }, route: { destinations: [{ cluster: c }], retries: { attempts: 10000 } } }
+    - { match: { prefix: /b }, route: { destinations: [{ cluster: c }], retries: { attempts: 2, per_try_timeout: 0s } } }
+    - { match: { prefix: /c }, route: { destinations: [{ cluster: c }], retries: { attempts: 2, retry_on: [sometimes] } } }
+    - { match: { prefix: /d }, route: { destinations: [{ cluster: c }], retries: { attempts: 2, retriable_status_codes: [700] } } }
+    - { match: { prefix: /e }, route: { destinations: [{ cluster: c }], timeout: -1s } }
+clusters: [ { name: c } ]
+"#,
+    ) else {
+        panic!("absurd values must be refused");
+    };
+    let all = errors.join("\n");
+    for expected in [
+        "retries.attempts 10000 is more than 100",
+        "retries.per_try_timeout must be positive",
+        "retry condition \"sometimes\" is not one of",
+        "retries.retriable_status_codes: 700 is not an HTTP status",
+        "timeout is negative",
+    ] {
+        assert!(all.contains(expected), "{expected:?} missing from:\n{all}");
+    }
+}

@@ -60,6 +60,9 @@ pub enum UpstreamError {
     /// The route's timeout passed.
     #[error("upstream request timeout after {0:?}")]
     Timeout(Duration),
+    /// One try's limit (the retry policy's per-try timeout) passed.
+    #[error("upstream per-try timeout after {0:?}")]
+    TryTimeout(Duration),
 }
 
 // === impl UpstreamError ===
@@ -74,14 +77,14 @@ impl UpstreamError {
             | UpstreamError::TlsSettings { .. } => UpstreamFailure::ConnectError,
             UpstreamError::ConnectTimeout { .. } => UpstreamFailure::ConnectTimeout,
             UpstreamError::Reset { .. } => UpstreamFailure::Reset,
-            UpstreamError::Timeout(_) => UpstreamFailure::Timeout,
+            UpstreamError::Timeout(_) | UpstreamError::TryTimeout(_) => UpstreamFailure::Timeout,
         }
     }
 
     /// The status the client gets: 504 for timeouts, 503 otherwise (as Envoy answers).
     pub fn status(&self) -> StatusCode {
         match self {
-            UpstreamError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            UpstreamError::Timeout(_) | UpstreamError::TryTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

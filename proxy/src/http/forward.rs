@@ -12,15 +12,17 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::{
-    Body, ConnectSettings, Pools, UpstreamError, UpstreamVersion, headers, local_response,
+    Body, ConnectSettings, Pools, RequestBody, UpstreamError, UpstreamVersion, headers,
+    local_response,
     pool::UpstreamBody,
+    tries::{Sent, Tries},
 };
 use crate::{
     addr::ClientAddr,
     authz::{Authorizer, Decision, Facts, HttpFacts},
-    balance::hash_key,
+    balance::{Pick, hash_key},
     config::{AppProtocol, Cluster, Snapshot},
-    metrics::{ClusterMetrics, Direction, Handles, Peers},
+    metrics::{ClusterMetrics, Direction, Handles, Peers, RetryOutcome},
     proxy::{Peer, ProxyState},
     route::{Action, Destination, Forward, HashOn, Redirect, Route, matching::query_param},
     tls::{Carried, ClientTls},
@@ -256,7 +258,8 @@ impl HttpConn {
         })
     }
 
-    /// Picks an endpoint and sends the request to it, within the route's timeout.
+    /// Picks an endpoint and sends the request to it, trying again (elsewhere when it can)
+    /// as the route's retry policy allows, all within the route's timeout.
     async fn forward(
         &self,
         plan: &Plan<'_>,
@@ -265,24 +268,10 @@ impl HttpConn {
         start: Instant,
     ) -> Response<Body> {
         let cluster = plan.cluster;
-        let metrics = self.metrics(cluster);
         let hash = plan
             .forward
             .and_then(|f| f.hash_on.as_ref())
             .and_then(|h| self.hash(h, &req));
-        let Some(pick) = cluster.balancer.pick(hash) else {
-            let error = UpstreamError::NoEndpoint {
-                cluster: cluster.name.clone(),
-            };
-            metrics.failure(error.failure());
-            metrics.request(error.status().as_u16(), start.elapsed());
-            return local_response(
-                error.status(),
-                error.failure().as_str(),
-                &error.to_string(),
-                grpc,
-            );
-        };
         let version = match cluster.protocol {
             Some(AppProtocol::Http1) => UpstreamVersion::Http1,
             Some(AppProtocol::Http2) => UpstreamVersion::Http2,
@@ -298,15 +287,78 @@ impl HttpConn {
                 .map(|p| &p.forwarded_client_cert);
             headers::set_client_cert(req.headers_mut(), verified);
         }
-        prepare_uri(
-            &mut req,
-            if upgrade {
-                UpstreamVersion::Http1
-            } else {
-                version
-            },
-        );
+        let version = if upgrade {
+            UpstreamVersion::Http1
+        } else {
+            version
+        };
+        prepare_uri(&mut req, version);
 
+        let deadline = plan.forward.and_then(|f| f.timeout).map(|t| (start + t, t));
+        let retry = plan.forward.and_then(|f| f.retry.as_ref());
+        let mut tries = Tries::new(req, retry, upgrade);
+        if retry.is_some() {
+            cluster.retry_budget.deposit();
+        }
+        let Some(mut req) = tries.next() else {
+            unreachable!("the first try always has its request")
+        };
+        let mut tried: Vec<SocketAddr> = Vec::new();
+        loop {
+            let pick = if tried.is_empty() {
+                cluster.balancer.pick(hash)
+            } else {
+                cluster.balancer.pick_avoiding(hash, &tried)
+            };
+            let Some(pick) = pick else {
+                let error = UpstreamError::NoEndpoint {
+                    cluster: cluster.name.clone(),
+                };
+                return self.failed(&self.metrics(cluster), cluster, error, grpc, start);
+            };
+            let (result, metrics) = self.try_once(plan, &pick, version, req, deadline).await;
+            pick.observe_response();
+            if let Some((next, wait)) = self.retry(cluster, &mut tries, &result, &metrics) {
+                tried.push(pick.addr());
+                drop(result);
+                if let Some((at, limit)) = deadline
+                    && Instant::now() + wait >= at
+                {
+                    tokio::time::sleep_until(at).await;
+                    let error = UpstreamError::Timeout(limit);
+                    return self.failed(&metrics, cluster, error, grpc, start);
+                }
+                tokio::time::sleep(wait).await;
+                req = next;
+                continue;
+            }
+            return match result {
+                Ok(mut response) => {
+                    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+                    headers::strip_hop_by_hop(response.headers_mut(), switching);
+                    *response.version_mut() = match self.version {
+                        UpstreamVersion::Http1 => http::Version::HTTP_11,
+                        UpstreamVersion::Http2 => http::Version::HTTP_2,
+                    };
+                    metrics.request(response.status().as_u16(), start.elapsed());
+                    response.map(|body| Body::Upstream { body, pick })
+                }
+                Err(error) => self.failed(&metrics, cluster, error, grpc, start),
+            };
+        }
+    }
+
+    /// Sends one try to the picked endpoint, within the per-try timeout and the route's
+    /// deadline; also returns the metric handles for the endpoint.
+    async fn try_once<'a>(
+        &'a self,
+        plan: &Plan<'a>,
+        pick: &Pick,
+        version: UpstreamVersion,
+        req: Sent,
+        deadline: Option<(Instant, std::time::Duration)>,
+    ) -> (Result<Response<UpstreamBody>, UpstreamError>, Handles<'a>) {
+        let cluster = plan.cluster;
         let settings = ConnectSettings {
             connect_timeout: cluster.connect_timeout,
             max_idle: cluster.max_idle_per_endpoint,
@@ -314,10 +366,9 @@ impl HttpConn {
             source: cluster.source,
         };
         let addr = pick.addr();
-        let carried = match version {
-            _ if upgrade => Carried::Http1,
-            UpstreamVersion::Http1 => Carried::Http1,
-            UpstreamVersion::Http2 => Carried::Http2,
+        let carried = match (version, &req) {
+            (_, Sent::Upgrade(_)) | (UpstreamVersion::Http1, _) => Carried::Http1,
+            (UpstreamVersion::Http2, _) => Carried::Http2,
         };
         let mesh = self.state.mesh_tls.as_deref();
         let tls = cluster.client_tls(pick.endpoint(), mesh, carried);
@@ -329,46 +380,81 @@ impl HttpConn {
                 *used,
                 mesh,
             )),
-            _ => metrics,
+            _ => self.metrics(cluster),
         };
         let sent = async {
             let tls = tls?;
-            if upgrade {
+            match req {
                 // Rare and large: boxed, so that it does not grow every request's future.
-                Box::pin(self.send_upgrade(addr, settings, tls, req)).await
-            } else {
-                self.pools.send(addr, version, settings, tls, req).await
+                Sent::Upgrade(req) => Box::pin(self.send_upgrade(addr, settings, tls, req)).await,
+                Sent::Request(req) => self.pools.send(addr, version, settings, tls, req).await,
             }
         };
         // Pinned in place: the timeout wraps a pointer rather than a second copy of the future.
         let sent = std::pin::pin!(sent);
-        let timeout = plan.forward.and_then(|f| f.timeout);
-        let result = match timeout {
-            Some(limit) => tokio::time::timeout(limit, sent)
+        let per_try = plan
+            .forward
+            .and_then(|f| f.retry.as_ref())
+            .and_then(|r| r.per_try_timeout)
+            .map(|t| (Instant::now() + t, UpstreamError::TryTimeout(t)));
+        let route = deadline.map(|(at, limit)| (at, UpstreamError::Timeout(limit)));
+        let limit = match (per_try, route) {
+            (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        };
+        let result = match limit {
+            Some((at, error)) => tokio::time::timeout_at(at, sent)
                 .await
-                .unwrap_or(Err(UpstreamError::Timeout(limit))),
+                .unwrap_or(Err(error)),
             None => sent.await,
         };
-        pick.observe_response();
-        match result {
-            Ok(mut response) => {
-                let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-                headers::strip_hop_by_hop(response.headers_mut(), switching);
-                *response.version_mut() = match self.version {
-                    UpstreamVersion::Http1 => http::Version::HTTP_11,
-                    UpstreamVersion::Http2 => http::Version::HTTP_2,
-                };
-                metrics.request(response.status().as_u16(), start.elapsed());
-                response.map(|body| Body::Upstream { body, pick })
-            }
-            Err(error) => {
-                tracing::debug!(cluster = %cluster.name, %error, "upstream failure");
-                metrics.failure(error.failure());
-                metrics.request(error.status().as_u16(), start.elapsed());
-                let message = format!("{error} (cluster {:?})", cluster.name);
-                local_response(error.status(), error.failure().as_str(), &message, grpc)
-            }
+        (result, metrics)
+    }
+
+    /// The next try and the backoff to wait before it, when the retry policy asks for one
+    /// after `result`, attempts are left, the body can be sent again and the cluster's retry
+    /// budget allows; what became of a wanted retry is counted.
+    fn retry(
+        &self,
+        cluster: &Cluster,
+        tries: &mut Tries<'_>,
+        result: &Result<Response<UpstreamBody>, UpstreamError>,
+        metrics: &ClusterMetrics,
+    ) -> Option<(Sent, std::time::Duration)> {
+        let policy = tries.policy?;
+        let wanted = match result {
+            Ok(response) => policy.retries_response(response.status(), response.headers()),
+            Err(error) => policy.retries_error(error),
+        };
+        if !wanted || tries.made > policy.attempts {
+            return None;
         }
+        if !cluster.retry_budget.withdraw() {
+            metrics.retry(RetryOutcome::BudgetExhausted);
+            return None;
+        }
+        let Some(next) = tries.next() else {
+            metrics.retry(RetryOutcome::BodyTooLarge);
+            return None;
+        };
+        metrics.retry(RetryOutcome::Sent);
+        Some((next, policy.backoff(tries.made - 1)))
+    }
+
+    /// The answer for a request to `cluster` that got no upstream response, counted.
+    fn failed(
+        &self,
+        metrics: &ClusterMetrics,
+        cluster: &Cluster,
+        error: UpstreamError,
+        grpc: bool,
+        start: Instant,
+    ) -> Response<Body> {
+        tracing::debug!(cluster = %cluster.name, %error, "upstream failure");
+        metrics.failure(error.failure());
+        metrics.request(error.status().as_u16(), start.elapsed());
+        let message = format!("{error} (cluster {:?})", cluster.name);
+        local_response(error.status(), error.failure().as_str(), &message, grpc)
     }
 
     /// The metric handles for a request to `cluster` before an endpoint is picked: inbound,
@@ -402,6 +488,7 @@ impl HttpConn {
         mut req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let downstream = hyper::upgrade::on(&mut req);
+        let req = req.map(RequestBody::Streamed);
         let mut response = self.pools.send_upgrade(addr, settings, tls, req).await?;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let upstream = hyper::upgrade::on(&mut response);

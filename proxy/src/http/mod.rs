@@ -7,7 +7,10 @@ mod forward;
 mod head_timeout;
 mod headers;
 mod pool;
+mod replay;
+mod retry;
 mod server;
+mod tries;
 
 pub use body::{Body, full};
 pub use error::{UpstreamError, X_MESH_ERROR, local_response};
@@ -15,6 +18,8 @@ pub use forward::{HttpConn, HttpTarget, Inbound};
 pub use pool::{
     ConnectSettings, Pools, UpstreamBody, UpstreamVersion, connect_tcp, connect_upstream,
 };
+pub use replay::{REPLAY_LIMIT, ReplayBody, RequestBody};
+pub use retry::{DEFAULT_POLICY, RetryBudget, RetryPolicy};
 pub use server::serve_connection;
 
 /// HTTP/2 flow-control window per stream: bounds what one stream can make the proxy buffer.

@@ -30,7 +30,7 @@ use tokio::{
 };
 use tokio_rustls::TlsConnector;
 
-use super::UpstreamError;
+use super::{RequestBody, UpstreamError};
 use crate::{
     fast_hash::FastMap,
     tls::{ClientTls, MaybeTls},
@@ -73,8 +73,8 @@ type PoolKey = (SocketAddr, UpstreamVersion, u64, Option<IpAddr>);
 type UpstreamIo = TokioIo<MaybeTls<TcpStream>>;
 
 struct EndpointPool {
-    idle: Mutex<Vec<(http1::SendRequest<Incoming>, Instant)>>,
-    h2: Mutex<Option<http2::SendRequest<Incoming>>>,
+    idle: Mutex<Vec<(http1::SendRequest<RequestBody>, Instant)>>,
+    h2: Mutex<Option<http2::SendRequest<RequestBody>>>,
     h2_connecting: tokio::sync::Mutex<()>,
 }
 
@@ -89,7 +89,7 @@ pub enum UpstreamBody {
 /// A response body that returns its connection to the pool once read to the end.
 pub struct PooledBody {
     inner: Incoming,
-    conn: Option<(http1::SendRequest<Incoming>, Weak<EndpointPool>, usize)>,
+    conn: Option<(http1::SendRequest<RequestBody>, Weak<EndpointPool>, usize)>,
 }
 
 // === impl Pools ===
@@ -103,7 +103,7 @@ impl Pools {
         version: UpstreamVersion,
         settings: ConnectSettings,
         tls: Option<ClientTls<'_>>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let tls_key = tls.map_or(0, |t| t.pool_key);
         let pool = self.endpoint((addr, version, tls_key, settings.source));
@@ -126,7 +126,7 @@ impl Pools {
         addr: SocketAddr,
         settings: ConnectSettings,
         tls: Option<ClientTls<'_>>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let target = Target {
             addr,
@@ -181,7 +181,7 @@ impl EndpointPool {
         self: Arc<Self>,
         target: Target<'_>,
         settings: ConnectSettings,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let addr = target.addr;
         loop {
@@ -213,7 +213,7 @@ impl EndpointPool {
         }
     }
 
-    fn take_idle(&self, idle_timeout: Duration) -> Option<http1::SendRequest<Incoming>> {
+    fn take_idle(&self, idle_timeout: Duration) -> Option<http1::SendRequest<RequestBody>> {
         let mut idle = self.idle.lock();
         while let Some((sender, since)) = idle.pop() {
             if sender.is_ready() && since.elapsed() < idle_timeout {
@@ -223,7 +223,7 @@ impl EndpointPool {
         None
     }
 
-    fn put_idle(&self, sender: http1::SendRequest<Incoming>, max_idle: usize) {
+    fn put_idle(&self, sender: http1::SendRequest<RequestBody>, max_idle: usize) {
         let mut idle = self.idle.lock();
         if idle.len() < max_idle && !sender.is_closed() {
             idle.push((sender, Instant::now()));
@@ -233,7 +233,7 @@ impl EndpointPool {
     async fn send_h2(
         self: Arc<Self>,
         target: Target<'_>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let addr = target.addr;
         let mut sender = self.h2_sender(target).await?;
@@ -248,7 +248,7 @@ impl EndpointPool {
     async fn h2_sender(
         &self,
         target: Target<'_>,
-    ) -> Result<http2::SendRequest<Incoming>, UpstreamError> {
+    ) -> Result<http2::SendRequest<RequestBody>, UpstreamError> {
         if let Some(sender) = self.h2.lock().as_ref().filter(|s| !s.is_closed()) {
             return Ok(sender.clone());
         }
@@ -260,7 +260,7 @@ impl EndpointPool {
     async fn connect_h2(
         &self,
         target: Target<'_>,
-    ) -> Result<http2::SendRequest<Incoming>, UpstreamError> {
+    ) -> Result<http2::SendRequest<RequestBody>, UpstreamError> {
         let _connecting = self.h2_connecting.lock().await;
         if let Some(sender) = self.h2.lock().as_ref().filter(|s| !s.is_closed()) {
             return Ok(sender.clone());
@@ -286,7 +286,7 @@ impl EndpointPool {
     }
 }
 
-async fn connect_h1(target: &Target<'_>) -> Result<http1::SendRequest<Incoming>, UpstreamError> {
+async fn connect_h1(target: &Target<'_>) -> Result<http1::SendRequest<RequestBody>, UpstreamError> {
     let addr = target.addr;
     let io = connect(target).await?;
     let (sender, conn) = http1::handshake(io)
@@ -405,7 +405,7 @@ impl HttpBody for UpstreamBody {
 impl PooledBody {
     fn new(
         inner: Incoming,
-        sender: http1::SendRequest<Incoming>,
+        sender: http1::SendRequest<RequestBody>,
         pool: Weak<EndpointPool>,
         max_idle: usize,
     ) -> Self {

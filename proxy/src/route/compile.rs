@@ -7,6 +7,8 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use mesh_proto::config::v1 as pb;
 use regex::Regex;
 
+use crate::http::{DEFAULT_POLICY, RetryPolicy};
+
 use super::{
     Action, DomainPattern, Fault, Forward, HashOn, HeaderChanges, HeaderCondition, PathMatch,
     Redirect, Route, RouteMatcher, RouteTable, ValueMatch, VirtualHost,
@@ -166,11 +168,6 @@ fn compile_forward(
         errors.push(format!("{at}: route action has no destinations"));
         return None;
     }
-    if action.retries.as_ref().is_some_and(|r| r.attempts > 0) {
-        tracing::warn!(
-            "{at}: retries are not implemented by this proxy yet; the route is served without them"
-        );
-    }
     if action.mirror.is_some() {
         tracing::warn!(
             "{at}: mirroring is not implemented by this proxy yet; the route is served without it"
@@ -216,7 +213,8 @@ fn compile_forward(
     Some(Forward {
         destinations,
         total_weight,
-        timeout: duration(action.timeout.as_ref()),
+        timeout: checked_duration(action.timeout.as_ref(), "timeout", at, errors),
+        retry: compile_retry(action.retries.as_ref(), at, errors),
         hash_on,
         rewrite_path_prefix: rewrite
             .filter(|r| !r.path_prefix.is_empty())
@@ -224,6 +222,94 @@ fn compile_forward(
         rewrite_authority,
         fault: action.fault.as_ref().map(|f| compile_fault(f, at, errors)),
     })
+}
+
+/// More retries than this is a mistake, not a policy.
+const MAX_RETRIES: u32 = 100;
+
+/// The route's retry policy: the default when it sets none, `None` when it sets 0 attempts.
+fn compile_retry(
+    retries: Option<&pb::RetryPolicy>,
+    at: &str,
+    errors: &mut Vec<String>,
+) -> Option<RetryPolicy> {
+    let Some(retries) = retries else {
+        return Some(DEFAULT_POLICY.clone());
+    };
+    if retries.attempts > MAX_RETRIES {
+        errors.push(format!(
+            "{at}: retries.attempts {} is more than {MAX_RETRIES}",
+            retries.attempts
+        ));
+    }
+    let statuses: Vec<u16> = retries
+        .retriable_status_codes
+        .iter()
+        .filter_map(|&code| match u16::try_from(code) {
+            Ok(code @ 100..=599) => Some(code),
+            _ => {
+                errors.push(format!(
+                    "{at}: retries.retriable_status_codes: {code} is not an HTTP status"
+                ));
+                None
+            }
+        })
+        .collect();
+    let per_try_timeout = positive_duration(
+        retries.per_try_timeout.as_ref(),
+        "retries.per_try_timeout",
+        at,
+        errors,
+    );
+    let backoff = positive_duration(retries.backoff.as_ref(), "retries.backoff", at, errors);
+    let policy = RetryPolicy::new(
+        retries.attempts,
+        per_try_timeout,
+        &retries.retry_on,
+        &statuses,
+        backoff,
+    )
+    .map_err(|e| errors.push(format!("{at}: retries.retry_on: {e}")))
+    .ok()?;
+    (retries.attempts > 0).then_some(policy)
+}
+
+/// An optional duration that must be positive when present.
+fn positive_duration(
+    d: Option<&pbjson_types::Duration>,
+    field: &str,
+    at: &str,
+    errors: &mut Vec<String>,
+) -> Option<Duration> {
+    let d = d?;
+    match duration(Some(d)) {
+        Some(positive) if d.seconds >= 0 && d.nanos >= 0 => Some(positive),
+        _ => {
+            errors.push(format!(
+                "{at}: {field} must be positive (got {}s {}ns)",
+                d.seconds, d.nanos
+            ));
+            None
+        }
+    }
+}
+
+/// An optional duration that may be zero (meaning none) but not negative.
+fn checked_duration(
+    d: Option<&pbjson_types::Duration>,
+    field: &str,
+    at: &str,
+    errors: &mut Vec<String>,
+) -> Option<Duration> {
+    let d = d?;
+    if d.seconds < 0 || d.nanos < 0 {
+        errors.push(format!(
+            "{at}: {field} is negative ({}s {}ns)",
+            d.seconds, d.nanos
+        ));
+        return None;
+    }
+    duration(Some(d))
 }
 
 fn compile_fault(fault: &pb::FaultInjection, at: &str, errors: &mut Vec<String>) -> Fault {

@@ -109,8 +109,10 @@ pub struct Forward {
     /// The weighted destinations; never empty.
     pub destinations: Vec<Destination>,
     total_weight: u32,
-    /// The whole-request deadline.
+    /// The whole-request deadline, every try included.
     pub timeout: Option<Duration>,
+    /// When to try again; `None` never.
+    pub retry: Option<crate::http::RetryPolicy>,
     /// What consistent-hash clusters hash on.
     pub hash_on: Option<HashOn>,
     /// Replacement for the matched path prefix.

@@ -11,14 +11,14 @@ use gateway_api::{
     },
 };
 use mesh_proto::config::v1::{
-    HeaderChanges, HeaderMatch, QueryParamMatch, Redirect, RouteMatch, StringMatch,
+    HeaderChanges, HeaderMatch, QueryParamMatch, Redirect, RetryPolicy, RouteMatch, StringMatch,
     route_match::Path, string_match::Kind,
 };
 
 use super::super::{
     duration::{is_zero, parse_duration},
     problem::Report,
-    rules::{Action, Forward},
+    rules::{Action, Forward, default_retry_policy},
     virtual_service::check_regex,
 };
 use super::{
@@ -269,22 +269,18 @@ pub(crate) fn http_route(
                     (request, response)
                 })
                 .collect();
-            let timeout = rule.timeouts.as_ref().and_then(|t| {
-                if t.backend_request.is_some() {
-                    report.warning(
-                        format!("{at}.timeouts.backendRequest"),
-                        "backendRequest timeouts are not supported by mesh; ignored",
-                        "use timeouts.request",
-                    );
-                }
-                let text = t.request.as_deref()?;
-                parse_duration(text)
-                    .map_err(|e| {
-                        report.warning(format!("{at}.timeouts.request"), e, "write e.g. \"10s\"")
-                    })
-                    .ok()
-                    .filter(|d| !is_zero(d))
-            });
+            let (timeout, retries) = rule
+                .timeouts
+                .as_ref()
+                .map(|t| {
+                    timeouts(
+                        t.request.as_deref(),
+                        t.backend_request.as_deref(),
+                        &at,
+                        report,
+                    )
+                })
+                .unwrap_or_default();
             let name = rule.name.clone().unwrap_or_else(|| i.to_string());
             build_rule(
                 RuleParts {
@@ -294,6 +290,7 @@ pub(crate) fn http_route(
                     refs,
                     backend_headers,
                     timeout,
+                    retries,
                 },
                 &at,
                 backends,
@@ -437,6 +434,7 @@ pub(crate) fn grpc_route(
                     refs,
                     backend_headers,
                     timeout: None,
+                    retries: None,
                 },
                 &at,
                 backends,
@@ -473,6 +471,40 @@ struct RuleParts {
     refs: Vec<BackendRef>,
     backend_headers: Vec<(Option<HeaderChanges>, Option<HeaderChanges>)>,
     timeout: Option<pbjson_types::Duration>,
+    retries: Option<RetryPolicy>,
+}
+
+/// A rule's `timeouts`: `request` bounds the whole request, retries included; `backendRequest`
+/// bounds each try (Istio's per-try timeout, under the default retry conditions). A timeout
+/// that does not parse is reported and left out.
+fn timeouts(
+    request: Option<&str>,
+    backend_request: Option<&str>,
+    at: &str,
+    report: &mut Report<'_>,
+) -> (Option<pbjson_types::Duration>, Option<RetryPolicy>) {
+    let mut parse = |text: Option<&str>, field: &str| {
+        parse_duration(text?)
+            .map_err(|e| report.warning(format!("{at}.timeouts.{field}"), e, "write e.g. \"10s\""))
+            .ok()
+            .filter(|d| !is_zero(d))
+    };
+    let request = parse(request, "request");
+    let backend_request = parse(backend_request, "backendRequest");
+    if let (Some(whole), Some(each)) = (&request, &backend_request)
+        && (each.seconds, each.nanos) > (whole.seconds, whole.nanos)
+    {
+        report.warning(
+            format!("{at}.timeouts.backendRequest"),
+            "is longer than timeouts.request, which bounds every try anyway",
+            "make backendRequest at most request",
+        );
+    }
+    let retries = backend_request.map(|each| RetryPolicy {
+        per_try_timeout: Some(each),
+        ..default_retry_policy()
+    });
+    (request, retries)
 }
 
 /// Builds the rule's action; a rule with unsupported filters or no usable backend answers 500.
@@ -489,6 +521,7 @@ fn build_rule(
         refs,
         backend_headers,
         timeout,
+        retries,
     } = parts;
     let mut unsupported = filters.unsupported;
     let mut rewrite = mesh_proto::config::v1::Rewrite {
@@ -569,7 +602,7 @@ fn build_rule(
             Action::Forward(Box::new(Forward {
                 dests,
                 timeout,
-                retries: None,
+                retries,
                 mirror,
                 fault: None,
                 rewrite: (rewrite != mesh_proto::config::v1::Rewrite::default()).then_some(rewrite),

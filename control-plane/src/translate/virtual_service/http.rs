@@ -9,7 +9,7 @@ use mesh_proto::config::v1::{
 use super::super::{
     duration::{is_zero, parse_duration},
     problem::Report,
-    rules::{Action, Forward, HttpRule, Scope},
+    rules::{Action, DEFAULT_RETRY_ON, Forward, HttpRule, Scope},
 };
 use super::{
     CompileContext,
@@ -20,15 +20,6 @@ use crate::istio::{
     common::Percent,
     virtual_service::{HttpFaultInjection, HttpRedirect, HttpRetry, HttpRoute},
 };
-
-/// Istio's retry conditions when `retryOn` is not given.
-const DEFAULT_RETRY_ON: &[&str] = &[
-    "connect-failure",
-    "refused-stream",
-    "unavailable",
-    "cancelled",
-    "retriable-status-codes",
-];
 
 /// Compiles one HTTP rule into one proxy rule per match (one catch-all when it has none).
 pub(crate) fn compile_http_rule(
@@ -258,25 +249,40 @@ fn compile_redirect(
     })
 }
 
+/// More retries than this is a mistake, not a policy (the proxy refuses it too).
+const MAX_RETRY_ATTEMPTS: i32 = 100;
+
+/// The retry conditions the proxy knows, besides bare status codes.
+const RETRY_CONDITIONS: &[&str] = &[
+    "5xx",
+    "gateway-error",
+    "reset",
+    "connect-failure",
+    "refused-stream",
+    "retriable-4xx",
+    "retriable-status-codes",
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
+];
+
+/// A rule's retry policy; `attempts: 0` (or unset) disables retries, as in Istio.
 fn compile_retries(retries: &HttpRetry, at: &str, report: &mut Report<'_>) -> Option<RetryPolicy> {
-    for (present, field) in [
-        (retries.backoff.is_some(), "backoff"),
-        (
-            retries.retry_remote_localities.is_some(),
-            "retryRemoteLocalities",
-        ),
-        (
-            retries.retry_ignore_previous_hosts.is_some(),
-            "retryIgnorePreviousHosts",
-        ),
-    ] {
-        if present {
-            report.warning(
-                format!("{at}.{field}"),
-                "not supported by mesh; ignored",
-                "remove the field, or expect default behaviour",
-            );
-        }
+    if retries.retry_remote_localities.is_some() {
+        report.warning(
+            format!("{at}.retryRemoteLocalities"),
+            "mesh does not balance by locality; retries go to any endpoint",
+            "remove the field",
+        );
+    }
+    if retries.retry_ignore_previous_hosts == Some(false) {
+        report.warning(
+            format!("{at}.retryIgnorePreviousHosts"),
+            "mesh always sends a retry to an endpoint not tried yet when there is one",
+            "remove the field",
+        );
     }
     let attempts = match retries.attempts {
         Some(a) if a < 0 => {
@@ -287,30 +293,81 @@ fn compile_retries(retries: &HttpRetry, at: &str, report: &mut Report<'_>) -> Op
             );
             return None;
         }
+        Some(a) if a > MAX_RETRY_ATTEMPTS => {
+            report.error(
+                format!("{at}.attempts"),
+                format!("{a} attempts is more than {MAX_RETRY_ATTEMPTS}"),
+                "a few retries are enough; the retry budget limits them anyway",
+            );
+            return None;
+        }
         Some(a) => a.unsigned_abs(),
         None => 0,
     };
-    let per_try_timeout = retries.per_try_timeout.as_deref().and_then(|t| {
-        parse_duration(t)
-            .map_err(|e| report.error(format!("{at}.perTryTimeout"), e, "write e.g. \"2s\""))
-            .ok()
-    });
-    if attempts == 0 {
-        return None;
-    }
-    let retry_on = match &retries.retry_on {
-        Some(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        None => DEFAULT_RETRY_ON.iter().map(|c| (*c).to_owned()).collect(),
+    let positive = |text: Option<&str>, field: &str, report: &mut Report<'_>| {
+        let text = text?;
+        match parse_duration(text) {
+            Ok(d) if !is_zero(&d) => Some(d),
+            Ok(_) => {
+                report.error(
+                    format!("{at}.{field}"),
+                    "0s is not a usable value",
+                    "write a positive duration, e.g. \"2s\"",
+                );
+                None
+            }
+            Err(e) => {
+                report.error(format!("{at}.{field}"), e, "write e.g. \"2s\"");
+                None
+            }
+        }
     };
+    let per_try_timeout = positive(retries.per_try_timeout.as_deref(), "perTryTimeout", report);
+    let backoff = positive(retries.backoff.as_deref(), "backoff", report);
+    let mut retry_on = Vec::new();
+    let mut retriable_status_codes = Vec::new();
+    let conditions = retries.retry_on.as_deref().map_or_else(
+        || DEFAULT_RETRY_ON.to_vec(),
+        |list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        },
+    );
+    for condition in conditions {
+        if let Ok(code) = condition.parse::<u32>() {
+            if !(100..=599).contains(&code) {
+                report.error(
+                    format!("{at}.retryOn"),
+                    format!("{code} is not an HTTP status"),
+                    "list statuses from 100 to 599",
+                );
+                return None;
+            }
+            retriable_status_codes.push(code);
+            continue;
+        }
+        if !RETRY_CONDITIONS.contains(&condition) {
+            report.error(
+                format!("{at}.retryOn"),
+                format!("retry condition {condition:?} is not supported by mesh"),
+                format!("use {}, or HTTP status codes", RETRY_CONDITIONS.join(", ")),
+            );
+            return None;
+        }
+        retry_on.push(condition.to_owned());
+    }
+    if !retriable_status_codes.is_empty() && !retry_on.iter().any(|c| c == "retriable-status-codes")
+    {
+        retry_on.push("retriable-status-codes".to_owned());
+    }
     Some(RetryPolicy {
         attempts,
         per_try_timeout,
         retry_on,
+        retriable_status_codes,
+        backoff,
     })
 }
 
