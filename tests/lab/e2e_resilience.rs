@@ -1,0 +1,210 @@
+//! End to end on the lab: the client's sidecar retries and times out as the routes say.
+//! A VirtualService retry policy hides a replica that fails every request; the default
+//! policy hides a replica whose app refuses connections (its sidecar says so); a route
+//! timeout answers 504 on time, and per-try timeouts add up as documented.
+
+#[path = "e2e/support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use support::{TestLab, counts, require_root};
+
+/// A Deployment `name` in shop labelled `app: {app}`, `role: {name}`, its app serving on
+/// `port` (where readiness is checked: the Service still targets 8080), with the workload's
+/// fault settings in `env`.
+fn deployment(name: &str, app: &str, port: u16, env: &str) -> String {
+    format!(
+        r#"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{ name: {name}, namespace: shop }}
+spec:
+  selector: {{ matchLabels: {{ app: {app}, role: {name} }} }}
+  template:
+    metadata: {{ labels: {{ app: {app}, role: {name} }} }}
+    spec:
+      containers:
+      - name: app
+        image: mesh-workload
+        args: [--addr, "0.0.0.0:{port}"]
+        env:
+        - {{ name: POD_NAME, valueFrom: {{ fieldRef: {{ fieldPath: metadata.name }} }} }}
+{env}        ports: [{{ name: http, containerPort: 8080 }}]
+        readinessProbe: {{ tcpSocket: {{ port: {port} }} }}
+"#
+    )
+}
+
+/// Service `app` in shop: port 80 to 8080 of the pods labelled `app: {app}`.
+fn service(app: &str) -> String {
+    format!(
+        r#"
+---
+apiVersion: v1
+kind: Service
+metadata: {{ name: {app}, namespace: shop }}
+spec:
+  selector: {{ app: {app} }}
+  ports: [{{ name: http, port: 80, targetPort: 8080 }}]
+"#
+    )
+}
+
+fn manifests() -> String {
+    let mut text = String::from(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop, labels: { mesh-injection: enabled } }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: sleep, namespace: shop }
+spec:
+  selector: { matchLabels: { app: sleep } }
+  template:
+    metadata: { labels: { app: sleep } }
+    spec:
+      containers: [{ name: sleep, command: [sleep, infinity] }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: flaky, namespace: shop }
+spec:
+  hosts: [flaky]
+  http:
+  - route: [{ destination: { host: flaky } }]
+    retries: { attempts: 3, retryOn: 5xx }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: flaky, namespace: shop }
+spec:
+  host: flaky
+  trafficPolicy: { loadBalancer: { simple: RANDOM } }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: spotty, namespace: shop }
+spec:
+  host: spotty
+  trafficPolicy: { loadBalancer: { simple: RANDOM } }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: slow, namespace: shop }
+spec:
+  hosts: [slow]
+  http:
+  - match: [{ uri: { prefix: /tries } }]
+    route: [{ destination: { host: slow } }]
+    retries: { attempts: 2, perTryTimeout: 100ms, retryOn: 5xx }
+  - route: [{ destination: { host: slow } }]
+    timeout: 200ms
+"#,
+    );
+    let fail_all = "        - { name: WORKLOAD_FAIL_PERCENT, value: \"100\" }\n";
+    let delay_all = "        - { name: WORKLOAD_DELAY_PERCENT, value: \"100\" }\n        - { name: WORKLOAD_DELAY_MS, value: \"1000\" }\n";
+    text += &deployment("flaky-ok", "flaky", 8080, "");
+    text += &deployment("flaky-bad", "flaky", 8080, fail_all);
+    text += &deployment("spotty-a", "spotty", 8080, "");
+    text += &deployment("spotty-b", "spotty", 8080, "");
+    // Its app listens elsewhere: its sidecar cannot connect and says so.
+    text += &deployment("spotty-closed", "spotty", 8081, "");
+    text += &deployment("slow", "slow", 8080, delay_all);
+    for app in ["flaky", "spotty", "slow"] {
+        text += &service(app);
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_hide_failing_replicas_and_timeouts_answer_504_on_time() {
+    if !require_root("retries_hide_failing_replicas_and_timeouts_answer_504_on_time") {
+        return;
+    }
+    let lab = TestLab::start("e2eres1", &manifests()).await;
+    let sleep = lab.pod("shop", "sleep-");
+
+    // 1. retries { attempts: 3, retryOn: 5xx }: half the first tries fail, none of the answers.
+    let summary = lab
+        .call(&sleep, &["call", "http://flaky/", "--count", "200"])
+        .await;
+    assert_eq!(summary["ok"], 200, "{summary}");
+    let pods = counts(&summary, "pods");
+    assert!(
+        pods.keys().all(|p| p.starts_with("flaky-ok-")),
+        "every answer came from the healthy replica: {pods:?}"
+    );
+    let metrics = lab.metrics(&sleep).await;
+    let retried = metrics.sum("mesh_retries_total", &[("outcome", "sent")]);
+    // Random picks send about half the first tries to the failing replica; the budget
+    // (20 % of requests plus 10 a second) allows them all at this rate.
+    assert!((60.0..=140.0).contains(&retried), "{retried} retries");
+    let bad = lab.pod("shop", "flaky-bad-");
+    let bad_saw = lab.metrics(&bad).await.sum(
+        "mesh_requests_total",
+        &[("direction", "inbound"), ("response_class", "5xx")],
+    );
+    assert!(
+        bad_saw <= retried,
+        "the failing replica saw {bad_saw}, at most one per retry ({retried})"
+    );
+
+    // 2. No policy: the default retries a replica whose sidecar cannot reach its app.
+    let summary = lab
+        .call(&sleep, &["call", "http://spotty/", "--count", "150"])
+        .await;
+    assert_eq!(summary["ok"], 150, "{summary}");
+    assert!(
+        !counts(&summary, "pods")
+            .keys()
+            .any(|p| p.starts_with("spotty-closed-")),
+        "{summary}"
+    );
+
+    // 3. A 200 ms route timeout against a 1 s backend: 504 after about 200 ms.
+    let (status, took) = timed_get(&lab, &sleep, "http://slow/").await;
+    assert_eq!(status, "504");
+    assert!(
+        (Duration::from_millis(190)..Duration::from_millis(300)).contains(&took),
+        "{took:?}"
+    );
+    // Per-try timeouts: three tries of 100 ms plus backoffs of at most 25 and 50 ms.
+    let (status, took) = timed_get(&lab, &sleep, "http://slow/tries").await;
+    assert_eq!(status, "504");
+    assert!(
+        (Duration::from_millis(290)..Duration::from_millis(480)).contains(&took),
+        "{took:?}"
+    );
+    lab.stop().await;
+}
+
+/// `curl`'s status and total time for one GET from the pod.
+async fn timed_get(
+    lab: &TestLab,
+    pod: &mesh_lab::cluster::PodPlan,
+    url: &str,
+) -> (String, Duration) {
+    let out = lab
+        .exec(
+            pod,
+            &[
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                "5",
+                "-w",
+                "%{http_code} %{time_total}",
+                url,
+            ],
+        )
+        .await;
+    let (status, seconds) = out.trim().split_once(' ').expect("status and time");
+    let seconds: f64 = seconds.parse().expect("seconds");
+    (status.to_owned(), Duration::from_secs_f64(seconds))
+}
