@@ -142,11 +142,41 @@ async fn compare_pod(args: &ProxyStatusArgs, pod: &str) -> anyhow::Result<ExitCo
             }
         }
     }
+    let clusters = get_json(&admin, "/clusters", &format!("the proxy of {id}")).await?;
+    for line in ejected_lines(&clusters) {
+        outln!("{line}");
+    }
     Ok(if differs {
         ExitCode::from(DIFFERS)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// One line per endpoint the proxy's outlier detection has ejected (its `/clusters`), after a
+/// heading; nothing when none is.
+fn ejected_lines(clusters: &serde_json::Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    for cluster in clusters["clusters"].as_array().into_iter().flatten() {
+        for endpoint in cluster["endpoints"].as_array().into_iter().flatten() {
+            let ejected = &endpoint["ejected"];
+            if ejected.is_null() {
+                continue;
+            }
+            lines.push(format!(
+                "  {} {}: {} (ejection {}, {:.0}s left)",
+                cluster["name"].as_str().unwrap_or("?"),
+                endpoint["address"].as_str().unwrap_or("?"),
+                ejected["reason"].as_str().unwrap_or("?"),
+                ejected["ejections"],
+                ejected["remaining_seconds"].as_f64().unwrap_or(0.0),
+            ));
+        }
+    }
+    if !lines.is_empty() {
+        lines.insert(0, "Ejected endpoints (outlier detection):".to_owned());
+    }
+    lines
 }
 
 /// `NAME.NAMESPACE`, or `NAME` in `namespace` (default `default`).
@@ -194,6 +224,26 @@ pub(crate) async fn get_json(endpoint: &Endpoint, path: &str, who: &str) -> anyh
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ejected_endpoints_are_listed_with_why_and_for_how_long() {
+        let clusters = serde_json::json!({ "clusters": [
+            { "name": "outbound|80||web", "endpoints": [
+                { "address": "10.244.0.5:8080", "ejected": null },
+                { "address": "10.244.0.6:8080", "ejected":
+                    { "reason": "consecutive_5xx", "ejections": 2, "remaining_seconds": 59.6 } },
+            ] },
+        ] });
+        assert_eq!(
+            ejected_lines(&clusters),
+            [
+                "Ejected endpoints (outlier detection):",
+                "  outbound|80||web 10.244.0.6:8080: consecutive_5xx (ejection 2, 60s left)",
+            ]
+        );
+        let none = serde_json::json!({ "clusters": [{ "name": "a", "endpoints": [] }] });
+        assert!(ejected_lines(&none).is_empty());
+    }
 
     #[test]
     fn pods_are_name_dot_namespace_or_a_name_with_a_namespace() {

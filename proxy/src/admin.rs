@@ -123,10 +123,11 @@ fn answer(port: &AdminPort, state: &ProxyState, req: &Request<Incoming>) -> Resp
         }
         (AdminPort::Admin(_), &Method::GET, "/config_dump") => config_dump(state),
         (AdminPort::Admin(_), &Method::GET, "/certs") => certs(state),
+        (AdminPort::Admin(_), &Method::GET, "/clusters") => clusters(state),
         (AdminPort::Admin(set), &Method::POST, "/logging") => logging(set.as_ref(), req),
         (AdminPort::Admin(_), _, "/") => text(
             StatusCode::OK,
-            "mesh-proxy admin: GET /config_dump, GET /certs, POST /logging?level=<filter>\n",
+            "mesh-proxy admin: GET /config_dump, GET /clusters, GET /certs, POST /logging?level=<filter>\n",
         ),
         _ => local_response(
             StatusCode::NOT_FOUND,
@@ -144,6 +145,41 @@ fn config_dump(state: &ProxyState) -> Response<Body> {
         "config": snapshot.config(),
     });
     json(dump)
+}
+
+/// The live state of every cluster traffic has used: each endpoint's health, load, and
+/// ejection by outlier detection (why, for how much longer, how many times in a row).
+fn clusters(state: &ProxyState) -> Response<Body> {
+    let snapshot = state.config.load();
+    let mut clusters: Vec<_> = snapshot.clusters_in_use().collect();
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    let clusters: Vec<_> = clusters
+        .iter()
+        .map(|cluster| {
+            let balancer = &cluster.balancer;
+            let endpoints: Vec<_> = balancer
+                .endpoints()
+                .iter()
+                .map(|e| {
+                    let ejected = balancer.ejection(e).map(|ejection| {
+                        serde_json::json!({
+                            "reason": ejection.reason.as_str(),
+                            "remaining_seconds": ejection.remaining.as_secs_f64(),
+                            "ejections": ejection.ejections,
+                        })
+                    });
+                    serde_json::json!({
+                        "address": e.addr().to_string(),
+                        "healthy": e.is_healthy(),
+                        "in_flight": e.in_flight(),
+                        "ejected": ejected,
+                    })
+                })
+                .collect();
+            serde_json::json!({ "name": cluster.name, "endpoints": endpoints })
+        })
+        .collect();
+    json(serde_json::json!({ "version": snapshot.version, "clusters": clusters }))
 }
 
 /// The workload certificate in force: identity, serial, validity, root, time to renewal.

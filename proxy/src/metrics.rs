@@ -164,6 +164,7 @@ pub struct Metrics {
     cert_expiry: IntGauge,
     inbound_refused: IntCounterVec,
     authorization_denied: IntCounterVec,
+    outlier_ejections: IntCounterVec,
     clusters: [RwLock<HashMap<ClusterKey, Arc<ClusterMetrics>>>; 3],
 }
 
@@ -304,8 +305,17 @@ impl Metrics {
             &["protocol"],
         )
         .expect("valid metric");
+        let outlier_ejections = IntCounterVec::new(
+            Opts::new(
+                "mesh_outlier_ejections_total",
+                "Endpoints ejected by outlier detection, by reason",
+            ),
+            &["cluster", "reason"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(outlier_ejections.clone()),
             Box::new(authorization_denied.clone()),
             Box::new(inbound_refused.clone()),
             Box::new(cert_renewals.clone()),
@@ -338,6 +348,7 @@ impl Metrics {
             cert_expiry,
             inbound_refused,
             authorization_denied,
+            outlier_ejections,
             clusters: Default::default(),
         })
     }
@@ -394,6 +405,13 @@ impl Metrics {
             tcp_bytes_to_downstream: self.tcp_bytes.with_label_values(&with("to_downstream")),
         });
         cache.write().entry(key).or_insert(handles).clone()
+    }
+
+    /// Counts an endpoint of `cluster` ejected by outlier detection.
+    pub fn outlier_ejected(&self, cluster: &str, reason: crate::balance::EjectReason) {
+        self.outlier_ejections
+            .with_label_values(&[cluster, reason.as_str()])
+            .inc();
     }
 
     /// The gauge of open client connections for one direction.

@@ -12,6 +12,7 @@ use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{
+    balance::Outcome,
     config::Cluster,
     http::{Inbound, connect_upstream},
     metrics::{Direction, Handles, Metrics, Peers},
@@ -64,8 +65,14 @@ pub async fn forward<I>(
         connect_upstream(pick.addr(), cluster.connect_timeout, tls?, cluster.source).await
     };
     let upstream = match connected.await {
-        Ok(stream) => stream,
+        Ok(stream) => {
+            cluster.report_outcome(metrics, pick.endpoint(), Outcome::Connected);
+            stream
+        }
         Err(error) => {
+            if error.is_local_failure() {
+                cluster.report_outcome(metrics, pick.endpoint(), Outcome::LocalFailure);
+            }
             cluster_metrics.failure(error.failure());
             tracing::info!(cluster = %cluster.name, %error, "closing TCP connection");
             return;

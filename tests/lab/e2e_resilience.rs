@@ -208,3 +208,147 @@ async fn timed_get(
     let seconds: f64 = seconds.parse().expect("seconds");
     (status.to_owned(), Duration::from_secs_f64(seconds))
 }
+
+fn outlier_manifests() -> String {
+    let mut text = String::from(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop, labels: { mesh-injection: enabled } }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: sleep, namespace: shop }
+spec:
+  selector: { matchLabels: { app: sleep } }
+  template:
+    metadata: { labels: { app: sleep } }
+    spec:
+      containers: [{ name: sleep, command: [sleep, infinity] }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: shaky, namespace: shop }
+spec:
+  host: shaky
+  trafficPolicy:
+    loadBalancer: { simple: ROUND_ROBIN }
+    outlierDetection: { consecutive5xxErrors: 5, interval: 1s, baseEjectionTime: 2s, maxEjectionPercent: 34 }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: wobbly, namespace: shop }
+spec:
+  host: wobbly
+  trafficPolicy:
+    loadBalancer: { simple: ROUND_ROBIN }
+    outlierDetection: { consecutive5xxErrors: 5, interval: 1s, baseEjectionTime: 60s, maxEjectionPercent: 34 }
+"#,
+    );
+    let fail_all = "        - { name: WORKLOAD_FAIL_PERCENT, value: \"100\" }\n";
+    text += &deployment("shaky-ok1", "shaky", 8080, "");
+    text += &deployment("shaky-ok2", "shaky", 8080, "");
+    text += &deployment("shaky-bad", "shaky", 8080, fail_all);
+    text += &deployment("wobbly-ok", "wobbly", 8080, "");
+    text += &deployment("wobbly-bad1", "wobbly", 8080, fail_all);
+    text += &deployment("wobbly-bad2", "wobbly", 8080, fail_all);
+    text += &service("shaky");
+    text += &service("wobbly");
+    text
+}
+
+/// The endpoints of `cluster` (by name prefix) that the pod's sidecar has ejected.
+async fn ejected(lab: &TestLab, pod: &mesh_lab::cluster::PodPlan, cluster: &str) -> Vec<String> {
+    let clusters = lab.sidecar_clusters(pod).await;
+    clusters["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["name"].as_str().is_some_and(|n| n.contains(cluster)))
+        .flat_map(|c| c["endpoints"].as_array().cloned().unwrap_or_default())
+        .filter(|e| !e["ejected"].is_null())
+        .filter_map(|e| e["address"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outlier_detection_ejects_a_failing_replica_and_lets_it_back() {
+    if !require_root("outlier_detection_ejects_a_failing_replica_and_lets_it_back") {
+        return;
+    }
+    let lab = TestLab::start("e2eres2", &outlier_manifests()).await;
+    let sleep = lab.pod("shop", "sleep-");
+    let bad = lab.pod("shop", "shaky-bad-");
+    let bad_saw = |metrics: mesh_test_support::prometheus::Metrics| {
+        metrics.sum("mesh_requests_total", &[("direction", "inbound")])
+    };
+
+    // Round robin sends every third request to the failing replica until its fifth 503.
+    let summary = lab
+        .call(
+            &sleep,
+            &[
+                "call",
+                "http://shaky/",
+                "--count",
+                "150",
+                "--allow-failures",
+            ],
+        )
+        .await;
+    assert_eq!(summary["failed"], 5, "{summary}");
+    assert_eq!(bad_saw(lab.metrics(&bad).await), 5.0);
+    let ejected_now = ejected(&lab, &sleep, "shaky").await;
+    assert_eq!(ejected_now, [format!("{}:8080", bad.ip)]);
+    let (code, text) = lab.pod_status(&sleep).await;
+    assert!(
+        text.contains("Ejected endpoints") && text.contains("consecutive_5xx"),
+        "exit {code}: {text}"
+    );
+    let metrics = lab.metrics(&sleep).await;
+    assert_eq!(
+        metrics.sum(
+            "mesh_outlier_ejections_total",
+            &[("reason", "consecutive_5xx")]
+        ),
+        1.0
+    );
+
+    // After its 2 s ejection it gets requests again (and is ejected again after five).
+    support::eventually("the ejection ends", Duration::from_secs(10), || async {
+        ejected(&lab, &sleep, "shaky")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let summary = lab
+        .call(
+            &sleep,
+            &["call", "http://shaky/", "--count", "60", "--allow-failures"],
+        )
+        .await;
+    assert_eq!(summary["failed"], 5, "{summary}");
+    assert_eq!(bad_saw(lab.metrics(&bad).await), 10.0);
+
+    // Two of three failing: maxEjectionPercent 34 lets only one out at a time.
+    let summary = lab
+        .call(
+            &sleep,
+            &[
+                "call",
+                "http://wobbly/",
+                "--count",
+                "150",
+                "--allow-failures",
+            ],
+        )
+        .await;
+    assert_eq!(ejected(&lab, &sleep, "wobbly").await.len(), 1, "{summary}");
+    let ok = summary["ok"].as_u64().unwrap();
+    assert!(
+        (60..=85).contains(&ok),
+        "about half of the rest fail: {summary}"
+    );
+    lab.stop().await;
+}

@@ -289,13 +289,13 @@ pub struct OutlierDetection {
     /// Maximum share of endpoints ejected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_ejection_percent: Option<i32>,
-    /// Healthy share below which ejection stops (accepted, unused).
+    /// Share of endpoints not ejected below which ejections are ignored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_health_percent: Option<i32>,
-    /// Count local-origin failures apart (accepted, unused).
+    /// Count local-origin failures apart from answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub split_external_local_origin_errors: Option<bool>,
-    /// Consecutive local-origin failures before ejection (accepted, unused).
+    /// With the split: consecutive local-origin failures before ejection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consecutive_local_origin_failures: Option<u32>,
 }

@@ -7,7 +7,10 @@ use mesh_proto::config::v1::{
     upstream_tls::Mode,
 };
 
-use super::{duration::parse_duration, problem::Report};
+use super::{
+    duration::{is_zero, parse_duration},
+    problem::Report,
+};
 use crate::istio::destination_rule::{
     ClientTlsMode, ClientTlsSettings, ConnectionPoolSettings, ConsistentHashLb,
     LoadBalancerSettings, OutlierDetection as IstioOutlier, SimpleLb, TrafficPolicy,
@@ -291,30 +294,51 @@ fn compile_pool(
     out
 }
 
+/// Istio's `outlierDetection`: consecutive 5xx errors eject after 5 unless set (0 turns it
+/// off); gateway errors and local-origin failures only when set; at most 10 % ejected unless set.
 fn compile_outlier(outlier: &IstioOutlier, at: &str, report: &mut Report<'_>) -> OutlierDetection {
     let mut duration = |text: &Option<String>, field: &str| {
         let text = text.as_deref()?;
-        parse_duration(text)
-            .map_err(|e| report.error(format!("{at}.{field}"), e, "write e.g. \"10s\" or \"5m\""))
-            .ok()
+        match parse_duration(text) {
+            Ok(d) if is_zero(&d) => {
+                report.error(
+                    format!("{at}.{field}"),
+                    "0s is not a usable value",
+                    "write a positive duration, e.g. \"10s\"",
+                );
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                report.error(format!("{at}.{field}"), e, "write e.g. \"10s\" or \"5m\"");
+                None
+            }
+        }
     };
     let interval = duration(&outlier.interval, "interval");
     let base_ejection_time = duration(&outlier.base_ejection_time, "baseEjectionTime");
-    if outlier.consecutive_gateway_errors.is_some() {
-        unsupported(report, &format!("{at}.consecutiveGatewayErrors"));
-    }
-    let max_ejection_percent = match outlier.max_ejection_percent {
-        Some(p @ 0..=100) => p.unsigned_abs(),
+    let mut percent = |value: Option<i32>, field: &str| match value {
+        Some(p @ 0..=100) => Some(p.unsigned_abs()),
         Some(p) => {
             report.error(
-                format!("{at}.maxEjectionPercent"),
+                format!("{at}.{field}"),
                 format!("{p} is not a percentage"),
                 "use 0 to 100",
             );
-            0
+            None
         }
-        None => 0,
+        None => None,
     };
+    let max_ejection_percent = percent(outlier.max_ejection_percent, "maxEjectionPercent");
+    let min_health_percent = percent(outlier.min_health_percent, "minHealthPercent");
+    let split = outlier.split_external_local_origin_errors.unwrap_or(false);
+    if outlier.consecutive_local_origin_failures.is_some() && !split {
+        report.warning(
+            format!("{at}.consecutiveLocalOriginFailures"),
+            "counts only with splitExternalLocalOriginErrors: true; local failures count as 5xx errors now",
+            "set splitExternalLocalOriginErrors: true, or remove the field",
+        );
+    }
     OutlierDetection {
         consecutive_5xx: outlier
             .consecutive_5xx_errors
@@ -323,12 +347,24 @@ fn compile_outlier(outlier: &IstioOutlier, at: &str, report: &mut Report<'_>) ->
                     .consecutive_errors
                     .and_then(|v| u32::try_from(v).ok())
             })
-            .unwrap_or(0),
+            .unwrap_or(DEFAULT_CONSECUTIVE_ERRORS),
+        consecutive_gateway_errors: outlier.consecutive_gateway_errors.unwrap_or(0),
+        split_external_local_origin_errors: split,
+        consecutive_local_origin_failures: match split {
+            true => {
+                (outlier.consecutive_local_origin_failures).unwrap_or(DEFAULT_CONSECUTIVE_ERRORS)
+            }
+            false => 0,
+        },
         interval,
         base_ejection_time,
         max_ejection_percent,
+        min_health_percent: min_health_percent.unwrap_or(0),
     }
 }
+
+/// Consecutive errors that eject an endpoint when a count is not set (Envoy's and Istio's).
+const DEFAULT_CONSECUTIVE_ERRORS: u32 = 5;
 
 fn compile_tls(tls: &ClientTlsSettings, at: &str, report: &mut Report<'_>) -> Option<UpstreamTls> {
     let mode = match tls.mode.as_ref()? {

@@ -13,7 +13,7 @@ use std::{
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use super::EndpointSpec;
+use super::{EndpointSpec, outlier::OutlierState};
 
 /// The RTT assumed for a new endpoint when nothing is known about its peers either (a first
 /// config): slow enough that it is not flooded before it has answered, fast enough that it is
@@ -40,6 +40,7 @@ pub struct Endpoint {
 pub(super) struct Load {
     in_flight: AtomicU32,
     rtt: Mutex<RttEstimate>,
+    outliers: OutlierState,
 }
 
 /// A peak-sensitive EWMA of the response time, as in Finagle's and tower's peak-EWMA balancers.
@@ -97,6 +98,10 @@ impl Endpoint {
         &self.load
     }
 
+    pub(super) fn outliers(&self) -> &OutlierState {
+        &self.load.outliers
+    }
+
     pub(super) fn start_request(&self) {
         self.load.in_flight.fetch_add(1, Ordering::Relaxed);
     }
@@ -137,6 +142,7 @@ impl Load {
                 rtt_nanos,
                 updated: now,
             }),
+            outliers: OutlierState::default(),
         }
     }
 }

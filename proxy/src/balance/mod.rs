@@ -14,6 +14,7 @@
 
 mod endpoint;
 mod maglev;
+mod outlier;
 mod p2c;
 mod ring_hash;
 mod weighted;
@@ -34,10 +35,14 @@ use std::{
 pub use mesh_proto::config::v1::cluster::LbPolicy;
 use tokio::time::Instant;
 
-pub use self::endpoint::Endpoint;
+pub use self::{
+    endpoint::Endpoint,
+    outlier::{EjectReason, Ejection, Outcome, OutlierPolicy},
+};
 use self::{
     endpoint::Load,
     maglev::Maglev,
+    outlier::ClusterOutliers,
     ring_hash::Ring,
     weighted::{RoundRobin, Weights},
 };
@@ -70,6 +75,10 @@ pub struct Balancer {
     /// Weights of `pickable`, for every weighted-random choice.
     weights: Weights,
     strategy: Strategy,
+    /// Outlier detection, when the cluster has it.
+    outlier_policy: Option<OutlierPolicy>,
+    /// Shared with the cluster's other generations.
+    outliers: Arc<ClusterOutliers>,
 }
 
 /// Per-policy lookup structures, indexing into `Balancer::pickable`.
@@ -160,7 +169,34 @@ impl Balancer {
             pickable,
             weights,
             strategy,
+            outlier_policy: None,
+            outliers: previous.map(|p| p.outliers.clone()).unwrap_or_default(),
         }
+    }
+
+    /// The balancer with outlier detection: endpoints that keep failing are ejected.
+    pub fn with_outlier_detection(mut self, policy: Option<OutlierPolicy>) -> Self {
+        self.outlier_policy = policy;
+        self
+    }
+
+    /// Counts one try's outcome against its endpoint; the reason when that ejected it.
+    pub fn report(&self, endpoint: &Endpoint, outcome: Outcome) -> Option<EjectReason> {
+        let policy = self.outlier_policy.as_ref()?;
+        let now = Instant::now();
+        outlier::report(
+            policy,
+            &self.outliers,
+            &self.endpoints,
+            endpoint,
+            outcome,
+            now,
+        )
+    }
+
+    /// The ejection in force for `endpoint`, if any.
+    pub fn ejection(&self, endpoint: &Endpoint) -> Option<Ejection> {
+        endpoint.outliers().ejection(Instant::now())
     }
 
     /// The load-balancing policy.
@@ -182,7 +218,16 @@ impl Balancer {
     /// random pick); other policies ignore it. `None` only when there is no endpoint.
     pub fn pick(&self, hash: Option<u64>) -> Option<Pick> {
         let now = Instant::now();
-        let index = match (&self.strategy, hash) {
+        let mut index = self.pick_index(hash, now)?;
+        if self.outlier_policy.is_some() && self.outliers.any_ejected(now) {
+            index = self.avoid_ejected(index, hash, now);
+        }
+        Some(Pick::new(self.pickable[index].clone(), now))
+    }
+
+    /// The index in `pickable` the strategy picks; `None` when there is no endpoint.
+    fn pick_index(&self, hash: Option<u64>, now: Instant) -> Option<usize> {
+        Some(match (&self.strategy, hash) {
             (Strategy::Empty, _) => return None,
             (Strategy::RoundRobin(rr), _) => rr.next(),
             (Strategy::Random, _) => self.weights.sample(),
@@ -192,8 +237,34 @@ impl Balancer {
             (Strategy::Maglev(table), Some(hash)) => table.get(hash),
             // A request without a key has no affinity to keep.
             (Strategy::RingHash(_) | Strategy::Maglev(_), None) => self.weights.sample(),
-        };
-        Some(Pick::new(self.pickable[index].clone(), now))
+        })
+    }
+
+    /// `index`, or when its endpoint is ejected another pick that is not (hashed picks move
+    /// along the ring); `index` still when ejections are to be ignored (too few endpoints
+    /// left) or every endpoint is ejected.
+    fn avoid_ejected(&self, index: usize, hash: Option<u64>, now: Instant) -> usize {
+        let ejected = |i: usize| self.pickable[i].outliers().ejection(now).is_some();
+        if !ejected(index) {
+            return index;
+        }
+        let count = (0..self.pickable.len()).filter(|&i| ejected(i)).count();
+        let policy = self.outlier_policy.as_ref();
+        if policy.is_none_or(|p| p.too_few_left(count, self.pickable.len())) {
+            return index;
+        }
+        for attempt in 1..=REPICKS as u64 {
+            let moved = hash.map(|h| h ^ attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            if let Some(i) = self.pick_index(moved, now)
+                && !ejected(i)
+            {
+                return i;
+            }
+        }
+        (0..self.pickable.len())
+            .map(|k| (index + k) % self.pickable.len())
+            .find(|&i| !ejected(i))
+            .unwrap_or(index)
     }
 
     /// [`Balancer::pick`] for a retry: picks again (a few times at most) while the pick is one

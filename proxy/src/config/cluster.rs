@@ -12,7 +12,7 @@ use mesh_proto::config::v1::{self as pb, endpoint::Health};
 
 use super::snapshot::{AppProtocol, parse_addr};
 use crate::{
-    balance::{Balancer, Endpoint, EndpointSpec},
+    balance::{Balancer, Endpoint, EndpointSpec, Outcome, OutlierPolicy},
     http::{RetryBudget, UpstreamError},
     metrics::{ClusterMetrics, Direction, Metrics, Peers},
     tls::{Carried, ClientConfigs, ClientTls, MeshTls, Origination},
@@ -100,7 +100,10 @@ impl Cluster {
             peer_identities: peer_identities.into(),
             client_tls: OnceLock::new(),
             name: config.name.clone(),
-            balancer: Balancer::new(config.lb_policy(), specs, config.ring_size, previous),
+            balancer: Balancer::new(config.lb_policy(), specs, config.ring_size, previous)
+                .with_outlier_detection(
+                    (config.outlier_detection.as_ref()).map(OutlierPolicy::from_config),
+                ),
             protocol: AppProtocol::from_pb(config.protocol()),
             connect_timeout: crate::route::duration(pool.connect_timeout.as_ref())
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
@@ -146,6 +149,15 @@ impl Cluster {
             retry_budget: RetryBudget::default(),
             metrics: Default::default(),
             peer_metrics: Default::default(),
+        }
+    }
+
+    /// Counts one try's outcome for outlier detection; an ejection is logged and counted.
+    pub fn report_outcome(&self, metrics: &Metrics, endpoint: &Endpoint, outcome: Outcome) {
+        if let Some(reason) = self.balancer.report(endpoint, outcome) {
+            tracing::warn!(cluster = %self.name, endpoint = %endpoint.addr(),
+                reason = reason.as_str(), "endpoint ejected by outlier detection");
+            metrics.outlier_ejected(&self.name, reason);
         }
     }
 
@@ -261,7 +273,7 @@ pub(super) fn check_cluster(config: &pb::Cluster, at: &str, errors: &mut Vec<Str
     {
         errors.push(format!("{at}: TLS origination: {error}"));
     }
-    warn_unimplemented(config, &config.connection_pool.unwrap_or_default(), at);
+    warn_unimplemented(&config.connection_pool.unwrap_or_default(), at);
 }
 
 /// The endpoints of a cluster's assignment, each with its index in `identities`; an address
@@ -305,10 +317,7 @@ pub(super) fn peer_identities(assignment: Option<&pb::ClusterLoadAssignment>) ->
 }
 
 /// Fields of the model that this proxy does not enforce yet: said loudly, never silently ignored.
-fn warn_unimplemented(config: &pb::Cluster, pool: &pb::ConnectionPool, at: &str) {
-    if config.outlier_detection.is_some() {
-        tracing::warn!("{at}: outlier_detection is not enforced by this proxy yet");
-    }
+fn warn_unimplemented(pool: &pb::ConnectionPool, at: &str) {
     if pool.max_connections > 0 || pool.max_pending_requests > 0 || pool.max_requests > 0 {
         tracing::warn!(
             "{at}: connection_pool limits (max_connections, max_pending_requests, max_requests) are not enforced by this proxy yet"

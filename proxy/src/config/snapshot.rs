@@ -261,12 +261,15 @@ impl Snapshot {
         self.clusters.get(name).map(ClusterEntry::cluster)
     }
 
+    /// The clusters built so far (those traffic has used), in no order.
+    pub fn clusters_in_use(&self) -> impl Iterator<Item = &Arc<Cluster>> + '_ {
+        self.clusters.values().filter_map(|e| e.cluster.get())
+    }
+
     /// Every endpoint address of the clusters built so far: connections exist only to those,
     /// so these are what pruning connection pools must keep.
     pub fn endpoint_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.clusters
-            .values()
-            .filter_map(|e| e.cluster.get())
+        self.clusters_in_use()
             .flat_map(|c| c.balancer.endpoints().iter().map(|e| e.addr()))
     }
 

@@ -81,6 +81,15 @@ impl UpstreamError {
         }
     }
 
+    /// Whether the endpoint was tried and gave no answer (as outlier detection counts
+    /// local-origin failures): not for a cluster without endpoints or usable TLS settings.
+    pub fn is_local_failure(&self) -> bool {
+        !matches!(
+            self,
+            UpstreamError::NoEndpoint { .. } | UpstreamError::TlsSettings { .. }
+        )
+    }
+
     /// The status the client gets: 504 for timeouts, 503 otherwise (as Envoy answers).
     pub fn status(&self) -> StatusCode {
         match self {

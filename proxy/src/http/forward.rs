@@ -20,7 +20,7 @@ use super::{
 use crate::{
     addr::ClientAddr,
     authz::{Authorizer, Decision, Facts, HttpFacts},
-    balance::{Pick, hash_key},
+    balance::{Outcome, Pick, hash_key},
     config::{AppProtocol, Cluster, Snapshot},
     metrics::{ClusterMetrics, Direction, Handles, Peers, RetryOutcome},
     proxy::{Peer, ProxyState},
@@ -318,6 +318,13 @@ impl HttpConn {
             };
             let (result, metrics) = self.try_once(plan, &pick, version, req, deadline).await;
             pick.observe_response();
+            let outcome = match &result {
+                Ok(response) => Some(Outcome::Answered(response.status().as_u16())),
+                Err(error) => error.is_local_failure().then_some(Outcome::LocalFailure),
+            };
+            if let Some(outcome) = outcome {
+                cluster.report_outcome(&self.state.metrics, pick.endpoint(), outcome);
+            }
             if let Some((next, wait)) = self.retry(cluster, &mut tries, &result, &metrics) {
                 tried.push(pick.addr());
                 drop(result);

@@ -146,6 +146,35 @@ impl TestLab {
         addresses
     }
 
+    /// The pod's sidecar's live cluster state (its admin `/clusters`).
+    pub async fn sidecar_clusters(&self, pod: &PodPlan) -> Value {
+        let netns_name = self.lab.names().pod(pod);
+        let text = tokio::task::spawn_blocking(move || {
+            netns::run_inside(&netns_name, || http_get("127.0.0.1:15000", "/clusters")).unwrap()
+        })
+        .await
+        .unwrap()
+        .map(|(_, body)| body)
+        .expect("GET the sidecar's /clusters");
+        serde_json::from_str(&text).unwrap_or_default()
+    }
+
+    /// `mesh proxy-status POD` for one pod: its exit status and output.
+    pub async fn pod_status(&self, pod: &PodPlan) -> (i32, String) {
+        let output = tokio::process::Command::new(bin_dir().join("mesh"))
+            .args(["proxy-status", &format!("{}.{}", pod.name, pod.namespace)])
+            .args(["--lab", &self.lab.names().lab])
+            .output()
+            .await
+            .expect("run mesh proxy-status POD");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code().unwrap_or(-1), text)
+    }
+
     /// The first pod of `namespace` whose name starts with `prefix`.
     pub fn pod(&self, namespace: &str, prefix: &str) -> PodPlan {
         self.lab

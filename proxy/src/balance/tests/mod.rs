@@ -2,6 +2,7 @@
 //! reloads, the key hash. Per-policy tests are in the sibling files.
 
 mod hashing;
+mod outlier;
 mod p2c;
 mod weighted;
 
