@@ -20,6 +20,7 @@ pub mod duration;
 pub mod fast_hash;
 pub mod http;
 pub mod identity;
+pub mod limits;
 pub mod metrics;
 pub mod orig_dst;
 pub mod proxy;

@@ -111,6 +111,8 @@ pub enum UpstreamFailure {
     Reset,
     /// The route's timeout passed before the response headers arrived.
     Timeout,
+    /// A limit of the cluster's connection pool refused it (circuit breaking).
+    Overflow,
 }
 
 impl UpstreamFailure {
@@ -122,6 +124,7 @@ impl UpstreamFailure {
             UpstreamFailure::ConnectTimeout => "connect_timeout",
             UpstreamFailure::Reset => "reset",
             UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Overflow => "overflow",
         }
     }
 }
@@ -135,6 +138,8 @@ pub enum RetryOutcome {
     BudgetExhausted,
     /// The request body outgrew what is kept for replay: the failure went back.
     BodyTooLarge,
+    /// The cluster's limit on retries in flight was reached: the failure went back.
+    Overflow,
 }
 
 impl RetryOutcome {
@@ -144,6 +149,7 @@ impl RetryOutcome {
             RetryOutcome::Sent => "sent",
             RetryOutcome::BudgetExhausted => "budget_exhausted",
             RetryOutcome::BodyTooLarge => "body_too_large",
+            RetryOutcome::Overflow => "overflow",
         }
     }
 }
@@ -165,6 +171,7 @@ pub struct Metrics {
     inbound_refused: IntCounterVec,
     authorization_denied: IntCounterVec,
     outlier_ejections: IntCounterVec,
+    overflows: IntCounterVec,
     clusters: [RwLock<HashMap<ClusterKey, Arc<ClusterMetrics>>>; 3],
 }
 
@@ -175,8 +182,8 @@ type ClusterKey = (String, String, String, &'static str);
 pub struct ClusterMetrics {
     requests: [IntCounter; 6],
     duration: Histogram,
-    failures: [IntCounter; 5],
-    retries: [IntCounter; 3],
+    failures: [IntCounter; 6],
+    retries: [IntCounter; 4],
     /// TCP connections opened to this cluster.
     pub tcp_opened: IntCounter,
     /// TCP connections to this cluster that have closed.
@@ -313,8 +320,17 @@ impl Metrics {
             &["cluster", "reason"],
         )
         .expect("valid metric");
+        let overflows = IntCounterVec::new(
+            Opts::new(
+                "mesh_overflow_total",
+                "Requests and connections a cluster's pool limits refused, by limit",
+            ),
+            &["cluster", "limit"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(overflows.clone()),
             Box::new(outlier_ejections.clone()),
             Box::new(authorization_denied.clone()),
             Box::new(inbound_refused.clone()),
@@ -349,6 +365,7 @@ impl Metrics {
             inbound_refused,
             authorization_denied,
             outlier_ejections,
+            overflows,
             clusters: Default::default(),
         })
     }
@@ -391,12 +408,14 @@ impl Metrics {
                 UpstreamFailure::ConnectTimeout,
                 UpstreamFailure::Reset,
                 UpstreamFailure::Timeout,
+                UpstreamFailure::Overflow,
             ]
             .map(|f| self.upstream_failures.with_label_values(&with(f.as_str()))),
             retries: [
                 RetryOutcome::Sent,
                 RetryOutcome::BudgetExhausted,
                 RetryOutcome::BodyTooLarge,
+                RetryOutcome::Overflow,
             ]
             .map(|o| self.retries.with_label_values(&with(o.as_str()))),
             tcp_opened: self.tcp_opened.with_label_values(&base),
@@ -405,6 +424,13 @@ impl Metrics {
             tcp_bytes_to_downstream: self.tcp_bytes.with_label_values(&with("to_downstream")),
         });
         cache.write().entry(key).or_insert(handles).clone()
+    }
+
+    /// Counts a request or connection to `cluster` refused by one of its pool limits.
+    pub fn overflowed(&self, cluster: &str, limit: crate::limits::Overflow) {
+        self.overflows
+            .with_label_values(&[cluster, limit.as_str()])
+            .inc();
     }
 
     /// Counts an endpoint of `cluster` ejected by outlier detection.

@@ -45,6 +45,16 @@ pub async fn forward<I>(
         }
         None => Handles::Cluster(cluster.metrics(metrics, direction)),
     };
+    // Over the cluster's connection limit: closed at once, never queued.
+    let permit = match cluster.limits.connection() {
+        Ok(permit) => permit,
+        Err(full) => {
+            cluster_metrics.failure(crate::metrics::UpstreamFailure::Overflow);
+            metrics.overflowed(&cluster.name, full);
+            tracing::info!(cluster = %cluster.name, "connection limit reached; closing TCP connection");
+            return;
+        }
+    };
     let Some(pick) = cluster.balancer.pick(None) else {
         cluster_metrics.failure(crate::metrics::UpstreamFailure::NoEndpoint);
         tracing::info!(cluster = %cluster.name, "no endpoint for TCP connection; closing it");
@@ -62,7 +72,15 @@ pub async fn forward<I>(
         _ => cluster_metrics,
     };
     let connected = async {
-        connect_upstream(pick.addr(), cluster.connect_timeout, tls?, cluster.source).await
+        let tls = tls?;
+        connect_upstream(
+            pick.addr(),
+            cluster.connect_timeout,
+            tls,
+            cluster.source,
+            cluster.keepalive,
+        )
+        .await
     };
     let upstream = match connected.await {
         Ok(stream) => {
@@ -96,6 +114,7 @@ pub async fn forward<I>(
     )
     .await;
     cluster_metrics.tcp_closed.inc();
+    drop(permit);
     if let Err(error) = result {
         tracing::debug!(cluster = %cluster.name, %error, "TCP connection ended with an error");
     }

@@ -103,6 +103,14 @@ spec:
     retries: { attempts: 2, perTryTimeout: 100ms, retryOn: 5xx }
   - route: [{ destination: { host: slow } }]
     timeout: 200ms
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: narrow, namespace: shop }
+spec:
+  host: narrow
+  trafficPolicy:
+    connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1 } }
 "#,
     );
     let fail_all = "        - { name: WORKLOAD_FAIL_PERCENT, value: \"100\" }\n";
@@ -114,7 +122,9 @@ spec:
     // Its app listens elsewhere: its sidecar cannot connect and says so.
     text += &deployment("spotty-closed", "spotty", 8081, "");
     text += &deployment("slow", "slow", 8080, delay_all);
-    for app in ["flaky", "spotty", "slow"] {
+    let delay_some = "        - { name: WORKLOAD_DELAY_PERCENT, value: \"100\" }\n        - { name: WORKLOAD_DELAY_MS, value: \"1500\" }\n";
+    text += &deployment("narrow", "narrow", 8080, delay_some);
+    for app in ["flaky", "spotty", "slow", "narrow"] {
         text += &service(app);
     }
     text
@@ -178,6 +188,37 @@ async fn retries_hide_failing_replicas_and_timeouts_answer_504_on_time() {
     assert!(
         (Duration::from_millis(290)..Duration::from_millis(480)).contains(&took),
         "{took:?}"
+    );
+
+    // 5. One connection and one waiting request: of 20 at once, 2 are served, 18 overflow at
+    // once with 503 and x-mesh-overloaded; none hangs.
+    let args = [
+        "call",
+        "http://narrow/",
+        "--count",
+        "20",
+        "--concurrency",
+        "20",
+        "--timeout-ms",
+        "6000",
+        "--allow-failures",
+    ];
+    let summary = lab.call(&sleep, &args).await;
+    assert_eq!(
+        (summary["ok"].as_u64(), summary["failed"].as_u64()),
+        (Some(2), Some(18)),
+        "{summary}"
+    );
+    assert_eq!(summary["failures"]["503"], 18, "{summary}");
+    let metrics = lab.metrics(&sleep).await;
+    assert_eq!(
+        metrics.sum("mesh_overflow_total", &[("limit", "max_pending_requests")]),
+        18.0
+    );
+    let (status, body) = lab.curl(&sleep, "GET", "http://narrow/").await;
+    assert_eq!(
+        status, "200",
+        "the limits let requests through again: {body}"
     );
     lab.stop().await;
 }

@@ -220,7 +220,7 @@ pub struct TcpSettings {
     /// Connect timeout, e.g. `30ms`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_timeout: Option<String>,
-    /// TCP keepalive (accepted, unused).
+    /// TCP keepalive: `time`, `interval`, `probes`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_keepalive: Option<serde_json::Value>,
     /// Maximum connection lifetime (accepted, unused).
@@ -244,16 +244,16 @@ pub struct HttpSettings {
     /// Maximum active requests.
     #[serde(rename = "http2MaxRequests", skip_serializing_if = "Option::is_none")]
     pub http2_max_requests: Option<i32>,
-    /// Requests per connection before it is closed (accepted, unused).
+    /// Requests per connection before it is closed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_requests_per_connection: Option<i32>,
-    /// Outstanding retries (accepted, unused).
+    /// Retries in flight to the destination at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<i32>,
     /// Idle timeout of upstream connections.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<String>,
-    /// Upgrade HTTP/1.1 to HTTP/2 (accepted, unused).
+    /// `UPGRADE` speaks HTTP/2 to the destination for HTTP/1.1 clients.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub h2_upgrade_policy: Option<String>,
     /// Speak the client's protocol upstream (accepted, unused).

@@ -273,13 +273,13 @@ pub struct HttpRetry {
     /// Comma-separated conditions, e.g. `5xx,connect-failure`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<String>,
-    /// Retry in other localities (accepted, unused).
+    /// Retry in other localities (warned about: no locality-aware balancing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_remote_localities: Option<bool>,
-    /// Avoid hosts tried before (accepted, unused).
+    /// Avoid hosts tried before (always done when another endpoint exists).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_ignore_previous_hosts: Option<bool>,
-    /// Base backoff between retries (accepted, unused).
+    /// Base backoff between retries, e.g. `25ms`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backoff: Option<String>,
 }

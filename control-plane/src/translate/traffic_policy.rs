@@ -3,8 +3,8 @@
 //! order (subset over rule, port level over whole destination, field by field).
 
 use mesh_proto::config::v1::{
-    ConnectionPool, HashPolicy, OutlierDetection, UpstreamTls, cluster::LbPolicy, hash_policy::Key,
-    upstream_tls::Mode,
+    ConnectionPool, HashPolicy, OutlierDetection, TcpKeepalive, UpstreamTls, cluster::LbPolicy,
+    hash_policy::Key, upstream_tls::Mode,
 };
 
 use super::{
@@ -241,45 +241,64 @@ fn compile_pool(
     report: &mut Report<'_>,
 ) -> ConnectionPool {
     let mut out = ConnectionPool::default();
-    let mut duration = |text: &Option<String>, field: &str| {
-        let text = text.as_deref()?;
-        parse_duration(text)
+    let duration = |text: Option<&str>, field: &str, report: &mut Report<'_>| {
+        parse_duration(text?)
             .map_err(|e| report.error(format!("{at}.{field}"), e, "write e.g. \"30ms\" or \"1s\""))
             .ok()
     };
+    let limit = |value: Option<i32>, field: &str, report: &mut Report<'_>| match value {
+        Some(n) if n < 0 => {
+            report.error(
+                format!("{at}.{field}"),
+                format!("{n} is negative"),
+                "use a positive limit, or leave the field out for none",
+            );
+            0
+        }
+        other => count(other),
+    };
     if let Some(tcp) = &pool.tcp {
-        out.max_connections = count(tcp.max_connections);
-        out.connect_timeout = duration(&tcp.connect_timeout, "tcp.connectTimeout");
-        out.idle_timeout = duration(&tcp.idle_timeout, "tcp.idleTimeout");
+        out.max_connections = limit(tcp.max_connections, "tcp.maxConnections", report);
+        out.connect_timeout =
+            duration(tcp.connect_timeout.as_deref(), "tcp.connectTimeout", report);
+        out.idle_timeout = duration(tcp.idle_timeout.as_deref(), "tcp.idleTimeout", report);
+        out.tcp_keepalive = tcp
+            .tcp_keepalive
+            .as_ref()
+            .map(|k| keepalive(k, &format!("{at}.tcp.tcpKeepalive"), report));
+        if tcp.max_connection_duration.is_some() {
+            unsupported(report, &format!("{at}.tcp.maxConnectionDuration"));
+        }
     }
     if let Some(http) = &pool.http {
-        out.max_pending_requests = count(http.http1_max_pending_requests);
-        out.max_requests = count(http.http2_max_requests);
-        if let Some(idle) = duration(&http.idle_timeout, "http.idleTimeout") {
+        out.max_pending_requests = limit(
+            http.http1_max_pending_requests,
+            "http.http1MaxPendingRequests",
+            report,
+        );
+        out.max_requests = limit(http.http2_max_requests, "http.http2MaxRequests", report);
+        out.max_requests_per_connection = limit(
+            http.max_requests_per_connection,
+            "http.maxRequestsPerConnection",
+            report,
+        );
+        out.max_retries = limit(http.max_retries, "http.maxRetries", report);
+        if let Some(idle) = duration(http.idle_timeout.as_deref(), "http.idleTimeout", report) {
             out.idle_timeout = Some(idle);
         }
-    }
-    if let Some(tcp) = &pool.tcp {
-        for (present, field) in [
-            (tcp.tcp_keepalive.is_some(), "tcp.tcpKeepalive"),
-            (
-                tcp.max_connection_duration.is_some(),
-                "tcp.maxConnectionDuration",
-            ),
-        ] {
-            if present {
-                unsupported(report, &format!("{at}.{field}"));
+        out.h2_upgrade = match http.h2_upgrade_policy.as_deref() {
+            None | Some("DEFAULT" | "DO_NOT_UPGRADE") => false,
+            Some("UPGRADE") => true,
+            Some(other) => {
+                report.error(
+                    format!("{at}.http.h2UpgradePolicy"),
+                    format!("{other:?} is not an upgrade policy"),
+                    "use DEFAULT, DO_NOT_UPGRADE or UPGRADE",
+                );
+                false
             }
-        }
-    }
-    if let Some(http) = &pool.http {
+        };
         for (present, field) in [
-            (
-                http.max_requests_per_connection.is_some(),
-                "http.maxRequestsPerConnection",
-            ),
-            (http.max_retries.is_some(), "http.maxRetries"),
-            (http.h2_upgrade_policy.is_some(), "http.h2UpgradePolicy"),
             (http.use_client_protocol.is_some(), "http.useClientProtocol"),
             (
                 http.max_concurrent_streams.is_some(),
@@ -292,6 +311,25 @@ fn compile_pool(
         }
     }
     out
+}
+
+/// `tcpKeepalive: { time, interval, probes }`.
+fn keepalive(value: &serde_json::Value, at: &str, report: &mut Report<'_>) -> TcpKeepalive {
+    let mut duration = |field: &str| {
+        let text = value.get(field)?.as_str()?;
+        parse_duration(text)
+            .map_err(|e| report.error(format!("{at}.{field}"), e, "write e.g. \"7200s\""))
+            .ok()
+    };
+    TcpKeepalive {
+        time: duration("time"),
+        interval: duration("interval"),
+        probes: value
+            .get("probes")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(0),
+    }
 }
 
 /// Istio's `outlierDetection`: consecutive 5xx errors eject after 5 unless set (0 turns it

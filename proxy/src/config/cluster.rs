@@ -13,7 +13,8 @@ use mesh_proto::config::v1::{self as pb, endpoint::Health};
 use super::snapshot::{AppProtocol, parse_addr};
 use crate::{
     balance::{Balancer, Endpoint, EndpointSpec, Outcome, OutlierPolicy},
-    http::{RetryBudget, UpstreamError},
+    http::{Keepalive, RetryBudget, UpstreamError},
+    limits::Limits,
     metrics::{ClusterMetrics, Direction, Metrics, Peers},
     tls::{Carried, ClientConfigs, ClientTls, MeshTls, Origination},
 };
@@ -37,7 +38,15 @@ pub struct Cluster {
     /// How long an idle connection is kept.
     pub idle_timeout: Duration,
     /// Keeps the cluster's retries a small share of its requests.
-    pub retry_budget: RetryBudget,
+    pub retry_budget: Arc<RetryBudget>,
+    /// Limits on connections, waiting requests, requests and retries (circuit breaking).
+    pub limits: Limits,
+    /// Requests sent on one connection before it is closed; 0 for no limit.
+    pub max_requests_per_connection: u32,
+    /// TCP keepalive on connections to the endpoints, when set.
+    pub keepalive: Option<Keepalive>,
+    /// Speak HTTP/2 to the endpoints for HTTP/1.1 clients.
+    pub h2_upgrade: bool,
     /// How connections to the endpoints are secured.
     pub tls: UpstreamTls,
     /// For `UpstreamTls::Originate`: the settings, loaded into `origination` on first use.
@@ -75,12 +84,13 @@ pub enum UpstreamTls {
 // === impl Cluster ===
 
 impl Cluster {
-    /// Builds a cluster from its validated config; load state carries over from `previous`.
+    /// Builds a cluster from its validated config; load, budget and limit counters carry
+    /// over from `previous`.
     pub(super) fn build(
         config: &pb::Cluster,
         specs: Vec<EndpointSpec>,
         peer_identities: Vec<String>,
-        previous: Option<&Balancer>,
+        previous: Option<&Cluster>,
     ) -> Self {
         let pool = config.connection_pool.unwrap_or_default();
         use pb::upstream_tls::Mode;
@@ -100,10 +110,15 @@ impl Cluster {
             peer_identities: peer_identities.into(),
             client_tls: OnceLock::new(),
             name: config.name.clone(),
-            balancer: Balancer::new(config.lb_policy(), specs, config.ring_size, previous)
-                .with_outlier_detection(
-                    (config.outlier_detection.as_ref()).map(OutlierPolicy::from_config),
-                ),
+            balancer: Balancer::new(
+                config.lb_policy(),
+                specs,
+                config.ring_size,
+                previous.map(|p| &p.balancer),
+            )
+            .with_outlier_detection(
+                (config.outlier_detection.as_ref()).map(OutlierPolicy::from_config),
+            ),
             protocol: AppProtocol::from_pb(config.protocol()),
             connect_timeout: crate::route::duration(pool.connect_timeout.as_ref())
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
@@ -113,7 +128,15 @@ impl Cluster {
             },
             idle_timeout: crate::route::duration(pool.idle_timeout.as_ref())
                 .unwrap_or(DEFAULT_IDLE_TIMEOUT),
-            retry_budget: RetryBudget::default(),
+            retry_budget: previous.map(|p| p.retry_budget.clone()).unwrap_or_default(),
+            limits: Limits::new(&pool, previous.map(|p| &p.limits)),
+            max_requests_per_connection: pool.max_requests_per_connection,
+            keepalive: pool.tcp_keepalive.as_ref().map(|k| Keepalive {
+                time: crate::route::duration(k.time.as_ref()),
+                interval: crate::route::duration(k.interval.as_ref()),
+                probes: (k.probes > 0).then_some(k.probes),
+            }),
+            h2_upgrade: pool.h2_upgrade,
             metrics: Default::default(),
             peer_metrics: Default::default(),
         }
@@ -146,7 +169,11 @@ impl Cluster {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_idle_per_endpoint: DEFAULT_MAX_IDLE_PER_ENDPOINT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            retry_budget: RetryBudget::default(),
+            retry_budget: Arc::default(),
+            limits: Limits::default(),
+            max_requests_per_connection: 0,
+            keepalive: None,
+            h2_upgrade: false,
             metrics: Default::default(),
             peer_metrics: Default::default(),
         }
@@ -273,7 +300,6 @@ pub(super) fn check_cluster(config: &pb::Cluster, at: &str, errors: &mut Vec<Str
     {
         errors.push(format!("{at}: TLS origination: {error}"));
     }
-    warn_unimplemented(&config.connection_pool.unwrap_or_default(), at);
 }
 
 /// The endpoints of a cluster's assignment, each with its index in `identities`; an address
@@ -314,13 +340,4 @@ pub(super) fn peer_identities(assignment: Option<&pb::ClusterLoadAssignment>) ->
     identities.sort();
     identities.dedup();
     identities
-}
-
-/// Fields of the model that this proxy does not enforce yet: said loudly, never silently ignored.
-fn warn_unimplemented(pool: &pb::ConnectionPool, at: &str) {
-    if pool.max_connections > 0 || pool.max_pending_requests > 0 || pool.max_requests > 0 {
-        tracing::warn!(
-            "{at}: connection_pool limits (max_connections, max_pending_requests, max_requests) are not enforced by this proxy yet"
-        );
-    }
 }

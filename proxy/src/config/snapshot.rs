@@ -165,7 +165,7 @@ impl Snapshot {
                 .and_then(|p| p.clusters.get(&config.name))
                 .and_then(|e| e.cluster.get());
             if let Some(hot) = hot {
-                let cluster = Cluster::build(&config, specs, identities, Some(&hot.balancer));
+                let cluster = Cluster::build(&config, specs, identities, Some(hot));
                 let _ = entry.cluster.set(Arc::new(cluster));
             }
             if clusters.insert(config.name.clone(), entry).is_some() {

@@ -13,7 +13,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::Full;
 
 use super::{BoxError, pool::UpstreamBody};
-use crate::balance::Pick;
+use crate::{balance::Pick, limits::Permit};
 
 /// A response body.
 pub enum Body {
@@ -26,6 +26,8 @@ pub enum Body {
         body: UpstreamBody,
         /// The endpoint, released with the body.
         pick: Pick,
+        /// The request's place under the cluster's limit on requests, if it has one.
+        permit: Option<Permit>,
     },
 }
 

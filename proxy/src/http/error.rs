@@ -3,9 +3,12 @@
 use std::{net::SocketAddr, time::Duration};
 
 use super::{Body, full};
-use crate::metrics::UpstreamFailure;
+use crate::{limits::Overflow, metrics::UpstreamFailure};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
+
+/// `x-mesh-overloaded: true`: on answers to requests a cluster's limits refused.
+pub static X_MESH_OVERLOADED: http::HeaderName = http::HeaderName::from_static("x-mesh-overloaded");
 
 /// `x-mesh-error`: names the proxy's reason on every answer it makes up itself.
 pub static X_MESH_ERROR: http::HeaderName = http::HeaderName::from_static("x-mesh-error");
@@ -60,6 +63,9 @@ pub enum UpstreamError {
     /// The route's timeout passed.
     #[error("upstream request timeout after {0:?}")]
     Timeout(Duration),
+    /// A limit of the cluster's connection pool (circuit breaking) refused the request.
+    #[error("upstream overflow: the cluster's {} limit is reached", .0.as_str())]
+    Overloaded(Overflow),
     /// One try's limit (the retry policy's per-try timeout) passed.
     #[error("upstream per-try timeout after {0:?}")]
     TryTimeout(Duration),
@@ -78,6 +84,7 @@ impl UpstreamError {
             UpstreamError::ConnectTimeout { .. } => UpstreamFailure::ConnectTimeout,
             UpstreamError::Reset { .. } => UpstreamFailure::Reset,
             UpstreamError::Timeout(_) | UpstreamError::TryTimeout(_) => UpstreamFailure::Timeout,
+            UpstreamError::Overloaded(_) => UpstreamFailure::Overflow,
         }
     }
 
@@ -86,7 +93,9 @@ impl UpstreamError {
     pub fn is_local_failure(&self) -> bool {
         !matches!(
             self,
-            UpstreamError::NoEndpoint { .. } | UpstreamError::TlsSettings { .. }
+            UpstreamError::NoEndpoint { .. }
+                | UpstreamError::TlsSettings { .. }
+                | UpstreamError::Overloaded(_)
         )
     }
 

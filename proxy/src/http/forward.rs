@@ -12,8 +12,8 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::{
-    Body, ConnectSettings, Pools, RequestBody, UpstreamError, UpstreamVersion, headers,
-    local_response,
+    Body, ConnectSettings, Pools, RequestBody, UpstreamError, UpstreamVersion, X_MESH_OVERLOADED,
+    headers, local_response,
     pool::UpstreamBody,
     tries::{Sent, Tries},
 };
@@ -22,6 +22,7 @@ use crate::{
     authz::{Authorizer, Decision, Facts, HttpFacts},
     balance::{Outcome, Pick, hash_key},
     config::{AppProtocol, Cluster, Snapshot},
+    limits::{Overflow, Permit},
     metrics::{ClusterMetrics, Direction, Handles, Peers, RetryOutcome},
     proxy::{Peer, ProxyState},
     route::{Action, Destination, Forward, HashOn, Redirect, Route, matching::query_param},
@@ -268,6 +269,13 @@ impl HttpConn {
         start: Instant,
     ) -> Response<Body> {
         let cluster = plan.cluster;
+        let permit = match cluster.limits.request() {
+            Ok(permit) => permit,
+            Err(full) => {
+                let error = UpstreamError::Overloaded(full);
+                return self.failed(&self.metrics(cluster), cluster, error, grpc, start);
+            }
+        };
         let hash = plan
             .forward
             .and_then(|f| f.hash_on.as_ref())
@@ -275,6 +283,7 @@ impl HttpConn {
         let version = match cluster.protocol {
             Some(AppProtocol::Http1) => UpstreamVersion::Http1,
             Some(AppProtocol::Http2) => UpstreamVersion::Http2,
+            _ if cluster.h2_upgrade => UpstreamVersion::Http2,
             _ => self.version,
         };
         let upgrade =
@@ -304,6 +313,8 @@ impl HttpConn {
             unreachable!("the first try always has its request")
         };
         let mut tried: Vec<SocketAddr> = Vec::new();
+        // A retry's place under the cluster's limit on retries, held while it is tried.
+        let mut _retrying = None;
         loop {
             let pick = if tried.is_empty() {
                 cluster.balancer.pick(hash)
@@ -325,7 +336,10 @@ impl HttpConn {
             if let Some(outcome) = outcome {
                 cluster.report_outcome(&self.state.metrics, pick.endpoint(), outcome);
             }
-            if let Some((next, wait)) = self.retry(cluster, &mut tries, &result, &metrics) {
+            if let Some((next, wait, retry_permit)) =
+                self.retry(cluster, &mut tries, &result, &metrics)
+            {
+                _retrying = retry_permit;
                 tried.push(pick.addr());
                 drop(result);
                 if let Some((at, limit)) = deadline
@@ -348,7 +362,7 @@ impl HttpConn {
                         UpstreamVersion::Http2 => http::Version::HTTP_2,
                     };
                     metrics.request(response.status().as_u16(), start.elapsed());
-                    response.map(|body| Body::Upstream { body, pick })
+                    response.map(|body| Body::Upstream { body, pick, permit })
                 }
                 Err(error) => self.failed(&metrics, cluster, error, grpc, start),
             };
@@ -368,6 +382,9 @@ impl HttpConn {
         let cluster = plan.cluster;
         let settings = ConnectSettings {
             connect_timeout: cluster.connect_timeout,
+            max_requests_per_connection: cluster.max_requests_per_connection,
+            keepalive: cluster.keepalive,
+            limits: &cluster.limits,
             max_idle: cluster.max_idle_per_endpoint,
             idle_timeout: cluster.idle_timeout,
             source: cluster.source,
@@ -394,7 +411,14 @@ impl HttpConn {
             match req {
                 // Rare and large: boxed, so that it does not grow every request's future.
                 Sent::Upgrade(req) => Box::pin(self.send_upgrade(addr, settings, tls, req)).await,
-                Sent::Request(req) => self.pools.send(addr, version, settings, tls, req).await,
+                Sent::Request(req) => {
+                    // Under a connection limit, an idle connection is every worker's.
+                    let pools = match cluster.limits.limits_connections() {
+                        true => &self.state.limited_pools,
+                        false => &self.pools,
+                    };
+                    pools.send(addr, version, settings, tls, req).await
+                }
             }
         };
         // Pinned in place: the timeout wraps a pointer rather than a second copy of the future.
@@ -427,7 +451,7 @@ impl HttpConn {
         tries: &mut Tries<'_>,
         result: &Result<Response<UpstreamBody>, UpstreamError>,
         metrics: &ClusterMetrics,
-    ) -> Option<(Sent, std::time::Duration)> {
+    ) -> Option<(Sent, std::time::Duration, Option<Permit>)> {
         let policy = tries.policy?;
         let wanted = match result {
             Ok(response) => policy.retries_response(response.status(), response.headers()),
@@ -436,6 +460,13 @@ impl HttpConn {
         if !wanted || tries.made > policy.attempts {
             return None;
         }
+        let Ok(permit) = cluster.limits.retry() else {
+            metrics.retry(RetryOutcome::Overflow);
+            self.state
+                .metrics
+                .overflowed(&cluster.name, Overflow::Retries);
+            return None;
+        };
         if !cluster.retry_budget.withdraw() {
             metrics.retry(RetryOutcome::BudgetExhausted);
             return None;
@@ -445,7 +476,7 @@ impl HttpConn {
             return None;
         };
         metrics.retry(RetryOutcome::Sent);
-        Some((next, policy.backoff(tries.made - 1)))
+        Some((next, policy.backoff(tries.made - 1), permit))
     }
 
     /// The answer for a request to `cluster` that got no upstream response, counted.
@@ -461,7 +492,13 @@ impl HttpConn {
         metrics.failure(error.failure());
         metrics.request(error.status().as_u16(), start.elapsed());
         let message = format!("{error} (cluster {:?})", cluster.name);
-        local_response(error.status(), error.failure().as_str(), &message, grpc)
+        let mut response = local_response(error.status(), error.failure().as_str(), &message, grpc);
+        if let UpstreamError::Overloaded(limit) = error {
+            self.state.metrics.overflowed(&cluster.name, limit);
+            (response.headers_mut())
+                .insert(X_MESH_OVERLOADED.clone(), HeaderValue::from_static("true"));
+        }
+        response
     }
 
     /// The metric handles for a request to `cluster` before an endpoint is picked: inbound,
@@ -490,7 +527,7 @@ impl HttpConn {
     async fn send_upgrade(
         &self,
         addr: std::net::SocketAddr,
-        settings: ConnectSettings,
+        settings: ConnectSettings<'_>,
         tls: Option<ClientTls<'_>>,
         mut req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {

@@ -13,10 +13,10 @@ mod server;
 mod tries;
 
 pub use body::{Body, full};
-pub use error::{UpstreamError, X_MESH_ERROR, local_response};
+pub use error::{UpstreamError, X_MESH_ERROR, X_MESH_OVERLOADED, local_response};
 pub use forward::{HttpConn, HttpTarget, Inbound};
 pub use pool::{
-    ConnectSettings, Pools, UpstreamBody, UpstreamVersion, connect_tcp, connect_upstream,
+    ConnectSettings, Keepalive, Pools, UpstreamBody, UpstreamVersion, connect_tcp, connect_upstream,
 };
 pub use replay::{REPLAY_LIMIT, ReplayBody, RequestBody};
 pub use retry::{DEFAULT_POLICY, RetryBudget, RetryPolicy};

@@ -31,6 +31,7 @@ use tokio::{
 use tokio_rustls::TlsConnector;
 
 use super::{RequestBody, UpstreamError};
+use crate::limits::{Limits, Permit};
 use crate::{
     fast_hash::FastMap,
     tls::{ClientTls, MaybeTls},
@@ -47,15 +48,32 @@ pub enum UpstreamVersion {
 
 /// How to connect to a cluster's endpoints.
 #[derive(Clone, Copy, Debug)]
-pub struct ConnectSettings {
+pub struct ConnectSettings<'a> {
     /// Limit on the TCP handshake.
     pub connect_timeout: Duration,
+    /// Requests sent on one connection before it is closed; 0 for no limit.
+    pub max_requests_per_connection: u32,
+    /// TCP keepalive for the connections, when the cluster sets it.
+    pub keepalive: Option<Keepalive>,
+    /// The cluster's limits on connections and waiting requests.
+    pub limits: &'a Limits,
     /// Idle HTTP/1.1 connections kept per endpoint.
     pub max_idle: usize,
     /// How long an idle connection may wait for reuse.
     pub idle_timeout: Duration,
     /// The local address to connect from (127.0.0.6 for delivery to the local app).
     pub source: Option<IpAddr>,
+}
+
+/// TCP keepalive settings: unset parts are the system's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe.
+    pub time: Option<Duration>,
+    /// Time between probes.
+    pub interval: Option<Duration>,
+    /// Unanswered probes before the connection is dropped.
+    pub probes: Option<u32>,
 }
 
 /// Every endpoint's pool, apart for plain, mesh TLS and originated TLS connections and by
@@ -73,9 +91,17 @@ type PoolKey = (SocketAddr, UpstreamVersion, u64, Option<IpAddr>);
 type UpstreamIo = TokioIo<MaybeTls<TcpStream>>;
 
 struct EndpointPool {
-    idle: Mutex<Vec<(http1::SendRequest<RequestBody>, Instant)>>,
-    h2: Mutex<Option<http2::SendRequest<RequestBody>>>,
+    idle: Mutex<Vec<IdleConn>>,
+    /// The shared HTTP/2 connection and how many requests it has carried.
+    h2: Mutex<Option<(http2::SendRequest<RequestBody>, u32)>>,
     h2_connecting: tokio::sync::Mutex<()>,
+}
+
+/// An idle HTTP/1.1 connection: since when, and how many requests it has carried.
+struct IdleConn {
+    sender: http1::SendRequest<RequestBody>,
+    since: Instant,
+    used: u32,
 }
 
 /// A response body from an endpoint.
@@ -89,7 +115,18 @@ pub enum UpstreamBody {
 /// A response body that returns its connection to the pool once read to the end.
 pub struct PooledBody {
     inner: Incoming,
-    conn: Option<(http1::SendRequest<RequestBody>, Weak<EndpointPool>, usize)>,
+    conn: Option<Returning>,
+}
+
+/// A connection on its way back to its pool.
+struct Returning {
+    conn: IdleConn,
+    pool: Weak<EndpointPool>,
+    max_idle: usize,
+    max_uses: u32,
+    /// The cluster's limits when they bound connections: a returned connection frees a
+    /// waiting request.
+    limits: Option<Limits>,
 }
 
 // === impl Pools ===
@@ -101,7 +138,7 @@ impl Pools {
         &self,
         addr: SocketAddr,
         version: UpstreamVersion,
-        settings: ConnectSettings,
+        settings: ConnectSettings<'_>,
         tls: Option<ClientTls<'_>>,
         req: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
@@ -112,10 +149,11 @@ impl Pools {
             timeout: settings.connect_timeout,
             tls,
             source: settings.source,
+            keepalive: settings.keepalive,
         };
         match version {
             UpstreamVersion::Http1 => pool.send_h1(target, settings, req).await,
-            UpstreamVersion::Http2 => pool.send_h2(target, req).await,
+            UpstreamVersion::Http2 => pool.send_h2(target, settings, req).await,
         }
     }
 
@@ -124,7 +162,7 @@ impl Pools {
     pub async fn send_upgrade(
         &self,
         addr: SocketAddr,
-        settings: ConnectSettings,
+        settings: ConnectSettings<'_>,
         tls: Option<ClientTls<'_>>,
         req: Request<RequestBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
@@ -133,12 +171,18 @@ impl Pools {
             timeout: settings.connect_timeout,
             tls,
             source: settings.source,
+            keepalive: settings.keepalive,
         };
+        let permit = settings
+            .limits
+            .connection()
+            .map_err(UpstreamError::Overloaded)?;
         let io = connect(&target).await?;
         let (mut sender, conn) = http1::handshake(io)
             .await
             .map_err(|source| UpstreamError::Reset { addr, source })?;
         tokio::spawn(async move {
+            let _open = permit;
             if let Err(error) = conn.with_upgrades().await {
                 tracing::debug!(%error, "upstream upgrade connection ended");
             }
@@ -180,22 +224,61 @@ impl EndpointPool {
     async fn send_h1(
         self: Arc<Self>,
         target: Target<'_>,
-        settings: ConnectSettings,
+        settings: ConnectSettings<'_>,
         mut req: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let addr = target.addr;
+        let limits = settings.limits;
+        // Held while the request waits for a connection (the cluster has its most open).
+        let mut waiting: Option<(Option<Permit>, Instant)> = None;
         loop {
-            let (mut sender, reused) = match self.take_idle(settings.idle_timeout) {
-                Some(sender) => (sender, true),
-                // Boxed: connecting is rare, and its future would grow every request's.
-                None => (Box::pin(connect_h1(&target)).await?, false),
+            let idle = self.take_idle(settings.idle_timeout);
+            let (mut conn, reused) = match idle {
+                // A connection just given back may still be finishing its last response:
+                // waited for, not thrown away (under a connection limit it may be the only one).
+                Some(mut conn) => {
+                    if conn.sender.ready().await.is_err() {
+                        continue;
+                    }
+                    (conn, true)
+                }
+                None => match limits.connection() {
+                    // Boxed: connecting is rare, and its future would grow every request's.
+                    Ok(permit) => (Box::pin(connect_h1(&target, permit)).await?, false),
+                    Err(full) => {
+                        if waiting.is_none() {
+                            let place = limits.pending().map_err(UpstreamError::Overloaded)?;
+                            waiting = Some((place, Instant::now() + settings.connect_timeout));
+                        }
+                        let deadline = waiting.as_ref().map_or_else(Instant::now, |w| w.1);
+                        // Armed, then a second look: a connection freed in between is not
+                        // missed.
+                        let freed = limits.freed();
+                        tokio::pin!(freed);
+                        freed.as_mut().enable();
+                        if !self.idle.lock().is_empty() || limits.connection_available() {
+                            continue;
+                        }
+                        if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                            return Err(UpstreamError::Overloaded(full));
+                        }
+                        continue;
+                    }
+                },
             };
-            match sender.try_send_request(req).await {
+            match conn.sender.try_send_request(req).await {
                 Ok(response) => {
-                    let pool = Arc::downgrade(&self);
-                    return Ok(response.map(|body| {
-                        UpstreamBody::Pooled(PooledBody::new(body, sender, pool, settings.max_idle))
-                    }));
+                    conn.used += 1;
+                    let returning = Returning {
+                        conn,
+                        pool: Arc::downgrade(&self),
+                        max_idle: settings.max_idle,
+                        max_uses: settings.max_requests_per_connection,
+                        limits: limits.limits_connections().then(|| limits.clone()),
+                    };
+                    return Ok(
+                        response.map(|body| UpstreamBody::Pooled(PooledBody::new(body, returning)))
+                    );
                 }
                 Err(mut error) => match error.take_message() {
                     Some(unsent) if reused => {
@@ -213,30 +296,35 @@ impl EndpointPool {
         }
     }
 
-    fn take_idle(&self, idle_timeout: Duration) -> Option<http1::SendRequest<RequestBody>> {
+    fn take_idle(&self, idle_timeout: Duration) -> Option<IdleConn> {
         let mut idle = self.idle.lock();
-        while let Some((sender, since)) = idle.pop() {
-            if sender.is_ready() && since.elapsed() < idle_timeout {
-                return Some(sender);
+        while let Some(conn) = idle.pop() {
+            if !conn.sender.is_closed() && conn.since.elapsed() < idle_timeout {
+                return Some(conn);
             }
         }
         None
     }
 
-    fn put_idle(&self, sender: http1::SendRequest<RequestBody>, max_idle: usize) {
+    fn put_idle(&self, mut conn: IdleConn, max_idle: usize, max_uses: u32) {
+        if max_uses > 0 && conn.used >= max_uses {
+            return; // dropped: the connection closes
+        }
         let mut idle = self.idle.lock();
-        if idle.len() < max_idle && !sender.is_closed() {
-            idle.push((sender, Instant::now()));
+        if idle.len() < max_idle && !conn.sender.is_closed() {
+            conn.since = Instant::now();
+            idle.push(conn);
         }
     }
 
     async fn send_h2(
         self: Arc<Self>,
         target: Target<'_>,
+        settings: ConnectSettings<'_>,
         req: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let addr = target.addr;
-        let mut sender = self.h2_sender(target).await?;
+        let mut sender = self.h2_sender(target, settings).await?;
         sender
             .send_request(req)
             .await
@@ -244,27 +332,46 @@ impl EndpointPool {
             .map_err(|source| UpstreamError::Reset { addr, source })
     }
 
-    /// The shared HTTP/2 connection, dialled once when missing or closed.
+    /// The shared HTTP/2 connection, dialled once when missing or closed; one that has
+    /// carried its most requests is let go after this one.
     async fn h2_sender(
         &self,
         target: Target<'_>,
+        settings: ConnectSettings<'_>,
     ) -> Result<http2::SendRequest<RequestBody>, UpstreamError> {
-        if let Some(sender) = self.h2.lock().as_ref().filter(|s| !s.is_closed()) {
-            return Ok(sender.clone());
+        if let Some(sender) = self.take_h2_use(settings.max_requests_per_connection) {
+            return Ok(sender);
         }
         // Boxed: connecting is rare, and its future would grow every request's.
-        Box::pin(self.connect_h2(target)).await
+        Box::pin(self.connect_h2(target, settings)).await
+    }
+
+    /// A use of the shared HTTP/2 connection, if it is open.
+    fn take_h2_use(&self, max_uses: u32) -> Option<http2::SendRequest<RequestBody>> {
+        let mut slot = self.h2.lock();
+        let (sender, used) = slot.as_mut().filter(|(s, _)| !s.is_closed())?;
+        *used += 1;
+        let sender = sender.clone();
+        if max_uses > 0 && *used >= max_uses {
+            *slot = None;
+        }
+        Some(sender)
     }
 
     /// Dials the shared HTTP/2 connection, unless another request just did.
     async fn connect_h2(
         &self,
         target: Target<'_>,
+        settings: ConnectSettings<'_>,
     ) -> Result<http2::SendRequest<RequestBody>, UpstreamError> {
         let _connecting = self.h2_connecting.lock().await;
-        if let Some(sender) = self.h2.lock().as_ref().filter(|s| !s.is_closed()) {
-            return Ok(sender.clone());
+        if let Some(sender) = self.take_h2_use(settings.max_requests_per_connection) {
+            return Ok(sender);
         }
+        let permit = settings
+            .limits
+            .connection()
+            .map_err(UpstreamError::Overloaded)?;
         let addr = target.addr;
         let io = connect(&target).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
@@ -277,27 +384,41 @@ impl EndpointPool {
             .await
             .map_err(|source| UpstreamError::Reset { addr, source })?;
         tokio::spawn(async move {
+            let _open = permit;
             if let Err(error) = conn.await {
                 tracing::debug!(%error, %addr, "upstream HTTP/2 connection ended");
             }
         });
-        *self.h2.lock() = Some(sender.clone());
+        let max_uses = settings.max_requests_per_connection;
+        if max_uses != 1 {
+            *self.h2.lock() = Some((sender.clone(), 1));
+        }
         Ok(sender)
     }
 }
 
-async fn connect_h1(target: &Target<'_>) -> Result<http1::SendRequest<RequestBody>, UpstreamError> {
+/// A new HTTP/1.1 connection, which holds `permit` (a place under the cluster's connection
+/// limit) until it closes.
+async fn connect_h1(
+    target: &Target<'_>,
+    permit: Option<Permit>,
+) -> Result<IdleConn, UpstreamError> {
     let addr = target.addr;
     let io = connect(target).await?;
     let (sender, conn) = http1::handshake(io)
         .await
         .map_err(|source| UpstreamError::Reset { addr, source })?;
     tokio::spawn(async move {
+        let _open = permit;
         if let Err(error) = conn.await {
             tracing::debug!(%error, %addr, "upstream HTTP/1 connection ended");
         }
     });
-    Ok(sender)
+    Ok(IdleConn {
+        sender,
+        since: Instant::now(),
+        used: 0,
+    })
 }
 
 /// Opens a TCP connection with a deadline, from `source` when given; Nagle off, as every
@@ -333,6 +454,7 @@ struct Target<'a> {
     timeout: Duration,
     tls: Option<ClientTls<'a>>,
     source: Option<IpAddr>,
+    keepalive: Option<Keepalive>,
 }
 
 /// Dials an endpoint (from `source` when given), inside mesh TLS when asked; the deadline
@@ -342,14 +464,20 @@ pub async fn connect_upstream(
     timeout: Duration,
     tls: Option<ClientTls<'_>>,
     source: Option<IpAddr>,
+    keepalive: Option<Keepalive>,
 ) -> Result<MaybeTls<TcpStream>, UpstreamError> {
+    let connect = async {
+        let stream = connect_tcp(addr, timeout, source).await?;
+        if let Some(keepalive) = keepalive {
+            keepalive.apply(&stream);
+        }
+        Ok::<_, UpstreamError>(stream)
+    };
     let Some(tls) = tls else {
-        return connect_tcp(addr, timeout, source)
-            .await
-            .map(MaybeTls::Plain);
+        return connect.await.map(MaybeTls::Plain);
     };
     let handshake = async {
-        let stream = connect_tcp(addr, timeout, source).await?;
+        let stream = connect.await?;
         // Mesh peers are verified by identity, not by name: the address stands in for one.
         let name = (tls.server_name.cloned()).unwrap_or(ServerName::IpAddress(addr.ip().into()));
         TlsConnector::from(tls.config.clone())
@@ -364,9 +492,36 @@ pub async fn connect_upstream(
 }
 
 async fn connect(target: &Target<'_>) -> Result<UpstreamIo, UpstreamError> {
-    connect_upstream(target.addr, target.timeout, target.tls, target.source)
-        .await
-        .map(TokioIo::new)
+    connect_upstream(
+        target.addr,
+        target.timeout,
+        target.tls,
+        target.source,
+        target.keepalive,
+    )
+    .await
+    .map(TokioIo::new)
+}
+
+// === impl Keepalive ===
+
+impl Keepalive {
+    /// Turns keepalive on for `stream` with these settings; a failure is only logged.
+    fn apply(self, stream: &TcpStream) {
+        let mut keepalive = socket2::TcpKeepalive::new();
+        if let Some(time) = self.time {
+            keepalive = keepalive.with_time(time);
+        }
+        if let Some(interval) = self.interval {
+            keepalive = keepalive.with_interval(interval);
+        }
+        if let Some(probes) = self.probes {
+            keepalive = keepalive.with_retries(probes);
+        }
+        if let Err(error) = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+            tracing::debug!(%error, "cannot set TCP keepalive");
+        }
+    }
 }
 
 // === impl UpstreamBody ===
@@ -403,15 +558,10 @@ impl HttpBody for UpstreamBody {
 // === impl PooledBody ===
 
 impl PooledBody {
-    fn new(
-        inner: Incoming,
-        sender: http1::SendRequest<RequestBody>,
-        pool: Weak<EndpointPool>,
-        max_idle: usize,
-    ) -> Self {
+    fn new(inner: Incoming, returning: Returning) -> Self {
         let mut body = PooledBody {
             inner,
-            conn: Some((sender, pool, max_idle)),
+            conn: Some(returning),
         };
         if body.inner.is_end_stream() {
             body.release();
@@ -420,10 +570,14 @@ impl PooledBody {
     }
 
     fn release(&mut self) {
-        if let Some((sender, pool, max_idle)) = self.conn.take()
-            && let Some(pool) = pool.upgrade()
-        {
-            pool.put_idle(sender, max_idle);
+        let Some(returning) = self.conn.take() else {
+            return;
+        };
+        if let Some(pool) = returning.pool.upgrade() {
+            pool.put_idle(returning.conn, returning.max_idle, returning.max_uses);
+        }
+        if let Some(limits) = returning.limits {
+            limits.wake_waiting();
         }
     }
 }

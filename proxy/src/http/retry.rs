@@ -147,6 +147,7 @@ impl RetryPolicy {
             UpstreamError::TryTimeout(_) => any_failure,
             UpstreamError::NoEndpoint { .. }
             | UpstreamError::TlsSettings { .. }
+            | UpstreamError::Overloaded(_)
             | UpstreamError::Timeout(_) => false,
         }
     }

@@ -79,6 +79,9 @@ pub struct ProxyState {
     pub tasks: TaskTracker,
     /// Mesh TLS, when the proxy has an identity.
     pub mesh_tls: Option<Arc<MeshTls>>,
+    /// Pools every worker shares, for clusters that limit their connections: an idle
+    /// connection must be usable by a request waiting on any worker.
+    pub limited_pools: Arc<crate::http::Pools>,
     workers: Workers,
     ready: AtomicBool,
 }
@@ -132,6 +135,7 @@ impl Proxy {
             settings,
             drain: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            limited_pools: Arc::default(),
             workers,
             ready: AtomicBool::new(false),
         });
@@ -192,7 +196,8 @@ impl Proxy {
         self.explicit.start(&self.state, bound);
         self.explicit.stop_removed(&snapshot);
         let keep: HashSet<SocketAddr> = snapshot.endpoint_addrs().collect();
-        for pools in self.state.workers.pools() {
+        let shared = std::iter::once(&*self.state.limited_pools);
+        for pools in self.state.workers.pools().chain(shared) {
             // Connections to the local app serve every config.
             pools.retain(|addr, source| {
                 keep.contains(&addr) || source.is_some() || addr.ip().is_loopback()

@@ -149,6 +149,7 @@ async fn connect(settings: &UpstreamTls, addr: SocketAddr, carried: Carried) -> 
         Duration::from_secs(5),
         Some(origination.client_tls(carried)),
         None,
+        None,
     )
     .await
     .map(drop)
