@@ -172,6 +172,7 @@ pub struct Metrics {
     authorization_denied: IntCounterVec,
     outlier_ejections: IntCounterVec,
     overflows: IntCounterVec,
+    mirrors_skipped: IntCounterVec,
     clusters: [RwLock<HashMap<ClusterKey, Arc<ClusterMetrics>>>; 3],
 }
 
@@ -328,8 +329,17 @@ impl Metrics {
             &["cluster", "limit"],
         )
         .expect("valid metric");
+        let mirrors_skipped = IntCounterVec::new(
+            Opts::new(
+                "mesh_mirror_skipped_total",
+                "Mirror copies not sent, by reason (busy: too many in flight; body: not kept)",
+            ),
+            &["cluster", "reason"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(mirrors_skipped.clone()),
             Box::new(overflows.clone()),
             Box::new(outlier_ejections.clone()),
             Box::new(authorization_denied.clone()),
@@ -366,6 +376,7 @@ impl Metrics {
             authorization_denied,
             outlier_ejections,
             overflows,
+            mirrors_skipped,
             clusters: Default::default(),
         })
     }
@@ -430,6 +441,13 @@ impl Metrics {
     pub fn overflowed(&self, cluster: &str, limit: crate::limits::Overflow) {
         self.overflows
             .with_label_values(&[cluster, limit.as_str()])
+            .inc();
+    }
+
+    /// Counts a mirror copy to `cluster` that was not sent.
+    pub fn mirror_skipped(&self, cluster: &str, reason: &'static str) {
+        self.mirrors_skipped
+            .with_label_values(&[cluster, reason])
             .inc();
     }
 

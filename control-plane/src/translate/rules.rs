@@ -126,8 +126,8 @@ pub(crate) struct Forward {
     pub timeout: Option<Duration>,
     /// Retries.
     pub retries: Option<RetryPolicy>,
-    /// A mirror destination and the share of requests mirrored (unset: all).
-    pub mirror: Option<(Dest, Option<f64>)>,
+    /// Mirror destinations and the share of requests each gets (unset: all).
+    pub mirrors: Vec<(Dest, Option<f64>)>,
     /// Injected faults.
     pub fault: Option<FaultInjection>,
     /// Rewrites.
@@ -277,21 +277,21 @@ impl HttpRule {
                 let hash_policy = destinations
                     .first()
                     .and_then(|d| cx.clusters.get(&d.cluster).cloned().flatten());
-                let mirror = forward
-                    .mirror
-                    .as_ref()
+                let mirrors = forward
+                    .mirrors
+                    .iter()
                     .map(|(dest, percentage)| {
                         cx.weighted(dest).map(|w| MirrorPolicy {
                             cluster: w.cluster,
                             percentage: *percentage,
                         })
                     })
-                    .transpose()?;
+                    .collect::<Result<Vec<_>, _>>()?;
                 route::Action::Route(RouteAction {
                     destinations,
                     timeout: forward.timeout,
                     retries: forward.retries.clone(),
-                    mirror,
+                    mirrors,
                     fault: forward.fault,
                     rewrite: forward.rewrite.clone(),
                     hash_policy,

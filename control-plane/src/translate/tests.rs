@@ -787,3 +787,72 @@ spec:
         ]
     );
 }
+
+#[test]
+fn several_mirrors_per_rule_translate_from_virtual_services_and_http_routes() {
+    let yaml = format!(
+        "{SHOP}{}",
+        r#"
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: web, namespace: shop }
+spec:
+  hosts: [web]
+  http:
+  - route: [{ destination: { host: web } }]
+    mirrors:
+    - { destination: { host: web }, percentage: { value: 30 } }
+    - { destination: { host: web, port: { number: 9000 } } }
+"#
+    );
+    let translation = translate(&store(&yaml), &client("shop", &[]));
+    assert!(
+        translation.problems.is_empty(),
+        "{:?}",
+        translation.problems
+    );
+    let Some(route::Action::Route(action)) = &routes_of(&translation.config, "web", 80)[0].action
+    else {
+        panic!("a forwarding route")
+    };
+    let mirrors: Vec<_> = (action.mirrors.iter())
+        .map(|m| (m.cluster.as_str(), m.percentage))
+        .collect();
+    assert_eq!(
+        mirrors,
+        [
+            ("outbound|80||web.shop.svc.cluster.local", Some(30.0)),
+            ("outbound|9000||web.shop.svc.cluster.local", None)
+        ]
+    );
+
+    let yaml = format!(
+        "{SHOP}{}",
+        r#"
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: web, namespace: shop }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: web, port: 80 }]
+  rules:
+  - backendRefs: [{ name: web, port: 80 }]
+    filters:
+    - { type: RequestMirror, requestMirror: { backendRef: { name: web, port: 9000 }, percent: 10 } }
+    - { type: RequestMirror, requestMirror: { backendRef: { name: web, port: 80 }, fraction: { numerator: 1, denominator: 4 } } }
+"#
+    );
+    let translation = translate(&store(&yaml), &client("shop", &[]));
+    assert!(
+        translation.problems.is_empty(),
+        "{:?}",
+        translation.problems
+    );
+    let Some(route::Action::Route(action)) = &routes_of(&translation.config, "web", 80)[0].action
+    else {
+        panic!("a forwarding route")
+    };
+    let shares: Vec<_> = action.mirrors.iter().map(|m| m.percentage).collect();
+    assert_eq!(shares, [Some(10.0), Some(25.0)]);
+}

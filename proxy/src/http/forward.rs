@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::{
     Body, ConnectSettings, Pools, RequestBody, UpstreamError, UpstreamVersion, X_MESH_OVERLOADED,
-    headers, local_response,
+    headers, local_response, mirror,
     pool::UpstreamBody,
     tries::{Sent, Tries},
 };
@@ -76,6 +76,8 @@ struct Plan<'a> {
     route: Option<&'a Route>,
     destination: Option<&'a Destination>,
     forward: Option<&'a Forward>,
+    /// The clusters this request is mirrored to (each drawn by its share).
+    mirrors: Vec<Arc<Cluster>>,
 }
 
 // === impl HttpConn ===
@@ -122,6 +124,7 @@ impl HttpConn {
                 route: None,
                 destination: None,
                 forward: None,
+                mirrors: Vec::new(),
             },
             HttpTarget::Routes(name) => match self.route(&snapshot, name, &mut req, grpc).await {
                 Ok(plan) => plan,
@@ -251,11 +254,16 @@ impl HttpConn {
             req.headers_mut().insert(header::HOST, authority.clone());
             *req.uri_mut() = uri_with_authority(req.uri(), authority);
         }
+        let mirrors = (forward.mirrors.iter())
+            .filter(|m| roll(m.percent))
+            .filter_map(|m| snapshot.cluster(&m.cluster).cloned())
+            .collect();
         Ok(Plan {
             cluster,
             route: Some(route),
             destination: Some(destination),
             forward: Some(forward),
+            mirrors,
         })
     }
 
@@ -301,11 +309,17 @@ impl HttpConn {
         } else {
             version
         };
+        let shadow = (!plan.mirrors.is_empty())
+            .then(|| authority_of(&req).and_then(mirror::shadow_authority))
+            .flatten();
         prepare_uri(&mut req, version);
 
         let deadline = plan.forward.and_then(|f| f.timeout).map(|t| (start + t, t));
         let retry = plan.forward.and_then(|f| f.retry.as_ref());
-        let mut tries = Tries::new(req, retry, upgrade);
+        let mut tries = Tries::new(req, retry, upgrade, !plan.mirrors.is_empty());
+        if let Some(shadow) = &shadow {
+            self.mirror(plan, &tries, version, shadow);
+        }
         if retry.is_some() {
             cluster.retry_budget.deposit();
         }
@@ -366,6 +380,34 @@ impl HttpConn {
                 }
                 Err(error) => self.failed(&metrics, cluster, error, grpc, start),
             };
+        }
+    }
+
+    /// Sends a copy of the request to each of the plan's mirrors, without waiting for them.
+    fn mirror(
+        &self,
+        plan: &Plan<'_>,
+        tries: &Tries<'_>,
+        version: UpstreamVersion,
+        host: &HeaderValue,
+    ) {
+        let deadline = plan.forward.and_then(|f| f.timeout);
+        for cluster in &plan.mirrors {
+            let sent = match tries.mirror(host) {
+                Some(copy) => {
+                    let pools = match cluster.limits.limits_connections() {
+                        true => &self.state.limited_pools,
+                        false => &self.pools,
+                    };
+                    mirror::send(&self.state, pools, cluster.clone(), version, copy, deadline)
+                }
+                None => Err(mirror::Skipped::Body),
+            };
+            if let Err(skipped) = sent {
+                self.state
+                    .metrics
+                    .mirror_skipped(&cluster.name, skipped.as_str());
+            }
         }
     }
 

@@ -6,6 +6,7 @@ mod error;
 mod forward;
 mod head_timeout;
 mod headers;
+mod mirror;
 mod pool;
 mod replay;
 mod retry;

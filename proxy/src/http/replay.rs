@@ -4,6 +4,10 @@
 //! for the whole body) and keeps a copy of what passed, up to a limit. A later try sends the
 //! copy, then goes on reading the client where the earlier try stopped. Past the limit the copy
 //! is dropped: the try in progress still streams everything, but no further try can be made.
+//!
+//! A mirror's copy follows: it sends what the tries have read, waiting for more, and never
+//! reads the client itself, so the request never waits for its mirrors. A copy that falls
+//! behind past the limit ends with an error.
 
 use std::{
     pin::Pin,
@@ -39,6 +43,8 @@ pub struct ReplayBody<B = Incoming> {
     try_number: u32,
     /// How many recorded frames this try has sent.
     sent: usize,
+    /// A mirror's copy: it follows the tries instead of reading the client.
+    follower: bool,
 }
 
 /// What every try of one request shares.
@@ -52,6 +58,8 @@ struct Shared<B> {
     unreplayable: bool,
     /// The newest try.
     current: u32,
+    /// Mirror copies waiting for the tries to read more.
+    followers: Vec<std::task::Waker>,
 }
 
 enum Recorded {
@@ -72,9 +80,21 @@ impl<B: HttpBody> ReplayBody<B> {
                 recorded_len: 0,
                 unreplayable: false,
                 current: 1,
+                followers: Vec::new(),
             })),
             try_number: 1,
             sent: 0,
+            follower: false,
+        }
+    }
+
+    /// A copy for a mirror, which follows the tries.
+    pub fn follower(&self) -> Self {
+        ReplayBody {
+            shared: self.shared.clone(),
+            try_number: 0,
+            sent: 0,
+            follower: true,
         }
     }
 
@@ -90,6 +110,7 @@ impl<B: HttpBody> ReplayBody<B> {
             shared: self.shared.clone(),
             try_number: shared.current,
             sent: 0,
+            follower: false,
         })
     }
 }
@@ -108,6 +129,9 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let mut shared = this.shared.lock();
+        if this.follower {
+            return shared.follow(&mut this.sent, cx);
+        }
         if shared.current != this.try_number {
             return Poll::Ready(Some(Err("the request is being retried".into())));
         }
@@ -126,11 +150,13 @@ where
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
                 shared.source = None;
+                shared.wake_followers();
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(error))) => {
                 shared.source = None;
                 shared.unreplayable = true;
+                shared.wake_followers();
                 Poll::Ready(Some(Err(error.into())))
             }
             Poll::Ready(Some(Ok(frame))) => {
@@ -139,6 +165,7 @@ where
                 }
                 shared.record(&frame);
                 this.sent = shared.recorded.len();
+                shared.wake_followers();
                 Poll::Ready(Some(Ok(frame)))
             }
         }
@@ -146,8 +173,9 @@ where
 
     fn is_end_stream(&self) -> bool {
         let shared = self.shared.lock();
-        shared.current == self.try_number
+        (self.follower || shared.current == self.try_number)
             && shared.source.is_none()
+            && !(self.follower && shared.unreplayable)
             && self.sent >= shared.recorded.len()
     }
 
@@ -177,6 +205,38 @@ where
 // === impl Shared ===
 
 impl<B> Shared<B> {
+    /// A follower's next frame: a recorded one, the end once the client's body has ended, or
+    /// a wait for the tries to read more.
+    fn follow(
+        &mut self,
+        sent: &mut usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.unreplayable {
+            return Poll::Ready(Some(Err(
+                "the request body outgrew what a mirror keeps".into()
+            )));
+        }
+        if let Some(frame) = self.recorded.get(*sent) {
+            *sent += 1;
+            return Poll::Ready(Some(Ok(match frame {
+                Recorded::Data(data) => Frame::data(data.clone()),
+                Recorded::Trailers(trailers) => Frame::trailers(trailers.clone()),
+            })));
+        }
+        if self.source.is_none() {
+            return Poll::Ready(None);
+        }
+        self.followers.push(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn wake_followers(&mut self) {
+        for waker in self.followers.drain(..) {
+            waker.wake();
+        }
+    }
+
     /// Keeps a copy of a frame read from the client while the copy fits the limit.
     fn record(&mut self, frame: &Frame<Bytes>) {
         if self.unreplayable {

@@ -38,16 +38,17 @@ enum Source {
 }
 
 impl<'a> Tries<'a> {
-    /// The tries of `req` under `policy`.
+    /// The tries of `req` under `policy`; `mirrored` keeps the body for mirrors' copies too.
     pub(super) fn new(
         req: Request<Incoming>,
         policy: Option<&'a RetryPolicy>,
         upgrade: bool,
+        mirrored: bool,
     ) -> Self {
         let source = match policy {
-            None => Source::Once(Some(req), upgrade),
-            Some(_) if upgrade => Source::Once(Some(req), true),
-            Some(_) => {
+            None if !mirrored => Source::Once(Some(req), upgrade),
+            _ if upgrade => Source::Once(Some(req), true),
+            _ => {
                 let (parts, body) = req.into_parts();
                 let hint = http_body::Body::size_hint(&body);
                 if http_body::Body::is_end_stream(&body) {
@@ -65,6 +66,28 @@ impl<'a> Tries<'a> {
             made: 0,
             source,
         }
+    }
+
+    /// A copy of the request for a mirror, with `host` as its authority; `None` when its body
+    /// is not kept (too large, or an upgrade).
+    pub(super) fn mirror(&self, host: &HeaderValue) -> Option<Request<RequestBody>> {
+        let (parts, body) = match &self.source {
+            Source::Once(..) => return None,
+            Source::Empty(parts) => (parts, RequestBody::Empty),
+            Source::Replay(parts, body) => (parts, RequestBody::Replay(body.follower())),
+        };
+        let mut head = copy_head(parts, 1);
+        head.headers.remove(&X_MESH_ATTEMPT_COUNT);
+        if head.uri.authority().is_some() {
+            let mut uri = head.uri.clone().into_parts();
+            uri.authority = host.to_str().ok().and_then(|h| h.parse().ok());
+            if let Ok(with_host) = http::Uri::from_parts(uri) {
+                head.uri = with_host;
+            }
+        } else {
+            head.headers.insert(http::header::HOST, host.clone());
+        }
+        Some(Request::from_parts(head, body))
     }
 
     /// The next try's request; `None` when the request cannot be sent again (its body was sent

@@ -10,8 +10,8 @@ use regex::Regex;
 use crate::http::{DEFAULT_POLICY, RetryPolicy};
 
 use super::{
-    Action, DomainPattern, Fault, Forward, HashOn, HeaderChanges, HeaderCondition, PathMatch,
-    Redirect, Route, RouteMatcher, RouteTable, ValueMatch, VirtualHost,
+    Action, DomainPattern, Fault, Forward, HashOn, HeaderChanges, HeaderCondition, Mirror,
+    PathMatch, Redirect, Route, RouteMatcher, RouteTable, ValueMatch, VirtualHost,
 };
 
 /// Compiles a route config; `errors` collects a message per invalid field (prefixed by `where`).
@@ -168,11 +168,6 @@ fn compile_forward(
         errors.push(format!("{at}: route action has no destinations"));
         return None;
     }
-    if action.mirror.is_some() {
-        tracing::warn!(
-            "{at}: mirroring is not implemented by this proxy yet; the route is served without it"
-        );
-    }
     let destinations: Vec<_> = action
         .destinations
         .iter()
@@ -215,12 +210,33 @@ fn compile_forward(
         total_weight,
         timeout: checked_duration(action.timeout.as_ref(), "timeout", at, errors),
         retry: compile_retry(action.retries.as_ref(), at, errors),
+        mirrors: (action.mirrors.iter())
+            .filter_map(|m| compile_mirror(m, at, errors))
+            .collect(),
         hash_on,
         rewrite_path_prefix: rewrite
             .filter(|r| !r.path_prefix.is_empty())
             .map(|r| r.path_prefix.clone()),
         rewrite_authority,
         fault: action.fault.as_ref().map(|f| compile_fault(f, at, errors)),
+    })
+}
+
+fn compile_mirror(m: &pb::MirrorPolicy, at: &str, errors: &mut Vec<String>) -> Option<Mirror> {
+    let percent = m.percentage.unwrap_or(100.0);
+    if !(0.0..=100.0).contains(&percent) {
+        errors.push(format!(
+            "{at}: mirror percentage {percent} is outside 0..=100"
+        ));
+        return None;
+    }
+    if m.cluster.is_empty() {
+        errors.push(format!("{at}: a mirror names no cluster"));
+        return None;
+    }
+    Some(Mirror {
+        cluster: m.cluster.clone(),
+        percent,
     })
 }
 

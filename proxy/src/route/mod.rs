@@ -113,6 +113,8 @@ pub struct Forward {
     pub timeout: Option<Duration>,
     /// When to try again; `None` never.
     pub retry: Option<crate::http::RetryPolicy>,
+    /// Clusters that get a copy of a share of the requests.
+    pub mirrors: Vec<Mirror>,
     /// What consistent-hash clusters hash on.
     pub hash_on: Option<HashOn>,
     /// Replacement for the matched path prefix.
@@ -121,6 +123,15 @@ pub struct Forward {
     pub rewrite_authority: Option<HeaderValue>,
     /// Injected faults.
     pub fault: Option<Fault>,
+}
+
+/// A cluster that gets copies of a share of a route's requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mirror {
+    /// The cluster's name.
+    pub cluster: String,
+    /// The share of requests copied, 0..=100.
+    pub percent: f64,
 }
 
 /// One weighted destination.

@@ -105,7 +105,7 @@ macro_rules! parent_refs {
 struct Filters {
     request_headers: Option<HeaderChanges>,
     response_headers: Option<HeaderChanges>,
-    mirror: Option<(BackendRef, Option<f64>)>,
+    mirrors: Vec<(BackendRef, Option<f64>)>,
     redirect: Option<Redirect>,
     rewrite_path: Option<RewritePath>,
     rewrite_host: Option<String>,
@@ -156,12 +156,7 @@ pub(crate) fn http_route(
                     let at = format!("{field}.responseHeaderModifier");
                     filters.response_headers = Some(header_changes!(m, &at, report));
                 } else if let Some(m) = &f.request_mirror {
-                    if filters.mirror.is_some() {
-                        filters
-                            .unsupported
-                            .push((field.clone(), "a second RequestMirror".to_owned()));
-                    }
-                    filters.mirror = Some(mirror!(m));
+                    filters.mirrors.push(mirror!(m));
                 } else if let Some(r) = &f.request_redirect {
                     let path = r.path.as_ref().map(|p| {
                         match (&p.replace_full_path, &p.replace_prefix_match) {
@@ -386,7 +381,7 @@ pub(crate) fn grpc_route(
                     let at = format!("{field}.responseHeaderModifier");
                     filters.response_headers = Some(header_changes!(m, &at, report));
                 } else if let Some(m) = &f.request_mirror {
-                    filters.mirror = Some(mirror!(m));
+                    filters.mirrors.push(mirror!(m));
                 } else if f.extension_ref.is_some() {
                     filters
                         .unsupported
@@ -581,14 +576,16 @@ fn build_rule(
             .flatten()
             .filter(|d| d.weight > 0)
             .collect();
-        let mirror = filters.mirror.and_then(|(backend, percentage)| {
-            let mut resolved = backends.resolve(
-                &[backend],
-                &format!("{at}.filters.requestMirror.backendRef"),
-                report,
-            );
-            resolved.pop().flatten().map(|d| (d, percentage))
-        });
+        let mirrors = (filters.mirrors.into_iter())
+            .filter_map(|(backend, percentage)| {
+                let mut resolved = backends.resolve(
+                    &[backend],
+                    &format!("{at}.filters.requestMirror.backendRef"),
+                    report,
+                );
+                resolved.pop().flatten().map(|d| (d, percentage))
+            })
+            .collect();
         if dests.is_empty() {
             if !refs.is_empty() {
                 report.warning(
@@ -603,7 +600,7 @@ fn build_rule(
                 dests,
                 timeout,
                 retries,
-                mirror,
+                mirrors,
                 fault: None,
                 rewrite: (rewrite != mesh_proto::config::v1::Rewrite::default()).then_some(rewrite),
             }))

@@ -176,7 +176,7 @@ fn compile_action(
         .fault
         .as_ref()
         .and_then(|f| compile_fault(f, &format!("{at}.fault"), report));
-    let mirror = compile_mirror(rule, at, cx, report);
+    let mirrors = compile_mirrors(rule, at, cx, report);
     let rewrite = rule.rewrite.as_ref().and_then(|r| {
         if r.uri_regex_rewrite.is_some() {
             report.error(
@@ -205,7 +205,7 @@ fn compile_action(
         dests,
         timeout,
         retries,
-        mirror,
+        mirrors,
         fault,
         rewrite,
     })))
@@ -494,52 +494,60 @@ fn grpc_code(name: &str) -> Option<u32> {
     position.and_then(|p| u32::try_from(p).ok())
 }
 
-fn compile_mirror(
+/// The rule's mirrors: `mirror` with `mirrorPercentage`, or each of `mirrors[]`.
+fn compile_mirrors(
     rule: &HttpRoute,
     at: &str,
     cx: &CompileContext<'_>,
     report: &mut Report<'_>,
-) -> Option<(super::super::rules::Dest, Option<f64>)> {
-    let (destination, percentage, field) = match (&rule.mirror, rule.mirrors.as_slice()) {
+) -> Vec<(super::super::rules::Dest, Option<f64>)> {
+    let wanted: Vec<_> = match (&rule.mirror, rule.mirrors.as_slice()) {
         (Some(_), [_, ..]) => {
             report.error(
                 format!("{at}.mirrors"),
                 "both mirror and mirrors are set",
                 "use one",
             );
-            return None;
+            return Vec::new();
         }
-        (None, [_, _, ..]) => {
-            report.error(
-                format!("{at}.mirrors"),
-                "mesh mirrors to one destination per rule",
-                "keep one mirror",
-            );
-            return None;
-        }
-        (None, [only]) => (
-            &only.destination,
-            only.percentage.as_ref().map(|p| p.value),
-            format!("{at}.mirrors[0]"),
-        ),
-        (Some(mirror), []) => (
-            mirror,
-            rule.mirror_percentage
-                .as_ref()
+        (Some(mirror), []) => {
+            let percentage = (rule.mirror_percentage.as_ref())
                 .map(|p| p.value)
-                .or(rule.mirror_percent.map(f64::from)),
-            format!("{at}.mirror"),
-        ),
-        (None, []) => return None,
+                .or(rule.mirror_percent.map(f64::from));
+            vec![(
+                mirror,
+                percentage,
+                format!("{at}.mirror"),
+                "mirrorPercentage",
+            )]
+        }
+        (None, mirrors) => mirrors
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let percentage = m.percentage.as_ref().map(|p| p.value);
+                (
+                    &m.destination,
+                    percentage,
+                    format!("{at}.mirrors[{i}]"),
+                    "percentage",
+                )
+            })
+            .collect(),
     };
-    if let Some(p) = percentage.filter(|p| !(0.0..=100.0).contains(p)) {
-        report.error(
-            format!("{at}.mirrorPercentage"),
-            format!("{p} is not a percentage"),
-            "use 0 to 100",
-        );
-        return None;
+    let mut mirrors = Vec::new();
+    for (destination, percentage, field, percentage_field) in wanted {
+        if let Some(p) = percentage.filter(|p| !(0.0..=100.0).contains(p)) {
+            let field = match percentage_field {
+                "mirrorPercentage" => format!("{at}.mirrorPercentage"),
+                _ => format!("{field}.percentage"),
+            };
+            report.error(field, format!("{p} is not a percentage"), "use 0 to 100");
+            continue;
+        }
+        if let Some(dest) = resolve_destination(destination, &field, cx, report) {
+            mirrors.push((dest, percentage));
+        }
     }
-    let dest = resolve_destination(destination, &field, cx, report)?;
-    Some((dest, percentage))
+    mirrors
 }
