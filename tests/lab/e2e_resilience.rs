@@ -393,3 +393,134 @@ async fn outlier_detection_ejects_a_failing_replica_and_lets_it_back() {
     );
     lab.stop().await;
 }
+
+fn gateway_api_manifests() -> String {
+    let mut text = String::from(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop, labels: { mesh-injection: enabled } }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: sleep, namespace: shop }
+spec:
+  selector: { matchLabels: { app: sleep } }
+  template:
+    metadata: { labels: { app: sleep } }
+    spec:
+      containers: [{ name: sleep, command: [sleep, infinity] }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: echo, namespace: shop }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: echo, port: 80 }]
+  rules:
+  - matches: [{ path: { type: PathPrefix, value: /mirror-all } }]
+    backendRefs: [{ name: echo, port: 80 }]
+    filters:
+    - { type: RequestMirror, requestMirror: { backendRef: { name: mirror-a, port: 80 } } }
+    - { type: RequestMirror, requestMirror: { backendRef: { name: mirror-b, port: 80 } } }
+  - matches: [{ path: { type: PathPrefix, value: /mirror-some } }]
+    backendRefs: [{ name: echo, port: 80 }]
+    filters:
+    - { type: RequestMirror, requestMirror: { backendRef: { name: mirror-c, port: 80 }, percent: 30 } }
+  - backendRefs: [{ name: echo, port: 80 }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: slow, namespace: shop }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: slow, port: 80 }]
+  rules:
+  - matches: [{ path: { type: PathPrefix, value: /request } }]
+    backendRefs: [{ name: slow, port: 80 }]
+    timeouts: { request: 500ms }
+  - matches: [{ path: { type: PathPrefix, value: /backend } }]
+    backendRefs: [{ name: slow, port: 80 }]
+    timeouts: { request: 2s, backendRequest: 300ms }
+"#,
+    );
+    let delay_all = "        - { name: WORKLOAD_DELAY_PERCENT, value: \"100\" }\n        - { name: WORKLOAD_DELAY_MS, value: \"1000\" }\n";
+    for app in ["echo", "mirror-a", "mirror-b", "mirror-c"] {
+        text += &deployment(app, app, 8080, "");
+        text += &service(app);
+    }
+    text += &deployment("slow", "slow", 8080, delay_all);
+    text += &service("slow");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_api_mirrors_and_timeouts_as_the_conformance_cases_expect() {
+    if !require_root("gateway_api_mirrors_and_timeouts_as_the_conformance_cases_expect") {
+        return;
+    }
+    let lab = TestLab::start("e2eres3", &gateway_api_manifests()).await;
+    let sleep = lab.pod("shop", "sleep-");
+    let inbound = |metrics: mesh_test_support::prometheus::Metrics| {
+        metrics.sum("mesh_requests_total", &[("direction", "inbound")])
+    };
+
+    // HTTPRouteRequestMultipleMirrors: both mirrors get every request; the client gets the
+    // primary's answers only.
+    let summary = lab
+        .call(
+            &sleep,
+            &["call", "http://echo/mirror-all", "--count", "100"],
+        )
+        .await;
+    assert_eq!(summary["ok"], 100, "{summary}");
+    assert!(
+        counts(&summary, "pods")
+            .keys()
+            .all(|p| p.starts_with("echo-")),
+        "{summary}"
+    );
+    for mirror in ["mirror-a-", "mirror-b-"] {
+        let pod = lab.pod("shop", mirror);
+        support::eventually("every copy arrives", Duration::from_secs(10), || async {
+            (inbound(lab.metrics(&pod).await) == 100.0).then_some(())
+        })
+        .await;
+    }
+
+    // HTTPRouteRequestPercentageMirror: 30 % within ±5 points over 1,000.
+    let summary = lab
+        .call(
+            &sleep,
+            &["call", "http://echo/mirror-some", "--count", "1000"],
+        )
+        .await;
+    assert_eq!(summary["ok"], 1000, "{summary}");
+    let mirror_c = lab.pod("shop", "mirror-c-");
+    let copies = support::eventually("the copies settle", Duration::from_secs(10), || async {
+        let first = inbound(lab.metrics(&mirror_c).await);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let second = inbound(lab.metrics(&mirror_c).await);
+        (first == second).then_some(second)
+    })
+    .await;
+    assert!(
+        (250.0..=350.0).contains(&copies),
+        "{copies} copies of 1,000"
+    );
+
+    // HTTPRouteTimeoutRequest: 504 after the 500 ms request timeout.
+    let (status, took) = timed_get(&lab, &sleep, "http://slow/request").await;
+    assert_eq!(status, "504");
+    assert!(
+        (Duration::from_millis(490)..Duration::from_millis(700)).contains(&took),
+        "{took:?}"
+    );
+    // HTTPRouteTimeoutBackendRequest: each try is bounded by 300 ms, and a timed-out try is
+    // not retried by the default conditions.
+    let (status, took) = timed_get(&lab, &sleep, "http://slow/backend").await;
+    assert_eq!(status, "504");
+    assert!(
+        (Duration::from_millis(290)..Duration::from_millis(500)).contains(&took),
+        "{took:?}"
+    );
+    lab.stop().await;
+}
