@@ -21,6 +21,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Serves connections from `listener` until the task is dropped or the process ends.
 pub async fn serve(listener: TcpListener) -> Result<()> {
+    serve_with_delay(listener, Duration::ZERO).await
+}
+
+/// [`serve`], each answer after `delay` (a slow endpoint for the load-balancing bench).
+pub async fn serve_with_delay(listener: TcpListener, delay: Duration) -> Result<()> {
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let stream = match listener.accept().await {
@@ -36,8 +41,14 @@ pub async fn serve(listener: TcpListener) -> Result<()> {
         let builder = builder.clone();
         tokio::spawn(async move {
             // A client going away mid-request is normal at the end of a benchmark.
+            let service = service_fn(move |request| async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                answer(request).await
+            });
             let _ = builder
-                .serve_connection(TokioIo::new(stream), service_fn(answer))
+                .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
     }

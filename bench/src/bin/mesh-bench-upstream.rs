@@ -14,6 +14,9 @@ struct Args {
     /// Worker threads of the runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Wait this long before every answer, e.g. 5ms (a slow endpoint).
+    #[arg(long, value_parser = mesh_bench::duration::parse_duration, default_value = "0s")]
+    delay: std::time::Duration,
 }
 
 fn main() -> Result<()> {
@@ -28,6 +31,6 @@ fn main() -> Result<()> {
             .await
             .with_context(|| format!("listening on {}: is the port taken?", args.addr))?;
         eprintln!("mesh-bench-upstream: listening on {}", args.addr);
-        mesh_bench::upstream::serve(listener).await
+        mesh_bench::upstream::serve_with_delay(listener, args.delay).await
     })
 }
