@@ -299,3 +299,31 @@ async fn the_budget_stops_a_retry_storm_against_a_failing_backend() {
     assert!(seen >= requests + requests / 5, "{seen}");
     assert!(metric(&proxy, "budget_exhausted") >= 600);
 }
+
+#[tokio::test]
+async fn sequential_calls_from_one_client_spread_over_equal_endpoints_by_default() {
+    let endpoints = [
+        scripted("a", 0, Duration::ZERO).await,
+        scripted("b", 0, Duration::ZERO).await,
+        scripted("c", 0, Duration::ZERO).await,
+    ];
+    let addrs: Vec<SocketAddr> = endpoints.iter().map(|e| e.addr).collect();
+    let yaml = config("", 3).replace(", lb_policy: ROUND_ROBIN", "");
+    let proxy = start_proxy(
+        &yaml,
+        &[("E0", addrs[0]), ("E1", addrs[1]), ("E2", addrs[2])],
+    )
+    .await;
+    let mut client = H1Client::connect(proxy.addr).await;
+    for _ in 0..300 {
+        assert_eq!(client.get("/").await.0, StatusCode::OK);
+    }
+    let shares: Vec<usize> = endpoints
+        .iter()
+        .map(|e| e.requests.load(Ordering::SeqCst))
+        .collect();
+    assert!(
+        shares.iter().all(|&n| n >= 60),
+        "each at least 20 %: {shares:?}"
+    );
+}

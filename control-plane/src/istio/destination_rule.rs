@@ -106,7 +106,7 @@ pub struct PortTrafficPolicy {
 string_enum! {
     /// Istio's simple load balancing algorithms.
     SimpleLb {
-        /// Let the proxy choose (mesh: least request).
+        /// Let the proxy choose (mesh: peak EWMA).
         Unspecified = "UNSPECIFIED",
         /// Fewest active requests (deprecated spelling).
         LeastConn = "LEAST_CONN",

@@ -61,7 +61,7 @@ fn add_cluster(
     );
     let (lb_policy, ring_size, hash) = match parts.load_balancer {
         Some(lb) => (lb.policy, lb.ring_size, lb.hash),
-        None => (LbPolicy::LeastRequest, 0, None),
+        None => (LbPolicy::PeakEwma, 0, None),
     };
     config.clusters.push(Cluster {
         name: name.clone(),

@@ -145,7 +145,7 @@ fn a_plain_service_gets_the_lab_shape() {
         ]
     );
     assert_eq!(config.clusters[0].protocol(), Protocol::Http1);
-    assert_eq!(config.clusters[0].lb_policy(), LbPolicy::LeastRequest);
+    assert_eq!(config.clusters[0].lb_policy(), LbPolicy::PeakEwma);
     assert!(config.clusters[0].tls.is_none());
     let endpoints = &config.endpoints[0];
     assert_eq!(endpoints.cluster, config.clusters[0].name);

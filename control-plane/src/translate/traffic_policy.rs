@@ -154,7 +154,7 @@ fn compile_load_balancer(
         return compile_consistent_hash(hash, &format!("{at}.consistentHash"), report);
     }
     let policy = match lb.simple.as_ref()? {
-        SimpleLb::Unspecified => LbPolicy::LeastRequest,
+        SimpleLb::Unspecified => LbPolicy::PeakEwma,
         SimpleLb::LeastConn | SimpleLb::LeastRequest => LbPolicy::LeastRequest,
         SimpleLb::Random => LbPolicy::Random,
         SimpleLb::RoundRobin => LbPolicy::RoundRobin,

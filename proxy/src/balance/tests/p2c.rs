@@ -90,13 +90,14 @@ async fn peak_ewma_avoids_a_slow_endpoint_and_returns_once_it_recovers() {
     assert!(share < 1.0, "slow endpoint got {share:.2}% of picks: {c:?}");
 
     // Now as fast as the other. Rarely picked, it hears little; its estimate decays toward
-    // zero until it is tried again (after ~4 s here), and its fast answers pull it down.
+    // zero until it is tried again (after ~4 s here), and its fast answers pull it down until
+    // it is within the cost margin, where it shares alike.
     let fast = [MS, MS];
     traffic.run(&b, &fast, Duration::from_secs(10)).await;
     let c = traffic.run(&b, &fast, Duration::from_secs(5)).await;
     let share = percent(&c, 1);
     assert!(
-        share > 15.0,
+        share > 10.0,
         "recovering endpoint got {share:.2}% of picks: {c:?}"
     );
     // The pull is an EWMA with a 10 s time constant, so a minute later the old peak is
