@@ -32,12 +32,13 @@ pub(super) fn least_request(endpoints: &[Arc<Endpoint>], weights: &Weights) -> u
 
 /// How much cheaper a candidate must be to win: costs closer than this are a tie, which goes
 /// to the first (random) candidate. Without it, equal endpoints answering one client in turn
-/// differ by noise, and the noise decides: one endpoint got 16 % of 300 sequential calls.
+/// differ by noise, and the noise decides: one endpoint got 16 % of 300 sequential calls. A
+/// wider margin loses the slow endpoint among the ties (bench/README.md, "Resilience").
 const COST_MARGIN: f64 = 1.05;
 
-/// The candidate with the clearly lower expected wait: latency estimate × (requests in flight
-/// + 1) / weight, so a slow endpoint and a busy one are both avoided, while endpoints that
-/// only differ by noise share alike.
+/// The candidate with the clearly lower expected wait (latency estimate × (requests in
+/// flight + 1) / weight), so a slow endpoint and a busy one are both avoided, while endpoints
+/// that only differ by noise share alike.
 pub(super) fn peak_ewma(endpoints: &[Arc<Endpoint>], weights: &Weights, now: Instant) -> usize {
     let cost = |i: usize| {
         let endpoint = &endpoints[i];
