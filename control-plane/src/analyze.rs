@@ -5,7 +5,7 @@
 
 use std::{collections::BTreeSet, path::Path};
 
-use gateway_api::{gateways::Gateway, grpcroutes::GrpcRoute, httproutes::HttpRoute};
+use gateway_api::{experimental::httproutes::HttpRoute, gateways::Gateway, grpcroutes::GrpcRoute};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use mesh_proto::config::v1::Protocol;
 

@@ -1,7 +1,8 @@
 //! End to end on the lab: the client's sidecar retries and times out as the routes say.
 //! A VirtualService retry policy hides a replica that fails every request; the default
 //! policy hides a replica whose app refuses connections (its sidecar says so); a route
-//! timeout answers 504 on time, and per-try timeouts add up as documented.
+//! timeout answers 504 on time, and per-try timeouts add up as documented. The Gateway API
+//! cases follow the conformance suite's mirror, timeout and retry tests.
 
 #[path = "e2e/support.rs"]
 mod support;
@@ -440,10 +441,34 @@ spec:
   - matches: [{ path: { type: PathPrefix, value: /backend } }]
     backendRefs: [{ name: slow, port: 80 }]
     timeouts: { request: 2s, backendRequest: 300ms }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: flaky, namespace: shop }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: flaky, port: 80 }]
+  rules:
+  - matches: [{ path: { type: PathPrefix, value: /retry/code-500-attempts-3 } }]
+    retry: { codes: [500], attempts: 3 }
+    backendRefs: [{ name: flaky, port: 80 }]
+  - matches: [{ path: { type: PathPrefix, value: /retry/code-all-attempts-2 } }]
+    retry: { codes: [500, 502, 503, 504], attempts: 2 }
+    backendRefs: [{ name: flaky, port: 80 }]
+  - matches: [{ path: { type: PathPrefix, value: /retry/no-status-code-attempts-3 } }]
+    retry: { attempts: 3 }
+    backendRefs: [{ name: flaky, port: 80 }]
+  - matches: [{ path: { type: PathPrefix, value: /retry/backend-request-timeout-200ms } }]
+    retry: { attempts: 2 }
+    timeouts: { backendRequest: 200ms }
+    backendRefs: [{ name: flaky, port: 80 }]
+  - matches: [{ path: { type: PathPrefix, value: /retry/request-timeout-200ms } }]
+    retry: { codes: [500], attempts: 5 }
+    timeouts: { backendRequest: 200ms, request: 400ms }
+    backendRefs: [{ name: flaky, port: 80 }]
 "#,
     );
     let delay_all = "        - { name: WORKLOAD_DELAY_PERCENT, value: \"100\" }\n        - { name: WORKLOAD_DELAY_MS, value: \"1000\" }\n";
-    for app in ["echo", "mirror-a", "mirror-b", "mirror-c"] {
+    for app in ["echo", "mirror-a", "mirror-b", "mirror-c", "flaky"] {
         text += &deployment(app, app, 8080, "");
         text += &service(app);
     }
@@ -453,8 +478,8 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gateway_api_mirrors_and_timeouts_as_the_conformance_cases_expect() {
-    if !require_root("gateway_api_mirrors_and_timeouts_as_the_conformance_cases_expect") {
+async fn gateway_api_mirrors_timeouts_and_retries_as_the_conformance_cases_expect() {
+    if !require_root("gateway_api_mirrors_timeouts_and_retries_as_the_conformance_cases_expect") {
         return;
     }
     let lab = TestLab::start("e2eres3", &gateway_api_manifests()).await;
@@ -522,5 +547,100 @@ async fn gateway_api_mirrors_and_timeouts_as_the_conformance_cases_expect() {
         (Duration::from_millis(290)..Duration::from_millis(500)).contains(&took),
         "{took:?}"
     );
+
+    // HTTPRouteRetry, HTTPRouteRetryConnectionError and HTTPRouteRetryWithTimeouts: the
+    // workload fails the first `succeedAfter` tries of each uuid (with `responseCode`, or by
+    // closing the connection), each after `delayRetry`.
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "code-500-attempts-3",
+            "responseCode=500&succeedAfter=2",
+            &["200"],
+        ),
+        (
+            "code-500-attempts-3",
+            "responseCode=500&succeedAfter=4",
+            &["500"],
+        ),
+        (
+            "code-500-attempts-3",
+            "responseCode=503&succeedAfter=2",
+            &["503"],
+        ),
+        (
+            "code-all-attempts-2",
+            "responseCode=500&succeedAfter=1",
+            &["200"],
+        ),
+        (
+            "code-all-attempts-2",
+            "responseCode=500&succeedAfter=3",
+            &["500"],
+        ),
+        (
+            "code-all-attempts-2",
+            "responseCode=502&succeedAfter=1",
+            &["200"],
+        ),
+        (
+            "code-all-attempts-2",
+            "responseCode=502&succeedAfter=3",
+            &["502"],
+        ),
+        (
+            "code-all-attempts-2",
+            "responseCode=503&succeedAfter=1",
+            &["200"],
+        ),
+        (
+            "code-all-attempts-2",
+            "responseCode=503&succeedAfter=3",
+            &["503"],
+        ),
+        (
+            "code-all-attempts-2",
+            "responseCode=504&succeedAfter=1",
+            &["200"],
+        ),
+        (
+            "code-all-attempts-2",
+            "responseCode=504&succeedAfter=3",
+            &["504"],
+        ),
+        ("no-status-code-attempts-3", "succeedAfter=2", &["200"]),
+        (
+            "no-status-code-attempts-3",
+            "succeedAfter=4",
+            &["500", "503"],
+        ),
+        (
+            "backend-request-timeout-200ms",
+            "responseCode=500&succeedAfter=2&delayRetry=300ms",
+            &["200"],
+        ),
+        (
+            "backend-request-timeout-200ms",
+            "responseCode=500&succeedAfter=3&delayRetry=300ms",
+            &["504"],
+        ),
+        (
+            "request-timeout-200ms",
+            "responseCode=500&succeedAfter=1",
+            &["200"],
+        ),
+        (
+            "request-timeout-200ms",
+            "responseCode=500&succeedAfter=4&delayRetry=100ms",
+            &["504"],
+        ),
+    ];
+    for (i, (path, query, want)) in cases.iter().enumerate() {
+        let url = format!("http://flaky/retry/{path}?{query}&uuid=case-{i}");
+        let (status, _) = timed_get(&lab, &sleep, &url).await;
+        assert!(
+            want.contains(&status.as_str()),
+            "{url}: {status}, want {want:?}"
+        );
+    }
     lab.stop().await;
 }

@@ -1,6 +1,6 @@
 //! Status conditions from real translations of small stores.
 
-use gateway_api::{gateways::Gateway, httproutes::HttpRoute};
+use gateway_api::{experimental::httproutes::HttpRoute, gateways::Gateway};
 use serde_json::Value;
 
 use super::*;

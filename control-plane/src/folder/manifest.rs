@@ -132,8 +132,8 @@ where
 /// The typed object of `kind` from its JSON form.
 fn typed(kind: Kind, json: Value) -> Result<Object, serde_json::Error> {
     use gateway_api::{
-        gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute,
-        httproutes::HttpRoute,
+        experimental::httproutes::HttpRoute, gatewayclasses::GatewayClass, gateways::Gateway,
+        grpcroutes::GrpcRoute,
     };
     use k8s_openapi::api::{
         core::v1::{Namespace, Pod, Service},

@@ -8,7 +8,8 @@ use crate::istio::{
 use crate::store::{Object, Stored};
 use futures_util::stream::{BoxStream, StreamExt};
 use gateway_api::{
-    gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute, httproutes::HttpRoute,
+    experimental::httproutes::HttpRoute, gatewayclasses::GatewayClass, gateways::Gateway,
+    grpcroutes::GrpcRoute,
 };
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;

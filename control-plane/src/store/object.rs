@@ -4,7 +4,8 @@
 use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use gateway_api::{
-    gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute, httproutes::HttpRoute,
+    experimental::httproutes::HttpRoute, gatewayclasses::GatewayClass, gateways::Gateway,
+    grpcroutes::GrpcRoute,
 };
 use k8s_openapi::{
     api::{

@@ -10,7 +10,7 @@ mod precedence;
 
 use std::collections::HashMap;
 
-use gateway_api::{grpcroutes::GrpcRoute, httproutes::HttpRoute};
+use gateway_api::{experimental::httproutes::HttpRoute, grpcroutes::GrpcRoute};
 
 pub(crate) use model::{ParentRef, RouteModel};
 pub(crate) use precedence::{Candidate, into_route_set};

@@ -21,6 +21,9 @@ pub(crate) const DEFAULT_RETRY_ON: &[&str] = &[
     "cancelled",
 ];
 
+/// More retries than this is a mistake, not a policy (the proxy refuses it too).
+pub(crate) const MAX_RETRY_ATTEMPTS: i32 = 100;
+
 /// The proxy's default retry policy spelled out, for rules that change a part of it.
 pub(crate) fn default_retry_policy() -> RetryPolicy {
     RetryPolicy {

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use mesh_lab::workload::{
-    self, Faults, ServerTls, Workload,
+    self, Faults, RetrySimulation, ServerTls, Workload,
     client::{self, GrpcPlan, HttpPlan, HttpUrl, Load, Summary, Target, TcpPlan},
 };
 use tokio::{net::TcpListener, task::JoinSet};
@@ -187,6 +187,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             delay_percent: args.delay_percent,
             delay: Duration::from_millis(args.delay_ms),
         },
+        retry_simulation: RetrySimulation::default(),
     };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) if !args.tls_addr.is_empty() => {

@@ -7,18 +7,26 @@ use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-use super::{POD_HEADER, VERSION_HEADER, Workload, faults::Verdict, server::Connection};
+use super::{
+    POD_HEADER, VERSION_HEADER, Workload, faults::Verdict, retry_simulation::Outcome,
+    server::Connection,
+};
 
 /// Answers one request with JSON naming the pod and describing the request; 503 when the
-/// request drew a failure.
+/// request drew a failure, or the status its retry simulation asks for. `None`: the simulation
+/// asks for the connection to be closed instead.
 pub(crate) async fn answer(
     workload: &Workload,
     connection: Connection,
     req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
-    let status = match workload.faults.draw().await {
-        Verdict::Serve => StatusCode::OK,
-        Verdict::Fail => StatusCode::SERVICE_UNAVAILABLE,
+) -> Option<Response<Full<Bytes>>> {
+    let status = match workload.retry_simulation.outcome(req.uri().query()).await {
+        Outcome::Drop => return None,
+        Outcome::Fail(status) => status,
+        Outcome::Serve => match workload.faults.draw().await {
+            Verdict::Serve => StatusCode::OK,
+            Verdict::Fail => StatusCode::SERVICE_UNAVAILABLE,
+        },
     };
     let host = req
         .headers()
@@ -41,13 +49,14 @@ pub(crate) async fn answer(
     let mut body = report.to_string();
     body.push('\n');
     let _ = req.into_body().collect().await;
-    Response::builder()
+    let response = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
         .header(POD_HEADER, workload.pod.as_str())
         .header(VERSION_HEADER, workload.version.as_str())
         .body(Full::new(Bytes::from(body)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
+    Some(response)
 }
 
 /// Request headers by name; repeated headers joined with ", ", binary values marked.

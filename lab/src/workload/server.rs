@@ -1,7 +1,7 @@
 //! Accepts connections and serves each with HTTP/1.1 or h2c (told apart by the preface),
 //! answering gRPC calls with the gRPC echo and every other request with the JSON echo.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -87,24 +87,33 @@ where
     let service = service_fn(move |req| {
         let workload = workload.clone();
         let connection = connection.clone();
-        async move { Ok::<_, Infallible>(answer(workload, connection, req).await) }
+        async move {
+            answer(workload, connection, req)
+                .await
+                .ok_or(ConnectionDropped)
+        }
     });
     let _ = auto::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(stream), service)
         .await;
 }
 
-/// Routes a request to the gRPC echo or the JSON echo.
+/// Routes a request to the gRPC echo or the JSON echo; `None` closes the connection unanswered.
 async fn answer(
     workload: Arc<Workload>,
     connection: Connection,
     req: Request<Incoming>,
-) -> Response<ReplyBody> {
+) -> Option<Response<ReplyBody>> {
     if grpc_echo::is_grpc(&req) {
-        grpc_echo::answer(workload, req).await
+        Some(grpc_echo::answer(workload, req).await)
     } else {
         http_echo::answer(&workload, connection, req)
             .await
-            .map(Either::Left)
+            .map(|response| response.map(Either::Left))
     }
 }
+
+/// The service's error when a request asks for its connection to be closed unanswered.
+#[derive(Debug, thiserror::Error)]
+#[error("the request asked for its connection to be closed")]
+struct ConnectionDropped;

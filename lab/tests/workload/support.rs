@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Body, Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mesh_lab::workload::{Faults, Workload, serve, serve_tcp_echo};
+use mesh_lab::workload::{Faults, RetrySimulation, Workload, serve, serve_tcp_echo};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     net::{TcpListener, TcpSocket},
@@ -26,6 +26,7 @@ pub fn workload(pod: &str, version: &str, faults: Faults) -> Workload {
         pod: pod.into(),
         version: version.into(),
         faults,
+        retry_simulation: RetrySimulation::default(),
     }
 }
 

@@ -10,6 +10,8 @@ use super::{UpstreamError, X_MESH_ERROR};
 
 /// The `x-mesh-error` reasons of a sidecar that could not connect to its endpoint.
 const CONNECT_FAILURES: [&[u8]; 2] = [b"connect_error", b"connect_timeout"];
+/// The `x-mesh-error` reason of a sidecar whose connection to its endpoint failed mid-request.
+const RESET: &[u8] = b"reset";
 
 /// The first backoff when a policy names none.
 const DEFAULT_BACKOFF: Duration = Duration::from_millis(25);
@@ -27,6 +29,8 @@ pub struct RetryPolicy {
     /// The statuses `retriable-status-codes` retries.
     statuses: Box<[u16]>,
     backoff: Duration,
+    /// Whether every wait is at least `backoff` rather than fully jittered below it.
+    backoff_is_minimum: bool,
 }
 
 /// The conditions of a policy, one bit each.
@@ -102,21 +106,32 @@ impl RetryPolicy {
             on,
             statuses: statuses.into(),
             backoff: backoff.unwrap_or(DEFAULT_BACKOFF),
+            backoff_is_minimum: false,
         })
+    }
+
+    /// The same policy waiting at least its backoff before every retry.
+    pub fn with_minimum_backoff(self) -> Self {
+        RetryPolicy {
+            backoff_is_minimum: true,
+            ..self
+        }
     }
 
     /// Whether a try that got this response is tried again.
     pub fn retries_response(&self, status: StatusCode, headers: &HeaderMap) -> bool {
         let code = status.as_u16();
-        // A server's sidecar that could not reach its app says so: the request did no work
-        // there, so it counts as the connect failure it was.
+        // A server's sidecar that could not reach its app, or lost the connection to it, says
+        // so: it counts as the connect failure or reset it was.
         if status == StatusCode::SERVICE_UNAVAILABLE
-            && headers
-                .get(&X_MESH_ERROR)
-                .is_some_and(|reason| CONNECT_FAILURES.contains(&reason.as_bytes()))
-            && self.retries_connect_failure()
+            && let Some(reason) = headers.get(&X_MESH_ERROR)
         {
-            return true;
+            let reason = reason.as_bytes();
+            if (CONNECT_FAILURES.contains(&reason) && self.retries_connect_failure())
+                || (reason == RESET && self.has("reset"))
+            {
+                return true;
+            }
         }
         if (self.has("5xx") && status.is_server_error())
             || (self.has("gateway-error") && matches!(code, 502..=504))
@@ -153,13 +168,18 @@ impl RetryPolicy {
     }
 
     /// How long to wait before retry number `retry` (1 for the first): a random wait up to
-    /// the backoff, which doubles with each retry up to ten times the first (full jitter).
+    /// the backoff, which doubles with each retry up to ten times the first (full jitter);
+    /// with a minimum backoff, a random wait between the first backoff and that ceiling.
     pub fn backoff(&self, retry: u32) -> Duration {
         let doubled = self
             .backoff
             .saturating_mul(1 << retry.saturating_sub(1).min(16));
         let ceiling = doubled.min(self.backoff.saturating_mul(BACKOFF_CAP_FACTOR));
-        ceiling.mul_f64(fastrand::f64())
+        let floor = match self.backoff_is_minimum {
+            true => self.backoff,
+            false => Duration::ZERO,
+        };
+        floor + (ceiling - floor).mul_f64(fastrand::f64())
     }
 
     fn retries_connect_failure(&self) -> bool {
@@ -283,6 +303,15 @@ mod tests {
     }
 
     #[test]
+    fn a_server_sidecars_reset_counts_as_one() {
+        let mut headers = HeaderMap::new();
+        headers.insert(&X_MESH_ERROR, http::HeaderValue::from_static("reset"));
+        let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+        assert!(policy(&["reset"], &[]).retries_response(unavailable, &headers));
+        assert!(!DEFAULT_POLICY.retries_response(unavailable, &headers));
+    }
+
+    #[test]
     fn unknown_conditions_are_refused_by_name() {
         let error = RetryPolicy::new(1, None, &["5xx", "sometimes"], &[], None).unwrap_err();
         assert!(error.contains("\"sometimes\""), "{error}");
@@ -303,6 +332,17 @@ mod tests {
             assert!(p.backoff(1) <= Duration::from_millis(25));
             assert!(p.backoff(2) <= Duration::from_millis(50));
             assert!(p.backoff(30) <= Duration::from_millis(250));
+        }
+    }
+
+    #[test]
+    fn a_minimum_backoff_is_never_undercut() {
+        let p = policy(&["5xx"], &[]).with_minimum_backoff();
+        for _ in 0..200 {
+            assert_eq!(p.backoff(1), Duration::from_millis(25));
+            let second = p.backoff(2);
+            assert!(second >= Duration::from_millis(25) && second <= Duration::from_millis(50));
+            assert!(p.backoff(30) >= Duration::from_millis(25));
         }
     }
 

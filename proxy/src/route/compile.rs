@@ -287,6 +287,10 @@ fn compile_retry(
     )
     .map_err(|e| errors.push(format!("{at}: retries.retry_on: {e}")))
     .ok()?;
+    let policy = match retries.backoff_is_minimum {
+        true => policy.with_minimum_backoff(),
+        false => policy,
+    };
     (retries.attempts > 0).then_some(policy)
 }
 

@@ -93,7 +93,7 @@ kind: HTTPRoute
 metadata: { name: r, namespace: shop }
 spec:
   parentRefs: [{ kind: Service, group: "", name: web }]
-  rules: [{ sessionPersistence: { sessionName: s } }]
+  rules: [{ retries: { attempts: 2 } }]
 "#;
     let parsed = parse_manifests(yaml, "x.yaml");
     assert_eq!(parsed.objects.len(), 2);
@@ -107,7 +107,7 @@ spec:
         [
             (Severity::Warning, "spec.http[0].route[0].wieght"),
             (Severity::Warning, "spec.http[0].timout"),
-            (Severity::Warning, "spec.rules[0].sessionPersistence"),
+            (Severity::Warning, "spec.rules[0].retries"),
         ]
     );
 }

@@ -3,12 +3,12 @@
 //! conversions of the shared shapes are written once as macros.
 
 use gateway_api::{
-    grpcroutes::{GrpcRoute, GrpcRouteRulesMatchesHeadersType, GrpcRouteRulesMatchesMethodType},
-    httproutes::{
+    experimental::httproutes::{
         HttpRoute, HttpRouteRulesFiltersRequestRedirectScheme, HttpRouteRulesMatches,
         HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod,
-        HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParamsType,
+        HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParamsType, HttpRouteRulesRetry,
     },
+    grpcroutes::{GrpcRoute, GrpcRouteRulesMatchesHeadersType, GrpcRouteRulesMatchesMethodType},
 };
 use mesh_proto::config::v1::{
     HeaderChanges, HeaderMatch, QueryParamMatch, Redirect, RetryPolicy, RouteMatch, StringMatch,
@@ -18,7 +18,7 @@ use mesh_proto::config::v1::{
 use super::super::{
     duration::{is_zero, parse_duration},
     problem::Report,
-    rules::{Action, Forward, default_retry_policy},
+    rules::{Action, Forward, MAX_RETRY_ATTEMPTS, default_retry_policy},
     virtual_service::check_regex,
 };
 use super::{
@@ -217,6 +217,10 @@ pub(crate) fn http_route(
                     filters
                         .unsupported
                         .push((field.clone(), "the ExtensionRef filter".to_owned()));
+                } else if f.external_auth.is_some() {
+                    filters
+                        .unsupported
+                        .push((field.clone(), "the ExternalAuth filter".to_owned()));
                 } else {
                     filters
                         .unsupported
@@ -264,18 +268,21 @@ pub(crate) fn http_route(
                     (request, response)
                 })
                 .collect();
-            let (timeout, retries) = rule
-                .timeouts
-                .as_ref()
-                .map(|t| {
-                    timeouts(
-                        t.request.as_deref(),
-                        t.backend_request.as_deref(),
-                        &at,
-                        report,
-                    )
-                })
-                .unwrap_or_default();
+            let timeouts = rule.timeouts.as_ref();
+            let (timeout, retries) = timeouts_and_retries(
+                timeouts.and_then(|t| t.request.as_deref()),
+                timeouts.and_then(|t| t.backend_request.as_deref()),
+                rule.retry.as_ref(),
+                &at,
+                report,
+            );
+            if rule.session_persistence.is_some() {
+                report.warning(
+                    format!("{at}.sessionPersistence"),
+                    "mesh does not keep sessions on one backend; requests are balanced as usual",
+                    "remove the field, or pin with a DestinationRule consistentHash",
+                );
+            }
             let name = rule.name.clone().unwrap_or_else(|| i.to_string());
             build_rule(
                 RuleParts {
@@ -469,12 +476,13 @@ struct RuleParts {
     retries: Option<RetryPolicy>,
 }
 
-/// A rule's `timeouts`: `request` bounds the whole request, retries included; `backendRequest`
-/// bounds each try (Istio's per-try timeout, under the default retry conditions). A timeout
-/// that does not parse is reported and left out.
-fn timeouts(
+/// A rule's `timeouts` and `retry`: `request` bounds the whole request, retries included;
+/// `backendRequest` bounds each try (Istio's per-try timeout, under the default retry
+/// conditions when the rule has no `retry`). A value that does not parse is reported and left out.
+fn timeouts_and_retries(
     request: Option<&str>,
     backend_request: Option<&str>,
+    retry: Option<&HttpRouteRulesRetry>,
     at: &str,
     report: &mut Report<'_>,
 ) -> (Option<pbjson_types::Duration>, Option<RetryPolicy>) {
@@ -484,7 +492,7 @@ fn timeouts(
             .ok()
             .filter(|d| !is_zero(d))
     };
-    let request = parse(request, "request");
+    let mut request = parse(request, "request");
     let backend_request = parse(backend_request, "backendRequest");
     if let (Some(whole), Some(each)) = (&request, &backend_request)
         && (each.seconds, each.nanos) > (whole.seconds, whole.nanos)
@@ -495,11 +503,85 @@ fn timeouts(
             "make backendRequest at most request",
         );
     }
-    let retries = backend_request.map(|each| RetryPolicy {
-        per_try_timeout: Some(each),
-        ..default_retry_policy()
-    });
-    (request, retries)
+    let policy = match retry {
+        Some(retry) => retry_policy(retry, &format!("{at}.retry"), report),
+        None => Some(default_retry_policy()),
+    };
+    let Some(mut policy) = policy else {
+        return (request, None);
+    };
+    if policy.attempts == 0 {
+        // One try only: its limit bounds the request.
+        if let Some(each) = backend_request
+            && request
+                .as_ref()
+                .is_none_or(|whole| (each.seconds, each.nanos) < (whole.seconds, whole.nanos))
+        {
+            request = Some(each);
+        }
+        return (request, Some(policy));
+    }
+    policy.per_try_timeout = backend_request;
+    let explicit = retry.is_some() || policy.per_try_timeout.is_some();
+    (request, explicit.then_some(policy))
+}
+
+/// A rule's `retry`: `attempts` retries (2 when unset, as Istio) on connection failures and
+/// resets, and on the listed `codes`; `backoff` is the least wait between tries.
+fn retry_policy(
+    retry: &HttpRouteRulesRetry,
+    at: &str,
+    report: &mut Report<'_>,
+) -> Option<RetryPolicy> {
+    let attempts = match retry.attempts {
+        None => 2,
+        Some(a) if !(0..=i64::from(MAX_RETRY_ATTEMPTS)).contains(&a) => {
+            report.error(
+                format!("{at}.attempts"),
+                format!("{a} is not a usable number of retries"),
+                format!("use 0 (no retries) to {MAX_RETRY_ATTEMPTS}"),
+            );
+            return None;
+        }
+        Some(a) => u32::try_from(a).unwrap_or_default(),
+    };
+    let mut codes = Vec::new();
+    for (i, &code) in retry.codes.iter().flatten().enumerate() {
+        match u32::try_from(code) {
+            Ok(code @ 400..=599) => codes.push(code),
+            _ => {
+                report.error(
+                    format!("{at}.codes[{i}]"),
+                    format!("{code} is not an error status"),
+                    "list statuses from 400 to 599",
+                );
+                return None;
+            }
+        }
+    }
+    let backoff = match retry.backoff.as_deref().map(parse_duration) {
+        None => None,
+        Some(Ok(d)) if is_zero(&d) => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => {
+            report.error(format!("{at}.backoff"), e, "write e.g. \"100ms\"");
+            return None;
+        }
+    };
+    let mut retry_on: Vec<String> = ["connect-failure", "refused-stream", "reset"]
+        .map(str::to_owned)
+        .into();
+    if !codes.is_empty() {
+        retry_on.push("retriable-status-codes".to_owned());
+    }
+    Some(RetryPolicy {
+        attempts,
+        retry_on,
+        retriable_status_codes: codes,
+        backoff_is_minimum: backoff.is_some(),
+        backoff,
+        ..RetryPolicy::default()
+    })
 }
 
 /// Builds the rule's action; a rule with unsupported filters or no usable backend answers 500.

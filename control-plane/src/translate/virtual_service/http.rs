@@ -9,7 +9,7 @@ use mesh_proto::config::v1::{
 use super::super::{
     duration::{is_zero, parse_duration},
     problem::Report,
-    rules::{Action, DEFAULT_RETRY_ON, Forward, HttpRule, Scope},
+    rules::{Action, DEFAULT_RETRY_ON, Forward, HttpRule, MAX_RETRY_ATTEMPTS, Scope},
 };
 use super::{
     CompileContext,
@@ -249,9 +249,6 @@ fn compile_redirect(
     })
 }
 
-/// More retries than this is a mistake, not a policy (the proxy refuses it too).
-const MAX_RETRY_ATTEMPTS: i32 = 100;
-
 /// The retry conditions the proxy knows, besides bare status codes.
 const RETRY_CONDITIONS: &[&str] = &[
     "5xx",
@@ -368,6 +365,7 @@ fn compile_retries(retries: &HttpRetry, at: &str, report: &mut Report<'_>) -> Op
         retry_on,
         retriable_status_codes,
         backoff,
+        backoff_is_minimum: false,
     })
 }
 
