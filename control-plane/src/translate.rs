@@ -191,6 +191,8 @@ impl Translator {
 #[cfg(test)]
 mod inbound_tests;
 #[cfg(test)]
+mod retry_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tls_origination_tests;

@@ -7,6 +7,7 @@ mod backends;
 mod convert;
 mod model;
 mod precedence;
+mod retries;
 
 use std::collections::HashMap;
 
