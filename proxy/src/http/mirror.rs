@@ -81,6 +81,9 @@ pub(super) fn send(
     let (state, pools) = (state.clone(), pools.clone());
     let task = state.tasks.clone();
     task.spawn(async move {
+        // Each worker runs its tasks in turn: going to the back of the line lets the primary's
+        // connection write its request before the copy's work is done.
+        tokio::task::yield_now().await;
         let start = Instant::now();
         let deadline = deadline.unwrap_or(DEFAULT_DEADLINE);
         let sent = tokio::time::timeout(deadline, deliver(&state, &pools, &cluster, version, copy));
