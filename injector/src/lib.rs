@@ -9,6 +9,7 @@
 pub mod decision;
 pub mod manifest;
 pub mod mutation;
+pub mod owner;
 pub mod probes;
 pub mod settings;
 pub mod sidecar;

@@ -119,7 +119,13 @@ pub fn inject(
     ops.add_entries("annotations", pod.metadata.annotations.is_some(), added);
 
     let init = sidecar::init_container(config, &annotations);
-    let proxy = sidecar::proxy_container(config, &annotations, probes.sidecar_json());
+    let workload = crate::owner::workload_name(&pod.metadata);
+    let proxy = sidecar::proxy_container(
+        config,
+        &annotations,
+        workload.as_deref(),
+        probes.sidecar_json(),
+    );
     if config.native_sidecars {
         ops.insert_first(&["spec", "initContainers"], init_containers, &[init, proxy]);
     } else {

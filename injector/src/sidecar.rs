@@ -86,11 +86,13 @@ pub fn init_container(
     }
 }
 
-/// The sidecar. `app_probes` is the JSON of the app's probes it runs; a native sidecar has
+/// The sidecar. `workload` names the pod's workload (its metrics' `*_workload` label);
+/// `app_probes` is the JSON of the app's probes it runs; a native sidecar has
 /// `restartPolicy: Always` and a startup probe, a classic one holds the app in `postStart`.
 pub fn proxy_container(
     config: &InjectionConfig,
     annotations: &BTreeMap<String, String>,
+    workload: Option<&str>,
     app_probes: Option<String>,
 ) -> Container {
     let settings = &config.settings;
@@ -112,6 +114,9 @@ pub fn proxy_container(
             &settings.proxy.concurrency.to_string(),
         ),
     ];
+    if let Some(workload) = workload {
+        env.push(value_env("MESH_WORKLOAD_NAME", workload));
+    }
     if let Some(lifetime) = annotations.get(CERT_LIFETIME_ANNOTATION) {
         env.push(value_env("MESH_CERT_LIFETIME", lifetime));
     }

@@ -2,7 +2,10 @@
 //! StatefulSet, DaemonSet, ReplicaSet, Job or CronJob. The patch is applied to the object as
 //! written, so fields the injector does not know are kept.
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::{
+    api::core::v1::{Namespace, Pod},
+    apimachinery::pkg::apis::meta::v1::OwnerReference,
+};
 use serde_json::Value;
 
 use crate::{
@@ -84,8 +87,21 @@ pub fn inject_object(
         map.entry("metadata")
             .or_insert_with(|| Value::Object(Default::default()));
     }
-    let pod: Pod = serde_json::from_value(template.clone())
+    let mut pod: Pod = serde_json::from_value(template.clone())
         .map_err(|e| error(format!("the pod template does not read: {e}")))?;
+    if kind != "Pod" {
+        // The template's pods will be owned by the object: that names their workload.
+        pod.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            name: object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            controller: Some(true),
+            ..OwnerReference::default()
+        }]);
+    }
     let patch = match inject(&pod, namespace, config) {
         Ok(Injection::Injected { patch, .. }) => patch,
         Ok(Injection::Skipped(skip)) => return Ok(ObjectInjection::Skipped(skip)),

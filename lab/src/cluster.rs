@@ -12,6 +12,8 @@ mod tests;
 
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
 use serde::{Deserialize, Serialize};
 
 pub use addresses::{
@@ -359,6 +361,12 @@ impl PodPlan {
         }
     }
 
+    /// The owner Kubernetes would give the pod: a Deployment's pod belongs to its
+    /// ReplicaSet, `<deployment>-<template hash>`.
+    pub fn owner_references(&self) -> Option<Vec<OwnerReference>> {
+        replica_set_owner(&self.name, self.deployment.as_deref())
+    }
+
     /// Resolves a Service's target port against this pod's container ports.
     pub fn target_port(&self, target: &TargetPort, protocol: Protocol) -> Option<u16> {
         match target {
@@ -373,6 +381,23 @@ impl PodPlan {
             },
         }
     }
+}
+
+/// The ReplicaSet owning the pod `name` of `deployment` (the name without its last part).
+pub(crate) fn replica_set_owner(
+    name: &str,
+    deployment: Option<&str>,
+) -> Option<Vec<OwnerReference>> {
+    deployment?;
+    let (replica_set, _) = name.rsplit_once('-')?;
+    Some(vec![OwnerReference {
+        api_version: "apps/v1".to_owned(),
+        kind: "ReplicaSet".to_owned(),
+        name: replica_set.to_owned(),
+        uid: format!("lab-{replica_set}"),
+        controller: Some(true),
+        ..OwnerReference::default()
+    }])
 }
 
 /// Whether every label of the selector is on the pod.

@@ -242,6 +242,7 @@ fn pod_object(pod: &PodPlan, ready: bool) -> Pod {
             // As injected: a sidecar's pod carries the injector's tlsMode label and status.
             labels: Some(pod.labels.clone()),
             annotations: Some(pod.annotations.clone()).filter(|a| !a.is_empty()),
+            owner_references: pod.owner_references(),
             ..meta(Some(&pod.namespace), &pod.name)
         },
         spec: Some(PodSpec {

@@ -159,6 +159,7 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
             }
             None => None,
         },
+        workload: Arc::new(args.discovery.workload()?),
     };
     // Signal handlers exist before the proxy reports ready, so an early SIGTERM drains and an
     // early SIGHUP reloads instead of ending the process.

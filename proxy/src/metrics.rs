@@ -12,6 +12,8 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use parking_lot::RwLock;
+
+use crate::istio_metrics::StandardMetrics;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -173,6 +175,8 @@ pub struct Metrics {
     outlier_ejections: IntCounterVec,
     overflows: IntCounterVec,
     mirrors_skipped: IntCounterVec,
+    /// Istio's standard request metrics.
+    pub standard: StandardMetrics,
     clusters: [RwLock<HashMap<ClusterKey, Arc<ClusterMetrics>>>; 3],
 }
 
@@ -360,6 +364,7 @@ impl Metrics {
                 .expect("metric names are unique");
         }
         Arc::new(Self {
+            standard: StandardMetrics::new(&registry),
             registry,
             requests,
             duration,

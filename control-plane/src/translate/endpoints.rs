@@ -1,5 +1,5 @@
 //! Endpoints of a Service port from its EndpointSlices, with what the pods behind them say:
-//! labels (for subsets), identity (service account) and locality.
+//! labels (for subsets), identity (service account), workload (for metrics) and locality.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -14,6 +14,7 @@ use super::{
     peer_authentication::PeerAuthentications,
 };
 use crate::store::Store;
+use mesh_injector::owner::workload_name;
 use mesh_proto::config::v1::MtlsMode;
 
 /// The label that ties an EndpointSlice to its Service.
@@ -89,6 +90,11 @@ pub(crate) fn port_endpoints(
                             has_sidecar(p) && inbound.mode_of_pod(p, port) != MtlsMode::Disable
                         }),
                         locality: locality(endpoint),
+                        workload: (pod.and_then(|p| workload_name(&p.metadata)))
+                            .unwrap_or_default(),
+                        namespace: pod
+                            .and_then(|p| p.metadata.namespace.clone())
+                            .unwrap_or_default(),
                         ..Endpoint::default()
                     });
             }

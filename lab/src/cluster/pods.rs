@@ -210,6 +210,7 @@ fn build(
         metadata: ObjectMeta {
             name: Some(source.name.clone()),
             namespace: Some(source.namespace.clone()),
+            owner_references: super::replica_set_owner(&source.name, source.deployment.as_deref()),
             ..source.meta.clone()
         },
         spec: Some(source.spec.clone()),

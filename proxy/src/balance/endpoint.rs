@@ -31,6 +31,7 @@ pub struct Endpoint {
     healthy: bool,
     mesh_tls: bool,
     identity: Option<u16>,
+    workload: Option<u16>,
     load: Arc<Load>,
 }
 
@@ -60,6 +61,7 @@ impl Endpoint {
             healthy: spec.healthy,
             mesh_tls: spec.mesh_tls,
             identity: spec.identity,
+            workload: spec.workload,
             load,
         }
     }
@@ -82,6 +84,11 @@ impl Endpoint {
     /// The endpoint's identity, as an index into its cluster's list of identities.
     pub fn identity(&self) -> Option<u16> {
         self.identity
+    }
+
+    /// The endpoint's workload, as an index into its cluster's list of workloads.
+    pub fn workload(&self) -> Option<u16> {
+        self.workload
     }
 
     /// Whether config says the endpoint is healthy.

@@ -64,6 +64,8 @@ pub struct EndpointSpec {
     pub mesh_tls: bool,
     /// Its identity, as an index into its cluster's list of identities.
     pub identity: Option<u16>,
+    /// Its workload, as an index into its cluster's list of workloads.
+    pub workload: Option<u16>,
 }
 
 /// Picks endpoints of one cluster according to its policy.

@@ -14,9 +14,11 @@ use super::snapshot::{AppProtocol, parse_addr};
 use crate::{
     balance::{Balancer, Endpoint, EndpointSpec, Outcome, OutlierPolicy},
     http::{Keepalive, RetryBudget, UpstreamError},
+    istio_metrics::{LabelSet, Reporter, RequestLabels, SmallCache},
     limits::Limits,
     metrics::{ClusterMetrics, Direction, Metrics, Peers},
     tls::{Carried, ClientConfigs, ClientTls, MeshTls, Origination},
+    workload::{UNKNOWN, Workload},
 };
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,6 +65,22 @@ pub struct Cluster {
     /// Per direction and identity in `peer_identities`: the handles for mesh TLS to endpoints
     /// of that identity.
     peer_metrics: [OnceLock<PeerSlots>; 3],
+    /// The workloads of the endpoints.
+    workloads: Arc<[Arc<Workload>]>,
+    /// The Service host the cluster stands for (from its `outbound|port|subset|host` name),
+    /// else its name.
+    service: Arc<str>,
+    /// The standard metrics' label sets of requests from this proxy, by endpoint.
+    label_sets: SmallCache<EndpointKey, LabelSet>,
+}
+
+/// What tells the label sets of requests to a cluster's endpoints apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct EndpointKey {
+    workload: Option<u16>,
+    /// The endpoint's identity, when the request went in mesh TLS.
+    identity: Option<u16>,
+    grpc: bool,
 }
 
 /// One metric handle slot per identity of a cluster's endpoints, filled on first use.
@@ -89,7 +107,7 @@ impl Cluster {
     pub(super) fn build(
         config: &pb::Cluster,
         specs: Vec<EndpointSpec>,
-        peer_identities: Vec<String>,
+        peers: EndpointPeers,
         previous: Option<&Cluster>,
     ) -> Self {
         let pool = config.connection_pool.unwrap_or_default();
@@ -107,7 +125,10 @@ impl Cluster {
                 .flatten(),
             origination: OnceLock::new(),
             source: None,
-            peer_identities: peer_identities.into(),
+            peer_identities: peers.identities.into(),
+            workloads: peers.workloads.into(),
+            service: service_of(&config.name),
+            label_sets: SmallCache::default(),
             client_tls: OnceLock::new(),
             name: config.name.clone(),
             balancer: Balancer::new(
@@ -146,6 +167,7 @@ impl Cluster {
     /// connected from `source` when given.
     pub fn direct(name: String, addr: SocketAddr, source: Option<IpAddr>) -> Self {
         Cluster {
+            service: service_of(&name),
             name,
             balancer: Balancer::new(
                 pb::cluster::LbPolicy::RoundRobin,
@@ -155,6 +177,7 @@ impl Cluster {
                     healthy: true,
                     mesh_tls: false,
                     identity: None,
+                    workload: None,
                 }],
                 0,
                 None,
@@ -164,6 +187,8 @@ impl Cluster {
             origination: OnceLock::new(),
             source,
             peer_identities: Arc::new([]),
+            workloads: Arc::new([]),
+            label_sets: SmallCache::default(),
             client_tls: OnceLock::new(),
             protocol: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -201,19 +226,14 @@ impl Cluster {
         let unusable = || UpstreamError::TlsSettings {
             cluster: self.name.clone(),
         };
-        let wanted = match self.tls {
-            UpstreamTls::Auto => endpoint.mesh_tls(),
-            UpstreamTls::Mesh => true,
-            UpstreamTls::Disable => false,
-            UpstreamTls::Originate => {
-                let origination = self.origination.get_or_init(|| self.load_origination());
-                return match origination {
-                    Some(origination) => Ok(Some(origination.client_tls(carried))),
-                    None => Err(unusable()),
-                };
-            }
-        };
-        let Some(mesh) = mesh.filter(|_| wanted) else {
+        if self.tls == UpstreamTls::Originate {
+            let origination = self.origination.get_or_init(|| self.load_origination());
+            return match origination {
+                Some(origination) => Ok(Some(origination.client_tls(carried))),
+                None => Err(unusable()),
+            };
+        }
+        let Some(mesh) = mesh.filter(|_| self.wants_mesh_tls(endpoint)) else {
             return Ok(None);
         };
         let configs = self.client_tls.get_or_init(|| {
@@ -227,6 +247,63 @@ impl Cluster {
             .as_ref()
             .map(|c| Some(c.get(carried)))
             .ok_or_else(unusable)
+    }
+
+    /// Whether connections to `endpoint` are to be mesh mutual TLS (when the proxy has an
+    /// identity).
+    pub fn wants_mesh_tls(&self, endpoint: &Endpoint) -> bool {
+        match self.tls {
+            UpstreamTls::Auto => endpoint.mesh_tls(),
+            UpstreamTls::Mesh => true,
+            UpstreamTls::Disable | UpstreamTls::Originate => false,
+        }
+    }
+
+    /// Whether some endpoint may be reached in mesh mutual TLS.
+    pub fn may_use_mesh_tls(&self) -> bool {
+        matches!(self.tls, UpstreamTls::Auto | UpstreamTls::Mesh)
+    }
+
+    /// The standard metrics' label set of requests from `source` (proving `own` in mesh TLS)
+    /// to `endpoint` (`None`: none was reached), made on first use; `None` past the cap.
+    pub fn label_set(
+        &self,
+        metrics: &Metrics,
+        source: &Arc<Workload>,
+        mesh: Option<&MeshTls>,
+        endpoint: Option<&Endpoint>,
+        grpc: bool,
+    ) -> Option<Arc<LabelSet>> {
+        let mesh = mesh.filter(|_| endpoint.is_some_and(|e| self.wants_mesh_tls(e)));
+        let key = EndpointKey {
+            workload: endpoint.and_then(Endpoint::workload),
+            identity: endpoint
+                .and_then(Endpoint::identity)
+                .filter(|_| mesh.is_some()),
+            grpc,
+        };
+        if let Some(found) = self.label_sets.get(&key) {
+            return Some(found);
+        }
+        let unknown = || Arc::<str>::from(UNKNOWN);
+        let labels = RequestLabels {
+            reporter: Reporter::Source,
+            source: source.clone(),
+            source_principal: (mesh.and_then(MeshTls::own_identity))
+                .map_or_else(unknown, |own| own.as_str().into()),
+            destination: (key.workload)
+                .and_then(|i| self.workloads.get(usize::from(i)).cloned())
+                .unwrap_or_default(),
+            destination_principal: (key.identity)
+                .and_then(|i| self.peer_identities.get(usize::from(i)))
+                .map_or_else(unknown, |id| id.as_str().into()),
+            destination_service: self.service.clone(),
+            request_protocol: if grpc { "grpc" } else { "http" },
+            connection_security_policy: UNKNOWN,
+        };
+        let set = metrics.standard.label_set(&labels)?;
+        self.label_sets.insert(key, set.clone());
+        Some(set)
     }
 
     /// The cluster's TLS origination, its files read; `None` (and a log line) when they do not
@@ -281,6 +358,17 @@ impl Cluster {
     }
 }
 
+/// The Service host a cluster named `outbound|port|subset|host` stands for; else its name.
+fn service_of(name: &str) -> Arc<str> {
+    match name
+        .strip_prefix("outbound|")
+        .and_then(|n| n.splitn(3, '|').nth(2))
+    {
+        Some(host) if !host.is_empty() => host.into(),
+        _ => name.into(),
+    }
+}
+
 /// Problems with a cluster's settings; fields not enforced yet are warned about.
 pub(super) fn check_cluster(config: &pb::Cluster, at: &str, errors: &mut Vec<String>) {
     if matches!(
@@ -302,11 +390,11 @@ pub(super) fn check_cluster(config: &pb::Cluster, at: &str, errors: &mut Vec<Str
     }
 }
 
-/// The endpoints of a cluster's assignment, each with its index in `identities`; an address
-/// that does not parse is a problem.
+/// The endpoints of a cluster's assignment, each with its indexes in `peers`; an address that
+/// does not parse is a problem.
 pub(super) fn endpoint_specs(
     assignment: Option<&pb::ClusterLoadAssignment>,
-    identities: &[String],
+    peers: &EndpointPeers,
     at: &str,
     errors: &mut Vec<String>,
 ) -> Vec<EndpointSpec> {
@@ -322,22 +410,50 @@ pub(super) fn endpoint_specs(
                 weight: e.weight.max(1),
                 healthy: e.health() == Health::Healthy,
                 mesh_tls: e.mesh_tls,
-                identity: (identities.binary_search(&e.identity).ok())
+                identity: (peers.identities.binary_search(&e.identity).ok())
+                    .and_then(|i| u16::try_from(i).ok()),
+                workload: (peers.workloads)
+                    .binary_search_by(|w| w.as_ref().cmp(&endpoint_workload(e)))
+                    .ok()
                     .and_then(|i| u16::try_from(i).ok()),
             })
         })
         .collect()
 }
 
-/// The identities a cluster's endpoints may present, sorted, each once.
-pub(super) fn peer_identities(assignment: Option<&pb::ClusterLoadAssignment>) -> Vec<String> {
-    let mut identities: Vec<String> = assignment
-        .iter()
-        .flat_map(|a| &a.endpoints)
-        .filter(|e| !e.identity.is_empty())
-        .map(|e| e.identity.clone())
-        .collect();
-    identities.sort();
-    identities.dedup();
-    identities
+/// Who a cluster's endpoints are: the identities they may present and their workloads, each
+/// sorted, each once.
+#[derive(Default)]
+pub(super) struct EndpointPeers {
+    identities: Vec<String>,
+    workloads: Vec<Arc<Workload>>,
+}
+
+impl EndpointPeers {
+    /// The peers of the endpoints in `assignment`.
+    pub(super) fn of(assignment: Option<&pb::ClusterLoadAssignment>) -> Self {
+        let endpoints = || assignment.iter().flat_map(|a| &a.endpoints);
+        let mut identities: Vec<String> = endpoints()
+            .filter(|e| !e.identity.is_empty())
+            .map(|e| e.identity.clone())
+            .collect();
+        identities.sort();
+        identities.dedup();
+        let mut workloads: Vec<Workload> = endpoints()
+            .filter(|e| !e.workload.is_empty())
+            .map(endpoint_workload)
+            .collect();
+        workloads.sort();
+        workloads.dedup();
+        EndpointPeers {
+            identities,
+            workloads: workloads.into_iter().map(Arc::new).collect(),
+        }
+    }
+}
+
+/// The workload an endpoint says it belongs to.
+fn endpoint_workload(endpoint: &pb::Endpoint) -> Workload {
+    let labels = endpoint.labels.iter().map(|(k, v)| (k.clone(), v.clone()));
+    Workload::new(&endpoint.workload, &endpoint.namespace, &labels.collect())
 }

@@ -20,7 +20,7 @@ use prost::Message;
 
 use super::{
     EncodedConfig,
-    cluster::{Cluster, check_cluster, endpoint_specs, peer_identities},
+    cluster::{Cluster, EndpointPeers, check_cluster, endpoint_specs},
 };
 use crate::{
     addr::OrigDstAddr,
@@ -159,13 +159,13 @@ impl Snapshot {
             let assignment = entry.assignment();
             let at = format!("cluster {:?}", config.name);
             check_cluster(&config, &at, &mut errors);
-            let identities = peer_identities(assignment.as_ref());
-            let specs = endpoint_specs(assignment.as_ref(), &identities, &at, &mut errors);
+            let peers = EndpointPeers::of(assignment.as_ref());
+            let specs = endpoint_specs(assignment.as_ref(), &peers, &at, &mut errors);
             let hot = previous
                 .and_then(|p| p.clusters.get(&config.name))
                 .and_then(|e| e.cluster.get());
             if let Some(hot) = hot {
-                let cluster = Cluster::build(&config, specs, identities, Some(hot));
+                let cluster = Cluster::build(&config, specs, peers, Some(hot));
                 let _ = entry.cluster.set(Arc::new(cluster));
             }
             if clusters.insert(config.name.clone(), entry).is_some() {
@@ -325,9 +325,9 @@ impl ClusterEntry {
             let config: pb::Cluster = decode_valid(&self.config);
             let at = format!("cluster {:?}", config.name);
             let assignment = self.assignment();
-            let identities = peer_identities(assignment.as_ref());
-            let specs = endpoint_specs(assignment.as_ref(), &identities, &at, &mut Vec::new());
-            Arc::new(Cluster::build(&config, specs, identities, None))
+            let peers = EndpointPeers::of(assignment.as_ref());
+            let specs = endpoint_specs(assignment.as_ref(), &peers, &at, &mut Vec::new());
+            Arc::new(Cluster::build(&config, specs, peers, None))
         })
     }
 }

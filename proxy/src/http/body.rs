@@ -13,9 +13,12 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::Full;
 
 use super::{BoxError, pool::UpstreamBody};
-use crate::{balance::Pick, limits::Permit};
+use crate::{balance::Pick, istio_metrics::Record, limits::Permit};
 
 /// A response body.
+// Boxing the upstream variant would cost an allocation per response; a body is moved only a
+// few times on its way out.
+#[allow(clippy::large_enum_variant)]
 pub enum Body {
     /// The whole content at once.
     Full(Full<Bytes>),
@@ -28,7 +31,41 @@ pub enum Body {
         pick: Pick,
         /// The request's place under the cluster's limit on requests, if it has one.
         permit: Option<Permit>,
+        /// The request's standard metrics, recorded when the body ends.
+        recording: Recording,
     },
+}
+
+/// A request's standard metrics, recorded when the response body is done with (finished, or
+/// dropped when the client goes away): its bytes counted and its gRPC status read on the way.
+#[derive(Default)]
+pub struct Recording(pub Option<Record>);
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if let Some(record) = self.0.take() {
+            record.finish();
+        }
+    }
+}
+
+impl Recording {
+    fn saw(&mut self, frame: &Frame<Bytes>) {
+        let Some(record) = &mut self.0 else {
+            return;
+        };
+        if let Some(data) = frame.data_ref() {
+            record.response_bytes += data.len() as u64;
+        } else if let Some(trailers) = frame.trailers_ref() {
+            record.grpc = record.grpc.or_else(|| grpc_status(trailers));
+        }
+    }
+}
+
+/// The `grpc-status` in headers or trailers.
+pub fn grpc_status(headers: &http::HeaderMap) -> Option<u8> {
+    let value = headers.get("grpc-status")?.to_str().ok()?;
+    value.parse().ok()
 }
 
 /// A body with the whole content at once.
@@ -48,7 +85,15 @@ impl HttpBody for Body {
             Body::Full(body) => Pin::new(body)
                 .poll_frame(cx)
                 .map_err(|never: Infallible| match never {}),
-            Body::Upstream { body, .. } => Pin::new(body).poll_frame(cx),
+            Body::Upstream {
+                body, recording, ..
+            } => {
+                let polled = Pin::new(body).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &polled {
+                    recording.saw(frame);
+                }
+                polled
+            }
         }
     }
 

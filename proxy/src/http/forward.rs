@@ -12,7 +12,9 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::{
-    Body, ConnectSettings, Pools, RequestBody, UpstreamError, UpstreamVersion, X_MESH_OVERLOADED,
+    Body, ConnectSettings, Pools, RequestBody, UpstreamError, UpstreamVersion, X_MESH_ERROR,
+    X_MESH_OVERLOADED,
+    body::{Recording, grpc_status},
     headers, local_response, mirror,
     pool::UpstreamBody,
     tries::{Sent, Tries},
@@ -22,11 +24,13 @@ use crate::{
     authz::{Authorizer, Decision, Facts, HttpFacts},
     balance::{Outcome, Pick, hash_key},
     config::{AppProtocol, Cluster, Snapshot},
+    istio_metrics::{LabelSet, Record, Reporter, RequestLabels, ResponseFlag},
     limits::{Overflow, Permit},
     metrics::{ClusterMetrics, Direction, Handles, Peers, RetryOutcome},
     proxy::{Peer, ProxyState},
     route::{Action, Destination, Forward, HashOn, Redirect, Route, matching::query_param},
     tls::{Carried, ClientTls},
+    workload::{PEER_METADATA, UNKNOWN, Workload},
 };
 
 /// What one client connection's requests are sent to.
@@ -58,6 +62,17 @@ pub struct HttpConn {
     /// Inbound: the metric handles (with the peers' identities) of the cluster the last
     /// request went to, by its name.
     inbound_metrics: ArcSwapOption<(String, Arc<ClusterMetrics>)>,
+    /// Inbound: the standard metrics' label set of the last request, and what it was made of.
+    inbound_labels: ArcSwapOption<InboundLabels>,
+}
+
+/// An inbound request's standard metrics labels, with what they were made from: the client's
+/// peer metadata, the request's host and its protocol.
+struct InboundLabels {
+    peer_metadata: Option<HeaderValue>,
+    host: String,
+    grpc: bool,
+    set: Arc<LabelSet>,
 }
 
 /// What the inbound side knows of a connection.
@@ -104,31 +119,63 @@ impl HttpConn {
             forwarded_for: (direction != Direction::Outbound)
                 .then(|| headers::forwarded_for(client)),
             inbound_metrics: ArcSwapOption::empty(),
+            inbound_labels: ArcSwapOption::empty(),
         }
     }
 
     /// Serves one request; never fails: problems become answers that say what went wrong.
+    /// Each is recorded in the standard metrics when its response ends.
     pub async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
         let start = Instant::now();
-        if let Some(denied) = self.authorize(&req) {
-            return denied;
-        }
-        let snapshot = self.state.config.load();
         let grpc = req
             .headers()
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let plan = match &self.target {
-            HttpTarget::Cluster(cluster) => Plan {
-                cluster,
-                route: None,
-                destination: None,
-                forward: None,
-                mirrors: Vec::new(),
-            },
-            HttpTarget::Routes(name) => match self.route(&snapshot, name, &mut req, grpc).await {
-                Ok(plan) => plan,
-                Err(response) => return response,
+        let request_bytes = http_body::Body::size_hint(req.body()).exact().unwrap_or(0);
+        let inbound_labels = self.inbound_labels(&mut req, grpc);
+        let snapshot = self.state.config.load();
+        let (response, cluster) = self.serve(&snapshot, req, grpc, start).await;
+        let labels = inbound_labels.or_else(|| {
+            let endpoint = match response.body() {
+                Body::Upstream { pick, .. } => Some(&**pick.endpoint()),
+                Body::Full(_) => None,
+            };
+            self.outbound_labels(cluster, endpoint, grpc)
+        });
+        match labels {
+            Some(labels) => observe(response, labels.record(start, request_bytes)),
+            None => response,
+        }
+    }
+
+    /// Authorizes, routes and forwards one request; also gives the cluster it went to.
+    async fn serve<'a>(
+        &self,
+        snapshot: &'a Snapshot,
+        mut req: Request<Incoming>,
+        grpc: bool,
+        start: Instant,
+    ) -> (Response<Body>, Option<&'a Cluster>) {
+        if let Some(denied) = self.authorize(&req) {
+            return (denied, None);
+        }
+        let (plan, routed) = match &self.target {
+            HttpTarget::Cluster(cluster) => (
+                Plan {
+                    cluster,
+                    route: None,
+                    destination: None,
+                    forward: None,
+                    mirrors: Vec::new(),
+                },
+                None,
+            ),
+            HttpTarget::Routes(name) => match self.route(snapshot, name, &mut req, grpc).await {
+                Ok(plan) => {
+                    let cluster = plan.cluster;
+                    (plan, Some(cluster))
+                }
+                Err(response) => return (response, None),
             },
         };
         let mut response = self.forward(&plan, req, grpc, start).await;
@@ -141,7 +188,81 @@ impl HttpConn {
         {
             changes.apply(response.headers_mut());
         }
-        response
+        (response, routed)
+    }
+
+    /// Inbound: the standard metrics' labels of a request, from the verified peer, the
+    /// metadata it sent (removed here, so the app never sees it; believed only in mesh TLS)
+    /// and the host it asked for; cached for the connection's next requests.
+    fn inbound_labels(&self, req: &mut Request<Incoming>, grpc: bool) -> Option<Arc<LabelSet>> {
+        let inbound = self.inbound.as_ref()?;
+        let peer_metadata = req.headers_mut().remove(&PEER_METADATA);
+        let peer_metadata = peer_metadata.filter(|_| inbound.peer.is_some());
+        let host = authority_of(req).map_or("", crate::route::matching::strip_port);
+        if let Some(cached) = &*self.inbound_labels.load()
+            && cached.grpc == grpc
+            && cached.host == host
+            && cached.peer_metadata == peer_metadata
+        {
+            return Some(cached.set.clone());
+        }
+        let own = &self.state.settings.workload;
+        let unknown = || Arc::<str>::from(UNKNOWN);
+        let mesh = inbound.peer.as_ref();
+        let labels = RequestLabels {
+            reporter: Reporter::Destination,
+            source: Arc::new(
+                peer_metadata
+                    .as_ref()
+                    .map(Workload::from_header)
+                    .unwrap_or_default(),
+            ),
+            source_principal: mesh.map_or_else(unknown, |p| p.identity.clone()),
+            destination: own.clone(),
+            destination_principal: (self.state.mesh_tls.as_deref())
+                .and_then(|m| m.own_identity())
+                .filter(|_| mesh.is_some())
+                .map_or_else(unknown, |own| own.as_str().into()),
+            destination_service: service_host(host, &own.namespace).into(),
+            request_protocol: if grpc { "grpc" } else { "http" },
+            connection_security_policy: if mesh.is_some() { "mutual_tls" } else { "none" },
+        };
+        let set = self.state.metrics.standard.label_set(&labels)?;
+        self.inbound_labels.store(Some(Arc::new(InboundLabels {
+            peer_metadata,
+            host: host.to_owned(),
+            grpc,
+            set: set.clone(),
+        })));
+        Some(set)
+    }
+
+    /// Outbound: the standard metrics' labels of a request to `endpoint` of `cluster` (either
+    /// `None` when the request got no further), cached by the cluster.
+    fn outbound_labels(
+        &self,
+        cluster: Option<&Cluster>,
+        endpoint: Option<&crate::balance::Endpoint>,
+        grpc: bool,
+    ) -> Option<Arc<LabelSet>> {
+        let state = &self.state;
+        let source = &state.settings.workload;
+        match cluster {
+            Some(cluster) => {
+                let mesh = state.mesh_tls.as_deref();
+                cluster.label_set(&state.metrics, source, mesh, endpoint, grpc)
+            }
+            None => state.metrics.standard.label_set(&RequestLabels {
+                reporter: Reporter::Source,
+                source: source.clone(),
+                source_principal: UNKNOWN.into(),
+                destination: Arc::default(),
+                destination_principal: UNKNOWN.into(),
+                destination_service: UNKNOWN.into(),
+                request_protocol: if grpc { "grpc" } else { "http" },
+                connection_security_policy: UNKNOWN,
+            }),
+        }
     }
 
     /// The 403 for a request the port's authorization policies refuse, as Envoy's RBAC answers.
@@ -169,9 +290,12 @@ impl HttpConn {
             b"RBAC: access denied",
         )));
         *response.status_mut() = StatusCode::FORBIDDEN;
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert(
+            X_MESH_ERROR.clone(),
+            HeaderValue::from_static("rbac_denied"),
+        );
         Some(response)
     }
 
@@ -298,6 +422,13 @@ impl HttpConn {
             self.version == UpstreamVersion::Http1 && headers::is_upgrade_request(req.headers());
         headers::strip_hop_by_hop(req.headers_mut(), upgrade);
         headers::set_forwarded(req.headers_mut(), self.forwarded_for.as_ref());
+        if self.direction != Direction::Inbound
+            && cluster.may_use_mesh_tls()
+            && let Some(metadata) = &self.state.peer_metadata
+        {
+            req.headers_mut()
+                .insert(PEER_METADATA.clone(), metadata.clone());
+        }
         if self.direction == Direction::Inbound {
             let verified = (self.inbound.as_ref())
                 .and_then(|i| i.peer.as_ref())
@@ -376,7 +507,12 @@ impl HttpConn {
                         UpstreamVersion::Http2 => http::Version::HTTP_2,
                     };
                     metrics.request(response.status().as_u16(), start.elapsed());
-                    response.map(|body| Body::Upstream { body, pick, permit })
+                    response.map(|body| Body::Upstream {
+                        body,
+                        pick,
+                        permit,
+                        recording: Recording::default(),
+                    })
                 }
                 Err(error) => self.failed(&metrics, cluster, error, grpc, start),
             };
@@ -607,6 +743,38 @@ impl HttpConn {
                 IpAddr::V6(ip) => hash_key(&ip.octets()),
             }),
         }
+    }
+}
+
+/// Starts `record`ing the request `response` answers: now for an answer the proxy made (with
+/// its reason's flag), when the body ends for one from upstream.
+fn observe(response: Response<Body>, mut record: Record) -> Response<Body> {
+    record.status = response.status().as_u16();
+    record.grpc = grpc_status(response.headers());
+    let (parts, mut body) = response.into_parts();
+    let reason = parts.headers.get(&X_MESH_ERROR).map(HeaderValue::as_bytes);
+    match &mut body {
+        Body::Full(body) => {
+            record.flag = reason.map_or(ResponseFlag::None, ResponseFlag::from_error);
+            record.response_bytes = http_body::Body::size_hint(body).exact().unwrap_or(0);
+            record.finish();
+        }
+        Body::Upstream { recording, .. } => recording.0 = Some(record),
+    }
+    Response::from_parts(parts, body)
+}
+
+/// The Service host a request for `host` means, from a pod in `namespace`: short names
+/// completed as the cluster's DNS completes them.
+fn service_host(host: &str, namespace: &str) -> String {
+    if host.is_empty() {
+        return UNKNOWN.to_owned();
+    }
+    match host.matches('.').count() {
+        0 => format!("{host}.{namespace}.svc.cluster.local"),
+        1 => format!("{host}.svc.cluster.local"),
+        _ if host.ends_with(".svc") => format!("{host}.cluster.local"),
+        _ => host.to_owned(),
     }
 }
 

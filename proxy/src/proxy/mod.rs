@@ -40,6 +40,7 @@ use crate::{
     identity::IdentityStore,
     metrics::Metrics,
     tls::MeshTls,
+    workload::Workload,
 };
 
 /// Settings that come from the command line rather than the config file.
@@ -54,6 +55,8 @@ pub struct Settings {
     pub identity: Option<IdentityStore>,
     /// The app's probes, served at `/app-health/...` on the health port.
     pub app_probes: Option<Arc<AppProbes>>,
+    /// The workload the proxy serves, as its metrics name it.
+    pub workload: Arc<Workload>,
 }
 
 /// The capture sockets the proxy serves; tests pass listeners bound to port 0 or none.
@@ -82,6 +85,9 @@ pub struct ProxyState {
     /// Pools every worker shares, for clusters that limit their connections: an idle
     /// connection must be usable by a request waiting on any worker.
     pub limited_pools: Arc<crate::http::Pools>,
+    /// The `x-mesh-peer-metadata` value that introduces this workload to the sidecars it
+    /// calls in mesh TLS; `None` without mesh TLS.
+    pub peer_metadata: Option<http::HeaderValue>,
     workers: Workers,
     ready: AtomicBool,
 }
@@ -128,7 +134,9 @@ impl Proxy {
             )),
             None => None,
         };
+        let peer_metadata = mesh_tls.as_ref().and_then(|_| settings.workload.header());
         let state = Arc::new(ProxyState {
+            peer_metadata,
             mesh_tls,
             config: ConfigStore::new(snapshot, metrics.clone()),
             metrics,

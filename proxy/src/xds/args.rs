@@ -5,6 +5,8 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use mesh_proto::discovery::v1::Node;
 
+use crate::workload::Workload;
+
 use super::{ClientSettings, DiscoveryClient, DiscoveryTls, XdsError};
 
 /// Discovery mode options; every option also reads from the environment variable named.
@@ -46,6 +48,10 @@ pub struct DiscoveryArgs {
     /// The pod's IP.
     #[arg(long, env = "POD_IP", default_value = "")]
     pub pod_ip: String,
+    /// The workload the pod belongs to (its Deployment, StatefulSet, ...), as the injector
+    /// found it; defaults to the pod's name.
+    #[arg(long, env = "MESH_WORKLOAD_NAME")]
+    pub workload_name: Option<String>,
 }
 
 impl DiscoveryArgs {
@@ -66,6 +72,13 @@ impl DiscoveryArgs {
             node: self.node()?,
         };
         DiscoveryClient::new(settings).map(Some)
+    }
+
+    /// The pod's workload, as its metrics name it.
+    pub fn workload(&self) -> Result<Workload, XdsError> {
+        let node = self.node()?;
+        let name = self.workload_name.as_deref().unwrap_or(&node.pod);
+        Ok(Workload::new(name, &node.namespace, &node.labels))
     }
 
     /// The node metadata: id `<pod>.<namespace>`, labels from the flag and the file.

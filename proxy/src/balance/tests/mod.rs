@@ -31,6 +31,7 @@ fn spec(i: usize, weight: u32, healthy: bool) -> EndpointSpec {
         healthy,
         mesh_tls: false,
         identity: None,
+        workload: None,
     }
 }
 

@@ -1,0 +1,543 @@
+//! Istio's standard request metrics (`istio_requests_total`, `istio_request_duration_milliseconds`,
+//! `istio_request_bytes`, `istio_response_bytes`) with Istio's label names, so dashboards and
+//! Kiali queries written for Istio read them unchanged.
+//!
+//! The labels that say who talked (a [`LabelSet`]) are resolved once per peer and cached where
+//! the traffic is: per cluster and endpoint workload outbound, per connection inbound. Inside a
+//! label set, one [`Series`] per response (code, gRPC status, flag) is made on first use. A
+//! request then costs atomic increments and no lock or allocation. Label sets and series are
+//! capped; what would go past the cap is counted in `mesh_metrics_overflow_total` instead.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use arc_swap::ArcSwap;
+use parking_lot::{Mutex, RwLock};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
+use tokio::time::Instant;
+
+use crate::workload::{UNKNOWN, Workload};
+
+/// The cluster name in the `source_cluster` and `destination_cluster` labels (Istio's default).
+const MESH_CLUSTER: &str = "Kubernetes";
+/// Most label sets kept (each a pair of peers, a service and a protocol).
+const MAX_LABEL_SETS: usize = 4096;
+/// Most series kept over all label sets.
+const MAX_SERIES: usize = 8192;
+/// Most entries in one lock-free cache before lookups go to the shared map instead.
+const MAX_CACHED: usize = 32;
+
+/// The label names, in the order values are given.
+const LABELS: [&str; 25] = [
+    "reporter",
+    "source_workload",
+    "source_canonical_service",
+    "source_canonical_revision",
+    "source_workload_namespace",
+    "source_principal",
+    "source_app",
+    "source_version",
+    "source_cluster",
+    "destination_workload",
+    "destination_workload_namespace",
+    "destination_principal",
+    "destination_app",
+    "destination_version",
+    "destination_service",
+    "destination_canonical_service",
+    "destination_canonical_revision",
+    "destination_service_name",
+    "destination_service_namespace",
+    "destination_cluster",
+    "request_protocol",
+    "connection_security_policy",
+    "response_code",
+    "grpc_response_status",
+    "response_flags",
+];
+
+/// Which sidecar records: the client's (`source`) or the server's (`destination`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reporter {
+    /// The client's sidecar.
+    Source,
+    /// The server's sidecar.
+    Destination,
+}
+
+/// Why the proxy answered itself, as Envoy's response flags name it; `-` when it did not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResponseFlag {
+    /// The response came from upstream.
+    None,
+    /// UH: no healthy endpoint.
+    NoHealthyUpstream,
+    /// UF: connecting to the endpoint failed or timed out.
+    UpstreamConnectionFailure,
+    /// UC: the upstream connection ended before the response.
+    UpstreamConnectionTermination,
+    /// UT: the route's timeout (or the try's) passed.
+    UpstreamRequestTimeout,
+    /// UO: a connection pool limit refused the request (circuit breaking).
+    UpstreamOverflow,
+    /// NR: no route for the request.
+    NoRouteFound,
+    /// NC: the route's cluster is not in the config.
+    NoClusterFound,
+    /// FI: a fault the route injected.
+    FaultInjected,
+    /// RBAC: an authorization policy denied it.
+    Unauthorized,
+}
+
+impl ResponseFlag {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseFlag::None => "-",
+            ResponseFlag::NoHealthyUpstream => "UH",
+            ResponseFlag::UpstreamConnectionFailure => "UF",
+            ResponseFlag::UpstreamConnectionTermination => "UC",
+            ResponseFlag::UpstreamRequestTimeout => "UT",
+            ResponseFlag::UpstreamOverflow => "UO",
+            ResponseFlag::NoRouteFound => "NR",
+            ResponseFlag::NoClusterFound => "NC",
+            ResponseFlag::FaultInjected => "FI",
+            ResponseFlag::Unauthorized => "RBAC",
+        }
+    }
+
+    /// The flag for a response the proxy made, from the reason in its `x-mesh-error` header.
+    pub fn from_error(reason: &[u8]) -> ResponseFlag {
+        match reason {
+            b"no_endpoint" => ResponseFlag::NoHealthyUpstream,
+            b"connect_error" | b"connect_timeout" => ResponseFlag::UpstreamConnectionFailure,
+            b"reset" => ResponseFlag::UpstreamConnectionTermination,
+            b"timeout" => ResponseFlag::UpstreamRequestTimeout,
+            b"overflow" => ResponseFlag::UpstreamOverflow,
+            b"no_route" => ResponseFlag::NoRouteFound,
+            b"no_cluster" | b"no_route_config" => ResponseFlag::NoClusterFound,
+            b"fault_abort" => ResponseFlag::FaultInjected,
+            b"rbac_denied" => ResponseFlag::Unauthorized,
+            _ => ResponseFlag::None,
+        }
+    }
+}
+
+/// Who talked, over what: every label of a request's series but the response's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RequestLabels {
+    /// Which sidecar records.
+    pub reporter: Reporter,
+    /// The client's workload.
+    pub source: Arc<Workload>,
+    /// The client's SPIFFE identity, or `unknown`.
+    pub source_principal: Arc<str>,
+    /// The server's workload.
+    pub destination: Arc<Workload>,
+    /// The server's SPIFFE identity, or `unknown`.
+    pub destination_principal: Arc<str>,
+    /// The Service's host name, e.g. `web.shop.svc.cluster.local`.
+    pub destination_service: Arc<str>,
+    /// `http` or `grpc`.
+    pub request_protocol: &'static str,
+    /// `mutual_tls` or `none` (the server's sidecar knows), `unknown` (the client's).
+    pub connection_security_policy: &'static str,
+}
+
+impl RequestLabels {
+    fn values(&self) -> Vec<String> {
+        let (source, destination) = (&*self.source, &*self.destination);
+        let (service_name, service_namespace) = service_parts(&self.destination_service);
+        vec![
+            match self.reporter {
+                Reporter::Source => "source",
+                Reporter::Destination => "destination",
+            }
+            .to_owned(),
+            source.name.clone(),
+            source.canonical_service.clone(),
+            source.canonical_revision.clone(),
+            source.namespace.clone(),
+            self.source_principal.to_string(),
+            source.app.clone(),
+            source.version.clone(),
+            MESH_CLUSTER.to_owned(),
+            destination.name.clone(),
+            destination.namespace.clone(),
+            self.destination_principal.to_string(),
+            destination.app.clone(),
+            destination.version.clone(),
+            self.destination_service.to_string(),
+            destination.canonical_service.clone(),
+            destination.canonical_revision.clone(),
+            service_name.to_owned(),
+            service_namespace.to_owned(),
+            MESH_CLUSTER.to_owned(),
+            self.request_protocol.to_owned(),
+            self.connection_security_policy.to_owned(),
+        ]
+    }
+}
+
+/// A Service host's name and namespace: `web` and `shop` for `web.shop.svc.cluster.local`; the
+/// host itself and `unknown` for anything else.
+fn service_parts(host: &str) -> (&str, &str) {
+    let mut parts = host.splitn(3, '.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(name), Some(namespace), Some(rest)) if rest.starts_with("svc") => (name, namespace),
+        _ => (host, UNKNOWN),
+    }
+}
+
+/// The request metrics' families, and the label sets made so far.
+pub struct StandardMetrics {
+    families: Arc<Families>,
+    label_sets: RwLock<HashMap<RequestLabels, Arc<LabelSet>>>,
+}
+
+struct Families {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    request_bytes: HistogramVec,
+    response_bytes: HistogramVec,
+    series: AtomicUsize,
+    overflow: IntCounter,
+}
+
+/// One pair of peers' labels, and their series by response.
+pub struct LabelSet {
+    values: Vec<String>,
+    families: Arc<Families>,
+    series: SmallCache<SeriesKey, Series>,
+    /// Serializes making series, so two requests do not both make the same one.
+    making: Mutex<()>,
+}
+
+/// What tells one response's series from another's within a label set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SeriesKey {
+    code: u16,
+    grpc: Option<u8>,
+    flag: ResponseFlag,
+}
+
+/// The handles of one series.
+struct Series {
+    requests: IntCounter,
+    duration: Histogram,
+    request_bytes: Histogram,
+    response_bytes: Histogram,
+}
+
+/// A few values by a small key, read without a lock: a copy-on-write list.
+pub struct SmallCache<K, V>(ArcSwap<Vec<(K, Arc<V>)>>);
+
+/// One request, recorded when its response has been sent (or abandoned).
+pub struct Record {
+    set: Arc<LabelSet>,
+    start: Instant,
+    /// The response status.
+    pub status: u16,
+    /// The gRPC status, when the response carried one.
+    pub grpc: Option<u8>,
+    /// Why the proxy answered itself, if it did.
+    pub flag: ResponseFlag,
+    request_bytes: u64,
+    /// Response body bytes so far.
+    pub response_bytes: u64,
+}
+
+// === impl StandardMetrics ===
+
+impl StandardMetrics {
+    /// The families, registered in `registry`.
+    pub fn new(registry: &Registry) -> Self {
+        let bytes_buckets = prometheus::exponential_buckets(1.0, 10.0, 10).expect("valid buckets");
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "istio_request_duration_milliseconds",
+                "Time from the request's arrival to its response's end, in milliseconds",
+            )
+            .buckets(vec![
+                0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
+                10000.0, 30000.0, 60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+            ]),
+            &LABELS,
+        )
+        .expect("valid metric");
+        let histogram = |name: &str, help: &str| {
+            HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(bytes_buckets.clone()),
+                &LABELS,
+            )
+            .expect("valid metric")
+        };
+        let families = Families {
+            requests: IntCounterVec::new(
+                Opts::new(
+                    "istio_requests_total",
+                    "Requests, by who talked and the response",
+                ),
+                &LABELS,
+            )
+            .expect("valid metric"),
+            duration,
+            request_bytes: histogram("istio_request_bytes", "Request body sizes, in bytes"),
+            response_bytes: histogram("istio_response_bytes", "Response body sizes, in bytes"),
+            series: AtomicUsize::new(0),
+            overflow: IntCounter::new(
+                "mesh_metrics_overflow_total",
+                "Requests not recorded in the istio_* metrics because their label sets or series \
+                 passed the cap",
+            )
+            .expect("valid metric"),
+        };
+        for collector in [
+            Box::new(families.requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(families.duration.clone()),
+            Box::new(families.request_bytes.clone()),
+            Box::new(families.response_bytes.clone()),
+            Box::new(families.overflow.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        StandardMetrics {
+            families: Arc::new(families),
+            label_sets: RwLock::default(),
+        }
+    }
+
+    /// The label set of `labels`, made on first use; `None` past the cap (counted).
+    pub fn label_set(&self, labels: &RequestLabels) -> Option<Arc<LabelSet>> {
+        if let Some(found) = self.label_sets.read().get(labels) {
+            return Some(found.clone());
+        }
+        let mut sets = self.label_sets.write();
+        if let Some(found) = sets.get(labels) {
+            return Some(found.clone());
+        }
+        if sets.len() >= MAX_LABEL_SETS {
+            self.families.overflow.inc();
+            return None;
+        }
+        let set = Arc::new(LabelSet {
+            values: labels.values(),
+            families: self.families.clone(),
+            series: SmallCache::default(),
+            making: Mutex::new(()),
+        });
+        sets.insert(labels.clone(), set.clone());
+        Some(set)
+    }
+}
+
+// === impl LabelSet ===
+
+impl LabelSet {
+    /// Starts recording a request of `request_bytes` that arrived at `start`.
+    pub fn record(self: &Arc<Self>, start: Instant, request_bytes: u64) -> Record {
+        Record {
+            set: self.clone(),
+            start,
+            status: 0,
+            grpc: None,
+            flag: ResponseFlag::None,
+            request_bytes,
+            response_bytes: 0,
+        }
+    }
+
+    fn series(&self, key: SeriesKey) -> Option<Arc<Series>> {
+        if let Some(found) = self.series.get(&key) {
+            return Some(found);
+        }
+        let _making = self.making.lock();
+        if let Some(found) = self.series.get(&key) {
+            return Some(found);
+        }
+        let families = &*self.families;
+        if families.series.fetch_add(1, Ordering::Relaxed) >= MAX_SERIES {
+            families.series.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        let mut values: Vec<&str> = self.values.iter().map(String::as_str).collect();
+        let code = key.code.to_string();
+        let grpc = key.grpc.map(|g| g.to_string()).unwrap_or_default();
+        values.extend([code.as_str(), grpc.as_str(), key.flag.as_str()]);
+        let series = Arc::new(Series {
+            requests: families.requests.with_label_values(&values),
+            duration: families.duration.with_label_values(&values),
+            request_bytes: families.request_bytes.with_label_values(&values),
+            response_bytes: families.response_bytes.with_label_values(&values),
+        });
+        self.series.insert(key, series.clone());
+        Some(series)
+    }
+}
+
+// === impl Record ===
+
+impl Record {
+    /// Records the request in its series.
+    pub fn finish(self) {
+        let key = SeriesKey {
+            code: self.status,
+            grpc: self.grpc,
+            flag: self.flag,
+        };
+        let Some(series) = self.set.series(key) else {
+            self.set.families.overflow.inc();
+            return;
+        };
+        series.requests.inc();
+        series
+            .duration
+            .observe(self.start.elapsed().as_secs_f64() * 1000.0);
+        series.request_bytes.observe(self.request_bytes as f64);
+        series.response_bytes.observe(self.response_bytes as f64);
+    }
+}
+
+// === impl SmallCache ===
+
+impl<K, V> Default for SmallCache<K, V> {
+    fn default() -> Self {
+        SmallCache(ArcSwap::from_pointee(Vec::new()))
+    }
+}
+
+impl<K: PartialEq + Clone, V> SmallCache<K, V> {
+    /// The value of `key`, if cached.
+    pub fn get(&self, key: &K) -> Option<Arc<V>> {
+        let entries = self.0.load();
+        entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Caches `value` under `key`, unless the cache is full.
+    pub fn insert(&self, key: K, value: Arc<V>) {
+        self.0.rcu(|entries| {
+            let mut entries = Vec::clone(entries);
+            if entries.len() < MAX_CACHED && !entries.iter().any(|(k, _)| *k == key) {
+                entries.push((key.clone(), value.clone()));
+            }
+            entries
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn labels(reporter: Reporter) -> RequestLabels {
+        let web = Workload::new(
+            "web",
+            "shop",
+            &BTreeMap::from([("app".into(), "web".into())]),
+        );
+        RequestLabels {
+            reporter,
+            source: Arc::new(Workload::default()),
+            source_principal: UNKNOWN.into(),
+            destination: Arc::new(web),
+            destination_principal: "spiffe://cluster.local/ns/shop/sa/web".into(),
+            destination_service: "web.shop.svc.cluster.local".into(),
+            request_protocol: "http",
+            connection_security_policy: "unknown",
+        }
+    }
+
+    #[test]
+    fn requests_are_counted_by_response_with_istios_labels() {
+        let registry = Registry::new();
+        let metrics = StandardMetrics::new(&registry);
+        let set = metrics
+            .label_set(&labels(Reporter::Source))
+            .expect("under the cap");
+        for (status, flag) in [
+            (200, ResponseFlag::None),
+            (200, ResponseFlag::None),
+            (503, ResponseFlag::NoHealthyUpstream),
+        ] {
+            let mut record = set.record(Instant::now(), 10);
+            record.status = status;
+            record.flag = flag;
+            record.response_bytes = 1234;
+            record.finish();
+        }
+        let mut text = Vec::new();
+        prometheus::Encoder::encode(
+            &prometheus::TextEncoder::new(),
+            &registry.gather(),
+            &mut text,
+        )
+        .expect("encodes");
+        let text = String::from_utf8(text).expect("utf-8");
+        let ok = text
+            .lines()
+            .find(|l| l.starts_with("istio_requests_total{") && l.contains("response_code=\"200\""))
+            .expect("a 200 series");
+        for label in [
+            "reporter=\"source\"",
+            "destination_workload=\"web\"",
+            "destination_workload_namespace=\"shop\"",
+            "destination_service_name=\"web\"",
+            "destination_service_namespace=\"shop\"",
+            "destination_app=\"web\"",
+            "source_workload=\"unknown\"",
+            "response_flags=\"-\"",
+            "grpc_response_status=\"\"",
+        ] {
+            assert!(ok.contains(label), "{label} missing from {ok}");
+        }
+        assert!(ok.ends_with(" 2"), "{ok}");
+        assert!(text.contains("response_flags=\"UH\""), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("istio_response_bytes_sum{")
+                    && l.contains("\"200\"")
+                    && l.ends_with(" 2468")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn label_sets_are_shared_and_a_full_cache_still_answers() {
+        let metrics = StandardMetrics::new(&Registry::new());
+        let a = metrics.label_set(&labels(Reporter::Source)).expect("set");
+        let b = metrics.label_set(&labels(Reporter::Source)).expect("set");
+        assert!(Arc::ptr_eq(&a, &b));
+        let cache: SmallCache<usize, usize> = SmallCache::default();
+        for i in 0..MAX_CACHED + 5 {
+            cache.insert(i, Arc::new(i));
+        }
+        assert_eq!(cache.get(&3).as_deref(), Some(&3));
+        assert_eq!(cache.get(&(MAX_CACHED + 1)), None);
+    }
+
+    #[test]
+    fn services_split_into_name_and_namespace() {
+        assert_eq!(service_parts("web.shop.svc.cluster.local"), ("web", "shop"));
+        assert_eq!(service_parts("web.shop.svc"), ("web", "shop"));
+        assert_eq!(
+            service_parts("api.example.com"),
+            ("api.example.com", UNKNOWN)
+        );
+        assert_eq!(service_parts("passthrough"), ("passthrough", UNKNOWN));
+    }
+}
