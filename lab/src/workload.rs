@@ -38,4 +38,7 @@ pub struct Workload {
     pub faults: Faults,
     /// The tries of requests that ask to fail their first tries.
     pub retry_simulation: RetrySimulation,
+    /// A service to call before answering an HTTP request (the middle of a chain); its
+    /// failure makes the answer a 502.
+    pub call: Option<client::HttpUrl>,
 }

@@ -66,6 +66,10 @@ struct ServeArgs {
     /// Version label to report.
     #[arg(long, env = "POD_VERSION", default_value = "v1")]
     pod_version: String,
+    /// Before answering an HTTP request, GET this http:// URL, passing on the trace headers
+    /// (the middle of a chain of services); a failed call makes the answer a 502.
+    #[arg(long, env = "WORKLOAD_CALL")]
+    call: Option<HttpUrl>,
     /// Share of requests (0-100) that fail: HTTP 503, gRPC UNAVAILABLE.
     #[arg(long, env = "WORKLOAD_FAIL_PERCENT", default_value_t = 0.0, value_parser = percent)]
     fail_percent: f64,
@@ -188,6 +192,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             delay: Duration::from_millis(args.delay_ms),
         },
         retry_simulation: RetrySimulation::default(),
+        call: args.call,
     };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) if !args.tls_addr.is_empty() => {

@@ -6,6 +6,7 @@
 //! connection, so that the connection (and with it the pod behind a Service) is the
 //! client's choice: kept per worker, or new for every request.
 
+mod chain;
 mod connection;
 mod error;
 mod grpc_call;
@@ -18,6 +19,7 @@ mod tcp_call;
 
 use http::HeaderMap;
 
+pub use chain::call_once;
 pub use error::ClientError;
 pub use grpc_call::{GrpcPlan, call_grpc};
 pub use http_call::{HttpPlan, call_http};

@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use super::{
-    POD_HEADER, VERSION_HEADER, Workload, faults::Verdict, retry_simulation::Outcome,
+    POD_HEADER, VERSION_HEADER, Workload, client, faults::Verdict, retry_simulation::Outcome,
     server::Connection,
 };
 
@@ -20,13 +20,23 @@ pub(crate) async fn answer(
     connection: Connection,
     req: Request<Incoming>,
 ) -> Option<Response<Full<Bytes>>> {
-    let status = match workload.retry_simulation.outcome(req.uri().query()).await {
+    let mut status = match workload.retry_simulation.outcome(req.uri().query()).await {
         Outcome::Drop => return None,
         Outcome::Fail(status) => status,
         Outcome::Serve => match workload.faults.draw().await {
             Verdict::Serve => StatusCode::OK,
             Verdict::Fail => StatusCode::SERVICE_UNAVAILABLE,
         },
+    };
+    let called = match &workload.call {
+        Some(url) => Some(match client::call_once(url, req.headers()).await {
+            Ok(answer) => answer.as_u16().to_string(),
+            Err(error) => {
+                status = StatusCode::BAD_GATEWAY;
+                error.to_string()
+            }
+        }),
+        None => None,
     };
     let host = req
         .headers()
@@ -45,6 +55,7 @@ pub(crate) async fn answer(
         "protocol": format!("{:?}", req.version()),
         "headers": headers_seen(req.headers()),
         "tls": connection.tls.as_deref(),
+        "called": called,
     });
     let mut body = report.to_string();
     body.push('\n');

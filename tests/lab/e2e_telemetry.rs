@@ -1,0 +1,193 @@
+//! End to end on the lab: Istio's standard metrics through a chain of three meshed workloads
+//! (client → web → backend). Each sidecar reports what it saw with Istio's labels: the client's
+//! as `source`, the server's as `destination`, with the peer's workload learned from the
+//! metadata the sidecars exchange and its identity from mesh TLS.
+
+#[path = "e2e/support.rs"]
+mod support;
+
+use support::{TestLab, require_root};
+
+const SHOP: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop, labels: { mesh-injection: enabled } }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: client, namespace: shop }
+spec:
+  selector: { matchLabels: { app: client } }
+  template:
+    metadata: { labels: { app: client } }
+    spec:
+      containers: [{ name: client, command: [sleep, infinity] }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { matchLabels: { app: web } }
+  template:
+    metadata: { labels: { app: web, version: v1 } }
+    spec:
+      serviceAccountName: web
+      containers:
+      - name: web
+        image: mesh-workload
+        args: [--addr, "0.0.0.0:8080", --call, "http://backend/"]
+        env:
+        - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
+        ports: [{ name: http, containerPort: 8080 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { app: web }
+  ports: [{ name: http, port: 80, targetPort: http }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: backend, namespace: shop }
+spec:
+  selector: { matchLabels: { app: backend } }
+  template:
+    metadata: { labels: { app: backend, version: v2 } }
+    spec:
+      serviceAccountName: backend
+      containers:
+      - name: backend
+        image: mesh-workload
+        args: [--addr, "0.0.0.0:8080"]
+        env:
+        - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
+        ports: [{ name: http, containerPort: 8080 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: backend, namespace: shop }
+spec:
+  selector: { app: backend }
+  ports: [{ name: http, port: 80, targetPort: http }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: nobody, namespace: shop }
+spec:
+  selector: { app: nobody }
+  ports: [{ name: http, port: 80, targetPort: 8080 }]
+"#;
+
+const CLIENT_ID: &str = "spiffe://cluster.local/ns/shop/sa/default";
+const WEB_ID: &str = "spiffe://cluster.local/ns/shop/sa/web";
+const BACKEND_ID: &str = "spiffe://cluster.local/ns/shop/sa/backend";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_hop_reports_istios_standard_metrics_with_both_peers() {
+    if !require_root("each_hop_reports_istios_standard_metrics_with_both_peers") {
+        return;
+    }
+    let lab = TestLab::start("e2et1", SHOP).await;
+    let client = lab.pod("shop", "client-");
+    let web = lab.pod("shop", "web-");
+    let backend = lab.pod("shop", "backend-");
+    let summary = lab
+        .call(&client, &["call", "http://web/", "--count", "100"])
+        .await;
+    assert_eq!(summary["ok"], 100, "{summary}");
+
+    // client → web, as the client's sidecar saw it.
+    let to_web = [
+        ("reporter", "source"),
+        ("source_workload", "client"),
+        ("source_workload_namespace", "shop"),
+        ("source_app", "client"),
+        ("source_principal", CLIENT_ID),
+        ("destination_workload", "web"),
+        ("destination_workload_namespace", "shop"),
+        ("destination_app", "web"),
+        ("destination_version", "v1"),
+        ("destination_principal", WEB_ID),
+        ("destination_service", "web.shop.svc.cluster.local"),
+        ("destination_service_name", "web"),
+        ("destination_service_namespace", "shop"),
+        ("request_protocol", "http"),
+        ("response_code", "200"),
+        ("response_flags", "-"),
+    ];
+    let metrics = lab.metrics(&client).await;
+    assert_eq!(metrics.sum("istio_requests_total", &to_web), 100.0);
+    assert_eq!(
+        metrics.sum("istio_request_duration_milliseconds_count", &to_web),
+        100.0
+    );
+    assert!(metrics.sum("istio_response_bytes_sum", &to_web) > 100.0 * 50.0);
+    assert_eq!(
+        metrics.sum("istio_requests_total", &[("reporter", "source")]),
+        100.0,
+        "nothing else was counted"
+    );
+
+    // client → web as web's sidecar saw it, and web → backend as it called on.
+    let metrics = lab.metrics(&web).await;
+    let from_client = [
+        ("reporter", "destination"),
+        ("source_workload", "client"),
+        ("source_app", "client"),
+        ("source_principal", CLIENT_ID),
+        ("destination_workload", "web"),
+        ("destination_principal", WEB_ID),
+        ("destination_service_name", "web"),
+        ("destination_service_namespace", "shop"),
+        ("connection_security_policy", "mutual_tls"),
+        ("response_code", "200"),
+    ];
+    assert_eq!(metrics.sum("istio_requests_total", &from_client), 100.0);
+    let to_backend = [
+        ("reporter", "source"),
+        ("source_workload", "web"),
+        ("source_version", "v1"),
+        ("source_principal", WEB_ID),
+        ("destination_workload", "backend"),
+        ("destination_version", "v2"),
+        ("destination_principal", BACKEND_ID),
+        ("destination_service_name", "backend"),
+        ("response_code", "200"),
+    ];
+    assert_eq!(metrics.sum("istio_requests_total", &to_backend), 100.0);
+
+    // web → backend as backend's sidecar saw it.
+    let metrics = lab.metrics(&backend).await;
+    let from_web = [
+        ("reporter", "destination"),
+        ("source_workload", "web"),
+        ("source_canonical_service", "web"),
+        ("source_canonical_revision", "v1"),
+        ("source_principal", WEB_ID),
+        ("destination_workload", "backend"),
+        ("destination_canonical_service", "backend"),
+        ("connection_security_policy", "mutual_tls"),
+        ("response_code", "200"),
+    ];
+    assert_eq!(metrics.sum("istio_requests_total", &from_web), 100.0);
+
+    // The metadata the sidecars exchange never reaches the app.
+    let (status, body) = lab.curl(&client, "GET", "http://backend/").await;
+    assert_eq!(status, "200", "{body}");
+    assert!(!body.contains("x-mesh-peer-metadata"), "{body}");
+
+    // The client's sidecar answers a call to a Service without endpoints itself: 503, flag UH.
+    let (status, _) = lab.curl(&client, "GET", "http://nobody/").await;
+    assert_eq!(status, "503");
+    let metrics = lab.metrics(&client).await;
+    let no_endpoint = [
+        ("reporter", "source"),
+        ("destination_service_name", "nobody"),
+        ("destination_workload", "unknown"),
+        ("response_code", "503"),
+        ("response_flags", "UH"),
+    ];
+    assert_eq!(metrics.sum("istio_requests_total", &no_endpoint), 1.0);
+    lab.stop().await;
+}
