@@ -95,3 +95,41 @@ async fn delays_the_share_it_is_told_to() {
     assert_eq!(status, http::StatusCode::OK);
     assert!(start.elapsed() >= Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn a_chained_echo_calls_on_before_it_answers_and_says_how_that_went() {
+    let backend = start(workload("backend-0", "v1", Faults::default())).await;
+    let mut middle = workload("web-0", "v1", Faults::default());
+    middle.call = Some(format!("http://{backend}/next").parse().expect("url"));
+    let mut sender = http1(start(middle).await).await;
+    let request = http::Request::get("/")
+        .header("host", "web")
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let (status, _, report) = json(sender.send_request(request).await.expect("answer")).await;
+    assert_eq!(status, http::StatusCode::OK);
+    assert_eq!(report["called"], "200");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let nowhere = closed.local_addr().expect("address");
+    drop(closed);
+    let mut broken = workload("web-1", "v1", Faults::default());
+    broken.call = Some(format!("http://{nowhere}/").parse().expect("url"));
+    let mut sender = http1(start(broken).await).await;
+    let request = http::Request::get("/")
+        .header("host", "web")
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let (status, _, report) = json(sender.send_request(request).await.expect("answer")).await;
+    assert_eq!(status, http::StatusCode::BAD_GATEWAY);
+    assert!(
+        report["called"]
+            .as_str()
+            .is_some_and(|c| c.contains("connecting")),
+        "{report}"
+    );
+}

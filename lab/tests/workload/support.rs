@@ -27,6 +27,7 @@ pub fn workload(pod: &str, version: &str, faults: Faults) -> Workload {
         version: version.into(),
         faults,
         retry_simulation: RetrySimulation::default(),
+        call: None,
     }
 }
 
