@@ -1,6 +1,9 @@
-//! Istio's standard request metrics (`istio_requests_total`, `istio_request_duration_milliseconds`,
-//! `istio_request_bytes`, `istio_response_bytes`) with Istio's label names, so dashboards and
-//! Kiali queries written for Istio read them unchanged.
+//! Istio's standard metrics, with Istio's label names, so dashboards and Kiali queries written
+//! for Istio read them unchanged: per request `istio_requests_total`,
+//! `istio_request_duration_milliseconds`, `istio_request_bytes`, `istio_response_bytes`; per
+//! opaque TCP connection `istio_tcp_connections_opened_total`,
+//! `istio_tcp_connections_closed_total`, `istio_tcp_received_bytes_total` (client to server)
+//! and `istio_tcp_sent_bytes_total` (server to client).
 //!
 //! The labels that say who talked (a [`LabelSet`]) are resolved once per peer and cached where
 //! the traffic is: per cluster and endpoint workload outbound, per connection inbound. Inside a
@@ -11,7 +14,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicUsize, Ordering},
     },
 };
@@ -62,6 +65,46 @@ const LABELS: [&str; 25] = [
     "grpc_response_status",
     "response_flags",
 ];
+
+/// The `request_protocol` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// HTTP requests (any version).
+    Http,
+    /// gRPC calls.
+    Grpc,
+    /// Opaque TCP connections.
+    Tcp,
+}
+
+impl Protocol {
+    /// The protocol of an HTTP request, gRPC or not.
+    pub fn request(grpc: bool) -> Self {
+        if grpc { Protocol::Grpc } else { Protocol::Http }
+    }
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Grpc => "grpc",
+            Protocol::Tcp => "tcp",
+        }
+    }
+}
+
+/// The label names of the TCP metrics: those of requests but the response's code and gRPC
+/// status.
+const TCP_LABELS: [&str; 23] = {
+    let mut names = [""; 23];
+    let mut i = 0;
+    while i < 22 {
+        names[i] = LABELS[i];
+        i += 1;
+    }
+    names[22] = "response_flags";
+    names
+};
 
 /// Which sidecar records: the client's (`source`) or the server's (`destination`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -146,8 +189,8 @@ pub struct RequestLabels {
     pub destination_principal: Arc<str>,
     /// The Service's host name, e.g. `web.shop.svc.cluster.local`.
     pub destination_service: Arc<str>,
-    /// `http` or `grpc`.
-    pub request_protocol: &'static str,
+    /// The protocol.
+    pub request_protocol: Protocol,
     /// `mutual_tls` or `none` (the server's sidecar knows), `unknown` (the client's).
     pub connection_security_policy: &'static str,
 }
@@ -181,7 +224,7 @@ impl RequestLabels {
             service_name.to_owned(),
             service_namespace.to_owned(),
             MESH_CLUSTER.to_owned(),
-            self.request_protocol.to_owned(),
+            self.request_protocol.as_str().to_owned(),
             self.connection_security_policy.to_owned(),
         ]
     }
@@ -208,6 +251,10 @@ struct Families {
     duration: HistogramVec,
     request_bytes: HistogramVec,
     response_bytes: HistogramVec,
+    tcp_opened: IntCounterVec,
+    tcp_closed: IntCounterVec,
+    tcp_received: IntCounterVec,
+    tcp_sent: IntCounterVec,
     series: AtomicUsize,
     overflow: IntCounter,
 }
@@ -219,6 +266,20 @@ pub struct LabelSet {
     series: SmallCache<SeriesKey, Series>,
     /// Serializes making series, so two requests do not both make the same one.
     making: Mutex<()>,
+    /// The TCP series, made on first use; `None` past the cap.
+    tcp: OnceLock<Option<Arc<TcpSeries>>>,
+}
+
+/// The counters of one pair of peers' opaque TCP connections.
+pub struct TcpSeries {
+    /// Connections opened.
+    pub opened: IntCounter,
+    /// Connections closed.
+    pub closed: IntCounter,
+    /// Bytes from the client to the server.
+    pub received: IntCounter,
+    /// Bytes from the server to the client.
+    pub sent: IntCounter,
 }
 
 /// What tells one response's series from another's within a label set.
@@ -280,7 +341,27 @@ impl StandardMetrics {
             )
             .expect("valid metric")
         };
+        let tcp_labels = &TCP_LABELS;
+        let counter = |name: &str, help: &str| {
+            IntCounterVec::new(Opts::new(name, help), tcp_labels).expect("valid metric")
+        };
         let families = Families {
+            tcp_opened: counter(
+                "istio_tcp_connections_opened_total",
+                "Opaque TCP connections opened, by who talked",
+            ),
+            tcp_closed: counter(
+                "istio_tcp_connections_closed_total",
+                "Opaque TCP connections closed, by who talked",
+            ),
+            tcp_received: counter(
+                "istio_tcp_received_bytes_total",
+                "Opaque TCP bytes from the client to the server",
+            ),
+            tcp_sent: counter(
+                "istio_tcp_sent_bytes_total",
+                "Opaque TCP bytes from the server to the client",
+            ),
             requests: IntCounterVec::new(
                 Opts::new(
                     "istio_requests_total",
@@ -306,6 +387,10 @@ impl StandardMetrics {
             Box::new(families.request_bytes.clone()),
             Box::new(families.response_bytes.clone()),
             Box::new(families.overflow.clone()),
+            Box::new(families.tcp_opened.clone()),
+            Box::new(families.tcp_closed.clone()),
+            Box::new(families.tcp_received.clone()),
+            Box::new(families.tcp_sent.clone()),
         ] {
             registry
                 .register(collector)
@@ -335,6 +420,7 @@ impl StandardMetrics {
             families: self.families.clone(),
             series: SmallCache::default(),
             making: Mutex::new(()),
+            tcp: OnceLock::new(),
         });
         sets.insert(labels.clone(), set.clone());
         Some(set)
@@ -355,6 +441,30 @@ impl LabelSet {
             request_bytes,
             response_bytes: 0,
         }
+    }
+
+    /// The counters of this label set's TCP connections, made on first use; `None` past the
+    /// cap (counted).
+    pub fn tcp(&self) -> Option<Arc<TcpSeries>> {
+        let families = &*self.families;
+        let made = self.tcp.get_or_init(|| {
+            if families.series.fetch_add(1, Ordering::Relaxed) >= MAX_SERIES {
+                families.series.fetch_sub(1, Ordering::Relaxed);
+                return None;
+            }
+            let mut values: Vec<&str> = self.values.iter().map(String::as_str).collect();
+            values.push(ResponseFlag::None.as_str());
+            Some(Arc::new(TcpSeries {
+                opened: families.tcp_opened.with_label_values(&values),
+                closed: families.tcp_closed.with_label_values(&values),
+                received: families.tcp_received.with_label_values(&values),
+                sent: families.tcp_sent.with_label_values(&values),
+            }))
+        });
+        if made.is_none() {
+            families.overflow.inc();
+        }
+        made.clone()
     }
 
     fn series(&self, key: SeriesKey) -> Option<Arc<Series>> {
@@ -457,7 +567,7 @@ mod tests {
             destination: Arc::new(web),
             destination_principal: "spiffe://cluster.local/ns/shop/sa/web".into(),
             destination_service: "web.shop.svc.cluster.local".into(),
-            request_protocol: "http",
+            request_protocol: Protocol::Http,
             connection_security_policy: "unknown",
         }
     }
@@ -528,6 +638,26 @@ mod tests {
         }
         assert_eq!(cache.get(&3).as_deref(), Some(&3));
         assert_eq!(cache.get(&(MAX_CACHED + 1)), None);
+    }
+
+    #[test]
+    fn tcp_connections_are_counted_without_response_labels() {
+        let registry = Registry::new();
+        let metrics = StandardMetrics::new(&registry);
+        let mut tcp = labels(Reporter::Destination);
+        tcp.request_protocol = Protocol::Tcp;
+        let series = (metrics.label_set(&tcp).and_then(|s| s.tcp())).expect("tcp series");
+        series.opened.inc();
+        series.received.inc_by(5);
+        let gathered = registry.gather();
+        let opened = (gathered.iter())
+            .find(|f| f.name() == "istio_tcp_connections_opened_total")
+            .expect("family");
+        let labels: Vec<&str> = (opened.get_metric()[0].get_label().iter())
+            .map(|l| l.name())
+            .collect();
+        assert!(labels.contains(&"response_flags") && !labels.contains(&"response_code"));
+        assert!(labels.contains(&"request_protocol"));
     }
 
     #[test]

@@ -15,8 +15,11 @@ use crate::{
     balance::Outcome,
     config::Cluster,
     http::{Inbound, connect_upstream},
-    metrics::{Direction, Handles, Metrics, Peers},
+    istio_metrics::{LabelSet, Protocol, Reporter, RequestLabels},
+    metrics::{Direction, Handles, Peers},
+    proxy::ProxyState,
     tls::{Carried, MeshTls},
+    workload::{UNKNOWN, Workload},
 };
 
 /// Buffer per direction: bounds memory per connection.
@@ -30,12 +33,13 @@ pub async fn forward<I>(
     client: I,
     cluster: Arc<Cluster>,
     direction: Direction,
-    metrics: &Metrics,
+    state: &ProxyState,
     mesh: Option<&MeshTls>,
     inbound: Option<&Inbound>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin,
 {
+    let metrics = &*state.metrics;
     let cluster_metrics = match inbound {
         Some(inbound) => {
             let own = mesh.and_then(MeshTls::own_identity);
@@ -98,13 +102,26 @@ pub async fn forward<I>(
     };
     pick.observe_response();
     cluster_metrics.tcp_opened.inc();
+    let labels = match inbound {
+        Some(inbound) => inbound_labels(state, mesh, inbound),
+        None => {
+            let source = &state.settings.workload;
+            cluster.label_set(metrics, source, mesh, Some(pick.endpoint()), Protocol::Tcp)
+        }
+    };
+    let standard = labels.and_then(|l| l.tcp());
+    if let Some(standard) = &standard {
+        standard.opened.inc();
+    }
     let mut client = Counted {
         io: client,
         read: cluster_metrics.tcp_bytes_to_upstream.clone(),
+        also: standard.as_ref().map(|s| s.received.clone()),
     };
     let mut upstream = Counted {
         io: upstream,
         read: cluster_metrics.tcp_bytes_to_downstream.clone(),
+        also: standard.as_ref().map(|s| s.sent.clone()),
     };
     let result = tokio::io::copy_bidirectional_with_sizes(
         &mut client,
@@ -114,16 +131,52 @@ pub async fn forward<I>(
     )
     .await;
     cluster_metrics.tcp_closed.inc();
+    if let Some(standard) = &standard {
+        standard.closed.inc();
+    }
     drop(permit);
     if let Err(error) = result {
         tracing::debug!(cluster = %cluster.name, %error, "TCP connection ended with an error");
     }
 }
 
-/// Counts the bytes read from an I/O; writes pass through.
+/// The standard metrics' labels of an inbound TCP connection: the peer known by its mesh TLS
+/// identity (its namespace read from it); no metadata travels in opaque TCP.
+fn inbound_labels(
+    state: &ProxyState,
+    mesh: Option<&MeshTls>,
+    inbound: &Inbound,
+) -> Option<Arc<LabelSet>> {
+    let peer = inbound.peer.as_ref().map(|p| p.identity.clone());
+    let source = Workload {
+        namespace: (peer.as_deref())
+            .and_then(|id| id.split("/ns/").nth(1))
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or(UNKNOWN)
+            .to_owned(),
+        ..Workload::default()
+    };
+    let unknown = || Arc::<str>::from(UNKNOWN);
+    let labels = RequestLabels {
+        reporter: Reporter::Destination,
+        source: Arc::new(source),
+        destination: state.settings.workload.clone(),
+        destination_principal: (mesh.and_then(MeshTls::own_identity))
+            .filter(|_| peer.is_some())
+            .map_or_else(unknown, |own| own.as_str().into()),
+        connection_security_policy: if peer.is_some() { "mutual_tls" } else { "none" },
+        source_principal: peer.unwrap_or_else(unknown),
+        destination_service: unknown(),
+        request_protocol: Protocol::Tcp,
+    };
+    state.metrics.standard.label_set(&labels)
+}
+
+/// Counts the bytes read from an I/O (in one counter, or two); writes pass through.
 struct Counted<I> {
     io: I,
     read: IntCounter,
+    also: Option<IntCounter>,
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Counted<I> {
@@ -134,7 +187,11 @@ impl<I: AsyncRead + Unpin> AsyncRead for Counted<I> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        self.read.inc_by((buf.filled().len() - before) as u64);
+        let read = (buf.filled().len() - before) as u64;
+        self.read.inc_by(read);
+        if let Some(also) = &self.also {
+            also.inc_by(read);
+        }
         polled
     }
 }

@@ -6,7 +6,9 @@
 #[path = "e2e/support.rs"]
 mod support;
 
-use support::{TestLab, require_root};
+use std::time::Duration;
+
+use support::{TestLab, eventually, require_root};
 
 const SHOP: &str = r#"
 apiVersion: v1
@@ -59,17 +61,19 @@ spec:
       containers:
       - name: backend
         image: mesh-workload
-        args: [--addr, "0.0.0.0:8080"]
+        args: [--addr, "0.0.0.0:8080", --tcp-addr, "0.0.0.0:9000"]
         env:
         - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
-        ports: [{ name: http, containerPort: 8080 }]
+        ports: [{ name: http, containerPort: 8080 }, { name: echo, containerPort: 9000 }]
 ---
 apiVersion: v1
 kind: Service
 metadata: { name: backend, namespace: shop }
 spec:
   selector: { app: backend }
-  ports: [{ name: http, port: 80, targetPort: http }]
+  ports:
+  - { name: http, port: 80, targetPort: http }
+  - { name: tcp-echo, port: 9000, targetPort: echo }
 ---
 apiVersion: v1
 kind: Service
@@ -189,5 +193,49 @@ async fn each_hop_reports_istios_standard_metrics_with_both_peers() {
         ("response_flags", "UH"),
     ];
     assert_eq!(metrics.sum("istio_requests_total", &no_endpoint), 1.0);
+
+    // Opaque TCP: counted per connection by both sidecars; the server knows the client by its
+    // identity only (no metadata travels in opaque TCP).
+    let summary = lab
+        .call(&client, &["call-tcp", "backend:9000", "--count", "5"])
+        .await;
+    assert_eq!(summary["ok"], 5, "{summary}");
+    let to_backend = [
+        ("reporter", "source"),
+        ("source_workload", "client"),
+        ("destination_workload", "backend"),
+        ("destination_principal", BACKEND_ID),
+        ("destination_service_name", "backend"),
+        ("request_protocol", "tcp"),
+    ];
+    let metrics = lab.metrics(&client).await;
+    assert_eq!(
+        metrics.sum("istio_tcp_connections_opened_total", &to_backend),
+        5.0
+    );
+    assert!(metrics.sum("istio_tcp_sent_bytes_total", &to_backend) > 0.0);
+    let from_client = [
+        ("reporter", "destination"),
+        ("source_principal", CLIENT_ID),
+        ("source_workload_namespace", "shop"),
+        ("destination_workload", "backend"),
+        ("connection_security_policy", "mutual_tls"),
+        ("request_protocol", "tcp"),
+    ];
+    let closed = eventually(
+        "backend's sidecar counts 5 closed",
+        Duration::from_secs(10),
+        || async {
+            let metrics = lab.metrics(&backend).await;
+            let closed = metrics.sum("istio_tcp_connections_closed_total", &from_client);
+            (closed == 5.0).then_some(metrics)
+        },
+    )
+    .await;
+    assert_eq!(
+        closed.sum("istio_tcp_connections_opened_total", &from_client),
+        5.0
+    );
+    assert!(closed.sum("istio_tcp_received_bytes_total", &from_client) > 0.0);
     lab.stop().await;
 }

@@ -14,7 +14,7 @@ use super::snapshot::{AppProtocol, parse_addr};
 use crate::{
     balance::{Balancer, Endpoint, EndpointSpec, Outcome, OutlierPolicy},
     http::{Keepalive, RetryBudget, UpstreamError},
-    istio_metrics::{LabelSet, Reporter, RequestLabels, SmallCache},
+    istio_metrics::{LabelSet, Protocol, Reporter, RequestLabels, SmallCache},
     limits::Limits,
     metrics::{ClusterMetrics, Direction, Metrics, Peers},
     tls::{Carried, ClientConfigs, ClientTls, MeshTls, Origination},
@@ -80,7 +80,7 @@ struct EndpointKey {
     workload: Option<u16>,
     /// The endpoint's identity, when the request went in mesh TLS.
     identity: Option<u16>,
-    grpc: bool,
+    protocol: Protocol,
 }
 
 /// One metric handle slot per identity of a cluster's endpoints, filled on first use.
@@ -272,7 +272,7 @@ impl Cluster {
         source: &Arc<Workload>,
         mesh: Option<&MeshTls>,
         endpoint: Option<&Endpoint>,
-        grpc: bool,
+        protocol: Protocol,
     ) -> Option<Arc<LabelSet>> {
         let mesh = mesh.filter(|_| endpoint.is_some_and(|e| self.wants_mesh_tls(e)));
         let key = EndpointKey {
@@ -280,7 +280,7 @@ impl Cluster {
             identity: endpoint
                 .and_then(Endpoint::identity)
                 .filter(|_| mesh.is_some()),
-            grpc,
+            protocol,
         };
         if let Some(found) = self.label_sets.get(&key) {
             return Some(found);
@@ -298,7 +298,7 @@ impl Cluster {
                 .and_then(|i| self.peer_identities.get(usize::from(i)))
                 .map_or_else(unknown, |id| id.as_str().into()),
             destination_service: self.service.clone(),
-            request_protocol: if grpc { "grpc" } else { "http" },
+            request_protocol: protocol,
             connection_security_policy: UNKNOWN,
         };
         let set = metrics.standard.label_set(&labels)?;

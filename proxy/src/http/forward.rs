@@ -24,7 +24,7 @@ use crate::{
     authz::{Authorizer, Decision, Facts, HttpFacts},
     balance::{Outcome, Pick, hash_key},
     config::{AppProtocol, Cluster, Snapshot},
-    istio_metrics::{LabelSet, Record, Reporter, RequestLabels, ResponseFlag},
+    istio_metrics::{LabelSet, Protocol, Record, Reporter, RequestLabels, ResponseFlag},
     limits::{Overflow, Permit},
     metrics::{ClusterMetrics, Direction, Handles, Peers, RetryOutcome},
     proxy::{Peer, ProxyState},
@@ -224,7 +224,7 @@ impl HttpConn {
                 .filter(|_| mesh.is_some())
                 .map_or_else(unknown, |own| own.as_str().into()),
             destination_service: service_host(host, &own.namespace).into(),
-            request_protocol: if grpc { "grpc" } else { "http" },
+            request_protocol: Protocol::request(grpc),
             connection_security_policy: if mesh.is_some() { "mutual_tls" } else { "none" },
         };
         let set = self.state.metrics.standard.label_set(&labels)?;
@@ -250,7 +250,8 @@ impl HttpConn {
         match cluster {
             Some(cluster) => {
                 let mesh = state.mesh_tls.as_deref();
-                cluster.label_set(&state.metrics, source, mesh, endpoint, grpc)
+                let protocol = Protocol::request(grpc);
+                cluster.label_set(&state.metrics, source, mesh, endpoint, protocol)
             }
             None => state.metrics.standard.label_set(&RequestLabels {
                 reporter: Reporter::Source,
@@ -259,7 +260,7 @@ impl HttpConn {
                 destination: Arc::default(),
                 destination_principal: UNKNOWN.into(),
                 destination_service: UNKNOWN.into(),
-                request_protocol: if grpc { "grpc" } else { "http" },
+                request_protocol: Protocol::request(grpc),
                 connection_security_policy: UNKNOWN,
             }),
         }

@@ -152,15 +152,7 @@ async fn outbound(
                 dst.0,
                 None,
             ));
-            tcp::forward(
-                stream,
-                passthrough,
-                Direction::Outbound,
-                &state.metrics,
-                None,
-                None,
-            )
-            .await;
+            tcp::forward(stream, passthrough, Direction::Outbound, state, None, None).await;
         }
     }
 }
@@ -432,7 +424,7 @@ async fn serve_protocol<I>(
             Some(cluster) => {
                 let mesh = state.mesh_tls.as_deref();
                 let inbound = target.inbound.as_ref();
-                tcp::forward(io, cluster, target.direction, &state.metrics, mesh, inbound).await
+                tcp::forward(io, cluster, target.direction, state, mesh, inbound).await
             }
             None => {
                 tracing::info!(client = %target.client, "no TCP route for this connection; closing it")
