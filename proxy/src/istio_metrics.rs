@@ -26,7 +26,10 @@ use prometheus::{
 };
 use tokio::time::Instant;
 
-use crate::workload::{UNKNOWN, Workload};
+use crate::{
+    access_log::{LogLine, Outcome},
+    workload::{UNKNOWN, Workload},
+};
 
 /// The cluster name in the `source_cluster` and `destination_cluster` labels (Istio's default).
 const MESH_CLUSTER: &str = "Kubernetes";
@@ -301,9 +304,12 @@ struct Series {
 /// A few values by a small key, read without a lock: a copy-on-write list.
 pub struct SmallCache<K, V>(ArcSwap<Vec<(K, Arc<V>)>>);
 
-/// One request, recorded when its response has been sent (or abandoned).
+/// One request, recorded (in the metrics, and the access log when it is on) when its
+/// response has been sent or abandoned.
 pub struct Record {
-    set: Arc<LabelSet>,
+    set: Option<Arc<LabelSet>>,
+    /// The request's access log line, when the log is on.
+    pub log: Option<Box<LogLine>>,
     start: Instant,
     /// The response status.
     pub status: u16,
@@ -430,17 +436,10 @@ impl StandardMetrics {
 // === impl LabelSet ===
 
 impl LabelSet {
-    /// Starts recording a request of `request_bytes` that arrived at `start`.
-    pub fn record(self: &Arc<Self>, start: Instant, request_bytes: u64) -> Record {
-        Record {
-            set: self.clone(),
-            start,
-            status: 0,
-            grpc: None,
-            flag: ResponseFlag::None,
-            request_bytes,
-            response_bytes: 0,
-        }
+    /// Who talked, as the access log names them: source workload and principal, destination
+    /// workload and principal, destination service.
+    pub fn peers(&self) -> [&str; 5] {
+        [1, 5, 9, 11, 14].map(|i| self.values[i].as_str())
     }
 
     /// The counters of this label set's TCP connections, made on first use; `None` past the
@@ -498,21 +497,53 @@ impl LabelSet {
 // === impl Record ===
 
 impl Record {
-    /// Records the request in its series.
+    /// Starts recording a request of `request_bytes` that arrived at `start`, in `set`'s
+    /// series (`None`: past the cap).
+    pub fn new(set: Option<Arc<LabelSet>>, start: Instant, request_bytes: u64) -> Self {
+        Record {
+            set,
+            log: None,
+            start,
+            status: 0,
+            grpc: None,
+            flag: ResponseFlag::None,
+            request_bytes,
+            response_bytes: 0,
+        }
+    }
+
+    /// Records the request in its series and writes its access log line.
     pub fn finish(self) {
+        let duration = self.start.elapsed();
+        if let Some(line) = &self.log {
+            let peers = (self.set.as_ref()).map_or([UNKNOWN; 5], |s| s.peers());
+            let outcome = Outcome {
+                status: self.status,
+                grpc: self.grpc,
+                flag: self.flag,
+                duration,
+                bytes_received: self.request_bytes,
+                bytes_sent: self.response_bytes,
+                upstream_host: line.upstream_host,
+                upstream_cluster: line.upstream_cluster.as_deref(),
+                peers,
+            };
+            line.log.write(&line.entry, &outcome);
+        }
+        let Some(set) = &self.set else {
+            return;
+        };
         let key = SeriesKey {
             code: self.status,
             grpc: self.grpc,
             flag: self.flag,
         };
-        let Some(series) = self.set.series(key) else {
-            self.set.families.overflow.inc();
+        let Some(series) = set.series(key) else {
+            set.families.overflow.inc();
             return;
         };
         series.requests.inc();
-        series
-            .duration
-            .observe(self.start.elapsed().as_secs_f64() * 1000.0);
+        series.duration.observe(duration.as_secs_f64() * 1000.0);
         series.request_bytes.observe(self.request_bytes as f64);
         series.response_bytes.observe(self.response_bytes as f64);
     }
@@ -584,7 +615,7 @@ mod tests {
             (200, ResponseFlag::None),
             (503, ResponseFlag::NoHealthyUpstream),
         ] {
-            let mut record = set.record(Instant::now(), 10);
+            let mut record = Record::new(Some(set.clone()), Instant::now(), 10);
             record.status = status;
             record.flag = flag;
             record.response_bytes = 1234;

@@ -9,6 +9,7 @@
 //! config dumps, certificates, health, the app's probes (`app_probe`), `tls_probe` and
 //! `metrics`. `wait_ready` is the sidecar's `postStart` hook, which waits for all of that.
 
+pub mod access_log;
 pub mod addr;
 pub mod admin;
 pub mod app_probe;

@@ -58,6 +58,9 @@ struct Args {
     /// How long to wait for a client's first bytes when detecting its protocol, e.g. "1s".
     #[arg(long, env = "MESH_PROXY_DETECT_TIMEOUT", default_value = "1s", value_parser = mesh_proxy::duration::parse)]
     detect_timeout: Duration,
+    /// Write an access log line (JSON) per request on stdout.
+    #[arg(long, env = "MESH_ACCESS_LOG")]
+    access_log: bool,
     /// The app's kubelet probes, run by the sidecar at /app-health/<container>/<readyz|livez> on
     /// the health port: JSON from health path to the original probe (set by the injector).
     #[arg(long, env = "MESH_APP_PROBES")]
@@ -160,6 +163,7 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
             None => None,
         },
         workload: Arc::new(args.discovery.workload()?),
+        access_log: args.access_log,
     };
     // Signal handlers exist before the proxy reports ready, so an early SIGTERM drains and an
     // early SIGHUP reloads instead of ending the process.

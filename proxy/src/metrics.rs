@@ -177,6 +177,8 @@ pub struct Metrics {
     mirrors_skipped: IntCounterVec,
     /// Istio's standard request metrics.
     pub standard: StandardMetrics,
+    /// Access log lines dropped because the writer was behind.
+    pub access_log_dropped: IntCounter,
     clusters: [RwLock<HashMap<ClusterKey, Arc<ClusterMetrics>>>; 3],
 }
 
@@ -363,7 +365,16 @@ impl Metrics {
                 .register(collector)
                 .expect("metric names are unique");
         }
+        let access_log_dropped = IntCounter::new(
+            "mesh_access_log_dropped_total",
+            "Access log lines dropped because the writer was behind",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(access_log_dropped.clone()))
+            .expect("metric names are unique");
         Arc::new(Self {
+            access_log_dropped,
             standard: StandardMetrics::new(&registry),
             registry,
             requests,

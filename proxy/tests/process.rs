@@ -589,3 +589,61 @@ async fn app_probes_run_the_apps_own_probe_from_the_health_port() {
         ProxyProcess::run_to_exit("bad-app-probes", "listeners: []", &["--app-probes", "[]"]).await;
     assert!(failed.stderr.contains("JSON object"), "{}", failed.stderr);
 }
+
+#[tokio::test]
+async fn access_log_lines_say_what_happened_with_envoys_flags() {
+    let upstream = upstreams::named("a").await;
+    let listen = free_addr();
+    let yaml = format!(
+        r#"listeners:
+- {{ name: web, address: "{listen}", mode: EXPLICIT, route_config: web }}
+routes:
+- name: web
+  virtual_hosts:
+  - name: web
+    domains: ["web"]
+    routes:
+    - {{ match: {{ prefix: /empty }}, route: {{ destinations: [{{ cluster: empty }}] }} }}
+    - {{ match: {{ prefix: / }}, route: {{ destinations: [{{ cluster: a }}] }} }}
+clusters: [ {{ name: a }}, {{ name: empty }} ]
+endpoints:
+- {{ cluster: a, endpoints: [{{ address: "{}" }}] }}
+"#,
+        upstream.addr
+    );
+    let proxy = ProxyProcess::start("access_log", &yaml, &["--access-log"]).await;
+    let cases = [
+        ("web", "/items?x=1", StatusCode::OK, "-"),
+        ("web", "/empty", StatusCode::SERVICE_UNAVAILABLE, "UH"),
+        ("elsewhere", "/", StatusCode::NOT_FOUND, "NR"),
+    ];
+    for (host, path, status, _) in cases {
+        let (mut sender, _connection) = client::h1(listen).await;
+        let mut request = client::request(Method::GET, path, empty());
+        request
+            .headers_mut()
+            .insert("host", host.parse().expect("host"));
+        let response = within(WAIT, "an answer", sender.send_request(request))
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), status, "{host}{path}");
+        client::text(response).await.expect("body");
+    }
+    let lines = proxy.stdout_lines(cases.len()).await;
+    assert_eq!(lines.len(), cases.len(), "{lines:?}");
+    for (line, (host, path, status, flag)) in lines.iter().zip(cases) {
+        let json: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        assert_eq!(json["authority"], host, "{line}");
+        assert_eq!(json["path"], path, "{line}");
+        assert_eq!(json["response_code"], status.as_u16(), "{line}");
+        assert_eq!(json["response_flags"], flag, "{line}");
+        assert_eq!(json["method"], "GET", "{line}");
+    }
+    let ok: serde_json::Value = serde_json::from_str(&lines[0]).expect("json");
+    assert_eq!(ok["upstream_cluster"], "a");
+    assert_eq!(ok["upstream_host"], upstream.addr.to_string());
+    assert_eq!(ok["bytes_sent"], 1);
+    let empty: serde_json::Value = serde_json::from_str(&lines[1]).expect("json");
+    assert_eq!(empty["upstream_cluster"], "empty");
+    assert!(empty["upstream_host"].is_null());
+}

@@ -20,6 +20,7 @@ use super::{
     tries::{Sent, Tries},
 };
 use crate::{
+    access_log::{Entry, LogLine},
     addr::ClientAddr,
     authz::{Authorizer, Decision, Facts, HttpFacts},
     balance::{Outcome, Pick, hash_key},
@@ -124,7 +125,8 @@ impl HttpConn {
     }
 
     /// Serves one request; never fails: problems become answers that say what went wrong.
-    /// Each is recorded in the standard metrics when its response ends.
+    /// Each is recorded in the standard metrics (and the access log, when it is on) when its
+    /// response ends.
     pub async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
         let start = Instant::now();
         let grpc = req
@@ -133,19 +135,36 @@ impl HttpConn {
             .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         let request_bytes = http_body::Body::size_hint(req.body()).exact().unwrap_or(0);
         let inbound_labels = self.inbound_labels(&mut req, grpc);
+        let log = (self.state.access_log.as_ref()).map(|log| {
+            let inbound = self.direction == Direction::Inbound;
+            Box::new(LogLine {
+                log: log.clone(),
+                entry: Entry::new(&req, self.client.0, inbound),
+                upstream_host: None,
+                upstream_cluster: None,
+            })
+        });
         let snapshot = self.state.config.load();
         let (response, cluster) = self.serve(&snapshot, req, grpc, start).await;
-        let labels = inbound_labels.or_else(|| {
-            let endpoint = match response.body() {
-                Body::Upstream { pick, .. } => Some(&**pick.endpoint()),
-                Body::Full(_) => None,
-            };
-            self.outbound_labels(cluster, endpoint, grpc)
-        });
-        match labels {
-            Some(labels) => observe(response, labels.record(start, request_bytes)),
-            None => response,
+        let endpoint = match response.body() {
+            Body::Upstream { pick, .. } => Some(&**pick.endpoint()),
+            Body::Full(_) => None,
+        };
+        let labels = inbound_labels.or_else(|| self.outbound_labels(cluster, endpoint, grpc));
+        if labels.is_none() && log.is_none() {
+            return response;
         }
+        let mut record = Record::new(labels, start, request_bytes);
+        record.log = log.map(|mut line| {
+            line.upstream_host = endpoint.map(crate::balance::Endpoint::addr);
+            line.upstream_cluster = match (&self.target, cluster) {
+                (_, Some(routed)) => Some(routed.name.clone()),
+                (HttpTarget::Cluster(app), None) => Some(app.name.clone()),
+                (HttpTarget::Routes(_), None) => None,
+            };
+            line
+        });
+        observe(response, record)
     }
 
     /// Authorizes, routes and forwards one request; also gives the cluster it went to.

@@ -34,6 +34,7 @@ use self::{
     workers::Workers,
 };
 use crate::{
+    access_log::AccessLog,
     app_probe::AppProbes,
     config::{ConfigError, ConfigStore, EncodedConfig, FileWatcher, Snapshot},
     detect::DetectConfig,
@@ -57,6 +58,8 @@ pub struct Settings {
     pub app_probes: Option<Arc<AppProbes>>,
     /// The workload the proxy serves, as its metrics name it.
     pub workload: Arc<Workload>,
+    /// Write an access log line per request on stdout.
+    pub access_log: bool,
 }
 
 /// The capture sockets the proxy serves; tests pass listeners bound to port 0 or none.
@@ -88,6 +91,8 @@ pub struct ProxyState {
     /// The `x-mesh-peer-metadata` value that introduces this workload to the sidecars it
     /// calls in mesh TLS; `None` without mesh TLS.
     pub peer_metadata: Option<http::HeaderValue>,
+    /// The access log, when it is on.
+    pub access_log: Option<Arc<AccessLog>>,
     workers: Workers,
     ready: AtomicBool,
 }
@@ -135,7 +140,15 @@ impl Proxy {
             None => None,
         };
         let peer_metadata = mesh_tls.as_ref().and_then(|_| settings.workload.header());
+        let access_log = match settings.access_log {
+            true => Some(Arc::new(
+                AccessLog::start(metrics.access_log_dropped.clone())
+                    .map_err(|error| anyhow::anyhow!("cannot start the access log: {error}"))?,
+            )),
+            false => None,
+        };
         let state = Arc::new(ProxyState {
+            access_log,
             peer_metadata,
             mesh_tls,
             config: ConfigStore::new(snapshot, metrics.clone()),

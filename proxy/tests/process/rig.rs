@@ -192,6 +192,21 @@ impl ProxyProcess {
         &self.dir
     }
 
+    /// The lines the proxy wrote to stdout so far, once there are at least `count` (bounded).
+    pub async fn stdout_lines(&self, count: usize) -> Vec<String> {
+        let path = stdout_path(&self.dir.config_path());
+        let read = || std::fs::read_to_string(&path).unwrap_or_default();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let text = read();
+            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            if lines.len() >= count || Instant::now() >= deadline {
+                return lines;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Everything the proxy wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.text()
@@ -406,10 +421,19 @@ fn command(config: &Path, extra: &[&str]) -> Command {
         .args(extra)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout_file(config))
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     command
+}
+
+/// The file the child's stdout goes to: beside its config.
+fn stdout_path(config: &Path) -> PathBuf {
+    config.with_file_name("stdout.log")
+}
+
+fn stdout_file(config: &Path) -> Stdio {
+    std::fs::File::create(stdout_path(config)).map_or_else(|_| Stdio::null(), Stdio::from)
 }
 
 /// One GET on a new HTTP/1.1 connection; the body as text.
