@@ -19,7 +19,7 @@ const CONTROL_PLANE_NAMESPACE: &str = "mesh-system";
 const CONTROL_PLANE_POD_PREFIX: &str = "mesh-control-plane";
 
 /// The sidecar's container name in a lab pod.
-const SIDECAR: &str = "mesh-proxy";
+pub(crate) const SIDECAR: &str = "mesh-proxy";
 
 /// A control plane found: how to reach it and the name `proxy-status` shows for it.
 #[derive(Debug, Clone)]
@@ -97,7 +97,7 @@ pub fn proxy_admin(
 }
 
 /// The lab's state; when none runs, `instead` says what else the user could do.
-fn read_lab(lab: &str, instead: &str) -> anyhow::Result<LabState> {
+pub(crate) fn read_lab(lab: &str, instead: &str) -> anyhow::Result<LabState> {
     match LabState::read(lab) {
         Ok(state) => Ok(state),
         Err(StateError::NotRunning(_)) => bail!(

@@ -12,8 +12,10 @@ mod output;
 mod proxy_config;
 mod proxy_status;
 mod runtime;
+mod stat;
 mod status_table;
 mod tls_check;
+mod workload_stats;
 
 use clap::{Parser, Subcommand};
 
@@ -44,6 +46,11 @@ enum Command {
     /// Check the cluster before installing the mesh (--pre-install) or the installed mesh:
     /// one line per check, √ or × with a hint; exits 1 when any check failed.
     Check(check::CheckArgs),
+    /// Success rate, requests per second and latency of a namespace's deployments or pods,
+    /// from their sidecars' metrics.
+    Stat(stat::StatArgs),
+    /// Who calls whom in a namespace, and whether in mesh mutual TLS.
+    Edges(stat::EdgesArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,6 +63,8 @@ fn main() -> std::process::ExitCode {
         Command::TlsCheck(args) => tls_check::run(args),
         Command::Inject(args) => inject::run(args),
         Command::Check(args) => check::run(args),
+        Command::Stat(args) => stat::run_stat(args),
+        Command::Edges(args) => stat::run_edges(args),
     }
 }
 

@@ -17,6 +17,28 @@ pub fn print(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Rows as left-aligned columns three spaces apart, one line each.
+pub fn columns<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let count = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..count)
+        .map(|i| {
+            (rows.iter().filter_map(|r| r.as_ref().get(i)))
+                .map(String::len)
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut text = String::new();
+    for row in rows {
+        let cells: Vec<String> = (row.as_ref().iter().zip(&widths))
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        text.push_str(cells.join("   ").trim_end());
+        text.push('\n');
+    }
+    text
+}
+
 /// `print!` through [`print`].
 macro_rules! out {
     ($($arg:tt)*) => { $crate::output::print(format_args!($($arg)*)) };

@@ -111,20 +111,7 @@ fn table(certs: &Value) -> anyhow::Result<String> {
             "-".to_owned(),
         ],
     ];
-    let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    let mut text = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        text.push_str(cells.join("   ").trim_end());
-        text.push('\n');
-    }
-    Ok(text)
+    Ok(crate::output::columns(&rows))
 }
 
 /// Seconds as `12h3m`, `4m10s` or `9s`.

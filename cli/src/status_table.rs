@@ -1,8 +1,6 @@
 //! The `mesh proxy-status` table: one row per connected proxy with the state of each resource
 //! type, like `istioctl proxy-status`; the wide form adds the proxies' rejections (NACKs).
 
-use std::fmt::Write as _;
-
 use mesh_control_plane::xds::{ProxySync, ResourceType, SyncStatus};
 
 /// The resource types in the order of the columns.
@@ -35,19 +33,7 @@ pub fn render(status: &SyncStatus, control_plane: &str, wide: bool) -> String {
         }
         rows.push(row);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|column| rows.iter().map(|r| r[column].len()).max().unwrap_or(0))
-        .collect();
-    let mut text = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (cell, width) in row.iter().zip(&widths) {
-            let _ = write!(line, "{cell:<width$}   ");
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    text
+    crate::output::columns(&rows)
 }
 
 /// The proxy's rejections, one per type: `CDS version V: error`.

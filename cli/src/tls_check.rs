@@ -210,19 +210,7 @@ fn table(rows: &[TlsCheckRow]) -> String {
             ]
         }))
         .collect();
-    let widths: Vec<usize> = (0..6)
-        .map(|i| cells.iter().map(|c| c[i].len()).max().unwrap_or(0))
-        .collect();
-    let mut text = String::new();
-    for row in &cells {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        text.push_str(line.join("   ").trim_end());
-        text.push('\n');
-    }
+    let mut text = crate::output::columns(&cells);
     for row in rows.iter().filter(|r| !r.reason.is_empty()) {
         text.push_str(&format!("{}:{}: {}\n", row.host, row.port, row.reason));
     }

@@ -176,6 +176,36 @@ async fn each_hop_reports_istios_standard_metrics_with_both_peers() {
     ];
     assert_eq!(metrics.sum("istio_requests_total", &from_web), 100.0);
 
+    // `mesh stat` and `mesh edges` read the same metrics back.
+    let stat = lab
+        .mesh_json(&["stat", "-n", "shop", "--window", "200ms"])
+        .await;
+    let row = |name: &str| {
+        (stat.as_array().expect("rows").iter())
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no row {name} in {stat}"))
+            .clone()
+    };
+    for (name, requests) in [("web", 100.0), ("backend", 100.0), ("client", 0.0)] {
+        let row = row(name);
+        assert_eq!(row["requests"], requests, "{row}");
+        assert_eq!(row["meshed"], 1, "{row}");
+    }
+    assert_eq!(row("web")["success_rate"], 1.0);
+    assert!(
+        row("web")["latency_ms_p99"]
+            .as_f64()
+            .is_some_and(|ms| ms > 0.0)
+    );
+    let edges = lab.mesh_json(&["edges", "-n", "shop"]).await;
+    for (src, dst) in [("client", "web"), ("web", "backend")] {
+        assert!(
+            (edges.as_array().expect("edges").iter())
+                .any(|e| e["src"] == src && e["dst"] == dst && e["secured"] == true),
+            "no secured {src} → {dst} in {edges}"
+        );
+    }
+
     // The metadata the sidecars exchange never reaches the app.
     let (status, body) = lab.curl(&client, "GET", "http://backend/").await;
     assert_eq!(status, "200", "{body}");

@@ -123,6 +123,23 @@ impl TestLab {
         serde_json::from_str(&stdout).map_err(|e| format!("proxy-status {stdout:?}: {e}"))
     }
 
+    /// Runs `mesh <args> --lab <this lab> -o json` and returns its JSON output.
+    pub async fn mesh_json(&self, args: &[&str]) -> Value {
+        let output = tokio::process::Command::new(bin_dir().join("mesh"))
+            .args(args)
+            .args(["--lab", &self.lab.names().lab, "-o", "json"])
+            .output()
+            .await
+            .expect("run mesh");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "mesh {args:?} failed: {}{stdout}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("mesh {args:?}: {stdout:?}: {e}"))
+    }
+
     /// The endpoint addresses of `cluster` in the pod's sidecar config (its `/config_dump`).
     pub async fn sidecar_endpoints(&self, pod: &PodPlan, cluster: &str) -> Vec<String> {
         let netns_name = self.lab.names().pod(pod);
