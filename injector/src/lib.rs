@@ -40,6 +40,14 @@ pub const HEALTH_PORT: i32 = 15021;
 pub const METRICS_PORT: i32 = 15090;
 /// The annotation giving the lifetime of the sidecar's certificate, e.g. `60s`.
 pub const CERT_LIFETIME_ANNOTATION: &str = "mesh.io/cert-lifetime";
+/// Pod annotations that set the sidecar's telemetry, each to the environment variable it
+/// becomes: the access log (`"true"`), the trace collector's OTLP/gRPC URL, and the percent
+/// of new traces recorded.
+pub const TELEMETRY_ANNOTATIONS: [(&str, &str); 3] = [
+    ("mesh.io/access-log", "MESH_ACCESS_LOG"),
+    ("mesh.io/tracing-collector", "MESH_TRACING_COLLECTOR"),
+    ("mesh.io/tracing-sampling", "MESH_TRACING_SAMPLING"),
+];
 /// The ConfigMap the control plane writes into every namespace with the mesh root certificate.
 pub const ROOT_CERT_CONFIGMAP: &str = "mesh-root-cert";
 /// The key of the root certificate (PEM) in [`ROOT_CERT_CONFIGMAP`].

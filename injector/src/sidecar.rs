@@ -15,7 +15,8 @@ use k8s_openapi::{
 
 use crate::{
     CA_TOKEN_AUDIENCE, CERT_LIFETIME_ANNOTATION, HEALTH_PORT, INIT_CONTAINER, METRICS_PORT,
-    PROXY_CONTAINER, PROXY_UID, ROOT_CERT_CONFIGMAP, ROOT_CERT_KEY, settings::InjectionConfig,
+    PROXY_CONTAINER, PROXY_UID, ROOT_CERT_CONFIGMAP, ROOT_CERT_KEY, TELEMETRY_ANNOTATIONS,
+    settings::InjectionConfig,
 };
 
 /// Pod annotations that become `mesh-init` flags.
@@ -116,6 +117,11 @@ pub fn proxy_container(
     ];
     if let Some(workload) = workload {
         env.push(value_env("MESH_WORKLOAD_NAME", workload));
+    }
+    for (annotation, variable) in TELEMETRY_ANNOTATIONS {
+        if let Some(value) = annotations.get(annotation) {
+            env.push(value_env(variable, value));
+        }
     }
     if let Some(lifetime) = annotations.get(CERT_LIFETIME_ANNOTATION) {
         env.push(value_env("MESH_CERT_LIFETIME", lifetime));

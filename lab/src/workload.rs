@@ -15,12 +15,14 @@ mod server;
 mod streamed_body;
 mod tcp_echo;
 mod tls_server;
+mod trace_collector;
 
 pub use faults::Faults;
 pub use retry_simulation::RetrySimulation;
 pub use server::serve;
 pub use tcp_echo::serve_tcp_echo;
 pub use tls_server::{ServerTls, serve_tls};
+pub use trace_collector::{StoredSpan, StoredTrace, serve_collector};
 
 /// Response header naming the answering pod, on HTTP and gRPC answers.
 pub const POD_HEADER: &str = "x-pod";

@@ -26,16 +26,12 @@ pub struct AccessLog {
     dropped: IntCounter,
 }
 
-/// One request's line in the making: the log, what the request said, and where it went.
+/// One request's line in the making: the log and what the request said.
 pub struct LogLine {
     /// The log to write to.
     pub log: std::sync::Arc<AccessLog>,
     /// The request's side.
     pub entry: Entry,
-    /// The endpoint that answered.
-    pub upstream_host: Option<SocketAddr>,
-    /// The cluster the request went to.
-    pub upstream_cluster: Option<String>,
 }
 
 /// What an access log line says of the request, taken when it arrives.

@@ -13,6 +13,7 @@
 
 use std::{
     collections::HashMap,
+    net::SocketAddr,
     sync::{
         Arc, OnceLock,
         atomic::{AtomicUsize, Ordering},
@@ -28,6 +29,7 @@ use tokio::time::Instant;
 
 use crate::{
     access_log::{LogLine, Outcome},
+    trace::Pending,
     workload::{UNKNOWN, Workload},
 };
 
@@ -310,6 +312,12 @@ pub struct Record {
     set: Option<Arc<LabelSet>>,
     /// The request's access log line, when the log is on.
     pub log: Option<Box<LogLine>>,
+    /// The request's span, when its trace is recorded.
+    pub span: Option<Box<Pending>>,
+    /// The endpoint that answered (for the log and the span).
+    pub upstream_host: Option<SocketAddr>,
+    /// The cluster the request went to (for the log and the span).
+    pub upstream_cluster: Option<String>,
     start: Instant,
     /// The response status.
     pub status: u16,
@@ -503,6 +511,9 @@ impl Record {
         Record {
             set,
             log: None,
+            span: None,
+            upstream_host: None,
+            upstream_cluster: None,
             start,
             status: 0,
             grpc: None,
@@ -513,9 +524,9 @@ impl Record {
     }
 
     /// Records the request in its series and writes its access log line.
-    pub fn finish(self) {
+    pub fn finish(mut self) {
         let duration = self.start.elapsed();
-        if let Some(line) = &self.log {
+        if self.log.is_some() || self.span.is_some() {
             let peers = (self.set.as_ref()).map_or([UNKNOWN; 5], |s| s.peers());
             let outcome = Outcome {
                 status: self.status,
@@ -524,11 +535,16 @@ impl Record {
                 duration,
                 bytes_received: self.request_bytes,
                 bytes_sent: self.response_bytes,
-                upstream_host: line.upstream_host,
-                upstream_cluster: line.upstream_cluster.as_deref(),
+                upstream_host: self.upstream_host,
+                upstream_cluster: self.upstream_cluster.as_deref(),
                 peers,
             };
-            line.log.write(&line.entry, &outcome);
+            if let Some(line) = &self.log {
+                line.log.write(&line.entry, &outcome);
+            }
+            if let Some(span) = self.span.take() {
+                span.end(&outcome);
+            }
         }
         let Some(set) = &self.set else {
             return;

@@ -30,6 +30,7 @@ pub mod route;
 pub mod tcp;
 pub mod tls;
 pub mod tls_probe;
+pub mod trace;
 pub mod wait_ready;
 pub mod workload;
 pub mod xds;

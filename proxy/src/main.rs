@@ -16,6 +16,7 @@ use mesh_proxy::{
     identity::{CaClient, IdentityArgs, IdentityStore, run_renewal},
     metrics::Metrics,
     proxy::{DrainOutcome, Proxy, ProxyListeners, Settings},
+    trace::TracingSettings,
     wait_ready,
     xds::DiscoveryArgs,
 };
@@ -61,6 +62,13 @@ struct Args {
     /// Write an access log line (JSON) per request on stdout.
     #[arg(long, env = "MESH_ACCESS_LOG")]
     access_log: bool,
+    /// Send trace spans to this OpenTelemetry collector (OTLP/gRPC), e.g.
+    /// http://otel-collector.observability:4317.
+    #[arg(long, env = "MESH_TRACING_COLLECTOR")]
+    tracing_collector: Option<String>,
+    /// Percent of new traces to record (requests that arrive with a trace follow its decision).
+    #[arg(long, env = "MESH_TRACING_SAMPLING", default_value_t = 1.0)]
+    tracing_sampling: f64,
     /// The app's kubelet probes, run by the sidecar at /app-health/<container>/<readyz|livez> on
     /// the health port: JSON from health path to the original probe (set by the injector).
     #[arg(long, env = "MESH_APP_PROBES")]
@@ -164,6 +172,14 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
         },
         workload: Arc::new(args.discovery.workload()?),
         access_log: args.access_log,
+        tracing: args
+            .tracing_collector
+            .clone()
+            .map(|collector| TracingSettings {
+                collector,
+                sampling: args.tracing_sampling,
+            }),
+        pod_name: args.discovery.node()?.pod,
     };
     // Signal handlers exist before the proxy reports ready, so an early SIGTERM drains and an
     // early SIGHUP reloads instead of ending the process.

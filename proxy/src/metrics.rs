@@ -179,6 +179,7 @@ pub struct Metrics {
     pub standard: StandardMetrics,
     /// Access log lines dropped because the writer was behind.
     pub access_log_dropped: IntCounter,
+    trace_spans: IntCounterVec,
     clusters: [RwLock<HashMap<ClusterKey, Arc<ClusterMetrics>>>; 3],
 }
 
@@ -373,7 +374,19 @@ impl Metrics {
         registry
             .register(Box::new(access_log_dropped.clone()))
             .expect("metric names are unique");
+        let trace_spans = IntCounterVec::new(
+            Opts::new(
+                "mesh_trace_spans_total",
+                "Trace spans, by outcome (recorded: ended and queued for export; exported; dropped: the queue was full; failed: the export failed)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(trace_spans.clone()))
+            .expect("metric names are unique");
         Arc::new(Self {
+            trace_spans,
             access_log_dropped,
             standard: StandardMetrics::new(&registry),
             registry,
@@ -458,6 +471,17 @@ impl Metrics {
         self.overflows
             .with_label_values(&[cluster, limit.as_str()])
             .inc();
+    }
+
+    /// The counters of what became of trace spans.
+    pub fn span_counters(&self) -> crate::trace::SpanCounters {
+        let outcome = |o: &str| self.trace_spans.with_label_values(&[o]);
+        crate::trace::SpanCounters {
+            recorded: outcome("recorded"),
+            exported: outcome("exported"),
+            dropped: outcome("dropped"),
+            failed: outcome("failed"),
+        }
     }
 
     /// Counts a mirror copy to `cluster` that was not sent.

@@ -32,6 +32,19 @@ enum Command {
     CallTcp(CallTcpArgs),
     /// Make mesh.lab.Echo gRPC calls to HOST:PORT and print a JSON summary.
     CallGrpc(CallGrpcArgs),
+    /// Collect trace spans over OTLP/gRPC and serve them as JSON traces on HTTP (GET /traces).
+    CollectTraces(CollectArgs),
+}
+
+/// `collect-traces`' arguments.
+#[derive(Args, Debug)]
+struct CollectArgs {
+    /// Address for OTLP/gRPC.
+    #[arg(long, default_value = "0.0.0.0:4317")]
+    otlp_addr: SocketAddr,
+    /// Address for the HTTP listing of traces.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
 }
 
 /// Where to listen, who to be, and how to misbehave.
@@ -150,6 +163,20 @@ fn main() -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve(cli.serve)) {
             Command::Serve(args) => serve(args).await,
+            Command::CollectTraces(args) => {
+                let otlp = TcpListener::bind(args.otlp_addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {} for OTLP", args.otlp_addr))?;
+                let http = TcpListener::bind(args.http_addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {} for HTTP", args.http_addr))?;
+                eprintln!(
+                    "mesh-workload: collecting traces: OTLP/gRPC on {}, GET /traces on {}",
+                    args.otlp_addr, args.http_addr
+                );
+                workload::serve_collector(otlp, http).await?;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Call(args) => {
                 let plan = HttpPlan {
                     url: args.url,

@@ -31,6 +31,7 @@ use crate::{
     proxy::{Peer, ProxyState},
     route::{Action, Destination, Forward, HashOn, Redirect, Route, matching::query_param},
     tls::{Carried, ClientTls},
+    trace::Kind,
     workload::{PEER_METADATA, UNKNOWN, Workload},
 };
 
@@ -135,15 +136,16 @@ impl HttpConn {
             .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         let request_bytes = http_body::Body::size_hint(req.body()).exact().unwrap_or(0);
         let inbound_labels = self.inbound_labels(&mut req, grpc);
+        let inbound = self.direction == Direction::Inbound;
         let log = (self.state.access_log.as_ref()).map(|log| {
-            let inbound = self.direction == Direction::Inbound;
             Box::new(LogLine {
                 log: log.clone(),
                 entry: Entry::new(&req, self.client.0, inbound),
-                upstream_host: None,
-                upstream_cluster: None,
             })
         });
+        let kind = if inbound { Kind::Server } else { Kind::Client };
+        let span =
+            (self.state.tracer.as_ref()).and_then(|t| t.begin(&mut req, kind, self.client.0));
         let snapshot = self.state.config.load();
         let (response, cluster) = self.serve(&snapshot, req, grpc, start).await;
         let endpoint = match response.body() {
@@ -151,19 +153,20 @@ impl HttpConn {
             Body::Full(_) => None,
         };
         let labels = inbound_labels.or_else(|| self.outbound_labels(cluster, endpoint, grpc));
-        if labels.is_none() && log.is_none() {
+        if labels.is_none() && log.is_none() && span.is_none() {
             return response;
         }
         let mut record = Record::new(labels, start, request_bytes);
-        record.log = log.map(|mut line| {
-            line.upstream_host = endpoint.map(crate::balance::Endpoint::addr);
-            line.upstream_cluster = match (&self.target, cluster) {
+        if log.is_some() || span.is_some() {
+            record.upstream_host = endpoint.map(crate::balance::Endpoint::addr);
+            record.upstream_cluster = match (&self.target, cluster) {
                 (_, Some(routed)) => Some(routed.name.clone()),
                 (HttpTarget::Cluster(app), None) => Some(app.name.clone()),
                 (HttpTarget::Routes(_), None) => None,
             };
-            line
-        });
+        }
+        record.log = log;
+        record.span = span;
         observe(response, record)
     }
 

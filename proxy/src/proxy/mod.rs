@@ -41,6 +41,7 @@ use crate::{
     identity::IdentityStore,
     metrics::Metrics,
     tls::MeshTls,
+    trace::{Tracer, TracingSettings},
     workload::Workload,
 };
 
@@ -60,6 +61,10 @@ pub struct Settings {
     pub workload: Arc<Workload>,
     /// Write an access log line per request on stdout.
     pub access_log: bool,
+    /// Where trace spans go, when tracing is on.
+    pub tracing: Option<TracingSettings>,
+    /// The pod's name (for trace spans).
+    pub pod_name: String,
 }
 
 /// The capture sockets the proxy serves; tests pass listeners bound to port 0 or none.
@@ -93,6 +98,8 @@ pub struct ProxyState {
     pub peer_metadata: Option<http::HeaderValue>,
     /// The access log, when it is on.
     pub access_log: Option<Arc<AccessLog>>,
+    /// The tracer, when tracing is on.
+    pub tracer: Option<Tracer>,
     workers: Workers,
     ready: AtomicBool,
 }
@@ -147,7 +154,17 @@ impl Proxy {
             )),
             false => None,
         };
+        let tracer = match &settings.tracing {
+            Some(tracing) => Some(Tracer::start(
+                tracing,
+                &settings.workload,
+                &settings.pod_name,
+                metrics.span_counters(),
+            )?),
+            None => None,
+        };
         let state = Arc::new(ProxyState {
+            tracer,
             access_log,
             peer_metadata,
             mesh_tls,
