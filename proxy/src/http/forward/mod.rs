@@ -1,5 +1,7 @@
 //! One request's way through the proxy: route it, apply the route's policy, pick an endpoint,
-//! forward it, and account for the answer.
+//! forward it, and account for the answer (`observe`: metrics, access log, span).
+
+mod observe;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -14,7 +16,7 @@ use tokio::time::Instant;
 use super::{
     Body, ConnectSettings, Pools, RequestBody, UpstreamError, UpstreamVersion, X_MESH_ERROR,
     X_MESH_OVERLOADED,
-    body::{Recording, grpc_status},
+    body::Recording,
     headers, local_response, mirror,
     pool::UpstreamBody,
     tries::{Sent, Tries},
@@ -25,14 +27,14 @@ use crate::{
     authz::{Authorizer, Decision, Facts, HttpFacts},
     balance::{Outcome, Pick, hash_key},
     config::{AppProtocol, Cluster, Snapshot},
-    istio_metrics::{LabelSet, Protocol, Record, Reporter, RequestLabels, ResponseFlag},
+    istio_metrics::{LabelSet, Record},
     limits::{Overflow, Permit},
     metrics::{ClusterMetrics, Direction, Handles, Peers, RetryOutcome},
     proxy::{Peer, ProxyState},
     route::{Action, Destination, Forward, HashOn, Redirect, Route, matching::query_param},
     tls::{Carried, ClientTls},
     trace::Kind,
-    workload::{PEER_METADATA, UNKNOWN, Workload},
+    workload::PEER_METADATA,
 };
 
 /// What one client connection's requests are sent to.
@@ -167,7 +169,7 @@ impl HttpConn {
         }
         record.log = log;
         record.span = span;
-        observe(response, record)
+        observe::observe(response, record)
     }
 
     /// Authorizes, routes and forwards one request; also gives the cluster it went to.
@@ -211,81 +213,6 @@ impl HttpConn {
             changes.apply(response.headers_mut());
         }
         (response, routed)
-    }
-
-    /// Inbound: the standard metrics' labels of a request, from the verified peer, the
-    /// metadata it sent (removed here, so the app never sees it; believed only in mesh TLS)
-    /// and the host it asked for; cached for the connection's next requests.
-    fn inbound_labels(&self, req: &mut Request<Incoming>, grpc: bool) -> Option<Arc<LabelSet>> {
-        let inbound = self.inbound.as_ref()?;
-        let peer_metadata = req.headers_mut().remove(&PEER_METADATA);
-        let peer_metadata = peer_metadata.filter(|_| inbound.peer.is_some());
-        let host = authority_of(req).map_or("", crate::route::matching::strip_port);
-        if let Some(cached) = &*self.inbound_labels.load()
-            && cached.grpc == grpc
-            && cached.host == host
-            && cached.peer_metadata == peer_metadata
-        {
-            return Some(cached.set.clone());
-        }
-        let own = &self.state.settings.workload;
-        let unknown = || Arc::<str>::from(UNKNOWN);
-        let mesh = inbound.peer.as_ref();
-        let labels = RequestLabels {
-            reporter: Reporter::Destination,
-            source: Arc::new(
-                peer_metadata
-                    .as_ref()
-                    .map(Workload::from_header)
-                    .unwrap_or_default(),
-            ),
-            source_principal: mesh.map_or_else(unknown, |p| p.identity.clone()),
-            destination: own.clone(),
-            destination_principal: (self.state.mesh_tls.as_deref())
-                .and_then(|m| m.own_identity())
-                .filter(|_| mesh.is_some())
-                .map_or_else(unknown, |own| own.as_str().into()),
-            destination_service: service_host(host, &own.namespace).into(),
-            request_protocol: Protocol::request(grpc),
-            connection_security_policy: if mesh.is_some() { "mutual_tls" } else { "none" },
-        };
-        let set = self.state.metrics.standard.label_set(&labels)?;
-        self.inbound_labels.store(Some(Arc::new(InboundLabels {
-            peer_metadata,
-            host: host.to_owned(),
-            grpc,
-            set: set.clone(),
-        })));
-        Some(set)
-    }
-
-    /// Outbound: the standard metrics' labels of a request to `endpoint` of `cluster` (either
-    /// `None` when the request got no further), cached by the cluster.
-    fn outbound_labels(
-        &self,
-        cluster: Option<&Cluster>,
-        endpoint: Option<&crate::balance::Endpoint>,
-        grpc: bool,
-    ) -> Option<Arc<LabelSet>> {
-        let state = &self.state;
-        let source = &state.settings.workload;
-        match cluster {
-            Some(cluster) => {
-                let mesh = state.mesh_tls.as_deref();
-                let protocol = Protocol::request(grpc);
-                cluster.label_set(&state.metrics, source, mesh, endpoint, protocol)
-            }
-            None => state.metrics.standard.label_set(&RequestLabels {
-                reporter: Reporter::Source,
-                source: source.clone(),
-                source_principal: UNKNOWN.into(),
-                destination: Arc::default(),
-                destination_principal: UNKNOWN.into(),
-                destination_service: UNKNOWN.into(),
-                request_protocol: Protocol::request(grpc),
-                connection_security_policy: UNKNOWN,
-            }),
-        }
     }
 
     /// The 403 for a request the port's authorization policies refuse, as Envoy's RBAC answers.
@@ -766,38 +693,6 @@ impl HttpConn {
                 IpAddr::V6(ip) => hash_key(&ip.octets()),
             }),
         }
-    }
-}
-
-/// Starts `record`ing the request `response` answers: now for an answer the proxy made (with
-/// its reason's flag), when the body ends for one from upstream.
-fn observe(response: Response<Body>, mut record: Record) -> Response<Body> {
-    record.status = response.status().as_u16();
-    record.grpc = grpc_status(response.headers());
-    let (parts, mut body) = response.into_parts();
-    let reason = parts.headers.get(&X_MESH_ERROR).map(HeaderValue::as_bytes);
-    match &mut body {
-        Body::Full(body) => {
-            record.flag = reason.map_or(ResponseFlag::None, ResponseFlag::from_error);
-            record.response_bytes = http_body::Body::size_hint(body).exact().unwrap_or(0);
-            record.finish();
-        }
-        Body::Upstream { recording, .. } => recording.0 = Some(record),
-    }
-    Response::from_parts(parts, body)
-}
-
-/// The Service host a request for `host` means, from a pod in `namespace`: short names
-/// completed as the cluster's DNS completes them.
-fn service_host(host: &str, namespace: &str) -> String {
-    if host.is_empty() {
-        return UNKNOWN.to_owned();
-    }
-    match host.matches('.').count() {
-        0 => format!("{host}.{namespace}.svc.cluster.local"),
-        1 => format!("{host}.svc.cluster.local"),
-        _ if host.ends_with(".svc") => format!("{host}.cluster.local"),
-        _ => host.to_owned(),
     }
 }
 
