@@ -16,7 +16,7 @@ pub struct ConfigType {
 }
 
 /// Every type, in the order `proxy-status POD` prints them.
-pub const TYPES: [ConfigType; 4] = [
+pub const TYPES: [ConfigType; 5] = [
     ConfigType {
         title: "Clusters",
         field: "clusters",
@@ -36,6 +36,11 @@ pub const TYPES: [ConfigType; 4] = [
         title: "Endpoints",
         field: "endpoints",
         key: "cluster",
+    },
+    ConfigType {
+        title: "Telemetry",
+        field: "telemetry",
+        key: "name",
     },
 ];
 
@@ -126,7 +131,10 @@ mod tests {
         }});
         let results = compare(&cp, &proxy, SIDES);
         let titles: Vec<_> = results.iter().map(|(t, _)| t.title).collect();
-        assert_eq!(titles, ["Clusters", "Listeners", "Routes", "Endpoints"]);
+        assert_eq!(
+            titles,
+            ["Clusters", "Listeners", "Routes", "Endpoints", "Telemetry"]
+        );
         assert!(results.iter().all(|(_, c)| *c == Comparison::Match));
     }
 

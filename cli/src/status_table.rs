@@ -4,11 +4,12 @@
 use mesh_control_plane::xds::{ProxySync, ResourceType, SyncStatus};
 
 /// The resource types in the order of the columns.
-const COLUMNS: [ResourceType; 4] = [
+const COLUMNS: [ResourceType; 5] = [
     ResourceType::Cluster,
     ResourceType::Listener,
     ResourceType::Endpoints,
     ResourceType::Route,
+    ResourceType::Telemetry,
 ];
 
 /// Renders `status` as a table; `control_plane` fills the CONTROL-PLANE column.
@@ -92,11 +93,11 @@ mod tests {
         let lines: Vec<_> = table.lines().collect();
         assert_eq!(
             lines[0],
-            "NAME         CDS      LDS      EDS      RDS      CONTROL-PLANE   VERSION"
+            "NAME         CDS      LDS      EDS      RDS      TDS      CONTROL-PLANE   VERSION"
         );
         assert_eq!(
             lines[2],
-            "sleep.shop   STALE    SYNCED   SYNCED   SYNCED   cp              0.1.0"
+            "sleep.shop   STALE    SYNCED   SYNCED   SYNCED   SYNCED   cp              0.1.0"
         );
         assert!(!table.contains("bad cluster"));
         let wide = render(&status, "cp", true);

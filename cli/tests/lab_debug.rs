@@ -62,9 +62,7 @@ fn proxy_status_in_a_lab_reaches_the_control_plane_and_sidecars_inside_their_pod
         table = stdout(&output);
         let synced = rows(&table)
             .iter()
-            .filter(|cells| {
-                cells.get(1..5) == Some(&["SYNCED", "SYNCED", "SYNCED", "SYNCED"].map(String::from))
-            })
+            .filter(|cells| cells.get(1..6) == Some(&["SYNCED"; 5].map(String::from)))
             .count();
         output.status.success() && synced == 4
     });
@@ -72,7 +70,7 @@ fn proxy_status_in_a_lab_reaches_the_control_plane_and_sidecars_inside_their_pod
         .into_iter()
         .find(|cells| cells.first().is_some_and(|c| c.starts_with("sleep-")))
         .unwrap_or_else(|| panic!("a sleep pod:\n{table}"));
-    assert!(sleep[5].starts_with("mesh-control-plane-"), "{table}");
+    assert!(sleep[6].starts_with("mesh-control-plane-"), "{table}");
 
     let output = lab_mesh(&["proxy-status", &sleep[0]]);
     assert!(
@@ -83,7 +81,7 @@ fn proxy_status_in_a_lab_reaches_the_control_plane_and_sidecars_inside_their_pod
     );
     assert_eq!(
         stdout(&output),
-        "Clusters Match\nListeners Match\nRoutes Match\nEndpoints Match\n"
+        "Clusters Match\nListeners Match\nRoutes Match\nEndpoints Match\nTelemetry Match\n"
     );
     // The sidecar's workload certificate, from its admin port inside the pod.
     let output = lab_mesh(&["proxy-config", "secret", &sleep[0]]);

@@ -93,7 +93,7 @@ fn syncz(monitoring: u16) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// The state of type `ty` (CDS, EDS, LDS, RDS) of proxy `id` in a sync status.
+/// The state of type `ty` (CDS, EDS, LDS, RDS, TDS) of proxy `id` in a sync status.
 fn state<'a>(syncz: &'a Value, id: &str, ty: &str) -> Option<&'a Value> {
     let proxy = syncz["proxies"]
         .as_array()?
@@ -103,7 +103,7 @@ fn state<'a>(syncz: &'a Value, id: &str, ty: &str) -> Option<&'a Value> {
 }
 
 fn all_synced(syncz: &Value, id: &str) -> bool {
-    ["CDS", "EDS", "LDS", "RDS"]
+    ["CDS", "EDS", "LDS", "RDS", "TDS"]
         .iter()
         .all(|ty| state(syncz, id, ty).is_some_and(|t| t["state"] == "SYNCED"))
 }
@@ -281,6 +281,7 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
             "LDS",
             "EDS",
             "RDS",
+            "TDS",
             "CONTROL-PLANE",
             "VERSION"
         ]
@@ -291,6 +292,7 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
         assert_eq!(
             cells[1..],
             [
+                "SYNCED",
                 "SYNCED",
                 "SYNCED",
                 "SYNCED",
@@ -319,7 +321,7 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
     );
     assert_eq!(
         stdout(&output),
-        "Clusters Match\nListeners Match\nRoutes Match\nEndpoints Match\n"
+        "Clusters Match\nListeners Match\nRoutes Match\nEndpoints Match\nTelemetry Match\n"
     );
 
     // A cluster both proxies reject: they keep their last good clusters, and say why.
@@ -400,7 +402,7 @@ fn proxy_status_follows_proxies_through_sync_rejection_and_departure() {
         "TLS origination is only on the control plane's side:\n{report}"
     );
     assert!(
-        report.ends_with("Listeners Match\nRoutes Match\nEndpoints Match\n"),
+        report.ends_with("Listeners Match\nRoutes Match\nEndpoints Match\nTelemetry Match\n"),
         "{report}"
     );
 

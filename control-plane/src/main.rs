@@ -14,6 +14,7 @@ use mesh_control_plane::{
     monitoring::{self, Monitoring},
     publish::{self, Debounce, PublishMetrics},
     store::Store,
+    translate::TracingProviders,
     xds::{self, ConfigSnapshot, DiscoveryServer},
 };
 use mesh_injector::InjectionSettings;
@@ -50,6 +51,10 @@ struct Args {
     /// Kubernetes API server).
     #[arg(long, env = "MESH_WEBHOOK_CONFIG", conflicts_with = "manifests")]
     webhook_config: Option<String>,
+    /// Trace collectors Telemetry objects may name as providers: NAME=HOST:PORT, e.g.
+    /// otel=otel-collector.observability:4317 (comma-separated or repeated).
+    #[arg(long, env = "MESH_TRACING_PROVIDERS", value_delimiter = ',')]
+    tracing_provider: Vec<String>,
     /// The injection settings (the chart's settings.yaml); built-in defaults otherwise.
     #[arg(long, env = "MESH_INJECTOR_SETTINGS")]
     injector_settings: Option<PathBuf>,
@@ -204,8 +209,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             None
         }
     };
+    let providers = TracingProviders::parse(&args.tracing_provider).map_err(anyhow::Error::msg)?;
     tokio::spawn(publish::run(
-        store_rx, snapshots, reviews, debounce, metrics,
+        store_rx, snapshots, reviews, debounce, metrics, providers,
     ));
 
     tracing::info!(xds = %args.xds_addr, tls = tls.is_some(), monitoring = %args.monitoring_addr,

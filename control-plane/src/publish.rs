@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::{
     node::ProxyNode,
     store::Store,
-    translate::{Problem, ProxyView, Severity, TlsCheckRow, Translator},
+    translate::{Problem, ProxyView, Severity, TlsCheckRow, TracingProviders, Translator},
     xds::{ConfigSnapshot, ConfigSource},
 };
 
@@ -105,6 +105,7 @@ pub async fn run(
     reviews: watch::Sender<Arc<Review>>,
     debounce: Debounce,
     metrics: PublishMetrics,
+    providers: TracingProviders,
 ) {
     let mut generation = 0;
     loop {
@@ -114,7 +115,10 @@ pub async fn run(
         let current = store.borrow_and_update().clone();
         let translated = current.clone();
         let timer = metrics.translation_seconds.start_timer();
-        let source = tokio::task::spawn_blocking(move || TranslatedStore::new(&translated)).await;
+        let providers = providers.clone();
+        let source =
+            tokio::task::spawn_blocking(move || TranslatedStore::new(&translated, &providers))
+                .await;
         timer.observe_duration();
         let Ok(source) = source else {
             tracing::error!("translation panicked; keeping the last published config");
@@ -170,10 +174,10 @@ pub struct TranslatedStore {
 }
 
 impl TranslatedStore {
-    /// Checks and indexes `store`.
-    pub fn new(store: &Store) -> Self {
+    /// Checks and indexes `store`, whose Telemetry objects may name `providers`.
+    pub fn new(store: &Store, providers: &TracingProviders) -> Self {
         TranslatedStore {
-            translator: Translator::new(store),
+            translator: Translator::with_providers(store, providers),
             configs: Mutex::default(),
         }
     }
@@ -213,7 +217,14 @@ mod tests {
         let metrics = PublishMetrics::new(&Registry::new()).unwrap();
         let debounce = Debounce::default();
         let reviews = watch::Sender::default();
-        tokio::spawn(run(store_rx, snapshots, reviews, debounce, metrics.clone()));
+        tokio::spawn(run(
+            store_rx,
+            snapshots,
+            reviews,
+            debounce,
+            metrics.clone(),
+            TracingProviders::default(),
+        ));
 
         let start = tokio::time::Instant::now();
         for _ in 0..5 {
@@ -249,6 +260,7 @@ mod tests {
             reviews,
             Debounce::default(),
             metrics,
+            TracingProviders::default(),
         ));
         let start = tokio::time::Instant::now();
         let writer = tokio::spawn(async move {
@@ -268,7 +280,7 @@ mod tests {
 
     #[test]
     fn proxies_with_the_same_view_share_one_config() {
-        let source = TranslatedStore::new(&Store::new());
+        let source = TranslatedStore::new(&Store::new(), &TracingProviders::default());
         let node = |id: &str, namespace: &str| ProxyNode {
             id: id.to_owned(),
             namespace: namespace.to_owned(),

@@ -25,6 +25,7 @@ pub mod protocol;
 mod registry;
 mod rules;
 mod security_checks;
+mod telemetry;
 mod tls_check;
 mod traffic_policy;
 mod virtual_service;
@@ -36,12 +37,13 @@ use mesh_proto::config::v1::ProxyConfig;
 
 pub use gateway::CONTROLLER_NAME;
 pub use problem::{Problem, Severity};
+pub use telemetry::{TELEMETRY_NAME, TracingProviders};
 pub use tls_check::TlsCheckRow;
 
 use self::{
     authorization::AuthorizationPolicies, destination_rule::DestinationRules, gateway::Gateways,
     gateway_api::MeshRoutes, peer_authentication::PeerAuthentications, registry::Registry,
-    rules::RouteSet, virtual_service::VirtualServices,
+    rules::RouteSet, telemetry::Telemetries, virtual_service::VirtualServices,
 };
 use crate::{node::ProxyNode, store::Store};
 
@@ -77,14 +79,20 @@ pub struct Translator {
     gateways: Gateways,
     peer_authentications: PeerAuthentications,
     authorization: AuthorizationPolicies,
+    telemetries: Telemetries,
     /// Every proxy label key a selector reads: the labels a view keeps.
     selected_labels: BTreeSet<String>,
     problems: Vec<Problem>,
 }
 
 impl Translator {
-    /// Checks and indexes every object in `store`.
+    /// Checks and indexes every object in `store`, knowing no tracing provider.
     pub fn new(store: &Store) -> Self {
+        Self::with_providers(store, &TracingProviders::default())
+    }
+
+    /// Checks and indexes every object in `store`; Telemetry objects may name `providers`.
+    pub fn with_providers(store: &Store, providers: &TracingProviders) -> Self {
         let mut problems = Vec::new();
         let peer_authentications = PeerAuthentications::build(store, &mut problems);
         let registry = Registry::build(store, &peer_authentications, &mut problems);
@@ -95,7 +103,9 @@ impl Translator {
         mesh_routes.report_shadowed_virtual_services(&virtual_services, &mut problems);
         let gateways = Gateways::build(store, &routes, &mut problems);
         let authorization = AuthorizationPolicies::build(store, &mut problems);
+        let telemetries = Telemetries::build(store, providers, &mut problems);
         let selected_labels = (rules.label_keys())
+            .chain(telemetries.label_keys())
             .chain(peer_authentications.label_keys())
             .chain(authorization.label_keys())
             .chain(virtual_services.label_keys())
@@ -111,6 +121,7 @@ impl Translator {
             gateways,
             peer_authentications,
             authorization,
+            telemetries,
             selected_labels,
             problems,
         }
@@ -172,6 +183,7 @@ impl Translator {
                 config.listeners.extend(modes.listeners(&policies));
             }
         }
+        config.telemetry.extend(self.telemetries.config_for(node));
         problems.sort();
         problems.dedup();
         Translation { config, problems }
@@ -192,6 +204,8 @@ impl Translator {
 mod inbound_tests;
 #[cfg(test)]
 mod retry_tests;
+#[cfg(test)]
+mod telemetry_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

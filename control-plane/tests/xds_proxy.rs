@@ -109,6 +109,7 @@ fn routing(upstream: SocketAddr) -> ProxyConfig {
                 ..Default::default()
             }],
         }],
+        telemetry: vec![],
     }
 }
 

@@ -329,6 +329,9 @@ pub fn teardown(names: &LabNames) {
     let _ = std::fs::remove_dir_all(state::lab_dir(&names.lab));
 }
 
+/// The tracing provider the lab's control plane knows.
+const LAB_TRACING_PROVIDER: &str = "otel=otel-collector.observability:4317";
+
 /// The cluster folder: what the lab's API server would show, written on every resync.
 fn cluster_dir(lab: &str) -> PathBuf {
     state::lab_dir(lab).join("cluster")
@@ -336,7 +339,8 @@ fn cluster_dir(lab: &str) -> PathBuf {
 
 /// The control plane reads the user's manifests with the cluster folder layered over them
 /// (so a Service there, with its ClusterIP, replaces the user's), and serves discovery over TLS
-/// with a certificate from the lab's mesh root.
+/// with a certificate from the lab's mesh root. Telemetry objects may name the tracing provider
+/// `otel`: a collector behind the Service `otel-collector` of namespace `observability`.
 fn control_plane_argv(options: &LabOptions) -> Vec<String> {
     let path = |p: PathBuf| p.display().to_string();
     vec![
@@ -351,6 +355,8 @@ fn control_plane_argv(options: &LabOptions) -> Vec<String> {
         path(mesh_root::key_path(&options.name)),
         "--lab-token-key".to_owned(),
         path(mesh_root::token_key_path(&options.name)),
+        "--tracing-provider".to_owned(),
+        LAB_TRACING_PROVIDER.to_owned(),
     ]
 }
 

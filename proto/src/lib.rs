@@ -37,6 +37,8 @@ pub mod discovery {
         pub const LISTENER: &str = "type.googleapis.com/mesh.config.v1.Listener";
         /// Route configs (`mesh.config.v1.RouteConfig`), named by route config.
         pub const ROUTE_CONFIG: &str = "type.googleapis.com/mesh.config.v1.RouteConfig";
+        /// Telemetry settings (`mesh.config.v1.Telemetry`), one named `telemetry`.
+        pub const TELEMETRY: &str = "type.googleapis.com/mesh.config.v1.Telemetry";
     }
 }
 

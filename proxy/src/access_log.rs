@@ -6,11 +6,15 @@
 use std::{
     io::Write,
     net::SocketAddr,
-    sync::mpsc::{self, SyncSender, TrySendError},
+    sync::{
+        Arc,
+        mpsc::{self, SyncSender, TrySendError},
+    },
     time::{Duration, SystemTime},
 };
 
 use http::{HeaderMap, Method, Request, Version};
+use mesh_log_filter::{Facts, Filter};
 use prometheus::IntCounter;
 
 use crate::istio_metrics::ResponseFlag;
@@ -26,12 +30,15 @@ pub struct AccessLog {
     dropped: IntCounter,
 }
 
-/// One request's line in the making: the log and what the request said.
+/// One request's line in the making: the log, what the request said and which requests the
+/// config keeps.
 pub struct LogLine {
     /// The log to write to.
-    pub log: std::sync::Arc<AccessLog>,
+    pub log: Arc<AccessLog>,
     /// The request's side.
     pub entry: Entry,
+    /// Only requests it matches get a line; `None`: every one.
+    pub filter: Option<Arc<Filter>>,
 }
 
 /// What an access log line says of the request, taken when it arrives.
@@ -45,6 +52,9 @@ pub struct Entry {
     trace_id: Option<String>,
     downstream: SocketAddr,
     inbound: bool,
+    scheme: &'static str,
+    /// The request headers the filter reads, by lowercase name.
+    headers: Vec<(String, String)>,
 }
 
 /// What an access log line says of the answer.
@@ -68,6 +78,8 @@ pub struct Outcome<'a> {
     /// Who talked: (source workload, source principal, destination workload, destination
     /// principal, destination service).
     pub peers: [&'a str; 5],
+    /// Whether the request travelled in mesh mutual TLS.
+    pub mtls: bool,
 }
 
 // === impl AccessLog ===
@@ -116,13 +128,39 @@ impl AccessLog {
     }
 }
 
+// === impl LogLine ===
+
+impl LogLine {
+    /// Writes the line with its `outcome`, when the filter keeps the request.
+    pub fn write(&self, outcome: &Outcome<'_>) {
+        let header = |name: &str| self.entry.header(name);
+        if (self.filter.as_ref()).is_none_or(|f| f.matches(&self.entry.facts(outcome, &header))) {
+            self.log.write(&self.entry, outcome);
+        }
+    }
+}
+
 // === impl Entry ===
 
 impl Entry {
-    /// What the log will say of `req`, from `downstream`, arriving now.
-    pub fn new<B>(req: &Request<B>, downstream: SocketAddr, inbound: bool) -> Self {
+    /// What the log will say of `req`, from `downstream`, arriving now; `filter` names the
+    /// headers to keep for it.
+    pub fn new<B>(
+        req: &Request<B>,
+        downstream: SocketAddr,
+        inbound: bool,
+        filter: Option<&Filter>,
+    ) -> Self {
         let headers = req.headers();
+        let kept = filter.into_iter().flat_map(Filter::headers);
         Entry {
+            scheme: match req.uri().scheme() {
+                Some(scheme) if *scheme == http::uri::Scheme::HTTPS => "https",
+                _ => "http",
+            },
+            headers: kept
+                .filter_map(|name| Some((name.to_owned(), text(headers, name)?.to_owned())))
+                .collect(),
             start: SystemTime::now(),
             method: req.method().clone(),
             authority: (req.uri().authority().map(|a| a.as_str()))
@@ -137,6 +175,38 @@ impl Entry {
             trace_id: trace_id(headers),
             downstream,
             inbound,
+        }
+    }
+
+    /// A request header the filter reads.
+    fn header(&self, name: &str) -> Option<&str> {
+        (self.headers.iter())
+            .find(|(kept, _)| kept == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// What a filter may ask of the request and its `outcome`.
+    fn facts<'a>(
+        &'a self,
+        outcome: &'a Outcome<'a>,
+        header: &'a dyn Fn(&str) -> Option<&'a str>,
+    ) -> Facts<'a> {
+        Facts {
+            method: self.method.as_str(),
+            path: &self.path,
+            host: &self.authority,
+            scheme: self.scheme,
+            protocol: protocol_name(self.protocol),
+            request_size: outcome.bytes_received,
+            duration: outcome.duration,
+            response_code: outcome.status,
+            grpc_status: outcome.grpc,
+            response_size: outcome.bytes_sent,
+            response_flags: outcome.flag.as_str(),
+            mtls: outcome.mtls,
+            source_principal: outcome.peers[1],
+            destination_principal: outcome.peers[3],
+            header,
         }
     }
 
@@ -176,6 +246,16 @@ impl Entry {
             "trace_id": self.trace_id,
         })
         .to_string()
+    }
+}
+
+fn protocol_name(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
     }
 }
 
@@ -233,6 +313,7 @@ mod tests {
                 "spiffe://b",
                 "web.shop.svc.cluster.local",
             ],
+            mtls: true,
         }
     }
 
@@ -249,7 +330,7 @@ mod tests {
             )
             .body(())
             .expect("request");
-        let entry = Entry::new(&req, "10.0.0.3:41000".parse().expect("addr"), false);
+        let entry = Entry::new(&req, "10.0.0.3:41000".parse().expect("addr"), false, None);
         log.write(&entry, &outcome(503, ResponseFlag::NoHealthyUpstream));
         drop(log);
         let line = loop {
@@ -287,7 +368,7 @@ mod tests {
         let dropped = IntCounter::new("d", "d").expect("counter");
         let log = AccessLog::start_on(Stuck, dropped.clone()).expect("thread");
         let req = Request::get("/").body(()).expect("request");
-        let entry = Entry::new(&req, "10.0.0.3:41000".parse().expect("addr"), true);
+        let entry = Entry::new(&req, "10.0.0.3:41000".parse().expect("addr"), true, None);
         for _ in 0..2 * QUEUE {
             log.write(&entry, &outcome(200, ResponseFlag::None));
         }

@@ -42,6 +42,8 @@ const MAX_SERIES: usize = 8192;
 /// Most entries in one lock-free cache before lookups go to the shared map instead.
 const MAX_CACHED: usize = 32;
 
+/// The position of `connection_security_policy` in [`LABELS`].
+const SECURITY_POLICY: usize = 21;
 /// The label names, in the order values are given.
 const LABELS: [&str; 25] = [
     "reporter",
@@ -450,6 +452,11 @@ impl LabelSet {
         [1, 5, 9, 11, 14].map(|i| self.values[i].as_str())
     }
 
+    /// Whether the peers talk in mesh mutual TLS.
+    pub fn mutual_tls(&self) -> bool {
+        self.values[SECURITY_POLICY] == "mutual_tls"
+    }
+
     /// The counters of this label set's TCP connections, made on first use; `None` past the
     /// cap (counted).
     pub fn tcp(&self) -> Option<Arc<TcpSeries>> {
@@ -538,9 +545,10 @@ impl Record {
                 upstream_host: self.upstream_host,
                 upstream_cluster: self.upstream_cluster.as_deref(),
                 peers,
+                mtls: self.set.as_ref().is_some_and(|s| s.mutual_tls()),
             };
             if let Some(line) = &self.log {
-                line.log.write(&line.entry, &outcome);
+                line.write(&outcome);
             }
             if let Some(span) = self.span.take() {
                 span.end(&outcome);
@@ -617,6 +625,11 @@ mod tests {
             request_protocol: Protocol::Http,
             connection_security_policy: "unknown",
         }
+    }
+
+    #[test]
+    fn the_security_policy_position_names_its_label() {
+        assert_eq!(LABELS[SECURITY_POLICY], "connection_security_policy");
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod orig_dst;
 pub mod proxy;
 pub mod route;
 pub mod tcp;
+pub mod telemetry;
 pub mod tls;
 pub mod tls_probe;
 pub mod trace;

@@ -172,13 +172,10 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
         },
         workload: Arc::new(args.discovery.workload()?),
         access_log: args.access_log,
-        tracing: args
-            .tracing_collector
-            .clone()
-            .map(|collector| TracingSettings {
-                collector,
-                sampling: args.tracing_sampling,
-            }),
+        tracing: TracingSettings {
+            collector: args.tracing_collector.clone(),
+            sampling: args.tracing_sampling,
+        },
         pod_name: args.discovery.node()?.pod,
     };
     // Signal handlers exist before the proxy reports ready, so an early SIGTERM drains and an

@@ -92,6 +92,11 @@ BAD_VALUES = [
     pytest.param({"webhook": {"failurePolicy": "Retry"}}, "/webhook/failurePolicy", id="failure-policy"),
     pytest.param({"webhook": {"timeoutSeconds": 31}}, "/webhook/timeoutSeconds", id="webhook-timeout"),
     pytest.param({"istioCRDs": {"install": "yes"}}, "/istioCRDs/install", id="crds-install-string"),
+    pytest.param(
+        {"telemetry": {"tracingProviders": {"otel": "collector"}}},
+        "/telemetry/tracingProviders/otel",
+        id="tracing-provider-without-port",
+    ),
 ]
 
 
@@ -239,6 +244,7 @@ def test_cluster_role_grants_exactly_what_the_control_plane_uses():
         "discovery.k8s.io": ("endpointslices",),
         "networking.istio.io": ("virtualservices", "destinationrules", "gateways", "serviceentries"),
         "security.istio.io": ("peerauthentications", "authorizationpolicies"),
+        "telemetry.istio.io": ("telemetries",),
         "gateway.networking.k8s.io": ("gatewayclasses", "gateways", "httproutes", "grpcroutes"),
     }.items():
         expected |= {(group, r, v, ()) for r in resources for v in read}
@@ -343,6 +349,20 @@ def test_control_plane_command_args_env_probes_and_mounts():
     assert deployment["spec"]["selector"]["matchLabels"] == {"app": "mesh-control-plane"}
     assert pod["metadata"]["labels"]["app"] == "mesh-control-plane"
     assert deployment["metadata"]["labels"]["app"] == "mesh-control-plane"
+
+
+def test_tracing_providers_become_control_plane_flags():
+    values = {"telemetry": {"tracingProviders": {
+        "otel": "otel-collector.observability.svc.cluster.local:4317",
+        "jaeger": "http://jaeger-collector.tracing:4317",
+    }}}
+    deployment = one(objects(template(values)["manifest"]), "Deployment", "mesh-control-plane")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    flags = [a for a in container["args"] if a.startswith("--tracing-provider=")]
+    assert flags == [
+        "--tracing-provider=jaeger=http://jaeger-collector.tracing:4317",
+        "--tracing-provider=otel=otel-collector.observability.svc.cluster.local:4317",
+    ]
 
 
 def test_custom_image_reaches_the_control_plane_and_the_injector():
@@ -473,6 +493,7 @@ ISTIO_CRDS = {
     "serviceentries.networking.istio.io": ("ServiceEntry", ["se"], ["v1", "v1beta1", "v1alpha3"]),
     "peerauthentications.security.istio.io": ("PeerAuthentication", ["pa"], ["v1", "v1beta1"]),
     "authorizationpolicies.security.istio.io": ("AuthorizationPolicy", ["ap"], ["v1", "v1beta1"]),
+    "telemetries.telemetry.istio.io": ("Telemetry", ["telemetry"], ["v1", "v1alpha1"]),
 }
 
 

@@ -25,6 +25,8 @@ pub enum Kind {
     PeerAuthentication,
     /// `security.istio.io/v1` AuthorizationPolicy.
     AuthorizationPolicy,
+    /// `telemetry.istio.io/v1` Telemetry.
+    Telemetry,
     /// `gateway.networking.k8s.io/v1` GatewayClass.
     GatewayClass,
     /// `gateway.networking.k8s.io/v1` Gateway.
@@ -37,7 +39,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Namespace,
         Kind::Service,
         Kind::EndpointSlice,
@@ -48,6 +50,7 @@ impl Kind {
         Kind::ServiceEntry,
         Kind::PeerAuthentication,
         Kind::AuthorizationPolicy,
+        Kind::Telemetry,
         Kind::GatewayClass,
         Kind::Gateway,
         Kind::HttpRoute,
@@ -64,6 +67,7 @@ impl Kind {
             }
             Kind::ServiceEntry => "networking.istio.io",
             Kind::PeerAuthentication | Kind::AuthorizationPolicy => "security.istio.io",
+            Kind::Telemetry => "telemetry.istio.io",
             Kind::GatewayClass | Kind::Gateway | Kind::HttpRoute | Kind::GrpcRoute => {
                 "gateway.networking.k8s.io"
             }
@@ -83,6 +87,7 @@ impl Kind {
             Kind::ServiceEntry => "ServiceEntry",
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
+            Kind::Telemetry => "Telemetry",
             Kind::GatewayClass => "GatewayClass",
             Kind::HttpRoute => "HTTPRoute",
             Kind::GrpcRoute => "GRPCRoute",

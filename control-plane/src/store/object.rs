@@ -19,7 +19,7 @@ use kube::Resource;
 use super::Kind;
 use crate::istio::{
     AuthorizationPolicy, DestinationRule, Gateway as IstioGateway, PeerAuthentication,
-    ServiceEntry, VirtualService,
+    ServiceEntry, Telemetry, VirtualService,
 };
 
 /// Objects of one kind by (namespace, name); cluster-scoped kinds use an empty namespace.
@@ -274,6 +274,7 @@ stored_kinds! {
     ServiceEntry(ServiceEntry) in service_entries,
     PeerAuthentication(PeerAuthentication) in peer_authentications,
     AuthorizationPolicy(AuthorizationPolicy) in authorization_policies,
+    Telemetry(Telemetry) in telemetries,
     GatewayClass(GatewayClass) in gateway_classes,
     Gateway(Gateway) in gateways,
     HttpRoute(HttpRoute) in http_routes,

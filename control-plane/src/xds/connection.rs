@@ -49,7 +49,7 @@ struct ProxyStream<W: Wire> {
     snapshot: Arc<ConfigSnapshot>,
     /// `snapshot` split for this proxy, computed on first need.
     resources: Option<Arc<ProxyResources>>,
-    types: [TypeState; 4],
+    types: [TypeState; 5],
     responses: Responses<W>,
     nonces: u64,
     _wire: PhantomData<W>,

@@ -20,15 +20,19 @@ pub enum ResourceType {
     /// Route configs (RDS).
     #[serde(rename = "RDS")]
     Route,
+    /// How the proxy reports its traffic (TDS): at most one resource, `telemetry`.
+    #[serde(rename = "TDS")]
+    Telemetry,
 }
 
 impl ResourceType {
-    /// Every type in push order: clusters, endpoints, listeners, routes.
-    pub const ALL: [ResourceType; 4] = [
+    /// Every type in push order: clusters, endpoints, listeners, routes, telemetry.
+    pub const ALL: [ResourceType; 5] = [
         ResourceType::Cluster,
         ResourceType::Endpoints,
         ResourceType::Listener,
         ResourceType::Route,
+        ResourceType::Telemetry,
     ];
 
     /// The type URL on the wire.
@@ -38,6 +42,7 @@ impl ResourceType {
             ResourceType::Endpoints => type_url::CLUSTER_LOAD_ASSIGNMENT,
             ResourceType::Listener => type_url::LISTENER,
             ResourceType::Route => type_url::ROUTE_CONFIG,
+            ResourceType::Telemetry => type_url::TELEMETRY,
         }
     }
 
@@ -46,13 +51,14 @@ impl ResourceType {
         Self::ALL.into_iter().find(|t| t.type_url() == url)
     }
 
-    /// The xDS short name (CDS, EDS, LDS, RDS), as `mesh proxy-status` prints it.
+    /// The xDS short name (CDS, EDS, LDS, RDS, TDS), as `mesh proxy-status` prints it.
     pub fn short_name(self) -> &'static str {
         match self {
             ResourceType::Cluster => "CDS",
             ResourceType::Endpoints => "EDS",
             ResourceType::Listener => "LDS",
             ResourceType::Route => "RDS",
+            ResourceType::Telemetry => "TDS",
         }
     }
 
@@ -63,6 +69,7 @@ impl ResourceType {
             ResourceType::Endpoints => "eds",
             ResourceType::Listener => "lds",
             ResourceType::Route => "rds",
+            ResourceType::Telemetry => "tds",
         }
     }
 
@@ -83,13 +90,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn type_urls_round_trip_and_push_order_is_cds_eds_lds_rds() {
+    fn type_urls_round_trip_and_push_order_is_cds_eds_lds_rds_tds() {
         for (i, ty) in ResourceType::ALL.into_iter().enumerate() {
             assert_eq!(ResourceType::from_type_url(ty.type_url()), Some(ty));
             assert_eq!(ty.index(), i);
         }
         let names: Vec<_> = ResourceType::ALL.map(ResourceType::short_name).into();
-        assert_eq!(names, ["CDS", "EDS", "LDS", "RDS"]);
+        assert_eq!(names, ["CDS", "EDS", "LDS", "RDS", "TDS"]);
         assert_eq!(
             ResourceType::from_type_url("type.googleapis.com/mesh.config.v1.Authorization"),
             None

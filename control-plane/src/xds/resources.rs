@@ -30,7 +30,7 @@ pub(crate) struct Resource {
 /// One proxy's config as resources, per type.
 #[derive(Debug)]
 pub(crate) struct ProxyResources {
-    sets: [Arc<ResourceSet>; 4],
+    sets: [Arc<ResourceSet>; 5],
 }
 
 // === impl Resource ===
@@ -93,7 +93,7 @@ impl ResourceSet {
 
 impl ProxyResources {
     /// Splits a whole config into resources: clusters, endpoints (named by cluster),
-    /// listeners and route configs by name. A name given twice keeps its first resource.
+    /// listeners, route configs and telemetry by name. A name given twice keeps its first resource.
     pub(crate) fn split(config: &pb::ProxyConfig) -> Self {
         let clusters = config.clusters.iter().map(|c| {
             let body = Message::encode_to_vec(c);
@@ -111,12 +111,17 @@ impl ProxyResources {
             let body = Message::encode_to_vec(r);
             (r.name.as_str(), body)
         });
+        let telemetry = config.telemetry.iter().map(|t| {
+            let body = Message::encode_to_vec(t);
+            (t.name.as_str(), body)
+        });
         ProxyResources {
             sets: [
                 set_of(ResourceType::Cluster, clusters),
                 set_of(ResourceType::Endpoints, endpoints),
                 set_of(ResourceType::Listener, listeners),
                 set_of(ResourceType::Route, routes),
+                set_of(ResourceType::Telemetry, telemetry),
             ],
         }
     }

@@ -8,6 +8,7 @@ use http::Method;
 use mesh_control_plane::{
     feedback,
     publish::{self, Debounce, PublishMetrics, Review},
+    translate::TracingProviders,
     xds::ConfigSnapshot,
 };
 
@@ -83,6 +84,7 @@ async fn problems_become_events_and_route_status_written_once() {
         reviews,
         Debounce::default(),
         metrics,
+        TracingProviders::default(),
     ));
     let feedback = tokio::spawn(feedback::run(harness.server.client(), reviews_rx));
     // The store is complete already: nudge the publisher to translate it.

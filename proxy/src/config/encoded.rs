@@ -19,6 +19,8 @@ pub struct EncodedConfig {
     pub clusters: Vec<Bytes>,
     /// Encoded `ClusterLoadAssignment`s.
     pub endpoints: Vec<Bytes>,
+    /// Encoded `Telemetry` (at most one).
+    pub telemetry: Vec<Bytes>,
 }
 
 impl EncodedConfig {
@@ -32,6 +34,7 @@ impl EncodedConfig {
             routes: each(&config.routes),
             clusters: each(&config.clusters),
             endpoints: each(&config.endpoints),
+            telemetry: each(&config.telemetry),
         }
     }
 
@@ -45,6 +48,7 @@ impl EncodedConfig {
             routes: each(&self.routes)?,
             clusters: each(&self.clusters)?,
             endpoints: each(&self.endpoints)?,
+            telemetry: each(&self.telemetry)?,
         })
     }
 }

@@ -28,6 +28,8 @@ use crate::{
     fast_hash::FastMap,
     metrics::Direction,
     route::{RouteTable, compile_route_table},
+    telemetry::TelemetryPolicy,
+    trace::Tracer,
 };
 
 /// A whole configuration, ready to serve.
@@ -40,6 +42,7 @@ pub struct Snapshot {
     explicit: Vec<Arc<ListenerConfig>>,
     routes: FastMap<String, RouteEntry>,
     clusters: FastMap<String, ClusterEntry>,
+    telemetry: TelemetryPolicy,
 }
 
 /// A route config, compiled on first use.
@@ -210,10 +213,18 @@ impl Snapshot {
                 ));
             }
         }
+        let mut telemetry_configs = Vec::new();
+        for (i, encoded) in source.telemetry.iter().enumerate() {
+            if let Some(config) = decode::<pb::Telemetry>(encoded, "telemetry", i, &mut errors) {
+                telemetry_configs.push(config);
+            }
+        }
+        let telemetry = TelemetryPolicy::compile(&telemetry_configs, &mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(Snapshot {
+            telemetry,
             version: previous.map_or(1, |p| p.version + 1),
             source,
             outbound,
@@ -222,6 +233,16 @@ impl Snapshot {
             routes,
             clusters,
         })
+    }
+
+    /// The config's telemetry.
+    pub fn telemetry(&self) -> &TelemetryPolicy {
+        &self.telemetry
+    }
+
+    /// Starts (or reuses) the span exporter the config's telemetry names.
+    pub fn bind_telemetry(&mut self, tracer: &Tracer) -> anyhow::Result<()> {
+        self.telemetry.bind(tracer)
     }
 
     /// The config this snapshot was compiled from, decoded (for `/config_dump`).

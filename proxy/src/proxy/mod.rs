@@ -14,7 +14,7 @@ use std::{
     collections::HashSet,
     net::SocketAddr,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -59,10 +59,12 @@ pub struct Settings {
     pub app_probes: Option<Arc<AppProbes>>,
     /// The workload the proxy serves, as its metrics name it.
     pub workload: Arc<Workload>,
-    /// Write an access log line per request on stdout.
+    /// Write an access log line per request on stdout (unless the config's telemetry says
+    /// otherwise).
     pub access_log: bool,
-    /// Where trace spans go, when tracing is on.
-    pub tracing: Option<TracingSettings>,
+    /// Where trace spans go and how many traces are sampled (unless the config's telemetry
+    /// says otherwise).
+    pub tracing: TracingSettings,
     /// The pod's name (for trace spans).
     pub pod_name: String,
 }
@@ -96,10 +98,10 @@ pub struct ProxyState {
     /// The `x-mesh-peer-metadata` value that introduces this workload to the sidecars it
     /// calls in mesh TLS; `None` without mesh TLS.
     pub peer_metadata: Option<http::HeaderValue>,
-    /// The access log, when it is on.
-    pub access_log: Option<Arc<AccessLog>>,
-    /// The tracer, when tracing is on.
-    pub tracer: Option<Tracer>,
+    /// The access log's writer, started when first needed.
+    access_log: OnceLock<Option<Arc<AccessLog>>>,
+    /// The tracer.
+    pub tracer: Tracer,
     workers: Workers,
     ready: AtomicBool,
 }
@@ -147,22 +149,20 @@ impl Proxy {
             None => None,
         };
         let peer_metadata = mesh_tls.as_ref().and_then(|_| settings.workload.header());
-        let access_log = match settings.access_log {
-            true => Some(Arc::new(
-                AccessLog::start(metrics.access_log_dropped.clone())
-                    .map_err(|error| anyhow::anyhow!("cannot start the access log: {error}"))?,
-            )),
-            false => None,
-        };
-        let tracer = match &settings.tracing {
-            Some(tracing) => Some(Tracer::start(
-                tracing,
-                &settings.workload,
-                &settings.pod_name,
-                metrics.span_counters(),
-            )?),
-            None => None,
-        };
+        let access_log = OnceLock::new();
+        if settings.access_log {
+            let log = AccessLog::start(metrics.access_log_dropped.clone())
+                .map_err(|error| anyhow::anyhow!("cannot start the access log: {error}"))?;
+            let _ = access_log.set(Some(Arc::new(log)));
+        }
+        let tracer = Tracer::new(
+            &settings.tracing,
+            &settings.workload,
+            &settings.pod_name,
+            metrics.span_counters(),
+        )?;
+        let mut snapshot = snapshot;
+        snapshot.bind_telemetry(&tracer)?;
         let state = Arc::new(ProxyState {
             tracer,
             access_log,
@@ -226,7 +226,10 @@ impl Proxy {
                 errors,
             }
         };
-        let snapshot = self.state.config.compile(config).map_err(invalid)?;
+        let mut snapshot = self.state.config.compile(config).map_err(invalid)?;
+        snapshot
+            .bind_telemetry(&self.state.tracer)
+            .map_err(|error| invalid(vec![error.to_string()]))?;
         let bound = ExplicitListeners::bind_new(&snapshot, &self.explicit.running())
             .await
             .map_err(invalid)?;
@@ -285,6 +288,20 @@ impl Proxy {
 // === impl ProxyState ===
 
 impl ProxyState {
+    /// The access log's writer, started on first use; `None` if its thread cannot start.
+    pub fn access_log(&self) -> Option<&Arc<AccessLog>> {
+        let log = self.access_log.get_or_init(|| {
+            match AccessLog::start(self.metrics.access_log_dropped.clone()) {
+                Ok(log) => Some(Arc::new(log)),
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the access log; no lines are written");
+                    None
+                }
+            }
+        });
+        log.as_ref()
+    }
+
     /// Whether the proxy is serving and not draining.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)

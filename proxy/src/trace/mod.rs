@@ -10,10 +10,11 @@
 pub mod context;
 mod export;
 
-use std::{net::SocketAddr, time::SystemTime};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::SystemTime};
 
 use http::Request;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status, span::SpanKind, status::StatusCode};
+use parking_lot::Mutex;
 use prometheus::IntCounter;
 use tokio::sync::mpsc;
 
@@ -22,23 +23,44 @@ use self::{
     context::{Context, Format},
     export::{attribute, int_attribute},
 };
-use crate::{access_log::Outcome, workload::Workload};
+use crate::{access_log::Outcome, telemetry::TracingPolicy, workload::Workload};
 
-/// Where spans go and how many requests start a recorded trace.
+/// The flags' tracing: where spans go and how many requests start a recorded trace, unless the
+/// config's telemetry says otherwise.
 #[derive(Clone, Debug)]
 pub struct TracingSettings {
-    /// The collector's OTLP/gRPC address, e.g. `http://otel-collector.observability:4317`.
-    pub collector: String,
+    /// The collector's OTLP/gRPC address, e.g. `http://otel-collector.observability:4317`;
+    /// `None`: no spans unless the config names a collector.
+    pub collector: Option<String>,
     /// Percent of new traces recorded (0 to 100).
     pub sampling: f64,
 }
 
-/// Starts and finishes spans; spans go to the exporter's queue.
+impl Default for TracingSettings {
+    fn default() -> Self {
+        TracingSettings {
+            collector: None,
+            sampling: 1.0,
+        }
+    }
+}
+
+/// Starts and finishes spans; spans go to an exporter's queue, one exporter per collector.
 pub struct Tracer {
-    spans: mpsc::Sender<Span>,
+    /// The flags' collector, if any.
+    default: Option<SpanSink>,
+    /// The flags' sampling percentage.
     sampling: f64,
-    recorded: IntCounter,
-    dropped: IntCounter,
+    /// The collectors configs named, kept while a config uses them.
+    sinks: Mutex<HashMap<String, mpsc::WeakSender<Span>>>,
+    resource: Arc<Vec<(&'static str, String)>>,
+    counters: SpanCounters,
+}
+
+/// The queue of one collector's exporter.
+#[derive(Clone, Debug)]
+pub struct SpanSink {
+    spans: mpsc::Sender<Span>,
 }
 
 /// Which side of a request a span stands for.
@@ -63,23 +85,16 @@ pub struct Pending {
 // === impl Tracer ===
 
 impl Tracer {
-    /// Starts exporting (on the current runtime) the spans of `workload`'s pod `pod`.
-    pub fn start(
+    /// A tracer for `workload`'s pod `pod`; with a collector in `settings`, starts exporting
+    /// to it (on the current runtime).
+    pub fn new(
         settings: &TracingSettings,
         workload: &Workload,
         pod: &str,
         counters: SpanCounters,
     ) -> anyhow::Result<Tracer> {
-        if !(0.0..=100.0).contains(&settings.sampling) {
-            anyhow::bail!(
-                "tracing sampling {} is not a percentage from 0 to 100",
-                settings.sampling
-            );
-        }
-        let collector = tonic::transport::Endpoint::from_shared(settings.collector.clone())
-            .map_err(|e| anyhow::anyhow!("tracing collector {:?}: {e}", settings.collector))?;
-        let (spans, queue) = mpsc::channel(export::QUEUE);
-        let resource = vec![
+        check_sampling(settings.sampling)?;
+        let resource = Arc::new(vec![
             (
                 "service.name",
                 format!("{}.{}", workload.canonical_service, workload.namespace),
@@ -88,30 +103,69 @@ impl Tracer {
             ("k8s.namespace.name", workload.namespace.clone()),
             ("k8s.pod.name", pod.to_owned()),
             ("k8s.workload.name", workload.name.clone()),
-        ];
-        let (recorded, dropped) = (counters.recorded.clone(), counters.dropped.clone());
-        tokio::spawn(export::run(collector, resource, queue, counters));
-        Ok(Tracer {
-            spans,
+        ]);
+        let mut tracer = Tracer {
+            default: None,
             sampling: settings.sampling,
-            recorded,
-            dropped,
-        })
+            sinks: Mutex::default(),
+            resource,
+            counters,
+        };
+        if let Some(collector) = &settings.collector {
+            tracer.default = Some(tracer.start_exporter(collector)?);
+        }
+        Ok(tracer)
+    }
+
+    /// The sink of `collector`'s exporter, started (on the current runtime) unless one runs.
+    pub fn sink(&self, collector: &str) -> anyhow::Result<SpanSink> {
+        let mut sinks = self.sinks.lock();
+        if let Some(spans) = sinks.get(collector).and_then(mpsc::WeakSender::upgrade) {
+            return Ok(SpanSink { spans });
+        }
+        sinks.retain(|_, weak| weak.strong_count() > 0);
+        let sink = self.start_exporter(collector)?;
+        sinks.insert(collector.to_owned(), sink.spans.downgrade());
+        Ok(sink)
+    }
+
+    fn start_exporter(&self, collector: &str) -> anyhow::Result<SpanSink> {
+        let endpoint = collector_endpoint(collector)?;
+        let (spans, queue) = mpsc::channel(export::QUEUE);
+        let resource = self.resource.as_ref().clone();
+        tokio::spawn(export::run(
+            endpoint,
+            resource,
+            queue,
+            self.counters.clone(),
+        ));
+        Ok(SpanSink { spans })
     }
 
     /// Joins `req` to its trace (or starts one) and writes this proxy's span into its trace
-    /// headers as the next hop's parent; the span, when the trace is recorded.
+    /// headers as the next hop's parent; the span, when the trace is recorded. `policy` is the
+    /// config's tracing, if it has any; else the flags decide. Without a collector, or with
+    /// this side's spans turned off, the request is left as it is.
     pub fn begin<B>(
         &self,
         req: &mut Request<B>,
         kind: Kind,
         peer: SocketAddr,
+        policy: Option<&TracingPolicy>,
     ) -> Option<Box<Pending>> {
+        let (sink, sampling) = match policy {
+            None => (self.default.as_ref()?, self.sampling),
+            Some(policy) if policy.records(kind) => (
+                policy.sink().or(self.default.as_ref())?,
+                policy.sampling.unwrap_or(self.sampling),
+            ),
+            Some(_) => return None,
+        };
         let incoming = Context::extract(req.headers());
         let context = incoming.unwrap_or_else(|| Context {
             trace_id: fastrand::u128(1..).to_be_bytes(),
             span_id: [0; 8],
-            sampled: fastrand::f64() * 100.0 < self.sampling,
+            sampled: fastrand::f64() * 100.0 < sampling,
             format: Format::W3c,
         });
         let span_id = fastrand::u64(1..).to_be_bytes();
@@ -138,9 +192,9 @@ impl Tracer {
         }
         let start = unix_nanos(SystemTime::now());
         Some(Box::new(Pending {
-            spans: self.spans.clone(),
-            recorded: self.recorded.clone(),
-            dropped: self.dropped.clone(),
+            spans: sink.spans.clone(),
+            recorded: self.counters.recorded.clone(),
+            dropped: self.counters.dropped.clone(),
             span: Span {
                 trace_id: context.trace_id.to_vec(),
                 span_id: span_id.to_vec(),
@@ -159,6 +213,20 @@ impl Tracer {
             peer,
         }))
     }
+}
+
+/// Checks a sampling percentage.
+pub fn check_sampling(sampling: f64) -> anyhow::Result<()> {
+    if !(0.0..=100.0).contains(&sampling) {
+        anyhow::bail!("tracing sampling {sampling} is not a percentage from 0 to 100");
+    }
+    Ok(())
+}
+
+/// The gRPC endpoint of a collector address.
+pub fn collector_endpoint(collector: &str) -> anyhow::Result<tonic::transport::Endpoint> {
+    tonic::transport::Endpoint::from_shared(collector.to_owned())
+        .map_err(|e| anyhow::anyhow!("tracing collector {collector:?}: {e}"))
 }
 
 // === impl Pending ===

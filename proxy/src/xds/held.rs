@@ -23,6 +23,7 @@ pub(crate) struct Held {
     endpoints: Arc<TypeCache>,
     listeners: Arc<TypeCache>,
     routes: Arc<TypeCache>,
+    telemetry: Arc<TypeCache>,
 }
 
 /// The resources of one type, by name.
@@ -82,6 +83,7 @@ impl Held {
             ResourceType::Endpoints => &mut next.endpoints,
             ResourceType::Listener => &mut next.listeners,
             ResourceType::Route => &mut next.routes,
+            ResourceType::Telemetry => &mut next.telemetry,
         };
         let cache = slot.updated(update)?;
         let changed = slot.version.is_none() || !slot.same_resources(&cache);
@@ -122,6 +124,7 @@ impl Held {
                     .filter(|(cluster, _)| known_clusters.contains_key(*cluster))
                     .map(|(_, held)| held.body.clone())
                     .collect(),
+                telemetry: self.telemetry.bodies().collect(),
             },
             warming,
         }
@@ -133,6 +136,7 @@ impl Held {
             ResourceType::Endpoints => &self.endpoints,
             ResourceType::Listener => &self.listeners,
             ResourceType::Route => &self.routes,
+            ResourceType::Telemetry => &self.telemetry,
         }
     }
 }
@@ -153,6 +157,7 @@ fn check(ty: ResourceType, name: &str, body: &Bytes) -> Result<(), String> {
         }
         ResourceType::Listener => pb::Listener::decode(body.clone()).map(|l| l.name),
         ResourceType::Route => pb::RouteConfig::decode(body.clone()).map(|r| r.name),
+        ResourceType::Telemetry => pb::Telemetry::decode(body.clone()).map(|t| t.name),
     }
     .map_err(|e| format!("{ty} resource {name:?} does not decode: {e}"))?;
     if own != name {
@@ -293,11 +298,12 @@ mod tests {
             (ResourceType::Cluster, vec![cluster("web")]),
             (ResourceType::Endpoints, vec![endpoints("web")]),
             (ResourceType::Listener, vec![]),
+            (ResourceType::Route, vec![]),
         ] {
             held = apply(&held, full(ty, "v1", resources));
             assert!(!held.is_complete());
         }
-        held = apply(&held, full(ResourceType::Route, "v1", vec![]));
+        held = apply(&held, full(ResourceType::Telemetry, "v1", vec![]));
         assert!(held.is_complete());
         assert_eq!(held.version(ResourceType::Cluster), Some("v1"));
     }

@@ -15,15 +15,18 @@ pub enum ResourceType {
     Listener,
     /// Route configs (RDS).
     Route,
+    /// Telemetry settings (TDS).
+    Telemetry,
 }
 
 impl ResourceType {
     /// Every type, in the order subscriptions are sent (and pushes arrive).
-    pub const ALL: [ResourceType; 4] = [
+    pub const ALL: [ResourceType; 5] = [
         ResourceType::Cluster,
         ResourceType::Endpoints,
         ResourceType::Listener,
         ResourceType::Route,
+        ResourceType::Telemetry,
     ];
 
     /// The type URL on the wire.
@@ -33,6 +36,7 @@ impl ResourceType {
             ResourceType::Endpoints => type_url::CLUSTER_LOAD_ASSIGNMENT,
             ResourceType::Listener => type_url::LISTENER,
             ResourceType::Route => type_url::ROUTE_CONFIG,
+            ResourceType::Telemetry => type_url::TELEMETRY,
         }
     }
 
@@ -49,6 +53,7 @@ impl fmt::Display for ResourceType {
             ResourceType::Endpoints => "EDS",
             ResourceType::Listener => "LDS",
             ResourceType::Route => "RDS",
+            ResourceType::Telemetry => "TDS",
         })
     }
 }

@@ -122,6 +122,7 @@ pub static RESOURCES: &[ResourceType] = &[
         "AuthorizationPolicy",
         true,
     ),
+    resource("telemetry.istio.io", "v1", "telemetries", "Telemetry", true),
     resource(GATEWAY_GROUP, "v1", "gatewayclasses", "GatewayClass", false),
     resource(GATEWAY_GROUP, "v1", "gateways", "Gateway", true),
     resource(GATEWAY_GROUP, "v1", "httproutes", "HTTPRoute", true),

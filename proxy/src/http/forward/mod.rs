@@ -32,6 +32,7 @@ use crate::{
     metrics::{ClusterMetrics, Direction, Handles, Peers, RetryOutcome},
     proxy::{Peer, ProxyState},
     route::{Action, Destination, Forward, HashOn, Redirect, Route, matching::query_param},
+    telemetry::LogPolicy,
     tls::{Carried, ClientTls},
     trace::Kind,
     workload::PEER_METADATA,
@@ -139,16 +140,11 @@ impl HttpConn {
         let request_bytes = http_body::Body::size_hint(req.body()).exact().unwrap_or(0);
         let inbound_labels = self.inbound_labels(&mut req, grpc);
         let inbound = self.direction == Direction::Inbound;
-        let log = (self.state.access_log.as_ref()).map(|log| {
-            Box::new(LogLine {
-                log: log.clone(),
-                entry: Entry::new(&req, self.client.0, inbound),
-            })
-        });
         let kind = if inbound { Kind::Server } else { Kind::Client };
-        let span =
-            (self.state.tracer.as_ref()).and_then(|t| t.begin(&mut req, kind, self.client.0));
         let snapshot = self.state.config.load();
+        let telemetry = snapshot.telemetry();
+        let log = self.log_line(&req, telemetry.access_log(kind), inbound);
+        let span = (self.state.tracer).begin(&mut req, kind, self.client.0, telemetry.tracing());
         let (response, cluster) = self.serve(&snapshot, req, grpc, start).await;
         let endpoint = match response.body() {
             Body::Upstream { pick, .. } => Some(&**pick.endpoint()),
@@ -170,6 +166,24 @@ impl HttpConn {
         record.log = log;
         record.span = span;
         observe::observe(response, record)
+    }
+
+    /// The access log line `req` gets under `policy` (the config's, else the flag's), if any.
+    fn log_line(
+        &self,
+        req: &Request<Incoming>,
+        policy: Option<&LogPolicy>,
+        inbound: bool,
+    ) -> Option<Box<LogLine>> {
+        let filter = match policy {
+            Some(policy) if policy.enabled => policy.filter.clone(),
+            Some(_) => return None,
+            None if self.state.settings.access_log => None,
+            None => return None,
+        };
+        let log = self.state.access_log()?.clone();
+        let entry = Entry::new(req, self.client.0, inbound, filter.as_deref());
+        Some(Box::new(LogLine { log, entry, filter }))
     }
 
     /// Authorizes, routes and forwards one request; also gives the cluster it went to.
