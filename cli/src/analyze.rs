@@ -7,7 +7,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::Args;
 use mesh_control_plane::{
     analyze::{analyze_folder, has_errors},
-    translate::{Problem, Severity},
+    translate::{Problem, Severity, TracingProviders},
 };
 
 /// `mesh analyze` options.
@@ -20,11 +20,22 @@ pub struct AnalyzeArgs {
     /// The folder (or a single file) of manifests: every .yaml, .yml and .json under it.
     #[arg(short = 'f', long = "filename")]
     dir: PathBuf,
+    /// A tracing provider Telemetry objects may name, as the control plane is given it:
+    /// NAME=HOST:PORT (repeat, or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    tracing_provider: Vec<String>,
 }
 
 /// Runs `mesh analyze`.
 pub fn run(args: AnalyzeArgs) -> ExitCode {
-    let problems = match analyze_folder(&args.dir) {
+    let providers = match TracingProviders::parse(&args.tracing_provider) {
+        Ok(providers) => providers,
+        Err(error) => {
+            eprintln!("mesh analyze: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let problems = match analyze_folder(&args.dir, &providers) {
         Ok(problems) => problems,
         Err(error) => {
             eprintln!("mesh analyze: {error}");

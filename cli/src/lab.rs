@@ -1,4 +1,4 @@
-//! `mesh lab up|status|exec|logs|scale|down`.
+//! `mesh lab up|status|exec|logs|scale|traces|down`.
 
 use crate::output::{out, outln};
 use std::{
@@ -23,7 +23,13 @@ use mesh_lab::{
 #[derive(Args)]
 pub struct LabArgs {
     /// The lab's name; several labs can run side by side.
-    #[arg(long, global = true, env = "MESH_LAB_NAME", default_value = "mesh")]
+    #[arg(
+        long,
+        visible_alias = "lab",
+        global = true,
+        env = "MESH_LAB_NAME",
+        default_value = "mesh"
+    )]
     name: String,
     #[command(subcommand)]
     command: LabCommand,
@@ -85,6 +91,9 @@ enum LabCommand {
         #[arg(short, long, default_value = "default")]
         namespace: String,
     },
+    /// The newest traces of the lab's trace collector, as trees of spans (root first,
+    /// children indented under their parent).
+    Traces(crate::lab_traces::TracesArgs),
     /// Stop the lab and remove every namespace, link, rule, process and file it made
     /// (also after a crash of `up`).
     Down,
@@ -127,6 +136,7 @@ pub fn run(args: LabArgs) -> ExitCode {
             replicas,
             namespace,
         } => scale(&args.name, &deployment, replicas, namespace),
+        LabCommand::Traces(traces) => return crate::lab_traces::run(&args.name, traces),
         LabCommand::Down => down(&args.name),
     };
     result.unwrap_or_else(|error| {

@@ -7,14 +7,17 @@ mod config_diff;
 mod http_get;
 mod inject;
 mod lab;
+mod lab_traces;
 mod locate;
 mod output;
+mod prometheus_api;
 mod proxy_config;
 mod proxy_status;
 mod runtime;
 mod stat;
 mod status_table;
 mod tls_check;
+mod trace_tree;
 mod workload_stats;
 
 use clap::{Parser, Subcommand};
@@ -47,7 +50,7 @@ enum Command {
     /// one line per check, √ or × with a hint; exits 1 when any check failed.
     Check(check::CheckArgs),
     /// Success rate, requests per second and latency of a namespace's deployments or pods,
-    /// from their sidecars' metrics.
+    /// from their sidecars' metrics in a lab or in Prometheus.
     Stat(stat::StatArgs),
     /// Who calls whom in a namespace, and whether in mesh mutual TLS.
     Edges(stat::EdgesArgs),

@@ -1,28 +1,33 @@
 //! `mesh stat` (as `linkerd viz stat`): per deployment or pod of a namespace, the success rate,
 //! requests per second and latency percentiles of what its sidecars served, and how many of its
 //! pods are meshed; `mesh edges`: who calls whom, and whether in mesh mutual TLS. Both read the
-//! sidecars' standard metrics in a running lab.
+//! sidecars' standard metrics: scraped from the sidecars of a running lab, or asked of a
+//! Prometheus server that scrapes them (`--prometheus URL`).
 
-use std::{collections::BTreeMap, process::ExitCode, time::Duration};
+mod prometheus;
+mod sidecars;
 
-use anyhow::Context;
+use std::{process::ExitCode, time::Duration};
+
 use clap::{Args, ValueEnum};
-use mesh_lab::state::LabState;
 use serde_json::json;
 
 use crate::{
-    http_get::Endpoint,
-    locate::{SIDECAR, read_lab},
     output::{columns, out, outln},
+    prometheus_api::Prometheus,
     runtime,
-    workload_stats::{self, Edge, Served},
+    workload_stats::Edge,
 };
-
-/// A sidecar's Prometheus port.
-const METRICS_PORT: u16 = 15090;
 
 /// Exit status when the metrics could not be read.
 const FAILED: u8 = 2;
+
+/// The latency percentiles shown, as quantiles.
+const QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
+
+/// The window when none is given: a lab is watched for it, Prometheus needs a few scrapes.
+const LAB_WINDOW: Duration = Duration::from_secs(1);
+const PROMETHEUS_WINDOW: Duration = Duration::from_secs(60);
 
 /// `mesh stat` options.
 #[derive(Args)]
@@ -33,12 +38,16 @@ pub struct StatArgs {
     /// The namespace.
     #[arg(short, long, default_value = "default")]
     namespace: String,
-    /// The lab to read.
+    /// The lab to read (without --prometheus).
     #[arg(long, env = "MESH_LAB_NAME", default_value = "mesh")]
     lab: String,
-    /// How long to watch for the requests-per-second column, e.g. 2s or 500ms.
-    #[arg(long, default_value = "1s", value_parser = parse_window)]
-    window: Duration,
+    /// Ask this Prometheus server (http://HOST:PORT) instead of a lab's sidecars.
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
+    /// The window for requests per second (and, from Prometheus, everything), e.g. 2s, 500ms
+    /// or 5m; default 1s in a lab, 1m from Prometheus.
+    #[arg(long, value_parser = parse_window)]
+    window: Option<Duration>,
     /// How to print it.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
@@ -50,9 +59,12 @@ pub struct EdgesArgs {
     /// The namespace whose workloads' calls (made or served) are shown.
     #[arg(short, long, default_value = "default")]
     namespace: String,
-    /// The lab to read.
+    /// The lab to read (without --prometheus).
     #[arg(long, env = "MESH_LAB_NAME", default_value = "mesh")]
     lab: String,
+    /// Ask this Prometheus server (http://HOST:PORT) instead of a lab's sidecars.
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
     /// How to print it.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
@@ -76,21 +88,21 @@ enum Output {
     Json,
 }
 
-/// One pod of the namespace in the lab.
-struct LabPod {
-    name: String,
-    workload: String,
-    /// Its sidecar's metrics port; `None` when it has no sidecar.
-    metrics: Option<Endpoint>,
-}
-
-/// One row: a workload (or pod) and what its meshed pods served.
+/// One row: a workload (or pod) and what it served.
+#[derive(Debug, Default, PartialEq)]
 struct Row {
     name: String,
-    pods: usize,
-    meshed: usize,
-    served: Served,
+    /// Its pods and how many of them are meshed; `None` when the source cannot tell.
+    pods: Option<(usize, usize)>,
+    /// Requests answered: since the sidecars started (lab), or within the window (Prometheus).
+    requests: f64,
+    /// Of those, answered with a 5xx.
+    failures: f64,
     rps: Option<f64>,
+    /// At [`QUANTILES`], in milliseconds.
+    latency_ms: [Option<f64>; 3],
+    /// TCP connections open now; `None` when nothing reported any.
+    tcp_open: Option<f64>,
 }
 
 /// Runs `mesh stat`.
@@ -104,54 +116,40 @@ pub fn run_edges(args: EdgesArgs) -> ExitCode {
 }
 
 async fn stat(args: StatArgs) -> anyhow::Result<ExitCode> {
-    let pods = lab_pods(&args.lab, &args.namespace)?;
-    let before = scrape_all(&pods).await?;
-    tokio::time::sleep(args.window).await;
-    let after = scrape_all(&pods).await?;
-    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
-    for pod in &pods {
-        let key = match args.resource {
-            Resource::Deploy => pod.workload.clone(),
-            Resource::Pod => pod.name.clone(),
-        };
-        let row = rows.entry(key.clone()).or_insert_with(|| Row {
-            name: key,
-            pods: 0,
-            meshed: 0,
-            served: Served::default(),
-            rps: None,
-        });
-        row.pods += 1;
-        let (Some(now), Some(then)) = (after.get(&pod.name), before.get(&pod.name)) else {
-            continue;
-        };
-        let now = workload_stats::served(now);
-        let then = workload_stats::served(then);
-        row.meshed += 1;
-        let rate = (now.requests - then.requests).max(0.0) / args.window.as_secs_f64();
-        row.rps = Some(row.rps.unwrap_or(0.0) + rate);
-        row.served.add(&now);
-    }
+    let rows = match &args.prometheus {
+        Some(url) => {
+            let window = args.window.unwrap_or(PROMETHEUS_WINDOW);
+            let api = Prometheus::at(url)?;
+            let rows = prometheus::rows(&api, args.resource, &args.namespace, window).await?;
+            if rows.is_empty() {
+                eprintln!(
+                    "mesh stat: Prometheus holds no requests served in namespace {} (are its \
+                     sidecars' :15090/metrics scraped?)",
+                    args.namespace
+                );
+            }
+            rows
+        }
+        None => {
+            let window = args.window.unwrap_or(LAB_WINDOW);
+            sidecars::rows(&args.lab, args.resource, &args.namespace, window).await?
+        }
+    };
     match args.output {
         Output::Json => {
-            let rows: Vec<_> = rows.values().map(row_json).collect();
+            let rows: Vec<_> = rows.iter().map(row_json).collect();
             outln!("{}", serde_json::to_string_pretty(&rows)?);
         }
-        Output::Table => out!("{}", stat_table(rows.values())),
+        Output::Table => out!("{}", stat_table(&rows)),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 async fn edges(args: EdgesArgs) -> anyhow::Result<ExitCode> {
-    let pods = lab_pods(&args.lab, &args.namespace)?;
-    let pages = scrape_all(&pods).await?;
-    let ns = args.namespace.as_str();
-    let edges: Vec<Edge> = (pages.values())
-        .flat_map(workload_stats::edges)
-        .filter(|e| e.source_namespace == ns || e.destination_namespace == ns)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let edges = match &args.prometheus {
+        Some(url) => prometheus::edges(&Prometheus::at(url)?, &args.namespace).await?,
+        None => sidecars::edges(&args.lab, &args.namespace).await?,
+    };
     match args.output {
         Output::Json => {
             let rows: Vec<_> = (edges.iter())
@@ -165,67 +163,12 @@ async fn edges(args: EdgesArgs) -> anyhow::Result<ExitCode> {
                 .collect();
             outln!("{}", serde_json::to_string_pretty(&rows)?);
         }
-        Output::Table => {
-            let mut rows = vec![["SRC", "DST", "SRC_NS", "DST_NS", "SECURED"].map(str::to_owned)];
-            rows.extend(edges.iter().map(|e| {
-                [
-                    e.source.clone(),
-                    e.destination.clone(),
-                    e.source_namespace.clone(),
-                    e.destination_namespace.clone(),
-                    if e.secured { "√" } else { "×" }.to_owned(),
-                ]
-            }));
-            out!("{}", columns(&rows));
-        }
+        Output::Table => out!("{}", edges_table(&edges)),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The pods of `namespace` in the lab `lab`, with their workloads and sidecars.
-fn lab_pods(lab: &str, namespace: &str) -> anyhow::Result<Vec<LabPod>> {
-    let state: LabState = read_lab(lab, "mesh stat reads a running lab's sidecars")?;
-    let pods: Vec<LabPod> = (state.plan.pods.iter())
-        .filter(|p| p.namespace == namespace)
-        .map(|p| {
-            let key = p.key();
-            let status = state.pods.get(&key);
-            let metrics = status
-                .filter(|s| s.containers.contains_key(SIDECAR))
-                .map(|s| Endpoint::InPod {
-                    pod: key.clone(),
-                    netns: s.netns.clone(),
-                    port: METRICS_PORT,
-                });
-            LabPod {
-                name: p.name.clone(),
-                workload: p.deployment.clone().unwrap_or_else(|| p.name.clone()),
-                metrics,
-            }
-        })
-        .collect();
-    if pods.is_empty() {
-        anyhow::bail!("lab {lab} has no pods in namespace {namespace} (see `mesh lab status`)");
-    }
-    Ok(pods)
-}
-
-/// Every meshed pod's metrics page, by pod name.
-async fn scrape_all(pods: &[LabPod]) -> anyhow::Result<BTreeMap<String, prometheus_parse::Scrape>> {
-    let mut pages = BTreeMap::new();
-    for pod in pods {
-        let Some(endpoint) = &pod.metrics else {
-            continue;
-        };
-        let answer = endpoint.get("/metrics").await?;
-        let page = workload_stats::parse(&answer.body)
-            .with_context(|| format!("reading the metrics of {}", pod.name))?;
-        pages.insert(pod.name.clone(), page);
-    }
-    Ok(pages)
-}
-
-fn stat_table<'a>(rows: impl Iterator<Item = &'a Row>) -> String {
+fn stat_table(rows: &[Row]) -> String {
     let header = [
         "NAME",
         "MESHED",
@@ -239,52 +182,74 @@ fn stat_table<'a>(rows: impl Iterator<Item = &'a Row>) -> String {
     let mut lines = vec![header.map(str::to_owned)];
     for row in rows {
         let dash = || "-".to_owned();
-        let ms =
-            |q: f64| (row.served.latency_quantile(q)).map_or_else(dash, |v| format!("{v:.0}ms"));
+        let ms = |i: usize| row.latency_ms[i].map_or_else(dash, |v| format!("{v:.0}ms"));
         lines.push([
             row.name.clone(),
-            format!("{}/{}", row.meshed, row.pods),
-            (row.served.success_rate()).map_or_else(dash, |r| format!("{:.2}%", r * 100.0)),
+            (row.pods).map_or_else(dash, |(pods, meshed)| format!("{meshed}/{pods}")),
+            (row.success_rate()).map_or_else(dash, |r| format!("{:.2}%", r * 100.0)),
             row.rps.map_or_else(dash, |r| format!("{r:.1}rps")),
-            ms(0.5),
-            ms(0.95),
-            ms(0.99),
-            if row.meshed > 0 {
-                format!("{}", row.served.tcp_open)
-            } else {
-                dash()
-            },
+            ms(0),
+            ms(1),
+            ms(2),
+            row.tcp_open.map_or_else(dash, |n| format!("{n}")),
         ]);
     }
     columns(&lines)
 }
 
+fn edges_table(edges: &[Edge]) -> String {
+    let mut rows = vec![["SRC", "DST", "SRC_NS", "DST_NS", "SECURED"].map(str::to_owned)];
+    rows.extend(edges.iter().map(|e| {
+        [
+            e.source.clone(),
+            e.destination.clone(),
+            e.source_namespace.clone(),
+            e.destination_namespace.clone(),
+            if e.secured { "√" } else { "×" }.to_owned(),
+        ]
+    }));
+    columns(&rows)
+}
+
 fn row_json(row: &Row) -> serde_json::Value {
-    let served = &row.served;
     json!({
         "name": row.name,
-        "pods": row.pods,
-        "meshed": row.meshed,
-        "requests": served.requests,
-        "failures": served.failures,
-        "success_rate": served.success_rate(),
+        "pods": row.pods.map(|(pods, _)| pods),
+        "meshed": row.pods.map(|(_, meshed)| meshed),
+        "requests": row.requests,
+        "failures": row.failures,
+        "success_rate": row.success_rate(),
         "rps": row.rps,
-        "latency_ms_p50": served.latency_quantile(0.5),
-        "latency_ms_p95": served.latency_quantile(0.95),
-        "latency_ms_p99": served.latency_quantile(0.99),
-        "tcp_open": served.tcp_open,
+        "latency_ms_p50": row.latency_ms[0],
+        "latency_ms_p95": row.latency_ms[1],
+        "latency_ms_p99": row.latency_ms[2],
+        "tcp_open": row.tcp_open,
     })
 }
 
-/// `2s`, `500ms` or bare seconds.
+// === impl Row ===
+
+impl Row {
+    /// The share of requests not answered with a 5xx; `None` without requests.
+    fn success_rate(&self) -> Option<f64> {
+        (self.requests > 0.0).then(|| 1.0 - self.failures / self.requests)
+    }
+}
+
+/// `2s`, `500ms`, `5m` or bare seconds, up to an hour.
 fn parse_window(text: &str) -> Result<Duration, String> {
-    let (number, unit) = match text.strip_suffix("ms") {
-        Some(ms) => (ms, 0.001),
-        None => (text.strip_suffix('s').unwrap_or(text), 1.0),
+    let (number, unit) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(minutes) = text.strip_suffix('m') {
+        (minutes, 60.0)
+    } else {
+        (text.strip_suffix('s').unwrap_or(text), 1.0)
     };
     match number.trim().parse::<f64>() {
-        Ok(n) if n > 0.0 && n <= 3600.0 => Ok(Duration::from_secs_f64(n * unit)),
-        _ => Err(format!("{text:?} is not a window such as 2s or 500ms")),
+        Ok(n) if n > 0.0 && n * unit <= 3600.0 => Ok(Duration::from_secs_f64(n * unit)),
+        _ => Err(format!(
+            "{text:?} is not a window such as 2s, 500ms or 5m (at most 60m)"
+        )),
     }
 }
 
@@ -297,8 +262,42 @@ mod tests {
         assert_eq!(parse_window("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_window("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_window("3"), Ok(Duration::from_secs(3)));
-        for bad in ["0s", "-1s", "soon", "1h"] {
+        assert_eq!(parse_window("5m"), Ok(Duration::from_secs(300)));
+        for bad in ["0s", "-1s", "soon", "1h", "61m"] {
             assert!(parse_window(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn what_a_source_cannot_tell_prints_as_a_dash() {
+        let rows = [
+            Row {
+                name: "web".into(),
+                pods: Some((2, 1)),
+                requests: 200.0,
+                failures: 10.0,
+                rps: Some(3.24),
+                latency_ms: [Some(1.2), Some(4.6), Some(9.5)],
+                tcp_open: Some(2.0),
+            },
+            Row {
+                name: "idle".into(),
+                ..Row::default()
+            },
+        ];
+        let table = stat_table(&rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[1],
+            "web    1/2      95.00%    3.2rps   1ms           5ms           10ms          2"
+        );
+        assert_eq!(
+            lines[2],
+            "idle   -        -         -        -             -             -             -"
+        );
+        let json = row_json(&rows[1]);
+        assert_eq!(json["pods"], serde_json::Value::Null);
+        assert_eq!(json["meshed"], serde_json::Value::Null);
+        assert_eq!(json["success_rate"], serde_json::Value::Null);
     }
 }

@@ -104,17 +104,28 @@ pub fn edges(scrape: &Scrape) -> BTreeSet<Edge> {
     let requests = ["istio_requests_total", "istio_tcp_connections_opened_total"];
     (scrape.samples.iter())
         .filter(|s| requests.contains(&s.metric.as_str()) && scalar(&s.value) > 0.0)
-        .map(|s| Edge {
-            source: label(s, "source_workload").to_owned(),
-            source_namespace: label(s, "source_workload_namespace").to_owned(),
-            destination: label(s, "destination_workload").to_owned(),
-            destination_namespace: label(s, "destination_workload_namespace").to_owned(),
-            secured: match label(s, "reporter") {
-                "destination" => label(s, "connection_security_policy") == "mutual_tls",
-                _ => label(s, "destination_principal") != "unknown",
-            },
-        })
+        .map(|s| Edge::of_series(|name| label(s, name)))
         .collect()
+}
+
+// === impl Edge ===
+
+impl Edge {
+    /// The pair a request or TCP series stands for; `label` gives each of its labels
+    /// (`unknown` when missing). The server's sidecar knows whether it took mesh mutual TLS;
+    /// the client's, whether it proved the server's identity.
+    pub fn of_series<'a>(label: impl Fn(&str) -> &'a str) -> Edge {
+        Edge {
+            source: label("source_workload").to_owned(),
+            source_namespace: label("source_workload_namespace").to_owned(),
+            destination: label("destination_workload").to_owned(),
+            destination_namespace: label("destination_workload_namespace").to_owned(),
+            secured: match label("reporter") {
+                "destination" => label("connection_security_policy") == "mutual_tls",
+                _ => label("destination_principal") != "unknown",
+            },
+        }
+    }
 }
 
 // === impl Served ===
@@ -128,11 +139,6 @@ impl Served {
         for (bound, count) in &other.latency {
             *self.latency.entry(*bound).or_default() += count;
         }
-    }
-
-    /// The share of requests not answered with a 5xx; `None` without requests.
-    pub fn success_rate(&self) -> Option<f64> {
-        (self.requests > 0.0).then(|| 1.0 - self.failures / self.requests)
     }
 
     /// The `q` quantile of the latency in milliseconds, interpolated within its bucket as
@@ -188,7 +194,6 @@ istio_tcp_connections_closed_total{reporter="destination",source_workload="clien
         let served = served(&parse(PAGE).expect("parses"));
         assert_eq!(served.requests, 100.0);
         assert_eq!(served.failures, 10.0);
-        assert_eq!(served.success_rate(), Some(0.9));
         assert_eq!(served.tcp_open, 2.0);
         // 60 of 100 are at most 1 ms: the median is in the first bucket.
         let p50 = served.latency_quantile(0.5).expect("p50");

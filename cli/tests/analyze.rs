@@ -116,3 +116,44 @@ fn a_missing_folder_is_named() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
 }
+
+const TELEMETRY: &str = r#"
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: mesh-default, namespace: mesh-system }
+spec:
+  tracing: [{ providers: [{ name: otel }], randomSamplingPercentage: 10 }]
+  accessLogging: [{ filter: { expression: "response.code >= 400 &&" } }]
+"#;
+
+#[test]
+fn telemetry_providers_and_filters_are_checked() {
+    let folder = Folder::new("telemetry", &[("telemetry.yaml", TELEMETRY)]);
+    let output = analyze(&folder.0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let filter = (stdout.lines())
+        .find(|l| l.contains("filter.expression"))
+        .unwrap_or_else(|| panic!("the broken filter is reported:\n{stdout}"));
+    assert!(
+        filter.starts_with("Error (Telemetry mesh-system/mesh-default)"),
+        "{filter}"
+    );
+    assert!(stdout.contains("tracing provider \"otel\""), "{stdout}");
+
+    let fixed = TELEMETRY.replace(" &&\"", "\"");
+    let folder = Folder::new("telemetry-fixed", &[("telemetry.yaml", &fixed)]);
+    let output = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args([
+            "analyze",
+            "--tracing-provider",
+            "otel=otel-collector.observability:4317",
+        ])
+        .arg("-f")
+        .arg(&folder.0)
+        .output()
+        .expect("run mesh");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("No validation issues"), "{stdout}");
+}

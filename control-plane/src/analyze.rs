@@ -14,12 +14,18 @@ use crate::{
     istio::{AuthorizationPolicy, VirtualService, authorization_policy::Action},
     node::ProxyNode,
     store::{Kind, ObjectRef, Store},
-    translate::{Problem, Severity, Translator, protocol::port_protocol},
+    translate::{Problem, Severity, TracingProviders, Translator, protocol::port_protocol},
 };
 
 /// Every problem with the store's objects, errors first.
 pub fn analyze(store: &Store) -> Vec<Problem> {
-    let translator = Translator::new(store);
+    analyze_with(store, &TracingProviders::default())
+}
+
+/// Every problem with the store's objects, errors first, knowing the control plane's tracing
+/// providers.
+pub fn analyze_with(store: &Store, providers: &TracingProviders) -> Vec<Problem> {
+    let translator = Translator::with_providers(store, providers);
     let mut problems = translator.problems().to_vec();
     problems.extend(translator.deep_checks(store));
     for node in sample_proxies(store) {
@@ -34,12 +40,15 @@ pub fn analyze(store: &Store) -> Vec<Problem> {
     problems
 }
 
-/// Reads a folder (or a file) of manifests and analyzes it; each problem names the file and
-/// document of its object.
-pub fn analyze_folder(dir: &Path) -> Result<Vec<Problem>, FolderError> {
+/// Reads a folder (or a file) of manifests and analyzes it (Telemetry objects may name
+/// `providers`); each problem names the file and document of its object.
+pub fn analyze_folder(
+    dir: &Path,
+    providers: &TracingProviders,
+) -> Result<Vec<Problem>, FolderError> {
     let loaded = load_dir(dir)?;
     let mut problems = loaded.problems.clone();
-    problems.extend(analyze(&loaded.store));
+    problems.extend(analyze_with(&loaded.store, providers));
     loaded.locate(&mut problems);
     problems.sort();
     problems.dedup();

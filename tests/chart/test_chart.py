@@ -524,7 +524,7 @@ def test_istio_crds_are_installed_and_kept():
 
 def test_no_gateway_api_crds():
     groups = {c["spec"]["group"] for c in find(objects_of("default"), "CustomResourceDefinition")}
-    assert groups == {"networking.istio.io", "security.istio.io"}
+    assert groups == {"networking.istio.io", "security.istio.io", "telemetry.istio.io"}
 
 
 def test_istio_crds_absent_when_not_installed():

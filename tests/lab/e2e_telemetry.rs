@@ -267,6 +267,14 @@ async fn each_hop_reports_istios_standard_metrics_with_both_peers() {
         5.0
     );
     assert!(closed.sum("istio_tcp_received_bytes_total", &from_client) > 0.0);
+
+    // No collector runs here: `mesh lab traces` says how to deploy one.
+    let (ok, _, error) = lab.mesh(&["lab", "traces"]).await;
+    assert!(!ok, "{error}");
+    assert!(
+        error.contains("runs no trace collector") && error.contains("mesh.io/tracing-collector"),
+        "{error}"
+    );
     lab.stop().await;
 }
 
@@ -433,6 +441,63 @@ async fn every_hop_adds_its_spans_to_one_trace_per_request() {
             "spiffe://cluster.local/ns/shop/sa/default"
         );
     }
+
+    // `mesh lab traces` finds the collector and prints each trace as a tree: the client's
+    // span at the root, each hop's span under the one that sent it.
+    let printed = lab.mesh_json(&["lab", "traces", "--limit", "20"]).await;
+    let printed = printed.as_array().expect("a list of traces");
+    assert_eq!(printed.len(), 20, "{printed:?}");
+    for trace in printed {
+        assert_eq!(trace["span_count"], 4, "{trace}");
+        let roots = trace["roots"].as_array().expect("roots");
+        assert_eq!(roots.len(), 1, "one root, no orphans: {trace}");
+        let mut span = &roots[0];
+        for (service, kind) in [
+            ("client.shop", "client"),
+            ("web.shop", "server"),
+            ("web.shop", "client"),
+            ("backend.shop", "server"),
+        ] {
+            assert!(
+                span["service"] == service && span["kind"] == kind,
+                "{trace}"
+            );
+            assert_eq!(span["orphan"], false, "{trace}");
+            let children = span["children"].as_array().expect("children");
+            if service == "backend.shop" {
+                assert!(children.is_empty(), "{trace}");
+            } else {
+                assert_eq!(children.len(), 1, "{trace}");
+                span = &children[0];
+            }
+        }
+    }
+    let (ok, text, error) = lab
+        .mesh(&["lab", "traces", "-n", "observability", "--limit", "1"])
+        .await;
+    assert!(ok, "{error}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("trace ") && lines[0].contains("4 spans"),
+        "{text}"
+    );
+    for (line, (indent, service, kind)) in lines[1..].iter().zip([
+        ("", "client.shop", "client"),
+        ("  ", "web.shop", "server"),
+        ("    ", "web.shop", "client"),
+        ("      ", "backend.shop", "server"),
+    ]) {
+        let (service_at, rest) = line.split_at(indent.len());
+        assert!(
+            service_at == indent && rest.starts_with(&format!("{service} ")),
+            "{service} at depth {}:\n{text}",
+            indent.len() / 2
+        );
+        assert!(rest.contains(&format!(" {kind} ")), "{text}");
+        assert!(rest.contains(" 200 ") && rest.contains("ms"), "{text}");
+    }
+    assert!(lines[2].contains("from=client mtls"), "{text}");
+    assert!(lines[4].contains("from=web mtls"), "{text}");
 
     // 10 % sampling at the root: the trace is recorded at every hop or at none.
     let sampler = lab.pod("shop", "sampler-");

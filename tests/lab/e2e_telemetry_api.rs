@@ -202,12 +202,16 @@ async fn telemetry_objects_drive_sampling_and_access_logs_and_edits_apply_live()
     let status = lab.proxy_status().await;
     let before = [&client, &web].map(|p| acked_telemetry(&status, &p.name));
     lab.write_manifest("telemetry.yaml", TRACE_NONE_WEB_LOGS_ALL);
-    eventually("both sidecars acknowledging", Duration::from_secs(10), || async {
-        let status = lab.proxy_status().await;
-        let now = [&client, &web].map(|p| acked_telemetry(&status, &p.name));
-        (now.iter().all(Option::is_some) && now[0] != before[0] && now[1] != before[1])
-            .then_some(())
-    })
+    eventually(
+        "both sidecars acknowledging",
+        Duration::from_secs(10),
+        || async {
+            let status = lab.proxy_status().await;
+            let now = [&client, &web].map(|p| acked_telemetry(&status, &p.name));
+            (now.iter().all(Option::is_some) && now[0] != before[0] && now[1] != before[1])
+                .then_some(())
+        },
+    )
     .await;
     let recorded = |metrics: &mesh_test_support::prometheus::Metrics| {
         metrics.sum("mesh_trace_spans_total", &[("outcome", "recorded")])
@@ -217,10 +221,14 @@ async fn telemetry_objects_drive_sampling_and_access_logs_and_edits_apply_live()
         .call(&client, &["call", "http://web/", "--count", "10"])
         .await;
     assert_eq!(ok["ok"], 10, "{ok}");
-    let logged = eventually("web logging its requests", Duration::from_secs(10), || async {
-        let lines = access_lines(&lab, &web);
-        (lines.len() >= 10).then_some(lines)
-    })
+    let logged = eventually(
+        "web logging its requests",
+        Duration::from_secs(10),
+        || async {
+            let lines = access_lines(&lab, &web);
+            (lines.len() >= 10).then_some(lines)
+        },
+    )
     .await;
     assert_eq!(logged.len(), 10);
     assert!(
@@ -229,6 +237,10 @@ async fn telemetry_objects_drive_sampling_and_access_logs_and_edits_apply_live()
             .all(|l| l["response_code"] == 200 && l["direction"] == "inbound")
     );
     assert_eq!(recorded(&lab.metrics(&client).await), spans_before);
-    assert_eq!(access_lines(&lab, &client).len(), 3, "the client's filter still holds");
+    assert_eq!(
+        access_lines(&lab, &client).len(),
+        3,
+        "the client's filter still holds"
+    );
     lab.stop().await;
 }

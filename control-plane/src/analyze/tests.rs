@@ -242,7 +242,7 @@ spec:
 "#,
     )
     .unwrap();
-    let problems = analyze_folder(&dir).unwrap();
+    let problems = analyze_folder(&dir, &TracingProviders::default()).unwrap();
     assert!(has_errors(&problems));
     assert!(problems[0].is_error(), "{:#?}", messages(&problems));
     let broken = problems

@@ -18,16 +18,16 @@ use opentelemetry_proto::tonic::{
         trace_service_server::{TraceService, TraceServiceServer},
     },
     common::v1::{AnyValue, KeyValue, any_value},
-    trace::v1::span::SpanKind,
+    trace::v1::{span::SpanKind, status::StatusCode as SpanStatus},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 /// Most spans kept; the oldest go first.
 const KEPT: usize = 50_000;
 
 /// One span as stored and served.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StoredSpan {
     /// Hex trace id.
     pub trace_id: String,
@@ -45,12 +45,15 @@ pub struct StoredSpan {
     pub start_unix_nano: u64,
     /// End, in Unix nanoseconds.
     pub end_unix_nano: u64,
+    /// The span's status: `unset`, `ok` or `error`.
+    #[serde(default)]
+    pub status: String,
     /// Its attributes, as text.
     pub attributes: BTreeMap<String, String>,
 }
 
 /// One trace: its spans in start order.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StoredTrace {
     /// Hex trace id.
     pub trace_id: String,
@@ -97,6 +100,12 @@ impl TraceService for Collector {
                     service: service.clone(),
                     start_unix_nano: span.start_time_unix_nano,
                     end_unix_nano: span.end_time_unix_nano,
+                    status: match span.status.map(|s| SpanStatus::try_from(s.code)) {
+                        Some(Ok(SpanStatus::Ok)) => "ok",
+                        Some(Ok(SpanStatus::Error)) => "error",
+                        _ => "unset",
+                    }
+                    .to_owned(),
                     attributes: span.attributes.iter().map(attribute).collect(),
                 });
             }

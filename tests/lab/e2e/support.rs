@@ -140,6 +140,21 @@ impl TestLab {
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("mesh {args:?}: {stdout:?}: {e}"))
     }
 
+    /// Runs `mesh <args> --lab <this lab>`: whether it succeeded, its stdout and its stderr.
+    pub async fn mesh(&self, args: &[&str]) -> (bool, String, String) {
+        let output = tokio::process::Command::new(bin_dir().join("mesh"))
+            .args(args)
+            .args(["--lab", &self.lab.names().lab])
+            .output()
+            .await
+            .expect("run mesh");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     /// The endpoint addresses of `cluster` in the pod's sidecar config (its `/config_dump`).
     pub async fn sidecar_endpoints(&self, pod: &PodPlan, cluster: &str) -> Vec<String> {
         let netns_name = self.lab.names().pod(pod);
