@@ -141,7 +141,8 @@ pub async fn forward<I>(
 }
 
 /// The standard metrics' labels of an inbound TCP connection: the peer known by its mesh TLS
-/// identity (its namespace read from it); no metadata travels in opaque TCP.
+/// identity (its namespace read from it; no metadata travels in opaque TCP), the destination
+/// Service the one whose endpoints include the address the client meant.
 fn inbound_labels(
     state: &ProxyState,
     mesh: Option<&MeshTls>,
@@ -166,7 +167,9 @@ fn inbound_labels(
             .map_or_else(unknown, |own| own.as_str().into()),
         connection_security_policy: if peer.is_some() { "mutual_tls" } else { "none" },
         source_principal: peer.unwrap_or_else(unknown),
-        destination_service: unknown(),
+        destination_service: (state.config.load().local_service(inbound.destination))
+            .cloned()
+            .unwrap_or_else(unknown),
         request_protocol: Protocol::Tcp,
     };
     state.metrics.standard.label_set(&labels)

@@ -343,7 +343,7 @@ async fn traffic_survives_a_killed_control_plane_and_every_proxy_resyncs() {
                     proxies.iter().any(|p| {
                         p["pod"] == pod.as_str()
                             && p["types"].as_array().is_some_and(|types| {
-                                types.len() == 4 && types.iter().all(|t| t["state"] == "SYNCED")
+                                types.len() == 5 && types.iter().all(|t| t["state"] == "SYNCED")
                             })
                     })
                 };

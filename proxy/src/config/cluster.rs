@@ -359,7 +359,7 @@ impl Cluster {
 }
 
 /// The Service host a cluster named `outbound|port|subset|host` stands for; else its name.
-fn service_of(name: &str) -> Arc<str> {
+pub(super) fn service_of(name: &str) -> Arc<str> {
     match name
         .strip_prefix("outbound|")
         .and_then(|n| n.splitn(3, '|').nth(2))

@@ -10,7 +10,7 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, OnceLock},
 };
 
@@ -20,7 +20,7 @@ use prost::Message;
 
 use super::{
     EncodedConfig,
-    cluster::{Cluster, EndpointPeers, check_cluster, endpoint_specs},
+    cluster::{Cluster, EndpointPeers, check_cluster, endpoint_specs, service_of},
 };
 use crate::{
     addr::OrigDstAddr,
@@ -43,6 +43,15 @@ pub struct Snapshot {
     routes: FastMap<String, RouteEntry>,
     clusters: FastMap<String, ClusterEntry>,
     telemetry: TelemetryPolicy,
+    /// The Services this proxy's own pod serves, by port: found on first need among the
+    /// endpoints of every cluster (those at the pod's address).
+    local_services: OnceLock<LocalServices>,
+}
+
+/// The Services whose endpoints are at one address (the pod's), by port.
+struct LocalServices {
+    ip: IpAddr,
+    by_port: FastMap<u16, Arc<str>>,
 }
 
 /// A route config, compiled on first use.
@@ -225,6 +234,7 @@ impl Snapshot {
         }
         Ok(Snapshot {
             telemetry,
+            local_services: OnceLock::new(),
             version: previous.map_or(1, |p| p.version + 1),
             source,
             outbound,
@@ -292,6 +302,38 @@ impl Snapshot {
     pub fn endpoint_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.clusters_in_use()
             .flat_map(|c| c.balancer.endpoints().iter().map(|e| e.addr()))
+    }
+
+    /// The Service the endpoint at `addr` (this pod's address and a port) serves, as its
+    /// host: the first by name when several do.
+    pub fn local_service(&self, addr: SocketAddr) -> Option<&Arc<str>> {
+        let local = self.local_services.get_or_init(|| {
+            let mut by_port: FastMap<u16, Arc<str>> = FastMap::default();
+            for (name, entry) in &self.clusters {
+                let Some(assignment) = entry.assignment() else {
+                    continue;
+                };
+                for endpoint in &assignment.endpoints {
+                    let Ok(at) = endpoint.address.parse::<SocketAddr>() else {
+                        continue;
+                    };
+                    if at.ip() == addr.ip() {
+                        let service = service_of(name);
+                        let slot = by_port.entry(at.port()).or_insert_with(|| service.clone());
+                        if service < *slot {
+                            *slot = service;
+                        }
+                    }
+                }
+            }
+            LocalServices {
+                ip: addr.ip(),
+                by_port,
+            }
+        });
+        (local.ip == addr.ip())
+            .then(|| local.by_port.get(&addr.port()))
+            .flatten()
     }
 
     /// How many clusters have their balancer built.
