@@ -593,6 +593,10 @@ async fn app_probes_run_the_apps_own_probe_from_the_health_port() {
 #[tokio::test]
 async fn access_log_lines_say_what_happened_with_envoys_flags() {
     let upstream = upstreams::named("a").await;
+    let failing =
+        upstreams::serve(|_req| async { upstreams::text(StatusCode::SERVICE_UNAVAILABLE, "down") })
+            .await;
+    let bulk = upstreams::bulk().await;
     let listen = free_addr();
     let yaml = format!(
         r#"listeners:
@@ -604,18 +608,24 @@ routes:
     domains: ["web"]
     routes:
     - {{ match: {{ prefix: /empty }}, route: {{ destinations: [{{ cluster: empty }}] }} }}
+    - match: {{ prefix: /failing }}
+      route: {{ destinations: [{{ cluster: failing }}], retries: {{ attempts: 2, retry_on: [5xx] }} }}
+    - {{ match: {{ prefix: /download }}, route: {{ destinations: [{{ cluster: bulk }}] }} }}
     - {{ match: {{ prefix: / }}, route: {{ destinations: [{{ cluster: a }}] }} }}
-clusters: [ {{ name: a }}, {{ name: empty }} ]
+clusters: [ {{ name: a }}, {{ name: empty }}, {{ name: failing }}, {{ name: bulk }} ]
 endpoints:
 - {{ cluster: a, endpoints: [{{ address: "{}" }}] }}
+- {{ cluster: failing, endpoints: [{{ address: "{}" }}] }}
+- {{ cluster: bulk, endpoints: [{{ address: "{}" }}] }}
 "#,
-        upstream.addr
+        upstream.addr, failing.addr, bulk.addr
     );
     let proxy = ProxyProcess::start("access_log", &yaml, &["--access-log"]).await;
     let cases = [
         ("web", "/items?x=1", StatusCode::OK, "-"),
         ("web", "/empty", StatusCode::SERVICE_UNAVAILABLE, "UH"),
         ("elsewhere", "/", StatusCode::NOT_FOUND, "NR"),
+        ("web", "/failing", StatusCode::SERVICE_UNAVAILABLE, "URX"),
     ];
     for (host, path, status, _) in cases {
         let (mut sender, _connection) = client::h1(listen).await;
@@ -629,8 +639,23 @@ endpoints:
         assert_eq!(response.status(), status, "{host}{path}");
         client::text(response).await.expect("body");
     }
-    let lines = proxy.stdout_lines(cases.len()).await;
-    assert_eq!(lines.len(), cases.len(), "{lines:?}");
+    // A client that leaves in the middle of a 100 MB download.
+    let (mut sender, connection) = client::h1(listen).await;
+    let mut request = client::request(Method::GET, "/download?bytes=100000000", empty());
+    request
+        .headers_mut()
+        .insert("host", "web".parse().expect("host"));
+    let response = within(WAIT, "an answer", sender.send_request(request))
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::OK);
+    connection.abort();
+    drop((response, sender));
+    let lines = proxy.stdout_lines(cases.len() + 1).await;
+    assert_eq!(lines.len(), cases.len() + 1, "{lines:?}");
+    let left: serde_json::Value = serde_json::from_str(&lines[cases.len()]).expect("json");
+    assert_eq!(left["response_flags"], "DC", "{left}");
+    assert_eq!(left["response_code"], 200, "{left}");
     for (line, (host, path, status, flag)) in lines.iter().zip(cases) {
         let json: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
         assert_eq!(json["authority"], host, "{line}");

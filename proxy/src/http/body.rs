@@ -13,7 +13,11 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::Full;
 
 use super::{BoxError, pool::UpstreamBody};
-use crate::{balance::Pick, istio_metrics::Record, limits::Permit};
+use crate::{
+    balance::Pick,
+    istio_metrics::{Record, ResponseFlag},
+    limits::Permit,
+};
 
 /// A response body.
 // Boxing the upstream variant would cost an allocation per response; a body is moved only a
@@ -37,21 +41,49 @@ pub enum Body {
 }
 
 /// A request's standard metrics, recorded when the response body is done with (finished, or
-/// dropped when the client goes away): its bytes counted and its gRPC status read on the way.
+/// dropped when the client goes away, flagged DC): its bytes counted and its gRPC status read
+/// on the way; an upstream that breaks off the body flags it UC.
 #[derive(Default)]
-pub struct Recording(pub Option<Record>);
+pub struct Recording {
+    record: Option<Record>,
+    ended: bool,
+}
 
 impl Drop for Recording {
     fn drop(&mut self) {
-        if let Some(record) = self.0.take() {
+        if let Some(mut record) = self.record.take() {
+            if !self.ended && record.flag == ResponseFlag::None {
+                record.flag = ResponseFlag::DownstreamConnectionTermination;
+            }
             record.finish();
         }
     }
 }
 
 impl Recording {
+    /// Records `record` when the body is done with; `ended` when it has nothing to send.
+    pub fn start(&mut self, record: Record, ended: bool) {
+        self.record = Some(record);
+        self.ended = ended;
+    }
+
+    fn polled(&mut self, polled: &Poll<Option<Result<Frame<Bytes>, BoxError>>>, end: bool) {
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => self.saw(frame),
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(record) = &mut self.record {
+                    record.flag = ResponseFlag::UpstreamConnectionTermination;
+                }
+                self.ended = true;
+            }
+            Poll::Ready(None) => self.ended = true,
+            Poll::Pending => {}
+        }
+        self.ended |= end;
+    }
+
     fn saw(&mut self, frame: &Frame<Bytes>) {
-        let Some(record) = &mut self.0 else {
+        let Some(record) = &mut self.record else {
             return;
         };
         if let Some(data) = frame.data_ref() {
@@ -88,10 +120,8 @@ impl HttpBody for Body {
             Body::Upstream {
                 body, recording, ..
             } => {
-                let polled = Pin::new(body).poll_frame(cx);
-                if let Poll::Ready(Some(Ok(frame))) = &polled {
-                    recording.saw(frame);
-                }
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                recording.polled(&polled, body.is_end_stream());
                 polled
             }
         }

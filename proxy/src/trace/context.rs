@@ -69,23 +69,33 @@ impl Context {
     /// Writes the context into `headers` with `span_id` as the sender: always `traceparent`,
     /// and the B3 form it came in, so apps that read B3 keep working.
     pub fn inject(&self, span_id: [u8; 8], headers: &mut HeaderMap) {
-        let (trace, span) = (hex(&self.trace_id), hex(&span_id));
         let flag = if self.sampled { "1" } else { "0" };
         let mut set = |name: &HeaderName, value: String| {
-            if let Ok(value) = HeaderValue::from_str(&value) {
+            if let Ok(value) = HeaderValue::try_from(value) {
                 headers.insert(name.clone(), value);
             }
         };
-        set(&TRACEPARENT, format!("00-{trace}-{span}-0{flag}"));
+        // One allocation for the header every request gets: it is on every request's path.
+        let mut parent = String::with_capacity(55);
+        parent.push_str("00-");
+        push_hex(&mut parent, &self.trace_id);
+        parent.push('-');
+        push_hex(&mut parent, &span_id);
+        parent.push_str("-0");
+        parent.push_str(flag);
+        set(&TRACEPARENT, parent);
         match self.format {
             Format::W3c => {}
             Format::B3Multi => {
-                set(&B3_TRACE_ID, trace);
-                set(&B3_SPAN_ID, span);
+                set(&B3_TRACE_ID, hex(&self.trace_id));
+                set(&B3_SPAN_ID, hex(&span_id));
                 set(&B3_PARENT_SPAN_ID, hex(&self.span_id));
                 set(&B3_SAMPLED, flag.to_owned());
             }
-            Format::B3Single => set(&B3, format!("{trace}-{span}-{flag}")),
+            Format::B3Single => {
+                let (trace, span) = (hex(&self.trace_id), hex(&span_id));
+                set(&B3, format!("{trace}-{span}-{flag}"));
+            }
         }
     }
 }
@@ -138,7 +148,18 @@ fn hex_array<const N: usize>(text: &str) -> Option<[u8; N]> {
 
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut text = String::with_capacity(2 * bytes.len());
+    push_hex(&mut text, bytes);
+    text
+}
+
+/// Appends `bytes` in lowercase hex to `text`.
+fn push_hex(text: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
 }
 
 #[cfg(test)]

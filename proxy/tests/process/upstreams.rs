@@ -188,7 +188,8 @@ pub fn empty() -> Body {
     full(Bytes::new())
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+/// A plain-text answer with `status`.
+pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(full(body));
     *response.status_mut() = status;
     response

@@ -38,6 +38,22 @@ use crate::{
     workload::PEER_METADATA,
 };
 
+/// What to do after a try. Returned by value once per try, as the `Option` it replaced was.
+#[allow(clippy::large_enum_variant)]
+enum Retry {
+    /// Try again with this request, after this wait, holding this place under the cluster's
+    /// limit on retries.
+    Next(Sent, std::time::Duration, Option<Permit>),
+    /// The policy would retry, but every attempt has been made.
+    Exhausted,
+    /// Answer with what the try got.
+    No,
+}
+
+/// Marks an upstream answer given after the route's last retry (response flag URX).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RetriesExhausted;
+
 /// What one client connection's requests are sent to.
 pub enum HttpTarget {
     /// Routed by the named route config.
@@ -445,42 +461,61 @@ impl HttpConn {
             if let Some(outcome) = outcome {
                 cluster.report_outcome(&self.state.metrics, pick.endpoint(), outcome);
             }
-            if let Some((next, wait, retry_permit)) =
-                self.retry(cluster, &mut tries, &result, &metrics)
+            let (next, wait, retry_permit) =
+                match self.retry(cluster, &mut tries, &result, &metrics) {
+                    Retry::Next(next, wait, permit) => (next, wait, permit),
+                    retry => {
+                        return match result {
+                            Ok(response) => {
+                                let exhausted = matches!(retry, Retry::Exhausted);
+                                self.answer(response, pick, permit, &metrics, start, exhausted)
+                            }
+                            Err(error) => self.failed(&metrics, cluster, error, grpc, start),
+                        };
+                    }
+                };
+            _retrying = retry_permit;
+            tried.push(pick.addr());
+            drop(result);
+            if let Some((at, limit)) = deadline
+                && Instant::now() + wait >= at
             {
-                _retrying = retry_permit;
-                tried.push(pick.addr());
-                drop(result);
-                if let Some((at, limit)) = deadline
-                    && Instant::now() + wait >= at
-                {
-                    tokio::time::sleep_until(at).await;
-                    let error = UpstreamError::Timeout(limit);
-                    return self.failed(&metrics, cluster, error, grpc, start);
-                }
-                tokio::time::sleep(wait).await;
-                req = next;
-                continue;
+                tokio::time::sleep_until(at).await;
+                let error = UpstreamError::Timeout(limit);
+                return self.failed(&metrics, cluster, error, grpc, start);
             }
-            return match result {
-                Ok(mut response) => {
-                    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-                    headers::strip_hop_by_hop(response.headers_mut(), switching);
-                    *response.version_mut() = match self.version {
-                        UpstreamVersion::Http1 => http::Version::HTTP_11,
-                        UpstreamVersion::Http2 => http::Version::HTTP_2,
-                    };
-                    metrics.request(response.status().as_u16(), start.elapsed());
-                    response.map(|body| Body::Upstream {
-                        body,
-                        pick,
-                        permit,
-                        recording: Recording::default(),
-                    })
-                }
-                Err(error) => self.failed(&metrics, cluster, error, grpc, start),
-            };
+            tokio::time::sleep(wait).await;
+            req = next;
         }
+    }
+
+    /// The client's response from an upstream one; `exhausted` when it is a failure the route
+    /// would have retried had attempts been left (flagged URX).
+    fn answer(
+        &self,
+        mut response: Response<UpstreamBody>,
+        pick: Pick,
+        permit: Option<Permit>,
+        metrics: &ClusterMetrics,
+        start: Instant,
+        exhausted: bool,
+    ) -> Response<Body> {
+        let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        headers::strip_hop_by_hop(response.headers_mut(), switching);
+        *response.version_mut() = match self.version {
+            UpstreamVersion::Http1 => http::Version::HTTP_11,
+            UpstreamVersion::Http2 => http::Version::HTTP_2,
+        };
+        metrics.request(response.status().as_u16(), start.elapsed());
+        if exhausted {
+            response.extensions_mut().insert(RetriesExhausted);
+        }
+        response.map(|body| Body::Upstream {
+            body,
+            pick,
+            permit,
+            recording: Recording::default(),
+        })
     }
 
     /// Sends a copy of the request to each of the plan's mirrors, without waiting for them.
@@ -584,41 +619,46 @@ impl HttpConn {
         (result, metrics)
     }
 
-    /// The next try and the backoff to wait before it, when the retry policy asks for one
-    /// after `result`, attempts are left, the body can be sent again and the cluster's retry
-    /// budget allows; what became of a wanted retry is counted.
+    /// Whether to try again after `result`: the next try and the backoff to wait before it,
+    /// when the retry policy asks for one, attempts are left, the body can be sent again and
+    /// the cluster's retry budget allows; what became of a wanted retry is counted.
     fn retry(
         &self,
         cluster: &Cluster,
         tries: &mut Tries<'_>,
         result: &Result<Response<UpstreamBody>, UpstreamError>,
         metrics: &ClusterMetrics,
-    ) -> Option<(Sent, std::time::Duration, Option<Permit>)> {
-        let policy = tries.policy?;
+    ) -> Retry {
+        let Some(policy) = tries.policy else {
+            return Retry::No;
+        };
         let wanted = match result {
             Ok(response) => policy.retries_response(response.status(), response.headers()),
             Err(error) => policy.retries_error(error),
         };
-        if !wanted || tries.made > policy.attempts {
-            return None;
+        if !wanted {
+            return Retry::No;
+        }
+        if tries.made > policy.attempts {
+            return Retry::Exhausted;
         }
         let Ok(permit) = cluster.limits.retry() else {
             metrics.retry(RetryOutcome::Overflow);
             self.state
                 .metrics
                 .overflowed(&cluster.name, Overflow::Retries);
-            return None;
+            return Retry::No;
         };
         if !cluster.retry_budget.withdraw() {
             metrics.retry(RetryOutcome::BudgetExhausted);
-            return None;
+            return Retry::No;
         }
         let Some(next) = tries.next() else {
             metrics.retry(RetryOutcome::BodyTooLarge);
-            return None;
+            return Retry::No;
         };
         metrics.retry(RetryOutcome::Sent);
-        Some((next, policy.backoff(tries.made - 1), permit))
+        Retry::Next(next, policy.backoff(tries.made - 1), permit)
     }
 
     /// The answer for a request to `cluster` that got no upstream response, counted.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 
-use super::{HttpConn, InboundLabels, authority_of};
+use super::{HttpConn, InboundLabels, RetriesExhausted, authority_of};
 use crate::{
     config::Cluster,
     http::{Body, X_MESH_ERROR, body::grpc_status},
@@ -109,7 +109,14 @@ pub(super) fn observe(response: Response<Body>, mut record: Record) -> Response<
             record.response_bytes = http_body::Body::size_hint(body).exact().unwrap_or(0);
             record.finish();
         }
-        Body::Upstream { recording, .. } => recording.0 = Some(record),
+        Body::Upstream {
+            recording, body, ..
+        } => {
+            if parts.extensions.get::<RetriesExhausted>().is_some() {
+                record.flag = ResponseFlag::UpstreamRetryLimitExceeded;
+            }
+            recording.start(record, http_body::Body::is_end_stream(body));
+        }
     }
     Response::from_parts(parts, body)
 }

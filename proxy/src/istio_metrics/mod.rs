@@ -10,6 +10,9 @@
 //! label set, one [`Series`] per response (code, gRPC status, flag) is made on first use. A
 //! request then costs atomic increments and no lock or allocation. Label sets and series are
 //! capped; what would go past the cap is counted in `mesh_metrics_overflow_total` instead.
+//! Request series are plain atomics turned into Prometheus families when scraped ([`series`]).
+
+mod series;
 
 use std::{
     collections::HashMap,
@@ -22,11 +25,10 @@ use std::{
 
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
-use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-};
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use tokio::time::Instant;
 
+use self::series::{RequestFamilies, Series};
 use crate::{
     access_log::{LogLine, Outcome},
     trace::Pending,
@@ -145,6 +147,10 @@ pub enum ResponseFlag {
     FaultInjected,
     /// RBAC: an authorization policy denied it.
     Unauthorized,
+    /// URX: the answer is an upstream failure after the route's last retry.
+    UpstreamRetryLimitExceeded,
+    /// DC: the client went away before the response ended.
+    DownstreamConnectionTermination,
 }
 
 impl ResponseFlag {
@@ -161,6 +167,8 @@ impl ResponseFlag {
             ResponseFlag::NoClusterFound => "NC",
             ResponseFlag::FaultInjected => "FI",
             ResponseFlag::Unauthorized => "RBAC",
+            ResponseFlag::UpstreamRetryLimitExceeded => "URX",
+            ResponseFlag::DownstreamConnectionTermination => "DC",
         }
     }
 
@@ -250,14 +258,10 @@ fn service_parts(host: &str) -> (&str, &str) {
 /// The request metrics' families, and the label sets made so far.
 pub struct StandardMetrics {
     families: Arc<Families>,
-    label_sets: RwLock<HashMap<RequestLabels, Arc<LabelSet>>>,
+    label_sets: Arc<RwLock<HashMap<RequestLabels, Arc<LabelSet>>>>,
 }
 
 struct Families {
-    requests: IntCounterVec,
-    duration: HistogramVec,
-    request_bytes: HistogramVec,
-    response_bytes: HistogramVec,
     tcp_opened: IntCounterVec,
     tcp_closed: IntCounterVec,
     tcp_received: IntCounterVec,
@@ -271,8 +275,9 @@ pub struct LabelSet {
     values: Vec<String>,
     families: Arc<Families>,
     series: SmallCache<SeriesKey, Series>,
-    /// Serializes making series, so two requests do not both make the same one.
-    making: Mutex<()>,
+    /// Every series made, in order; also serializes making them, so two requests do not both
+    /// make the same one.
+    every: Mutex<Vec<(SeriesKey, Arc<Series>)>>,
     /// The TCP series, made on first use; `None` past the cap.
     tcp: OnceLock<Option<Arc<TcpSeries>>>,
 }
@@ -295,14 +300,6 @@ struct SeriesKey {
     code: u16,
     grpc: Option<u8>,
     flag: ResponseFlag,
-}
-
-/// The handles of one series.
-struct Series {
-    requests: IntCounter,
-    duration: Histogram,
-    request_bytes: Histogram,
-    response_bytes: Histogram,
 }
 
 /// A few values by a small key, read without a lock: a copy-on-write list.
@@ -337,26 +334,6 @@ pub struct Record {
 impl StandardMetrics {
     /// The families, registered in `registry`.
     pub fn new(registry: &Registry) -> Self {
-        let bytes_buckets = prometheus::exponential_buckets(1.0, 10.0, 10).expect("valid buckets");
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "istio_request_duration_milliseconds",
-                "Time from the request's arrival to its response's end, in milliseconds",
-            )
-            .buckets(vec![
-                0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
-                10000.0, 30000.0, 60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
-            ]),
-            &LABELS,
-        )
-        .expect("valid metric");
-        let histogram = |name: &str, help: &str| {
-            HistogramVec::new(
-                HistogramOpts::new(name, help).buckets(bytes_buckets.clone()),
-                &LABELS,
-            )
-            .expect("valid metric")
-        };
         let tcp_labels = &TCP_LABELS;
         let counter = |name: &str, help: &str| {
             IntCounterVec::new(Opts::new(name, help), tcp_labels).expect("valid metric")
@@ -378,17 +355,6 @@ impl StandardMetrics {
                 "istio_tcp_sent_bytes_total",
                 "Opaque TCP bytes from the server to the client",
             ),
-            requests: IntCounterVec::new(
-                Opts::new(
-                    "istio_requests_total",
-                    "Requests, by who talked and the response",
-                ),
-                &LABELS,
-            )
-            .expect("valid metric"),
-            duration,
-            request_bytes: histogram("istio_request_bytes", "Request body sizes, in bytes"),
-            response_bytes: histogram("istio_response_bytes", "Response body sizes, in bytes"),
             series: AtomicUsize::new(0),
             overflow: IntCounter::new(
                 "mesh_metrics_overflow_total",
@@ -397,11 +363,10 @@ impl StandardMetrics {
             )
             .expect("valid metric"),
         };
+        let label_sets = Arc::default();
         for collector in [
-            Box::new(families.requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(families.duration.clone()),
-            Box::new(families.request_bytes.clone()),
-            Box::new(families.response_bytes.clone()),
+            Box::new(RequestFamilies::new(Arc::clone(&label_sets)))
+                as Box<dyn prometheus::core::Collector>,
             Box::new(families.overflow.clone()),
             Box::new(families.tcp_opened.clone()),
             Box::new(families.tcp_closed.clone()),
@@ -414,7 +379,7 @@ impl StandardMetrics {
         }
         StandardMetrics {
             families: Arc::new(families),
-            label_sets: RwLock::default(),
+            label_sets,
         }
     }
 
@@ -435,7 +400,7 @@ impl StandardMetrics {
             values: labels.values(),
             families: self.families.clone(),
             series: SmallCache::default(),
-            making: Mutex::new(()),
+            every: Mutex::default(),
             tcp: OnceLock::new(),
         });
         sets.insert(labels.clone(), set.clone());
@@ -485,27 +450,24 @@ impl LabelSet {
         if let Some(found) = self.series.get(&key) {
             return Some(found);
         }
-        let _making = self.making.lock();
-        if let Some(found) = self.series.get(&key) {
-            return Some(found);
+        let mut every = self.every.lock();
+        if let Some((_, found)) = every.iter().find(|(k, _)| *k == key) {
+            return Some(found.clone());
         }
         let families = &*self.families;
         if families.series.fetch_add(1, Ordering::Relaxed) >= MAX_SERIES {
             families.series.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
-        let mut values: Vec<&str> = self.values.iter().map(String::as_str).collect();
-        let code = key.code.to_string();
-        let grpc = key.grpc.map(|g| g.to_string()).unwrap_or_default();
-        values.extend([code.as_str(), grpc.as_str(), key.flag.as_str()]);
-        let series = Arc::new(Series {
-            requests: families.requests.with_label_values(&values),
-            duration: families.duration.with_label_values(&values),
-            request_bytes: families.request_bytes.with_label_values(&values),
-            response_bytes: families.response_bytes.with_label_values(&values),
-        });
+        let series = Arc::new(Series::new());
+        every.push((key, series.clone()));
         self.series.insert(key, series.clone());
         Some(series)
+    }
+
+    /// Every series of this label set (for a scrape).
+    fn every_series(&self) -> Vec<(SeriesKey, Arc<Series>)> {
+        self.every.lock().clone()
     }
 }
 
@@ -566,10 +528,8 @@ impl Record {
             set.families.overflow.inc();
             return;
         };
-        series.requests.inc();
-        series.duration.observe(duration.as_secs_f64() * 1000.0);
-        series.request_bytes.observe(self.request_bytes as f64);
-        series.response_bytes.observe(self.response_bytes as f64);
+        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        series.record(micros, self.request_bytes, self.response_bytes);
     }
 }
 
