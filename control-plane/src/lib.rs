@@ -11,6 +11,7 @@ pub mod analyze;
 pub mod ca;
 pub mod feedback;
 pub mod folder;
+pub mod gateway_workload;
 pub mod injection;
 pub mod istio;
 pub mod kube_source;

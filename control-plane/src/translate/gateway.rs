@@ -23,12 +23,10 @@ use super::{
     rules::{EmitContext, RouteSet},
 };
 use crate::{
+    gateway_workload::GATEWAY_NAME_LABEL,
     node::ProxyNode,
     store::{ObjectRef, Store},
 };
-
-/// The pod label naming the Gateway API Gateway a gateway pod runs.
-const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
 
 /// Every Gateway mesh serves.
 #[derive(Debug, Default)]
