@@ -3,7 +3,10 @@
 //! mode (it binds the listeners' ports itself: no traffic capture, no init container) and a
 //! Service in front of it, all named `<gateway>-mesh` and owned by the Gateway, so deleting the
 //! Gateway deletes them. The pods carry `gateway.networking.k8s.io/gateway-name`, which is how
-//! translation knows them for the Gateway's proxies. Pure: the caller applies the objects.
+//! translation knows them for the Gateway's proxies. `render` is pure; [`controller`] applies
+//! what it makes in a cluster.
+
+pub mod controller;
 
 use std::collections::BTreeMap;
 

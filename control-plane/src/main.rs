@@ -9,6 +9,7 @@ use mesh_control_plane::{
     ca::{CaArgs, CaService, credential::Authenticator, secret, workload::WorkloadIssuer},
     feedback,
     folder::{Folder, POLL_INTERVAL},
+    gateway_workload,
     injection::{self, ca_bundle, root_configmaps},
     kube_source::KubeSource,
     monitoring::{self, Monitoring},
@@ -112,20 +113,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         (None, _) => args.ca.root().context("the mesh root CA")?,
     });
+    // What the injector adds to pods: also how a Gateway's proxy pods are made.
+    let settings = match &args.injector_settings {
+        Some(path) => InjectionSettings::load(path)?,
+        None => InjectionSettings::default(),
+    };
+    let minor = match &client {
+        Some(client) => client
+            .apiserver_version()
+            .await
+            .ok()
+            .and_then(|v| mesh_injector::settings::parse_minor(&v.minor)),
+        None => None,
+    };
+    let injection_config = settings.for_cluster(minor);
     if let Some(address) = args.webhook_addr {
-        let settings = match &args.injector_settings {
-            Some(path) => InjectionSettings::load(path)?,
-            None => InjectionSettings::default(),
-        };
-        let minor = match &client {
-            Some(client) => client
-                .apiserver_version()
-                .await
-                .ok()
-                .and_then(|v| mesh_injector::settings::parse_minor(&v.minor)),
-            None => None,
-        };
-        let config = settings.for_cluster(minor);
+        let config = injection_config.clone();
         injection::spawn_webhook(address, &root, &args.ca.xds_sans, config, store_rx.clone())
             .await?;
     }
@@ -188,6 +191,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         _ => {
             let client = client.context("a Kubernetes client in Kubernetes mode")?;
             tokio::spawn(feedback::run(client.clone(), reviews_rx));
+            tokio::spawn(gateway_workload::controller::run(
+                client.clone(),
+                injection_config,
+                store_rx.clone(),
+            ));
             let authenticator = match lab_tokens {
                 Some(key) => Authenticator::LabTokens(key),
                 None => Authenticator::TokenReview(client.clone()),

@@ -3,6 +3,8 @@
 
 #[path = "kube_watch/feedback.rs"]
 mod feedback;
+#[path = "kube_watch/gateway_workload.rs"]
+mod gateway_workload;
 
 use gateway_api::experimental::httproutes::HttpRoute;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};

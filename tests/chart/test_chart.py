@@ -255,6 +255,12 @@ def test_cluster_role_grants_exactly_what_the_control_plane_uses():
     }
     expected |= {("authentication.k8s.io", "tokenreviews", "create", ())}
     expected |= {
+        (group, r, v, ())
+        for group, resources in {"": ("services", "serviceaccounts"), "apps": ("deployments",)}.items()
+        for r in resources
+        for v in ("create", "patch")
+    }
+    expected |= {
         ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", v, ("mesh-sidecar-injector",))
         for v in ("get", "patch")
     }

@@ -64,6 +64,7 @@ pub static RESOURCES: &[ResourceType] = &[
     resource("", "v1", "namespaces", "Namespace", false),
     resource("", "v1", "configmaps", "ConfigMap", true),
     resource("", "v1", "secrets", "Secret", true),
+    resource("", "v1", "serviceaccounts", "ServiceAccount", true),
     resource("apps", "v1", "deployments", "Deployment", true),
     resource(
         "apiextensions.k8s.io",
