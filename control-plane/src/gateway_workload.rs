@@ -79,7 +79,7 @@ pub fn render(gateway: &Gateway, config: &InjectionConfig) -> Result<GatewayWork
     if ports.is_empty() {
         return Err("the Gateway has no listener".to_owned());
     }
-    let full_name = format!("{name}{NAME_SUFFIX}");
+    let full_name = workload_name(&name);
     let meta = ObjectMeta {
         name: Some(full_name.clone()),
         namespace: Some(namespace),
@@ -177,6 +177,11 @@ pub fn render(gateway: &Gateway, config: &InjectionConfig) -> Result<GatewayWork
         deployment,
         service,
     })
+}
+
+/// The name of the objects that run the Gateway `gateway`.
+pub fn workload_name(gateway: &str) -> String {
+    format!("{gateway}{NAME_SUFFIX}")
 }
 
 /// Each listener port once, named after its first listener (port names are DNS labels of at

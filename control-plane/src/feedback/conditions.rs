@@ -1,15 +1,19 @@
 //! The Gateway API status mesh owes its objects, computed from a translated store: per parent
 //! of every HTTPRoute and GRPCRoute that attaches to mesh (a Service parent, or a Gateway of
 //! mesh's class) the conditions `Accepted`, `ResolvedRefs` and, when some rules were dropped,
-//! `PartiallyInvalid`; `Accepted` on mesh's Gateways and GatewayClasses. Entries of other
+//! `PartiallyInvalid`; `Accepted` on mesh's Gateways and GatewayClasses, and on mesh's Gateways
+//! `Programmed` with `status.addresses` once their Service (`<gateway>-mesh`) has an address
+//! (its load balancer's, else its cluster IP). Entries of other
 //! controllers are kept as they are; a condition that keeps its status keeps its
 //! `lastTransitionTime`; an object whose status would not change gets no patch, so writing
 //! status never feeds a loop of watch events and translations.
 
 use gateway_api::{gatewayclasses::GatewayClass, gateways::Gateway};
+use k8s_openapi::api::core::v1::Service;
 use serde_json::{Map, Value, json};
 
 use crate::{
+    gateway_workload::workload_name,
     store::{Kind, Object, ObjectRef, Store},
     translate::{CONTROLLER_NAME, Problem, Severity},
 };
@@ -48,7 +52,12 @@ pub fn status_patches(store: &Store, problems: &[Problem], now: &str) -> Vec<Sta
                 None => condition("Accepted", true, "Accepted", "accepted by mesh"),
                 Some(errors) => condition("Accepted", false, "Invalid", &errors),
             };
-            object_conditions(&gateway, vec![accepted], now)
+            let (programmed, addresses) = programmed(store, &gateway);
+            let conditions = merged_conditions(&gateway, vec![accepted, programmed], now)?;
+            patch(
+                &gateway,
+                json!({ "conditions": conditions, "addresses": addresses }),
+            )
         });
     let classes = store
         .list::<GatewayClass>()
@@ -56,7 +65,8 @@ pub fn status_patches(store: &Store, problems: &[Problem], now: &str) -> Vec<Sta
         .map(|class| Object::from(class.clone()))
         .filter_map(|class| {
             let accepted = condition("Accepted", true, "Accepted", "handled by mesh");
-            object_conditions(&class, vec![accepted], now)
+            let conditions = merged_conditions(&class, vec![accepted], now)?;
+            patch(&class, json!({ "conditions": conditions }))
         });
     routes.chain(gateways).chain(classes).collect()
 }
@@ -173,9 +183,50 @@ fn is_mesh_gateway(store: &Store, gateway: &Object) -> bool {
         .is_some_and(|class| class.spec.controller_name == CONTROLLER_NAME)
 }
 
-/// A patch setting `conditions` (mesh's types) on a Gateway or GatewayClass, keeping the
+/// A mesh Gateway's `Programmed` condition and its addresses, from its Service: programmed
+/// once the Service has an address.
+fn programmed(store: &Store, gateway: &Object) -> (Value, Vec<Value>) {
+    let namespace = gateway.meta().namespace.as_deref().unwrap_or_default();
+    let name = workload_name(gateway.meta().name.as_deref().unwrap_or_default());
+    let Some(service) = store.get::<Service>(namespace, &name) else {
+        let why = format!("waiting for the gateway's Service {name}");
+        return (condition("Programmed", false, "Pending", &why), Vec::new());
+    };
+    let ingress = (service.status.as_ref())
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref());
+    let mut addresses: Vec<Value> = (ingress.into_iter().flatten())
+        .filter_map(|i| match (&i.ip, &i.hostname) {
+            (Some(ip), _) => Some(json!({ "type": "IPAddress", "value": ip })),
+            (None, Some(host)) => Some(json!({ "type": "Hostname", "value": host })),
+            (None, None) => None,
+        })
+        .collect();
+    let spec = service.spec.as_ref();
+    let load_balancer = spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
+    if addresses.is_empty() && !load_balancer {
+        let cluster_ip = spec.and_then(|s| s.cluster_ip.as_deref());
+        addresses.extend(
+            cluster_ip
+                .filter(|ip| !ip.is_empty() && *ip != "None")
+                .map(|ip| json!({ "type": "IPAddress", "value": ip })),
+        );
+    }
+    let programmed = match addresses.is_empty() {
+        true => condition(
+            "Programmed",
+            false,
+            "AddressNotAssigned",
+            &format!("the Service {name} has no address yet"),
+        ),
+        false => condition("Programmed", true, "Programmed", "served by mesh-proxy"),
+    };
+    (programmed, addresses)
+}
+
+/// `conditions` (mesh's types) merged into a Gateway's or GatewayClass's, keeping the
 /// conditions of other types.
-fn object_conditions(object: &Object, conditions: Vec<Value>, now: &str) -> Option<StatusPatch> {
+fn merged_conditions(object: &Object, conditions: Vec<Value>, now: &str) -> Option<Vec<Value>> {
     let json = serde_json::to_value(object).ok()?;
     let existing = json["status"]["conditions"]
         .as_array()
@@ -197,7 +248,7 @@ fn object_conditions(object: &Object, conditions: Vec<Value>, now: &str) -> Opti
         .filter(|c| !c["type"].as_str().is_some_and(|t| ours.contains(&t)))
         .collect();
     all.extend(updated);
-    patch(object, json!({ "conditions": all }))
+    Some(all)
 }
 
 /// The patch that sets `status` fields, unless the object has them already.

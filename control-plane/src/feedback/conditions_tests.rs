@@ -207,6 +207,73 @@ fn mesh_gateways_and_classes_are_accepted_and_others_left_alone() {
     assert!(patch_of(&patches, Kind::GatewayClass, "other").is_none());
 }
 
+/// `(type, status, reason)` of a Gateway's conditions in its patch.
+fn gateway_conditions(patch: &Value) -> Vec<(String, String, String)> {
+    (patch["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten())
+    .map(|c| {
+        let field = |f: &str| c[f].as_str().unwrap_or_default();
+        triple(field("type"), field("status"), field("reason"))
+    })
+    .collect()
+}
+
+#[test]
+fn a_mesh_gateway_is_programmed_once_its_service_has_an_address() {
+    let pending = patches(&store(MESH), NOW);
+    let edge = patch_of(&pending, Kind::Gateway, "edge").expect("edge");
+    assert!(gateway_conditions(edge).contains(&triple("Programmed", "False", "Pending")));
+    assert_eq!(edge["status"]["addresses"], serde_json::json!([]));
+
+    let service = |spec: &str, status: &str| {
+        format!(
+            "{MESH}---\napiVersion: v1\nkind: Service\nmetadata: {{ name: edge-mesh, namespace: shop }}\nspec: {spec}\nstatus: {status}\n"
+        )
+    };
+    let waiting = store(&service(
+        "{ type: LoadBalancer, clusterIP: 10.96.0.40, ports: [{ port: 80 }] }",
+        "{}",
+    ));
+    let edge = patch_of(&patches(&waiting, NOW), Kind::Gateway, "edge")
+        .cloned()
+        .expect("edge");
+    assert!(gateway_conditions(&edge).contains(&triple(
+        "Programmed",
+        "False",
+        "AddressNotAssigned"
+    )));
+
+    let balanced = store(&service(
+        "{ type: LoadBalancer, clusterIP: 10.96.0.40, ports: [{ port: 80 }] }",
+        "{ loadBalancer: { ingress: [{ ip: 203.0.113.7 }, { hostname: lb.example.com }] } }",
+    ));
+    let edge = patch_of(&patches(&balanced, NOW), Kind::Gateway, "edge")
+        .cloned()
+        .expect("edge");
+    assert!(gateway_conditions(&edge).contains(&triple("Programmed", "True", "Programmed")));
+    assert_eq!(
+        edge["status"]["addresses"],
+        serde_json::json!([
+            { "type": "IPAddress", "value": "203.0.113.7" },
+            { "type": "Hostname", "value": "lb.example.com" },
+        ])
+    );
+
+    let node_port = store(&service(
+        "{ type: NodePort, clusterIP: 10.96.0.40, ports: [{ port: 80 }] }",
+        "{}",
+    ));
+    let edge = patch_of(&patches(&node_port, NOW), Kind::Gateway, "edge")
+        .cloned()
+        .expect("edge");
+    assert_eq!(
+        edge["status"]["addresses"],
+        serde_json::json!([{ "type": "IPAddress", "value": "10.96.0.40" }])
+    );
+}
+
 #[test]
 fn written_status_is_a_fixed_point_and_keeps_transition_times() {
     let first = store(MESH);
