@@ -203,6 +203,8 @@ impl Translator {
 #[cfg(test)]
 mod inbound_tests;
 #[cfg(test)]
+mod reference_grant_tests;
+#[cfg(test)]
 mod retry_tests;
 #[cfg(test)]
 mod telemetry_tests;

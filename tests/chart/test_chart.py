@@ -245,7 +245,7 @@ def test_cluster_role_grants_exactly_what_the_control_plane_uses():
         "networking.istio.io": ("virtualservices", "destinationrules", "gateways", "serviceentries"),
         "security.istio.io": ("peerauthentications", "authorizationpolicies"),
         "telemetry.istio.io": ("telemetries",),
-        "gateway.networking.k8s.io": ("gatewayclasses", "gateways", "httproutes", "grpcroutes"),
+        "gateway.networking.k8s.io": ("gatewayclasses", "gateways", "httproutes", "grpcroutes", "referencegrants"),
     }.items():
         expected |= {(group, r, v, ()) for r in resources for v in read}
     expected |= {

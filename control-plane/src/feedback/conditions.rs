@@ -129,6 +129,12 @@ fn parent_conditions(problems: &[&Problem], index: usize) -> Vec<Value> {
     let unresolved = messages(problems.iter().copied(), |p| {
         p.severity != Severity::Info && about_backends(p)
     });
+    let unresolved_reason = unresolved_reason(
+        problems
+            .iter()
+            .copied()
+            .filter(|p| p.severity != Severity::Info && about_backends(p)),
+    );
     let dropped = messages(problems.iter().copied(), |p| {
         p.severity == Severity::Error && !about_parent(p) && !about_backends(p)
     });
@@ -144,7 +150,7 @@ fn parent_conditions(problems: &[&Problem], index: usize) -> Vec<Value> {
                 "ResolvedRefs",
                 "all backends resolved",
             ),
-            Some(why) => condition("ResolvedRefs", false, "BackendNotFound", &why),
+            Some(why) => condition("ResolvedRefs", false, unresolved_reason, &why),
         },
     ];
     if let Some(why) = dropped {
@@ -156,6 +162,18 @@ fn parent_conditions(problems: &[&Problem], index: usize) -> Vec<Value> {
         ));
     }
     conditions
+}
+
+/// The Gateway API's reason for backends that did not resolve: a reference to another
+/// namespace no ReferenceGrant allows, a kind mesh cannot route to, else a missing backend.
+fn unresolved_reason<'a>(mut problems: impl Iterator<Item = &'a Problem> + Clone) -> &'static str {
+    if problems.clone().any(|p| p.field.ends_with(".namespace")) {
+        "RefNotPermitted"
+    } else if problems.any(|p| p.field.ends_with(']') && p.message.contains("is not supported")) {
+        "InvalidKind"
+    } else {
+        "BackendNotFound"
+    }
 }
 
 /// Whether a route's parent reference is mesh's: a Service (a mesh route), or a Gateway of

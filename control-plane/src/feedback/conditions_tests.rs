@@ -308,3 +308,37 @@ fn written_status_is_a_fixed_point_and_keeps_transition_times() {
         "ResolvedRefs flipped"
     );
 }
+
+#[test]
+fn unresolved_backends_say_why_in_the_reason() {
+    let routes = r#"
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: across, namespace: shop }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: web, port: 80 }]
+  rules: [{ backendRefs: [{ name: api, namespace: backend, port: 80 }] }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: odd-kind, namespace: shop }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: web, port: 80 }]
+  rules: [{ backendRefs: [{ group: example.com, kind: Bucket, name: b }] }]
+"#;
+    let store = store(&format!("{MESH}{routes}"));
+    let patches = patches(&store, NOW);
+    for (route, reason) in [
+        ("across", "RefNotPermitted"),
+        ("odd-kind", "InvalidKind"),
+        ("missing-backend", "BackendNotFound"),
+    ] {
+        let body = patch_of(&patches, Kind::HttpRoute, route).expect("patched");
+        assert!(
+            our_conditions(body, "web").contains(&triple("ResolvedRefs", "False", reason)),
+            "{route}: {:?}",
+            our_conditions(body, "web")
+        );
+    }
+}

@@ -133,7 +133,7 @@ where
 fn typed(kind: Kind, json: Value) -> Result<Object, serde_json::Error> {
     use gateway_api::{
         experimental::httproutes::HttpRoute, gatewayclasses::GatewayClass, gateways::Gateway,
-        grpcroutes::GrpcRoute,
+        grpcroutes::GrpcRoute, referencegrants::ReferenceGrant,
     };
     use k8s_openapi::api::{
         core::v1::{Namespace, Pod, Service},
@@ -158,6 +158,7 @@ fn typed(kind: Kind, json: Value) -> Result<Object, serde_json::Error> {
         Kind::Gateway => Object::from(from_json::<Gateway>(json)?),
         Kind::HttpRoute => Object::from(from_json::<HttpRoute>(json)?),
         Kind::GrpcRoute => Object::from(from_json::<GrpcRoute>(json)?),
+        Kind::ReferenceGrant => Object::from(from_json::<ReferenceGrant>(json)?),
     })
 }
 

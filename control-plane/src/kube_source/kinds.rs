@@ -9,7 +9,7 @@ use crate::store::{Object, Stored};
 use futures_util::stream::{BoxStream, StreamExt};
 use gateway_api::{
     experimental::httproutes::HttpRoute, gatewayclasses::GatewayClass, gateways::Gateway,
-    grpcroutes::GrpcRoute,
+    grpcroutes::GrpcRoute, referencegrants::ReferenceGrant,
 };
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -64,5 +64,6 @@ pub(super) fn kind_streams(
         watch::<Gateway>(client, config),
         watch::<HttpRoute>(client, config),
         watch::<GrpcRoute>(client, config),
+        watch::<ReferenceGrant>(client, config),
     ]
 }

@@ -35,11 +35,13 @@ pub enum Kind {
     HttpRoute,
     /// `gateway.networking.k8s.io/v1` GRPCRoute.
     GrpcRoute,
+    /// `gateway.networking.k8s.io/v1` ReferenceGrant.
+    ReferenceGrant,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Namespace,
         Kind::Service,
         Kind::EndpointSlice,
@@ -55,6 +57,7 @@ impl Kind {
         Kind::Gateway,
         Kind::HttpRoute,
         Kind::GrpcRoute,
+        Kind::ReferenceGrant,
     ];
 
     /// The API group (empty for the core group).
@@ -68,9 +71,11 @@ impl Kind {
             Kind::ServiceEntry => "networking.istio.io",
             Kind::PeerAuthentication | Kind::AuthorizationPolicy => "security.istio.io",
             Kind::Telemetry => "telemetry.istio.io",
-            Kind::GatewayClass | Kind::Gateway | Kind::HttpRoute | Kind::GrpcRoute => {
-                "gateway.networking.k8s.io"
-            }
+            Kind::GatewayClass
+            | Kind::Gateway
+            | Kind::HttpRoute
+            | Kind::GrpcRoute
+            | Kind::ReferenceGrant => "gateway.networking.k8s.io",
         }
     }
 
@@ -91,6 +96,7 @@ impl Kind {
             Kind::GatewayClass => "GatewayClass",
             Kind::HttpRoute => "HTTPRoute",
             Kind::GrpcRoute => "GRPCRoute",
+            Kind::ReferenceGrant => "ReferenceGrant",
         }
     }
 

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use gateway_api::{
     experimental::httproutes::HttpRoute, gatewayclasses::GatewayClass, gateways::Gateway,
-    grpcroutes::GrpcRoute,
+    grpcroutes::GrpcRoute, referencegrants::ReferenceGrant,
 };
 use k8s_openapi::{
     api::{
@@ -279,4 +279,5 @@ stored_kinds! {
     Gateway(Gateway) in gateways,
     HttpRoute(HttpRoute) in http_routes,
     GrpcRoute(GrpcRoute) in grpc_routes,
+    ReferenceGrant(ReferenceGrant) in reference_grants,
 }

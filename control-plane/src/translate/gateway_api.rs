@@ -11,7 +11,9 @@ mod retries;
 
 use std::collections::HashMap;
 
-use gateway_api::{experimental::httproutes::HttpRoute, grpcroutes::GrpcRoute};
+use gateway_api::{
+    experimental::httproutes::HttpRoute, grpcroutes::GrpcRoute, referencegrants::ReferenceGrant,
+};
 
 pub(crate) use model::{ParentRef, RouteModel};
 pub(crate) use precedence::{Candidate, into_route_set};
@@ -36,11 +38,14 @@ pub(crate) fn compile_routes(
     problems: &mut Vec<Problem>,
 ) -> Vec<RouteModel> {
     let mut models = Vec::new();
+    let grants: Vec<&ReferenceGrant> = store.list::<ReferenceGrant>().map(|g| &**g).collect();
     for route in store.list::<HttpRoute>() {
         let origin = route_ref(Kind::HttpRoute, &route.metadata);
         let mut report = Report::new(&origin);
         let backends = Backends {
             registry,
+            grants: &grants,
+            route_kind: "HTTPRoute",
             namespace: &origin.namespace,
             parents: service_parents(
                 route.spec.parent_refs.iter().flatten().map(|p| {
@@ -62,6 +67,8 @@ pub(crate) fn compile_routes(
         let mut report = Report::new(&origin);
         let backends = Backends {
             registry,
+            grants: &grants,
+            route_kind: "GRPCRoute",
             namespace: &origin.namespace,
             parents: service_parents(
                 route.spec.parent_refs.iter().flatten().map(|p| {

@@ -128,6 +128,13 @@ pub static RESOURCES: &[ResourceType] = &[
     resource(GATEWAY_GROUP, "v1", "gateways", "Gateway", true),
     resource(GATEWAY_GROUP, "v1", "httproutes", "HTTPRoute", true),
     resource(GATEWAY_GROUP, "v1", "grpcroutes", "GRPCRoute", true),
+    resource(
+        GATEWAY_GROUP,
+        "v1",
+        "referencegrants",
+        "ReferenceGrant",
+        true,
+    ),
     resource("events.k8s.io", "v1", "events", "Event", true),
 ];
 

@@ -1,5 +1,8 @@
 //! Backend references of Gateway API routes, resolved to destinations: Services in the route's
-//! namespace, by port, with their weights.
+//! namespace, or in another one whose ReferenceGrant lets the route's kind from the route's
+//! namespace refer to them, by port, with their weights.
+
+use gateway_api::referencegrants::ReferenceGrant;
 
 use super::super::{
     names::service_host,
@@ -29,6 +32,10 @@ pub(crate) struct BackendRef {
 pub(crate) struct Backends<'a> {
     /// Known services.
     pub registry: &'a Registry,
+    /// Every ReferenceGrant.
+    pub grants: &'a [&'a ReferenceGrant],
+    /// The route's kind, as ReferenceGrants name it (`HTTPRoute`, `GRPCRoute`).
+    pub route_kind: &'static str,
     /// The route's namespace.
     pub namespace: &'a str,
     /// Services in other namespaces the route may use: its own parent Services (a consumer
@@ -37,6 +44,26 @@ pub(crate) struct Backends<'a> {
 }
 
 impl Backends<'_> {
+    /// Whether a ReferenceGrant in `namespace` lets this route refer to the Service `name`.
+    fn granted(&self, namespace: &str, name: &str) -> bool {
+        self.grants
+            .iter()
+            .filter(|g| g.metadata.namespace.as_deref() == Some(namespace))
+            .any(|grant| {
+                let from = grant.spec.from.iter().any(|f| {
+                    f.group == "gateway.networking.k8s.io"
+                        && f.kind == self.route_kind
+                        && f.namespace == self.namespace
+                });
+                let to = grant.spec.to.iter().any(|t| {
+                    matches!(t.group.as_str(), "" | "core")
+                        && t.kind == "Service"
+                        && t.name.as_deref().is_none_or(|n| n == name)
+                });
+                from && to
+            })
+    }
+
     /// One destination per reference, `None` (reported) for those that cannot be used.
     pub(crate) fn resolve(
         &self,
@@ -67,14 +94,17 @@ impl Backends<'_> {
             .parents
             .iter()
             .any(|(ns, name)| ns == namespace && *name == r.name);
-        if namespace != self.namespace && !parent {
+        if namespace != self.namespace && !parent && !self.granted(namespace, &r.name) {
             report.error(
                 format!("{at}.namespace"),
                 format!(
-                    "backend {namespace}/{} is in another namespace, which needs a ReferenceGrant; mesh does not read ReferenceGrants",
-                    r.name
+                    "backend {namespace}/{} is in another namespace and no ReferenceGrant there lets {}s from {} refer to it",
+                    r.name, self.route_kind, self.namespace
                 ),
-                "route to Services in the route's own namespace, or to the parent Service",
+                format!(
+                    "add a ReferenceGrant in {namespace} from {{group: gateway.networking.k8s.io, kind: {}, namespace: {}}} to {{group: \"\", kind: Service}}",
+                    self.route_kind, self.namespace
+                ),
             );
             return None;
         }
