@@ -128,22 +128,6 @@ fn access_lines(lab: &TestLab, pod: &PodPlan) -> Vec<Value> {
         .collect()
 }
 
-/// The traces the collector holds whose root span came from `service`.
-async fn traces_from(lab: &TestLab, service: &str) -> Vec<Value> {
-    let collector = lab.pod("observability", "collector-");
-    let (status, body) = lab
-        .curl(&collector, "GET", "http://127.0.0.1:8080/traces")
-        .await;
-    assert_eq!(status, "200", "{body}");
-    let traces: Vec<Value> = serde_json::from_str(&body).expect("traces JSON");
-    (traces.into_iter())
-        .filter(|t| {
-            (t["spans"].as_array().into_iter().flatten())
-                .any(|s| s["parent_span_id"] == "" && s["service"] == service)
-        })
-        .collect()
-}
-
 /// The TDS version the pod's sidecar acknowledged, once in sync.
 fn acked_telemetry(status: &Value, pod: &str) -> Option<String> {
     let proxy = (status["proxies"].as_array()?.iter()).find(|p| p["pod"] == pod)?;
@@ -178,7 +162,7 @@ async fn telemetry_objects_drive_sampling_and_access_logs_and_edits_apply_live()
     // Traced at 100 % by the control plane's provider: a client and a server span per call
     // to web, the client's span alone for the calls that found no endpoint.
     let traces = eventually("13 traces from client", Duration::from_secs(15), || async {
-        let traces = traces_from(&lab, "client.shop").await;
+        let traces = lab.traces_from("client.shop").await;
         (traces.len() == 13).then_some(traces)
     })
     .await;

@@ -115,22 +115,6 @@ spec:
   ports: [{ name: http, port: 80, targetPort: http }]
 "#;
 
-/// The traces the lab's collector holds whose root span came from `service`.
-async fn traces_from(lab: &TestLab, service: &str) -> Vec<serde_json::Value> {
-    let collector = lab.pod("observability", "collector-");
-    let (status, body) = lab
-        .curl(&collector, "GET", "http://127.0.0.1:8080/traces")
-        .await;
-    assert_eq!(status, "200", "{body}");
-    let traces: Vec<serde_json::Value> = serde_json::from_str(&body).expect("traces JSON");
-    (traces.into_iter())
-        .filter(|t| {
-            (t["spans"].as_array().into_iter().flatten())
-                .any(|s| s["parent_span_id"] == "" && s["service"] == service)
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_hop_adds_its_spans_to_one_trace_per_request() {
     if !require_root("every_hop_adds_its_spans_to_one_trace_per_request") {
@@ -143,7 +127,7 @@ async fn every_hop_adds_its_spans_to_one_trace_per_request() {
         .await;
     assert_eq!(summary["ok"], 20, "{summary}");
     let traces = eventually("20 traces of 4 spans", Duration::from_secs(15), || async {
-        let traces = traces_from(&lab, "client.shop").await;
+        let traces = lab.traces_from("client.shop").await;
         let whole = (traces.iter())
             .filter(|t| t["spans"].as_array().is_some_and(|s| s.len() == 4))
             .count();
@@ -256,7 +240,7 @@ async fn every_hop_adds_its_spans_to_one_trace_per_request() {
             let metrics = lab.metrics(&sampler).await;
             let spans = |outcome| metrics.sum("mesh_trace_spans_total", &[("outcome", outcome)]);
             let recorded = spans("recorded");
-            let traces = traces_from(&lab, "sampler.shop").await;
+            let traces = lab.traces_from("sampler.shop").await;
             let whole =
                 (traces.iter()).all(|t| t["spans"].as_array().is_some_and(|s| s.len() == 4));
             let settled = recorded > 0.0 && spans("exported") == recorded;

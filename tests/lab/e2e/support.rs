@@ -123,6 +123,23 @@ impl TestLab {
         serde_json::from_str(&stdout).map_err(|e| format!("proxy-status {stdout:?}: {e}"))
     }
 
+    /// The traces the lab's collector (a pod `collector-*` in namespace `observability`)
+    /// holds whose root span came from `service`.
+    pub async fn traces_from(&self, service: &str) -> Vec<Value> {
+        let collector = self.pod("observability", "collector-");
+        let (status, body) = self
+            .curl(&collector, "GET", "http://127.0.0.1:8080/traces")
+            .await;
+        assert_eq!(status, "200", "{body}");
+        let traces: Vec<Value> = serde_json::from_str(&body).expect("traces JSON");
+        (traces.into_iter())
+            .filter(|t| {
+                (t["spans"].as_array().into_iter().flatten())
+                    .any(|s| s["parent_span_id"] == "" && s["service"] == service)
+            })
+            .collect()
+    }
+
     /// Runs `mesh <args> --lab <this lab> -o json` and returns its JSON output.
     pub async fn mesh_json(&self, args: &[&str]) -> Value {
         let output = tokio::process::Command::new(bin_dir().join("mesh"))
