@@ -54,6 +54,10 @@ enum LabCommand {
         /// Where mesh-proxy, mesh-init and mesh-workload are (default: next to `mesh`).
         #[arg(long, env = "MESH_LAB_BIN_DIR")]
         bin_dir: Option<PathBuf>,
+        /// Do not link this machine to the node network (by default it is, at 172.18.0.1, so
+        /// NodePorts answer on the node addresses from here).
+        #[arg(long)]
+        no_host_link: bool,
     },
     /// Nodes, pods (ready, restarts, IP, node, sidecar) and Services with their endpoints.
     Status,
@@ -116,7 +120,18 @@ pub fn run(args: LabArgs) -> ExitCode {
             foreground,
             timeout,
             bin_dir,
-        } => up(&args.name, manifests, nodes, foreground, timeout, bin_dir),
+            no_host_link,
+        } => up(
+            LabOptions {
+                name: args.name.clone(),
+                manifests,
+                nodes,
+                bin_dir: bin_dir.unwrap_or_default(),
+                ready_timeout: timeout,
+                host_link: !no_host_link,
+            },
+            foreground,
+        ),
         LabCommand::Status => LabState::read(&args.name)
             .map(|state| out!("{}", status::render(&state)))
             .map(|()| ExitCode::SUCCESS)
@@ -145,60 +160,43 @@ pub fn run(args: LabArgs) -> ExitCode {
     })
 }
 
-fn up(
-    name: &str,
-    manifests: PathBuf,
-    nodes: u8,
-    foreground: bool,
-    timeout: Duration,
-    bin_dir: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
+/// `mesh lab up`: `options.bin_dir` empty means next to `mesh`.
+fn up(mut options: LabOptions, foreground: bool) -> anyhow::Result<ExitCode> {
     if !nix::unistd::Uid::effective().is_root() {
         anyhow::bail!("the lab makes network namespaces and iptables rules: run it as root");
     }
-    let bin_dir = match bin_dir {
-        Some(dir) => dir,
-        None => std::env::current_exe()
+    if options.bin_dir.as_os_str().is_empty() {
+        options.bin_dir = std::env::current_exe()
             .context("finding the mesh binary")?
             .parent()
             .context("the mesh binary has no folder")?
-            .to_path_buf(),
-    };
-    let manifests = std::fs::canonicalize(&manifests)
-        .with_context(|| format!("manifests folder {}", manifests.display()))?;
-    if foreground {
-        return supervise(LabOptions {
-            name: name.to_owned(),
-            manifests,
-            nodes,
-            bin_dir,
-            ready_timeout: timeout,
-        });
+            .to_path_buf();
     }
-    start_in_background(name, &manifests, nodes, timeout, &bin_dir)
+    options.manifests = std::fs::canonicalize(&options.manifests)
+        .with_context(|| format!("manifests folder {}", options.manifests.display()))?;
+    if foreground {
+        return supervise(options);
+    }
+    start_in_background(&options)
 }
 
 /// Starts `mesh lab up --foreground` detached and waits for its "ready" line.
-fn start_in_background(
-    name: &str,
-    manifests: &std::path::Path,
-    nodes: u8,
-    timeout: Duration,
-    bin_dir: &std::path::Path,
-) -> anyhow::Result<ExitCode> {
+fn start_in_background(options: &LabOptions) -> anyhow::Result<ExitCode> {
+    let name = options.name.as_str();
     let log_path = PathBuf::from(state::STATE_ROOT).join(format!("{name}.log"));
     std::fs::create_dir_all(state::STATE_ROOT)?;
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .args(["lab", "--name", name, "up", "--foreground", "--nodes"])
-        .arg(nodes.to_string())
+        .arg(options.nodes.to_string())
         .arg("--timeout")
-        .arg(timeout.as_secs().to_string())
+        .arg(options.ready_timeout.as_secs().to_string())
         .arg("--bin-dir")
-        .arg(bin_dir)
+        .arg(&options.bin_dir)
         .arg("-f")
-        .arg(manifests)
+        .arg(&options.manifests)
+        .args((!options.host_link).then_some("--no-host-link"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)

@@ -17,12 +17,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde::{Deserialize, Serialize};
 
 pub use addresses::{
-    CLUSTER_DNS_IP, CLUSTER_DOMAIN, NODE_NETWORK_PREFIX, POD_CIDR, SERVICE_CIDR, node_ip,
+    CLUSTER_DNS_IP, CLUSTER_DOMAIN, HOST_IP, NODE_NETWORK_PREFIX, POD_CIDR, SERVICE_CIDR, node_ip,
     node_pod_gateway, node_pod_subnet,
 };
 pub use control_plane::{
     CONTROL_PLANE_NAME, CONTROL_PLANE_NAMESPACE, DISCOVERY_PORT, MONITORING_PORT, discovery_address,
 };
+pub use pods::sidecar_settings;
 pub use scale::ScaleChange;
 
 use crate::manifest::Manifests;
@@ -92,8 +93,11 @@ pub struct PodPlan {
     /// `spec.subdomain`, for headless-Service DNS names.
     pub subdomain: Option<String>,
     /// The sidecar the injector gave it, if any: mesh-init's command and the mesh-proxy
-    /// container, started before the pod's containers.
+    /// container, started before the pod's containers; or a gateway pod's mesh-proxy.
     pub sidecar: Option<SidecarPlan>,
+    /// Namespaced sysctls set in the pod's network namespace (`securityContext.sysctls`).
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
     /// What runs in it.
     pub role: PodRole,
 }
@@ -122,11 +126,12 @@ pub struct ContainerPlan {
     pub readiness: Readiness,
 }
 
-/// The injector's additions to a pod, as the lab runs them.
+/// The injector's additions to a pod, or a gateway pod's proxy, as the lab runs them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SidecarPlan {
-    /// The init container's command line (`mesh-init` and its flags).
-    pub init_argv: Vec<String>,
+    /// The init container's command line (`mesh-init` and its flags); none for a gateway's
+    /// proxy, which binds its listeners itself and captures nothing.
+    pub init_argv: Option<Vec<String>>,
     /// The sidecar container; paths in its env point into its volumes' mount paths.
     pub proxy: ContainerPlan,
     /// The uid and gid the sidecar runs as.

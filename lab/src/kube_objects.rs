@@ -1,6 +1,6 @@
 //! The lab as an API server would show it to the control plane: Namespaces with their labels,
 //! Services with their assigned ClusterIPs, Pods with IPs, labels, service accounts and
-//! readiness, and EndpointSlices with ready conditions; written as YAML into the cluster
+//! readiness, EndpointSlices with ready conditions, and GatewayClass `mesh`; written as YAML into the cluster
 //! folder (atomically, so a reader never sees half a file).
 
 use std::{collections::BTreeMap, path::Path};
@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::{
     cluster::{ClusterPlan, PodPlan, Protocol, ServiceKind, ServicePlan, TargetPort, selects},
+    gateways,
     manifest::Manifests,
 };
 
@@ -43,6 +44,9 @@ pub fn render(
     }
     for pod in &plan.pods {
         push_yaml(&mut out, &pod_object(pod, ready(pod)))?;
+    }
+    if let Some(class) = gateways::mesh_gateway_class(manifests) {
+        push_yaml(&mut out, &class)?;
     }
     Ok(out)
 }

@@ -1,7 +1,8 @@
 //! The mesh lab: a Kubernetes-shaped cluster on one Linux machine, with network namespaces as
 //! pods, a bridge as the pod network and kube-proxy-style iptables rules for Services.
 //!
-//! `manifest` reads ordinary Kubernetes YAML; `cluster` turns it into the desired state (pods
+//! `manifest` reads ordinary Kubernetes YAML; `gateways` adds the workloads of the mesh's
+//! Gateways as the control plane would in a cluster; `cluster` turns it into the desired state (pods
 //! placed on nodes with IPs, Services with ClusterIPs and NodePorts, ready endpoints, the
 //! control plane's pod and Service, scaling); `topology` builds the namespaces, bridges and
 //! links; `kubeproxy` computes kube-proxy's iptables rules from Services and endpoints; `dns`
@@ -14,6 +15,7 @@
 pub mod cluster;
 pub mod control;
 pub mod dns;
+pub mod gateways;
 pub mod kube_objects;
 pub mod kubeproxy;
 pub mod manifest;

@@ -79,15 +79,19 @@ impl Launcher {
         netns::write_etc_file(netns_name, "hosts", &hosts)
     }
 
-    /// Runs the injected `mesh-init` container's command in the pod's namespace.
+    /// Runs the injected `mesh-init` container's command in the pod's namespace (nothing for a
+    /// gateway's proxy).
     pub fn run_mesh_init(
         &self,
         netns_name: &str,
         sidecar: &SidecarPlan,
         log: &Path,
     ) -> Result<(), CommandError> {
+        let Some(init_argv) = &sidecar.init_argv else {
+            return Ok(()); // a gateway's proxy: nothing to capture
+        };
         let mut args = vec!["netns".to_owned(), "exec".to_owned(), netns_name.to_owned()];
-        args.extend(self.resolve_argv(&sidecar.init_argv));
+        args.extend(self.resolve_argv(init_argv));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let result = netns::run("ip", &refs);
         let text = match &result {

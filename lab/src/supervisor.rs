@@ -27,6 +27,7 @@ use crate::{
     cluster::{CLUSTER_DNS_IP, CLUSTER_DOMAIN, ClusterPlan, PodPlan, PodRole},
     control,
     dns::{self, ClusterDns},
+    gateways,
     kubeproxy::{self, KubeProxy},
     manifest::Manifests,
     mesh_root, netns,
@@ -48,6 +49,9 @@ pub struct LabOptions {
     pub bin_dir: PathBuf,
     /// How long `start` waits for every pod to be ready.
     pub ready_timeout: Duration,
+    /// Whether to link this machine to the node network, so NodePorts answer here on the
+    /// node addresses (one lab at a time).
+    pub host_link: bool,
 }
 
 /// Why a lab could not start or change.
@@ -148,8 +152,10 @@ struct RunningPod {
 impl Lab {
     /// Builds and starts the lab, returning once every pod is ready.
     pub async fn start(options: LabOptions) -> Result<Lab, LabError> {
-        let manifests = Manifests::read_dir(&options.manifests)?;
+        let mut manifests = Manifests::read_dir(&options.manifests)?;
+        let gateway_warnings = gateways::add_workloads(&mut manifests);
         let mut plan = ClusterPlan::new(&manifests, options.nodes)?;
+        plan.warnings.extend(gateway_warnings);
         plan.add_control_plane(control_plane_argv(&options))?;
         for warning in &plan.warnings {
             tracing::warn!("{warning}");
@@ -384,6 +390,11 @@ fn build(
     manifests: Manifests,
 ) -> Result<Shared, LabError> {
     topology::build_nodes(&names, &plan)?;
+    if options.host_link
+        && let Err(why) = topology::link_host(&names)
+    {
+        tracing::warn!("node addresses are not reachable from this machine: {why}");
+    }
     let launcher = Launcher {
         bin_dir: options.bin_dir.clone(),
         mesh_root: mesh_root::cert_path(&options.name),

@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 
 use crate::{
-    cluster::{ClusterPlan, NODE_NETWORK_PREFIX, NodePlan, PodPlan, SERVICE_CIDR},
+    cluster::{ClusterPlan, HOST_IP, NODE_NETWORK_PREFIX, NodePlan, PodPlan, SERVICE_CIDR},
     netns::{self, CommandError, LAB_PREFIX},
 };
 
@@ -13,6 +13,8 @@ use crate::{
 const NODE_BRIDGE: &str = "lan0";
 /// The pod bridge inside each node namespace.
 const POD_BRIDGE: &str = "cni0";
+/// This machine's end of its link to the node network.
+const HOST_LINK: &str = "mlab-host";
 
 /// The names of one lab's namespaces.
 #[derive(Debug, Clone)]
@@ -67,6 +69,42 @@ pub fn build_nodes(names: &LabNames, plan: &ClusterPlan) -> Result<(), CommandEr
     Ok(())
 }
 
+/// Links this machine to the node network (a veth on the node bridge, the machine at
+/// [`HOST_IP`]), so the nodes' addresses, and NodePorts on them, answer from here as kind's do.
+/// One lab at a time: the error says why not (the link goes with the lab's namespaces).
+pub fn link_host(names: &LabNames) -> Result<(), String> {
+    let subnet = format!("{HOST_IP}/{NODE_NETWORK_PREFIX}");
+    let taken = netns::run("ip", &["-4", "-o", "addr", "show", "to", &subnet])
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .map_err(|e| e.to_string())?;
+    if let Some(holder) = taken.split_whitespace().nth(1) {
+        return Err(format!(
+            "this machine already has an address in {subnet} on {holder} (another lab, or \
+             kind's docker network)"
+        ));
+    }
+    let network = names.network();
+    let host_addr = format!("{HOST_IP}/{NODE_NETWORK_PREFIX}");
+    let steps: [&[&str]; 3] = [
+        &[
+            "link", "add", HOST_LINK, "type", "veth", "peer", "name", "host", "netns", &network,
+        ],
+        &["addr", "add", &host_addr, "dev", HOST_LINK],
+        &["link", "set", HOST_LINK, "up"],
+    ];
+    for step in steps {
+        netns::run("ip", step).map_err(|e| e.to_string())?;
+    }
+    netns::ip_batch(
+        &network,
+        &[
+            format!("link set host master {NODE_BRIDGE}"),
+            "link set host up".to_owned(),
+        ],
+    )
+    .map_err(|e| e.to_string())
+}
+
 fn build_node(names: &LabNames, node: &NodePlan, all: &[NodePlan]) -> Result<(), CommandError> {
     let netns_name = names.node(&node.name);
     netns::create(&netns_name)?;
@@ -113,7 +151,8 @@ fn build_node(names: &LabNames, node: &NodePlan, all: &[NodePlan]) -> Result<(),
     Ok(())
 }
 
-/// Creates the pod's namespace with `eth0` on its node's bridge, its address and default route.
+/// Creates the pod's namespace with `eth0` on its node's bridge, its address and default route,
+/// and sets its sysctls.
 pub fn add_pod(
     names: &LabNames,
     pod: &PodPlan,
@@ -140,7 +179,15 @@ pub fn add_pod(
             "link set eth0 up".to_owned(),
             format!("route add default via {gateway}"),
         ],
-    )
+    )?;
+    for (name, value) in &pod.sysctls {
+        let setting = format!("{name}={value}");
+        netns::run(
+            "ip",
+            &["netns", "exec", &pod_netns, "sysctl", "-qw", &setting],
+        )?;
+    }
+    Ok(())
 }
 
 /// Removes every namespace (and so every link, address and rule) of the lab, killing the

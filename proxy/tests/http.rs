@@ -134,6 +134,7 @@ routes:
     routes:
     - { match: { exact: /health }, direct_response: { status: 200, body: "fine" } }
     - { match: { prefix: /old }, redirect: { path: /new, status: 308 } }
+    - { match: { prefix: /moved }, redirect: { path_prefix: /here, host: other } }
     - match: { prefix: /api }
       request_headers: { set: { x-route: api }, remove: [x-drop] }
       response_headers: { add: { x-served-by: mesh } }
@@ -177,6 +178,9 @@ async fn routes_answer_directly_redirect_rewrite_and_edit_headers() {
     let (status, headers, _) = client.get("/old/page?x=1").await;
     assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
     assert_eq!(headers["location"], "http://web/new");
+    let (status, headers, _) = client.get("/moved/page?x=1").await;
+    assert_eq!(status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(headers["location"], "http://other/here/page?x=1");
 
     let req = Request::get("/api/items?q=1")
         .header("host", "web")

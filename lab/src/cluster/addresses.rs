@@ -13,6 +13,10 @@ pub const CLUSTER_DOMAIN: &str = "cluster.local";
 /// The network joining the nodes: node `n` is `172.18.0.(n+1)/24`, as kind numbers them.
 pub const NODE_NETWORK_PREFIX: u8 = 24;
 
+/// This machine's address on the node network when the lab links it there (`topology::
+/// link_host`), as docker's bridge is for kind's nodes.
+pub const HOST_IP: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 1);
+
 /// The address of node `index` (from 1) on the node network.
 pub fn node_ip(index: u8) -> Ipv4Addr {
     Ipv4Addr::new(172, 18, 0, index + 1)

@@ -82,6 +82,7 @@ impl ClusterPlan {
             hostname: None,
             subdomain: None,
             sidecar: None,
+            sysctls: Vec::new(),
             role: PodRole::Containers(vec![ContainerPlan {
                 name: "discovery".to_owned(),
                 argv,

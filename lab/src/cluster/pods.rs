@@ -19,6 +19,8 @@ use crate::manifest::Manifests;
 
 mod sidecar;
 
+pub use sidecar::settings as sidecar_settings;
+
 /// The lab's own cluster DNS pod.
 pub const DNS_POD: &str = "coredns";
 /// The images the lab can run without a `command`: its built-in workload.
@@ -245,10 +247,14 @@ fn build(
         hostname: spec.hostname.clone(),
         subdomain: spec.subdomain.clone(),
         sidecar: None,
+        sysctls: sysctls(spec, &key, warnings),
         role: PodRole::Containers(Vec::new()),
     };
     if injected.is_some() {
         pod.sidecar = sidecar::plan(spec, &pod, node, problems, warnings);
+    } else if let Some(proxy) = spec.containers.iter().find(|c| c.name == PROXY_CONTAINER) {
+        // A gateway pod: the mesh's proxy is its own container.
+        pod.sidecar = sidecar::gateway_plan(spec, proxy, &pod, node, problems, warnings);
     }
     let containers = spec
         .containers
@@ -291,6 +297,7 @@ fn dns_pod(placer: &mut Placer) -> PodPlan {
         hostname: None,
         subdomain: None,
         sidecar: None,
+        sysctls: Vec::new(),
         role: PodRole::ClusterDns,
     }
 }
@@ -529,13 +536,52 @@ fn check_selector(
     }
 }
 
+/// The pod's sysctls the lab sets: the ones kubelet allows by default, all scoped to the pod's
+/// network namespace; others are warned about and left out.
+fn sysctls(spec: &PodSpec, key: &str, warnings: &mut Vec<String>) -> Vec<(String, String)> {
+    const SAFE: [&str; 9] = [
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.ip_local_reserved_ports",
+        "net.ipv4.ip_unprivileged_port_start",
+        "net.ipv4.ping_group_range",
+        "net.ipv4.tcp_fin_timeout",
+        "net.ipv4.tcp_keepalive_intvl",
+        "net.ipv4.tcp_keepalive_probes",
+        "net.ipv4.tcp_keepalive_time",
+        "net.ipv4.tcp_syncookies",
+    ];
+    let written = spec
+        .security_context
+        .as_ref()
+        .and_then(|c| c.sysctls.as_ref());
+    let mut set = Vec::new();
+    for sysctl in written.into_iter().flatten() {
+        if SAFE.contains(&sysctl.name.as_str()) {
+            set.push((sysctl.name.clone(), sysctl.value.clone()));
+        } else {
+            warnings.push(format!(
+                "Pod {key}: sysctl {} is not one the lab sets (it sets {})",
+                sysctl.name,
+                SAFE.join(", ")
+            ));
+        }
+    }
+    set
+}
+
 /// Pod fields the lab accepts but does not act on.
 fn ignored_fields(spec: &PodSpec) -> Vec<&'static str> {
     let mut ignored = Vec::new();
     if spec.init_containers.as_ref().is_some_and(|c| !c.is_empty()) {
         ignored.push("initContainers");
     }
-    if spec.volumes.as_ref().is_some_and(|v| !v.is_empty()) {
+    // A gateway's proxy mounts the mesh's volumes, which the lab fills.
+    let proxy_mounts: Vec<&str> = (spec.containers.iter())
+        .filter(|c| c.name == PROXY_CONTAINER)
+        .flat_map(|c| c.volume_mounts.iter().flatten())
+        .map(|m| m.name.as_str())
+        .collect();
+    if (spec.volumes.iter().flatten()).any(|v| !proxy_mounts.contains(&v.name.as_str())) {
         ignored.push("volumes");
     }
     ignored

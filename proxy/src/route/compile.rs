@@ -376,6 +376,7 @@ fn compile_redirect(r: &pb::Redirect, at: &str, errors: &mut Vec<String>) -> Red
         host: some(&r.host),
         port,
         path: some(&r.path),
+        path_prefix: some(&r.path_prefix),
         status: status(code, at, errors),
     }
 }

@@ -180,6 +180,8 @@ pub struct Redirect {
     pub port: Option<u16>,
     /// New path, if any.
     pub path: Option<String>,
+    /// Replacement for the matched prefix, if any (when `path` is not set).
+    pub path_prefix: Option<String>,
     /// The redirect status.
     pub status: StatusCode,
 }

@@ -61,6 +61,12 @@ impl TestLab {
 
     /// Starts lab `name` from manifest files (name, text), so a test can edit one later.
     pub async fn start_files(name: &str, files: &[(&str, &str)]) -> TestLab {
+        TestLab::start_with(name, files, false).await
+    }
+
+    /// Starts lab `name` from manifest files, with this machine linked to the node network
+    /// when `host_link` (one such lab at a time).
+    pub async fn start_with(name: &str, files: &[(&str, &str)], host_link: bool) -> TestLab {
         let dir = std::env::temp_dir().join(format!("mesh-e2e-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         for (file, text) in files {
@@ -72,6 +78,7 @@ impl TestLab {
             nodes: 2,
             bin_dir: bin_dir(),
             ready_timeout: Duration::from_secs(60),
+            host_link,
         })
         .await
         .unwrap_or_else(|e| {

@@ -166,20 +166,32 @@ pub(crate) fn http_route(
                             }
                         }
                     });
-                    let path = match path {
-                        None => String::new(),
-                        Some(RewritePath::Full(full)) => full,
-                        Some(RewritePath::Prefix(prefix)) => match exact_paths(&matches) {
-                            true => prefix,
-                            false => {
+                    let (path, path_prefix) = match path {
+                        None => (String::new(), String::new()),
+                        Some(RewritePath::Full(full)) => (full, String::new()),
+                        Some(RewritePath::Prefix(prefix)) if exact_paths(&matches) => {
+                            (prefix, String::new())
+                        }
+                        Some(RewritePath::Prefix(prefix)) => {
+                            if matches
+                                .iter()
+                                .any(|m| matches!(m.path, Some(Path::Regex(_))))
+                            {
                                 filters.unsupported.push((
                                     field.clone(),
-                                    "a redirect with ReplacePrefixMatch on a prefix or regex match"
+                                    "a redirect with ReplacePrefixMatch on a regex match"
                                         .to_owned(),
                                 ));
-                                String::new()
                             }
-                        },
+                            (
+                                String::new(),
+                                if prefix.is_empty() {
+                                    "/".to_owned()
+                                } else {
+                                    prefix
+                                },
+                            )
+                        }
                     };
                     filters.redirect = Some(Redirect {
                         scheme: match &r.scheme {
@@ -194,6 +206,7 @@ pub(crate) fn http_route(
                         host: r.hostname.clone().unwrap_or_default(),
                         port: r.port.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
                         path,
+                        path_prefix,
                         status: r
                             .status_code
                             .and_then(|c| u32::try_from(c).ok())

@@ -245,6 +245,7 @@ fn compile_redirect(
         host: redirect.authority.clone().unwrap_or_default(),
         port: redirect.port.unwrap_or(0),
         path: redirect.uri.clone().unwrap_or_default(),
+        path_prefix: String::new(),
         status,
     })
 }

@@ -1,8 +1,9 @@
 //! The injector's sidecar as the lab runs it: the settings the lab injects with, and the plan
 //! read back from the injected pod: mesh-init's command, the mesh-proxy container (command,
-//! env, ports, probes, user) and the volumes it mounts.
+//! env, ports, probes, user) and the volumes it mounts. A gateway pod's only container is the
+//! same mesh-proxy without mesh-init: it is planned the same way.
 
-use k8s_openapi::api::core::v1::{PodSpec, Volume};
+use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
 use mesh_injector::{
     INIT_CONTAINER, InjectionConfig, InjectionSettings, NativeSidecars, PROXY_CONTAINER,
     ROOT_CERT_CONFIGMAP,
@@ -48,6 +49,31 @@ pub fn plan(
         init.args.clone().unwrap_or_default(),
     ]
     .concat();
+    proxy_plan(spec, proxy, Some(init_argv), pod, node, problems, warnings)
+}
+
+/// The proxy of a gateway pod: its container `proxy`, run without mesh-init.
+pub fn gateway_plan(
+    spec: &PodSpec,
+    proxy: &Container,
+    pod: &PodPlan,
+    node: &NodePlan,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Option<SidecarPlan> {
+    proxy_plan(spec, proxy, None, pod, node, problems, warnings)
+}
+
+fn proxy_plan(
+    spec: &PodSpec,
+    proxy: &Container,
+    init_argv: Option<Vec<String>>,
+    pod: &PodPlan,
+    node: &NodePlan,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Option<SidecarPlan> {
+    let key = pod.key();
     let context = proxy.security_context.as_ref();
     let id = |value: Option<i64>| value.and_then(|v| u32::try_from(v).ok());
     let (Some(uid), Some(gid)) = (

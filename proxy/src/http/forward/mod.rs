@@ -317,7 +317,9 @@ impl HttpConn {
                 route.response_headers.apply(response.headers_mut());
                 return Err(response);
             }
-            Action::Redirect(redirect) => return Err(redirect_response(redirect, req, authority)),
+            Action::Redirect(redirect) => {
+                return Err(redirect_response(route, redirect, req, authority));
+            }
         };
         if let Some(fault) = &forward.fault {
             if let Some((delay, percent)) = fault.delay
@@ -824,6 +826,7 @@ fn uri_with_authority(uri: &Uri, authority: &HeaderValue) -> Uri {
 }
 
 fn redirect_response(
+    route: &Route,
     redirect: &Redirect,
     req: &Request<Incoming>,
     authority: &str,
@@ -834,12 +837,12 @@ fn redirect_response(
         .clone()
         .unwrap_or_else(|| crate::route::matching::strip_port(authority).to_owned());
     let port = redirect.port.map(|p| format!(":{p}")).unwrap_or_default();
-    let path = redirect.path.clone().unwrap_or_else(|| {
-        req.uri()
-            .path_and_query()
-            .map_or("/", PathAndQuery::as_str)
-            .to_owned()
-    });
+    let original = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+    let path = match (&redirect.path, &redirect.path_prefix) {
+        (Some(path), _) => path.clone(),
+        (None, Some(prefix)) => route.rewrite_path(original, prefix),
+        (None, None) => original.to_owned(),
+    };
     let mut response = Response::new(super::full(bytes::Bytes::new()));
     *response.status_mut() = redirect.status;
     if let Ok(location) = HeaderValue::from_str(&format!("{scheme}://{host}{port}{path}")) {

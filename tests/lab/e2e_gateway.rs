@@ -1,0 +1,456 @@
+//! End to end on the lab: Gateways of class `mesh` run as gateway pods of mesh-proxy, reached
+//! from this machine through their NodePorts on the node addresses, as a client outside the
+//! cluster reaches a kind cluster's gateway. The cases follow the Gateway API conformance
+//! suite's HTTP tests by name; each has its own manifest under `gateway/`, all applied to one
+//! lab that shares the suite's base (backends in three namespaces, two Gateways).
+
+#[path = "e2e/support.rs"]
+mod support;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use mesh_lab::cluster::node_ip;
+use serde_json::Value;
+use support::{TestLab, eventually, require_root};
+
+const BASE: &str = include_str!("gateway/base.yaml");
+/// Every case's manifest: (file, text).
+const CASES: [(&str, &str); 8] = [
+    (
+        "simple-same-namespace.yaml",
+        include_str!("gateway/simple-same-namespace.yaml"),
+    ),
+    (
+        "cross-namespace.yaml",
+        include_str!("gateway/cross-namespace.yaml"),
+    ),
+    (
+        "reference-grant.yaml",
+        include_str!("gateway/reference-grant.yaml"),
+    ),
+    (
+        "unknown-kind.yaml",
+        include_str!("gateway/unknown-kind.yaml"),
+    ),
+    (
+        "hostname-intersection.yaml",
+        include_str!("gateway/hostname-intersection.yaml"),
+    ),
+    (
+        "listener-hostname-matching.yaml",
+        include_str!("gateway/listener-hostname-matching.yaml"),
+    ),
+    ("matching.yaml", include_str!("gateway/matching.yaml")),
+    ("filters.yaml", include_str!("gateway/filters.yaml")),
+];
+/// The suite's namespace for Gateways and their first backends.
+const INFRA: &str = "gateway-conformance-infra";
+
+/// One answer as the client outside saw it.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    /// The echo backend's report (`Null` when the body was not one).
+    echo: Value,
+}
+
+impl Reply {
+    /// The backend pod's name, as its echo says.
+    fn pod(&self) -> &str {
+        self.echo["pod"].as_str().unwrap_or_default()
+    }
+
+    /// A response header's value ("" when absent).
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
+
+    /// A request header as the backend saw it ("" when absent).
+    fn seen(&self, name: &str) -> &str {
+        self.echo["headers"][name].as_str().unwrap_or_default()
+    }
+}
+
+/// One request from outside the cluster.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    method: &'a str,
+    host: &'a str,
+    path: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+}
+
+/// A GET of `path` on `host`.
+fn get<'a>(host: &'a str, path: &'a str) -> Call<'a> {
+    Call {
+        method: "GET",
+        host,
+        path,
+        headers: &[],
+    }
+}
+
+impl<'a> Call<'a> {
+    /// The same call with another method.
+    fn method(self, method: &'a str) -> Self {
+        Call { method, ..self }
+    }
+
+    /// The same call with these request headers.
+    fn headers(self, headers: &'a [(&'a str, &'a str)]) -> Self {
+        Call { headers, ..self }
+    }
+}
+
+/// A Gateway as this machine reaches it: node 1's address and the NodePort of its Service.
+struct GatewayClient {
+    address: String,
+}
+
+impl GatewayClient {
+    /// The client for port `port` of Gateway `namespace/gateway`.
+    fn new(lab: &TestLab, namespace: &str, gateway: &str, port: u16) -> Self {
+        let state = lab.lab.state();
+        let service = (state.plan.services.iter())
+            .find(|s| s.namespace == namespace && s.name == format!("{gateway}-mesh"))
+            .unwrap_or_else(|| panic!("no Service for Gateway {namespace}/{gateway}"));
+        let node_port = (service.ports.iter())
+            .find(|p| p.port == port)
+            .and_then(|p| p.node_port)
+            .unwrap_or_else(|| panic!("Gateway {namespace}/{gateway} has no NodePort for {port}"));
+        GatewayClient {
+            address: format!("{}:{node_port}", node_ip(1)),
+        }
+    }
+
+    /// `curl` from this machine; `None` when no HTTP answer came.
+    async fn send(&self, call: Call<'_>) -> Option<Reply> {
+        let mut command = tokio::process::Command::new("curl");
+        command
+            .args(["-sS", "--max-time", "5", "-D", "-", "-X", call.method])
+            .args(["-H", &format!("host: {}", call.host)]);
+        for (name, value) in call.headers {
+            command.args(["-H", &format!("{name}: {value}")]);
+        }
+        let output = command
+            .arg(format!("http://{}{}", self.address, call.path))
+            .output()
+            .await
+            .expect("curl");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let mut lines = head.lines();
+        let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        Some(Reply {
+            status,
+            headers,
+            echo: serde_json::from_str(body).unwrap_or(Value::Null),
+        })
+    }
+
+    /// Sends `call` until it is answered with `status` (routes reach a gateway a little
+    /// after the lab is ready); panics with the case's name otherwise.
+    async fn expect(&self, case: &str, call: Call<'_>, status: u16) -> Reply {
+        let what = format!(
+            "{case}: {} {}{} via {} answering {status}",
+            call.method, call.host, call.path, self.address
+        );
+        eventually(&what, Duration::from_secs(15), || async {
+            self.send(call).await.filter(|r| r.status == status)
+        })
+        .await
+    }
+
+    /// Asserts that `call` reaches a pod of Deployment `backend`.
+    async fn reaches(&self, case: &str, call: Call<'_>, backend: &str) {
+        let reply = self.expect(case, call, 200).await;
+        assert!(
+            reply.pod().starts_with(&format!("{backend}-")),
+            "{case}: {} {}{} should reach {backend}: {reply:?}",
+            call.method,
+            call.host,
+            call.path
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_conformance_cases() {
+    if !require_root("gateway_conformance_cases") {
+        return;
+    }
+    let mut files = vec![("base.yaml", BASE)];
+    files.extend(CASES);
+    let lab = TestLab::start_with("gateway", &files, true).await;
+    let same_namespace = GatewayClient::new(&lab, INFRA, "same-namespace", 80);
+    let all_namespaces = GatewayClient::new(&lab, INFRA, "all-namespaces", 80);
+
+    let case = "HTTPRouteSimpleSameNamespace";
+    same_namespace
+        .reaches(case, get("example.com", "/"), "infra-backend-v1")
+        .await;
+
+    cross_namespace(&same_namespace, &all_namespaces).await;
+    hostnames(&lab).await;
+    matching(&all_namespaces).await;
+    filters(&all_namespaces).await;
+    weight(&all_namespaces).await;
+
+    lab.stop().await;
+}
+
+/// Routes and backends in other namespaces than the Gateway's.
+async fn cross_namespace(same_namespace: &GatewayClient, all_namespaces: &GatewayClient) {
+    let case = "HTTPRouteCrossNamespace";
+    let call = get("cross-namespace.example.com", "/");
+    all_namespaces.reaches(case, call, "web-backend").await;
+    // Not attached (the listener allows only its own namespace): the catch-all route answers.
+    let call = get("not-allowed.example.com", "/");
+    same_namespace.reaches(case, call, "infra-backend-v1").await;
+
+    let case = "HTTPRouteCrossNamespace with a ReferenceGrant";
+    let call = get("granted.example.com", "/");
+    same_namespace.reaches(case, call, "web-backend").await;
+
+    let case = "HTTPRouteInvalidCrossNamespaceBackendRef";
+    let call = get("not-granted.example.com", "/");
+    all_namespaces.expect(case, call, 500).await;
+
+    let case = "HTTPRouteInvalidBackendRefUnknownKind";
+    let call = get("unknown-kind.example.com", "/");
+    same_namespace.expect(case, call, 500).await;
+}
+
+/// Listener hostnames, route hostnames and where they meet.
+async fn hostnames(lab: &TestLab) {
+    let case = "HTTPRouteHostnameIntersection";
+    let gateway = GatewayClient::new(lab, INFRA, "hostname-intersection", 80);
+    let to = |host, path, backend| (get(host, path), backend);
+    for (call, backend) in [
+        to("very.specific.com", "/s1", "infra-backend-v1"),
+        to("foo.wildcard.io", "/s2", "infra-backend-v2"),
+        to("bar.wildcard.io", "/s2", "infra-backend-v2"),
+        to("foo.bar.wildcard.io", "/s2", "infra-backend-v2"),
+        to("very.specific.com", "/s3", "infra-backend-v3"),
+        to("foo.anotherwildcard.io", "/s4", "infra-backend-v1"),
+        to("bar.foo.anotherwildcard.io", "/s4", "infra-backend-v1"),
+    ] {
+        gateway.reaches(case, call, backend).await;
+    }
+    for call in [
+        get("non.matching.com", "/s1"),
+        get("foo.nonmatchingwildcard.io", "/s1"),
+        get("wildcard.io", "/s2"),
+        get("non.matching.com", "/s3"),
+        get("foo.specific.com", "/s3"),
+        get("very.specific.com", "/s4"),
+    ] {
+        gateway.expect(case, call, 404).await;
+    }
+
+    let case = "HTTPRouteListenerHostnameMatching";
+    let gateway = GatewayClient::new(lab, INFRA, "listener-hostname-matching", 80);
+    for (call, backend) in [
+        to("bar.com", "/", "infra-backend-v1"),
+        to("foo.bar.com", "/", "infra-backend-v2"),
+        to("baz.bar.com", "/", "infra-backend-v3"),
+        to("boo.bar.com", "/", "infra-backend-v3"),
+        to("multiple.prefixes.bar.com", "/", "infra-backend-v3"),
+        to("multiple.prefixes.foo.com", "/", "infra-backend-v3"),
+    ] {
+        gateway.reaches(case, call, backend).await;
+    }
+    for call in [get("foo.com", "/"), get("no.matching.host", "/")] {
+        gateway.expect(case, call, 404).await;
+    }
+}
+
+/// Path, header, method and query matches, within a route and across routes.
+async fn matching(gateway: &GatewayClient) {
+    let case = "HTTPRouteMatching";
+    let host = "matching.example.com";
+    for (call, backend) in [
+        (get(host, "/"), "infra-backend-v1"),
+        (get(host, "/example"), "infra-backend-v1"),
+        (get(host, "/v2"), "infra-backend-v2"),
+        (get(host, "/v2/example"), "infra-backend-v2"),
+        (
+            get(host, "/").headers(&[("version", "one")]),
+            "infra-backend-v1",
+        ),
+        (
+            get(host, "/").headers(&[("version", "two")]),
+            "infra-backend-v2",
+        ),
+    ] {
+        gateway.reaches(case, call, backend).await;
+    }
+
+    let case = "HTTPRouteMatchingAcrossRoutes";
+    for (call, backend) in [
+        (get("across.example.com", "/"), "infra-backend-v1"),
+        (get("across.example.net", "/"), "infra-backend-v1"),
+        (get("across.example.com", "/v2"), "infra-backend-v2"),
+        (get("across.example.net", "/v2/example"), "infra-backend-v2"),
+        (
+            get("across.example.com", "/v2").headers(&[("version", "three")]),
+            "infra-backend-v3",
+        ),
+        (
+            get("across.example.net", "/v2").headers(&[("version", "three")]),
+            "infra-backend-v2",
+        ),
+    ] {
+        gateway.reaches(case, call, backend).await;
+    }
+    gateway
+        .expect(case, get("across.example.com", "/v3"), 404)
+        .await;
+
+    let case = "HTTPRouteMethodMatching";
+    let call = get("method.example.com", "/");
+    gateway
+        .reaches(case, call.method("POST"), "infra-backend-v1")
+        .await;
+    gateway.reaches(case, call, "infra-backend-v2").await;
+    gateway.expect(case, call.method("DELETE"), 404).await;
+
+    let case = "HTTPRouteQueryParamMatching";
+    let host = "query.example.com";
+    for (path, backend) in [
+        ("/?animal=whale", "infra-backend-v1"),
+        ("/?animal=dolphin", "infra-backend-v2"),
+        ("/?animal=dolphin&color=blue", "infra-backend-v3"),
+        ("/?color=blue&animal=dolphin", "infra-backend-v3"),
+    ] {
+        gateway.reaches(case, get(host, path), backend).await;
+    }
+    for path in ["/?animal=shark", "/?color=blue", "/"] {
+        gateway.expect(case, get(host, path), 404).await;
+    }
+}
+
+/// Header modifiers, redirects and rewrites.
+async fn filters(gateway: &GatewayClient) {
+    let case = "HTTPRouteRequestHeaderModifier";
+    let call = get("headers.example.com", "/").headers(&[
+        ("X-Header-Set", "some-other-value"),
+        ("X-Header-Add", "add-val-0"),
+        ("X-Header-Remove", "val"),
+    ]);
+    let reply = gateway.expect(case, call, 200).await;
+    assert_eq!(
+        reply.seen("x-header-set"),
+        "set-overwrites-values",
+        "{case}: {reply:?}"
+    );
+    assert_eq!(
+        reply.seen("x-header-add"),
+        "add-val-0, add-appends-values",
+        "{case}: {reply:?}"
+    );
+    assert_eq!(reply.seen("x-header-remove"), "", "{case}: {reply:?}");
+
+    let case = "HTTPRouteResponseHeaderModifier";
+    assert_eq!(
+        reply.header("x-header-set"),
+        "set-on-the-way-out",
+        "{case}: {reply:?}"
+    );
+    assert_eq!(
+        reply.header("x-header-add"),
+        "add-on-the-way-out",
+        "{case}: {reply:?}"
+    );
+    assert_eq!(reply.header("x-pod-version"), "", "{case}: {reply:?}");
+    assert!(
+        reply.header("x-pod").starts_with("infra-backend-v1-"),
+        "{case}: {reply:?}"
+    );
+
+    let host = "redirect.example.com";
+    for (case, path, status, location) in [
+        (
+            "HTTPRouteRedirectPath",
+            "/original-prefix/lemon",
+            302,
+            "http://redirect.example.com/replacement-prefix/lemon",
+        ),
+        (
+            "HTTPRouteRedirectPath",
+            "/full/path/original",
+            302,
+            "http://redirect.example.com/full-path-replacement",
+        ),
+        (
+            "HTTPRouteRedirectScheme",
+            "/scheme",
+            302,
+            "https://redirect.example.com/scheme",
+        ),
+        (
+            "HTTPRouteRedirectPort",
+            "/port",
+            302,
+            "http://redirect.example.com:8083/port",
+        ),
+        (
+            "HTTPRouteRedirectHostAndStatus",
+            "/host-and-status",
+            301,
+            "http://example.org/host-and-status",
+        ),
+    ] {
+        let reply = gateway.expect(case, get(host, path), status).await;
+        assert_eq!(reply.header("location"), location, "{case}: {reply:?}");
+    }
+
+    let host = "rewrite.example.com";
+    for (case, path, seen_path, seen_host) in [
+        ("HTTPRouteRewritePath", "/prefix/one/two", "/one/two", host),
+        ("HTTPRouteRewritePath", "/full/one/two", "/one", host),
+        (
+            "HTTPRouteRewriteHost",
+            "/host",
+            "/host",
+            "rewritten.example.org",
+        ),
+    ] {
+        let reply = gateway.expect(case, get(host, path), 200).await;
+        assert_eq!(reply.echo["path"], seen_path, "{case}: {reply:?}");
+        assert_eq!(reply.echo["host"], seen_host, "{case}: {reply:?}");
+    }
+}
+
+/// Weighted backends: the split follows the weights, weight 0 gets nothing.
+async fn weight(gateway: &GatewayClient) {
+    let case = "HTTPRouteWeight";
+    let call = get("weight.example.com", "/");
+    gateway.expect(case, call, 200).await;
+    let mut seen = BTreeMap::<String, u32>::new();
+    for _ in 0..100 {
+        let reply = gateway.expect(case, call, 200).await;
+        let backend = reply
+            .pod()
+            .rsplitn(3, '-')
+            .nth(2)
+            .unwrap_or_default()
+            .to_owned();
+        *seen.entry(backend).or_default() += 1;
+    }
+    let share = |backend: &str| seen.get(backend).copied().unwrap_or(0);
+    assert!(
+        (55..=85).contains(&share("infra-backend-v1")),
+        "{case}: {seen:?}"
+    );
+    assert!(
+        (15..=45).contains(&share("infra-backend-v2")),
+        "{case}: {seen:?}"
+    );
+    assert_eq!(share("infra-backend-v3"), 0, "{case}: {seen:?}");
+}
