@@ -138,11 +138,19 @@ fn answer(port: &AdminPort, state: &ProxyState, req: &Request<Incoming>) -> Resp
     }
 }
 
+/// The config in force; private keys of terminated TLS are shown as `[redacted]`.
 fn config_dump(state: &ProxyState) -> Response<Body> {
     let snapshot = state.config.load();
+    let mut config = snapshot.config();
+    let certificates = (config.listeners.iter_mut())
+        .filter_map(|l| l.tls.as_mut())
+        .flat_map(|tls| tls.certificates.iter_mut());
+    for certificate in certificates {
+        certificate.private_key = "[redacted]".to_owned();
+    }
     let dump = serde_json::json!({
         "version": snapshot.version,
-        "config": snapshot.config(),
+        "config": config,
     });
     json(dump)
 }

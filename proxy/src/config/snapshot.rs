@@ -29,6 +29,7 @@ use crate::{
     metrics::Direction,
     route::{RouteTable, compile_route_table},
     telemetry::TelemetryPolicy,
+    tls::Termination,
     trace::Tracer,
 };
 
@@ -85,6 +86,8 @@ pub struct ListenerConfig {
     pub mtls: pb::MtlsMode,
     /// Inbound: what clients may do; `None` when no policy applies.
     pub authz: Option<Arc<Authorizer>>,
+    /// Explicit: the TLS it terminates, if any.
+    pub tls: Option<Arc<Termination>>,
 }
 
 /// A protocol named by config.
@@ -455,6 +458,13 @@ impl ListenerConfig {
             errors.push(format!("{at}: authorization is for INBOUND listeners"));
         }
         let authz = Authorizer::compile(&config.authorization, &at, errors);
+        let tls = config.tls.as_ref().and_then(|tls| {
+            if direction != Direction::Explicit {
+                errors.push(format!("{at}: tls is for EXPLICIT listeners"));
+            }
+            let http = route_config.is_some();
+            Termination::compile(tls, http, &at, errors)
+        });
         Some(ListenerConfig {
             name: config.name.clone(),
             addr,
@@ -464,6 +474,7 @@ impl ListenerConfig {
             tcp,
             mtls,
             authz: (!authz.is_empty()).then(|| Arc::new(authz)),
+            tls,
         })
     }
 }

@@ -27,7 +27,7 @@ use crate::{
     metrics::Direction,
     orig_dst::orig_dst,
     tcp,
-    tls::Carried,
+    tls::{Carried, Termination},
 };
 use mesh_proto::config::v1::MtlsMode;
 
@@ -311,22 +311,59 @@ async fn serve_listener(
     client: ClientAddr,
 ) {
     let snapshot = state.config.load();
+    if let Some(tls) = listener.tls.clone() {
+        return serve_terminated(state, pools, listener, &tls, stream, client).await;
+    }
     let protocol = detect_protocol(state, listener.protocol, stream).await;
     let http_target = || HttpTarget::Routes(listener.route_config.clone().unwrap_or_default());
     let sni = protocol.sni().map(str::to_owned);
-    let tcp_cluster = || {
-        listener.tcp.as_ref().and_then(|routing| {
-            routing
-                .pick(sni.as_deref(), fastrand::u32(..))
-                .and_then(|name| snapshot.cluster(name).cloned())
-        })
-    };
+    let tcp_cluster = || tcp_route(&listener, &snapshot, sni.as_deref());
     let target = Target {
         direction: listener.direction,
         client,
         inbound: None,
     };
     serve_protocol(state, pools, protocol, target, http_target, tcp_cluster).await;
+}
+
+/// Serves an explicit listener's connection once its TLS is terminated: HTTP by the route
+/// config, at the version ALPN chose, or opaque bytes to the TCP route.
+async fn serve_terminated(
+    state: &Arc<ProxyState>,
+    pools: &Arc<Pools>,
+    listener: Arc<ListenerConfig>,
+    tls: &Termination,
+    stream: TcpStream,
+    client: ClientAddr,
+) {
+    let Some(stream) = tls.accept(stream, client).await else {
+        return;
+    };
+    let snapshot = state.config.load();
+    let sni = stream.get_ref().1.server_name().map(str::to_owned);
+    let protocol = match &listener.route_config {
+        Some(_) if Termination::is_h2(&stream) => Detected::Http(UpstreamVersion::Http2, stream),
+        Some(_) => Detected::Http(UpstreamVersion::Http1, stream),
+        None => Detected::Opaque(stream),
+    };
+    let http_target = || HttpTarget::Routes(listener.route_config.clone().unwrap_or_default());
+    let tcp_cluster = || tcp_route(&listener, &snapshot, sni.as_deref());
+    let target = Target {
+        direction: listener.direction,
+        client,
+        inbound: None,
+    };
+    serve_protocol(state, pools, protocol, target, http_target, tcp_cluster).await;
+}
+
+/// The cluster a listener's TCP route picks for a connection with this SNI.
+fn tcp_route(
+    listener: &ListenerConfig,
+    snapshot: &Snapshot,
+    sni: Option<&str>,
+) -> Option<Arc<Cluster>> {
+    let name = listener.tcp.as_ref()?.pick(sni, fastrand::u32(..))?;
+    snapshot.cluster(name).cloned()
 }
 
 /// A connection whose protocol is known, with the bytes read while detecting it.

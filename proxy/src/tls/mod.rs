@@ -10,6 +10,7 @@
 mod origination;
 mod resolve;
 mod stream;
+mod termination;
 mod verify;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use rustls::{
 
 pub use origination::{Origination, OriginationError};
 pub use stream::MaybeTls;
+pub use termination::Termination;
 pub use verify::peer_identity;
 
 use self::{resolve::CurrentCert, verify::PeerVerifier};
