@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use conditions::status_patches;
 use events::{Reported, event_for};
 
-use crate::{publish::Review, store::Store, translate::Problem};
+use crate::publish::Review;
 
 /// How long to wait before retrying writes that failed.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -47,7 +47,7 @@ pub async fn run(client: Client, mut reviews: watch::Receiver<Arc<Review>>) {
         }
         let review = reviews.borrow_and_update().clone();
         let events_ok = publish_events(&recorder, &review, &mut reported).await;
-        let status_ok = write_status(&client, &review.store, &review.problems).await;
+        let status_ok = write_status(&client, &review).await;
         retry = !(events_ok && status_ok);
     }
 }
@@ -77,13 +77,14 @@ async fn publish_events(recorder: &Recorder, review: &Review, reported: &mut Rep
 
 /// Patches the status of every object whose status should change; false when some patch
 /// failed.
-async fn write_status(client: &Client, store: &Store, problems: &[Problem]) -> bool {
+async fn write_status(client: &Client, review: &Review) -> bool {
+    let store = &review.store;
     let now = serde_json::to_value(Time(Timestamp::now()))
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
     let mut ok = true;
-    for patch in status_patches(store, problems, &now) {
+    for patch in status_patches(store, &review.problems, &review.listeners, &now) {
         let Some(object) = store.object(&patch.object) else {
             continue;
         };

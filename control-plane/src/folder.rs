@@ -254,6 +254,7 @@ fn load_contents(
                         "the object is defined twice; this definition replaces the one in {first}"
                     ),
                     hint: "keep one definition".to_owned(),
+                    reason: None,
                 });
             }
             loaded.sources.insert(object_ref, at);

@@ -15,7 +15,9 @@ use tokio::sync::watch;
 use crate::{
     node::ProxyNode,
     store::Store,
-    translate::{Problem, ProxyView, Severity, TlsCheckRow, TracingProviders, Translator},
+    translate::{
+        ListenerReport, Problem, ProxyView, Severity, TlsCheckRow, TracingProviders, Translator,
+    },
     xds::{ConfigSnapshot, ConfigSource},
 };
 
@@ -96,6 +98,8 @@ pub struct Review {
     pub store: Store,
     /// Its problems.
     pub problems: Vec<Problem>,
+    /// What became of each listener of mesh's Gateways.
+    pub listeners: Vec<ListenerReport>,
 }
 
 /// Publishes a snapshot (and its review) for every settled change of the store, forever.
@@ -133,6 +137,7 @@ pub async fn run(
         reviews.send_replace(Arc::new(Review {
             store: current,
             problems: source.problems().to_vec(),
+            listeners: source.translator.listener_reports().to_vec(),
         }));
         snapshots.send_replace(Arc::new(ConfigSnapshot::new(generation, Arc::new(source))));
         metrics.change_seen.set(seen);

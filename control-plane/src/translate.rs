@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use mesh_proto::config::v1::ProxyConfig;
 
-pub use gateway::CONTROLLER_NAME;
+pub use gateway::{CONTROLLER_NAME, ListenerReport};
 pub use problem::{Problem, Severity};
 pub use telemetry::{TELEMETRY_NAME, TracingProviders};
 pub use tls_check::TlsCheckRow;
@@ -143,6 +143,11 @@ impl Translator {
     /// Problems with the store's objects that do not depend on the proxy.
     pub fn problems(&self) -> &[Problem] {
         &self.problems
+    }
+
+    /// What became of each listener of mesh's Gateway API Gateways, for their status.
+    pub fn listener_reports(&self) -> &[ListenerReport] {
+        self.gateways.listener_reports()
     }
 
     /// Further checks for `mesh analyze`: rules that apply to nothing, subsets that select

@@ -3,7 +3,8 @@
 //! mesh's class) the conditions `Accepted`, `ResolvedRefs` and, when some rules were dropped,
 //! `PartiallyInvalid`; `Accepted` on mesh's Gateways and GatewayClasses, and on mesh's Gateways
 //! `Programmed` with `status.addresses` once their Service (`<gateway>-mesh`) has an address
-//! (its load balancer's, else its cluster IP). Entries of other
+//! (its load balancer's, else its cluster IP), and per listener `Accepted`, `Programmed`,
+//! `ResolvedRefs` and `Conflicted` with its attached routes and supported kinds. Entries of other
 //! controllers are kept as they are; a condition that keeps its status keeps its
 //! `lastTransitionTime`; an object whose status would not change gets no patch, so writing
 //! status never feeds a loop of watch events and translations.
@@ -15,7 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::{
     gateway_workload::workload_name,
     store::{Kind, Object, ObjectRef, Store},
-    translate::{CONTROLLER_NAME, Problem, Severity},
+    translate::{CONTROLLER_NAME, ListenerReport, Problem, Severity},
 };
 
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -32,7 +33,12 @@ pub struct StatusPatch {
 
 /// Every status write the store's objects need, given translation's `problems`; `now` is the
 /// `lastTransitionTime` of conditions that change status.
-pub fn status_patches(store: &Store, problems: &[Problem], now: &str) -> Vec<StatusPatch> {
+pub fn status_patches(
+    store: &Store,
+    problems: &[Problem],
+    listeners: &[ListenerReport],
+    now: &str,
+) -> Vec<StatusPatch> {
     let routes = [Kind::HttpRoute, Kind::GrpcRoute]
         .into_iter()
         .flat_map(|kind| store.objects(kind))
@@ -54,9 +60,10 @@ pub fn status_patches(store: &Store, problems: &[Problem], now: &str) -> Vec<Sta
             };
             let (programmed, addresses) = programmed(store, &gateway);
             let conditions = merged_conditions(&gateway, vec![accepted, programmed], now)?;
+            let listeners = listener_statuses(&gateway, problems, listeners, now);
             patch(
                 &gateway,
-                json!({ "conditions": conditions, "addresses": addresses }),
+                json!({ "conditions": conditions, "addresses": addresses, "listeners": listeners }),
             )
         });
     let classes = store
@@ -123,9 +130,13 @@ fn parent_conditions(problems: &[&Problem], index: usize) -> Vec<Value> {
     let at_parent = format!("spec.parentRefs[{index}]");
     let about_parent = |p: &Problem| p.field.starts_with("spec.parentRefs[");
     let about_backends = |p: &Problem| p.field.contains("backendRefs");
-    let refused = messages(problems.iter().copied(), |p| {
-        p.severity == Severity::Error && p.field.starts_with(&at_parent)
-    });
+    let at_this_parent =
+        |p: &Problem| p.field.starts_with(&at_parent) && (p.is_error() || p.reason.is_some());
+    let refused = messages(problems.iter().copied(), at_this_parent);
+    let refused_reason = (problems.iter())
+        .filter(|p| at_this_parent(p))
+        .find_map(|p| p.reason)
+        .unwrap_or("NoMatchingParent");
     let unresolved = messages(problems.iter().copied(), |p| {
         p.severity != Severity::Info && about_backends(p)
     });
@@ -141,7 +152,7 @@ fn parent_conditions(problems: &[&Problem], index: usize) -> Vec<Value> {
     let mut conditions = vec![
         match refused {
             None => condition("Accepted", true, "Accepted", "attached by mesh"),
-            Some(why) => condition("Accepted", false, "NoMatchingParent", &why),
+            Some(why) => condition("Accepted", false, refused_reason, &why),
         },
         match unresolved {
             None => condition(
@@ -240,6 +251,86 @@ fn programmed(store: &Store, gateway: &Object) -> (Value, Vec<Value>) {
         false => condition("Programmed", true, "Programmed", "served by mesh-proxy"),
     };
     (programmed, addresses)
+}
+
+/// `status.listeners` of a mesh Gateway: one entry per listener, its conditions from the
+/// problems reported at `spec.listeners[i]` (their reasons), transition times kept from the
+/// entry of the same name.
+fn listener_statuses(
+    gateway: &Object,
+    problems: &[Problem],
+    reports: &[ListenerReport],
+    now: &str,
+) -> Vec<Value> {
+    let reference = gateway.object_ref();
+    let json = serde_json::to_value(gateway).unwrap_or_default();
+    let previous = json["status"]["listeners"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let gateway_problems: Vec<&Problem> = problems_of(problems, gateway).collect();
+    (reports.iter())
+        .filter(|r| r.gateway == reference)
+        .enumerate()
+        .map(|(i, report)| {
+            let at = format!("spec.listeners[{i}]");
+            let own: Vec<&Problem> = (gateway_problems.iter().copied())
+                .filter(|p| p.field == at || p.field.starts_with(&format!("{at}.")))
+                .filter(|p| p.reason.is_some())
+                .collect();
+            let with_reason = |reasons: &[&str]| {
+                let picked: Vec<&&Problem> = own
+                    .iter()
+                    .filter(|p| p.reason.is_some_and(|r| reasons.contains(&r)))
+                    .collect();
+                let reason = picked.first().and_then(|p| p.reason)?;
+                let why: Vec<String> = picked
+                    .iter()
+                    .map(|p| format!("{}: {}", p.field, p.message))
+                    .collect();
+                Some((reason, why.join("; ")))
+            };
+            let conditions = vec![
+                match with_reason(&["UnsupportedProtocol", "UnsupportedValue"]) {
+                    Some((reason, why)) => condition("Accepted", false, reason, &why),
+                    None => condition("Accepted", true, "Accepted", "accepted by mesh"),
+                },
+                match with_reason(&["ProtocolConflict", "HostnameConflict"]) {
+                    Some((reason, why)) => condition("Conflicted", true, reason, &why),
+                    None => condition("Conflicted", false, "NoConflicts", "no conflicts"),
+                },
+                match with_reason(&["InvalidCertificateRef", "RefNotPermitted"]) {
+                    Some((reason, why)) => condition("ResolvedRefs", false, reason, &why),
+                    None => condition(
+                        "ResolvedRefs",
+                        true,
+                        "ResolvedRefs",
+                        "all references resolved",
+                    ),
+                },
+                match own.first() {
+                    Some(problem) => condition("Programmed", false, "Invalid", &problem.message),
+                    None => condition("Programmed", true, "Programmed", "served by mesh-proxy"),
+                },
+            ];
+            let before = previous.iter().find(|l| l["name"] == report.name.as_str());
+            let conditions = with_transition_times(
+                conditions,
+                before.map(|l| &l["conditions"]),
+                gateway.meta().generation,
+                now,
+            );
+            let kinds: Vec<Value> = (report.supported_kinds.iter())
+                .map(|kind| json!({ "group": GATEWAY_GROUP, "kind": kind }))
+                .collect();
+            json!({
+                "name": report.name,
+                "supportedKinds": kinds,
+                "attachedRoutes": report.attached_routes,
+                "conditions": conditions,
+            })
+        })
+        .collect()
 }
 
 /// `conditions` (mesh's types) merged into a Gateway's or GatewayClass's, keeping the
@@ -352,3 +443,7 @@ fn messages<'a>(
 #[cfg(test)]
 #[path = "conditions_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "listener_conditions_tests.rs"]
+mod listener_tests;

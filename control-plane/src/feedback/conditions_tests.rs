@@ -74,10 +74,10 @@ spec:
   rules: [{ backendRefs: [{ name: web, port: 80 }] }]
 "#;
 
-const NOW: &str = "2026-11-23T12:00:00Z";
+pub(super) const NOW: &str = "2026-11-23T12:00:00Z";
 const LATER: &str = "2026-11-23T13:00:00Z";
 
-fn store(yaml: &str) -> Store {
+pub(super) fn store(yaml: &str) -> Store {
     let parsed = parse_manifests(yaml, "test.yaml");
     let errors: Vec<_> = parsed.problems.iter().filter(|p| p.is_error()).collect();
     assert!(errors.is_empty(), "{errors:#?}");
@@ -88,12 +88,21 @@ fn store(yaml: &str) -> Store {
     store
 }
 
-fn patches(store: &Store, now: &str) -> Vec<StatusPatch> {
-    let problems = Translator::new(store).problems().to_vec();
-    status_patches(store, &problems, now)
+pub(super) fn patches(store: &Store, now: &str) -> Vec<StatusPatch> {
+    let translator = Translator::new(store);
+    status_patches(
+        store,
+        translator.problems(),
+        translator.listener_reports(),
+        now,
+    )
 }
 
-fn patch_of<'a>(patches: &'a [StatusPatch], kind: Kind, name: &str) -> Option<&'a Value> {
+pub(super) fn patch_of<'a>(
+    patches: &'a [StatusPatch],
+    kind: Kind,
+    name: &str,
+) -> Option<&'a Value> {
     patches
         .iter()
         .find(|p| p.object.kind == kind && p.object.name == name)

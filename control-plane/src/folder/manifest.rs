@@ -104,6 +104,7 @@ fn parse_document(json: Value, at: &str) -> Result<(Object, Vec<Problem>), Box<P
             field,
             message: format!("the field is not known to mesh's {kind} and is ignored"),
             hint: "check its spelling; if it is an Istio or Gateway API feature, mesh does not implement it".to_owned(),
+            reason: None,
         });
     }
     Ok((object, problems))
@@ -136,7 +137,7 @@ fn typed(kind: Kind, json: Value) -> Result<Object, serde_json::Error> {
         grpcroutes::GrpcRoute, referencegrants::ReferenceGrant,
     };
     use k8s_openapi::api::{
-        core::v1::{Namespace, Pod, Service},
+        core::v1::{Namespace, Pod, Secret, Service},
         discovery::v1::EndpointSlice,
     };
 
@@ -159,6 +160,7 @@ fn typed(kind: Kind, json: Value) -> Result<Object, serde_json::Error> {
         Kind::HttpRoute => Object::from(from_json::<HttpRoute>(json)?),
         Kind::GrpcRoute => Object::from(from_json::<GrpcRoute>(json)?),
         Kind::ReferenceGrant => Object::from(from_json::<ReferenceGrant>(json)?),
+        Kind::Secret => Object::from(from_json::<Secret>(json)?),
     })
 }
 
@@ -217,6 +219,7 @@ fn note(
         field: String::new(),
         message,
         hint: hint.to_owned(),
+        reason: None,
     }
 }
 

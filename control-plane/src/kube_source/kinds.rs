@@ -11,13 +11,16 @@ use gateway_api::{
     experimental::httproutes::HttpRoute, gatewayclasses::GatewayClass, gateways::Gateway,
     grpcroutes::GrpcRoute, referencegrants::ReferenceGrant,
 };
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::sync::Arc;
+
+/// The field selector of the Secrets the source watches.
+pub(crate) const TLS_SECRETS: &str = "type=kubernetes.io/tls";
 
 /// A stored kind the source can watch: its API coordinates are static and it decodes from JSON.
 pub(crate) trait WatchedKind:
@@ -65,5 +68,7 @@ pub(super) fn kind_streams(
         watch::<HttpRoute>(client, config),
         watch::<GrpcRoute>(client, config),
         watch::<ReferenceGrant>(client, config),
+        // Gateways read certificates from TLS Secrets; no other Secret is fetched.
+        watch::<Secret>(client, &config.clone().fields(TLS_SECRETS)),
     ]
 }

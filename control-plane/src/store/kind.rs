@@ -37,11 +37,13 @@ pub enum Kind {
     GrpcRoute,
     /// `gateway.networking.k8s.io/v1` ReferenceGrant.
     ReferenceGrant,
+    /// Core `v1` Secret (TLS Secrets only, for Gateway certificates).
+    Secret,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Namespace,
         Kind::Service,
         Kind::EndpointSlice,
@@ -58,12 +60,13 @@ impl Kind {
         Kind::HttpRoute,
         Kind::GrpcRoute,
         Kind::ReferenceGrant,
+        Kind::Secret,
     ];
 
     /// The API group (empty for the core group).
     pub fn group(self) -> &'static str {
         match self {
-            Kind::Namespace | Kind::Service | Kind::Pod => "",
+            Kind::Namespace | Kind::Service | Kind::Pod | Kind::Secret => "",
             Kind::EndpointSlice => "discovery.k8s.io",
             Kind::VirtualService | Kind::DestinationRule | Kind::IstioGateway => {
                 "networking.istio.io"
@@ -97,6 +100,7 @@ impl Kind {
             Kind::HttpRoute => "HTTPRoute",
             Kind::GrpcRoute => "GRPCRoute",
             Kind::ReferenceGrant => "ReferenceGrant",
+            Kind::Secret => "Secret",
         }
     }
 

@@ -9,7 +9,7 @@ use gateway_api::{
 };
 use k8s_openapi::{
     api::{
-        core::v1::{Namespace, Pod, Service},
+        core::v1::{Namespace, Pod, Secret, Service},
         discovery::v1::EndpointSlice,
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
@@ -280,4 +280,5 @@ stored_kinds! {
     HttpRoute(HttpRoute) in http_routes,
     GrpcRoute(GrpcRoute) in grpc_routes,
     ReferenceGrant(ReferenceGrant) in reference_grants,
+    Secret(Secret) in secrets,
 }

@@ -3,16 +3,18 @@
 //! explicit listener per served port, `0.0.0.0:<port>`, with a virtual host per hostname.
 
 mod api;
+mod certificates;
 mod hostnames;
 mod istio;
 
 use std::collections::BTreeMap;
 
 use mesh_proto::config::v1::{
-    Listener, Protocol, ProxyConfig, Route, RouteConfig, TcpRoute, VirtualHost, listener::Mode,
+    Listener, Protocol, ProxyConfig, Route, RouteConfig, ServerCertificate, TcpRoute,
+    TlsTermination, VirtualHost, listener::Mode,
 };
 
-pub use api::CONTROLLER_NAME;
+pub use api::{CONTROLLER_NAME, ListenerReport};
 
 use self::{api::ApiGateway, hostnames::intersect, istio::IstioGateway};
 use super::{
@@ -33,6 +35,7 @@ use crate::{
 pub(crate) struct Gateways {
     api: Vec<ApiGateway>,
     istio: Vec<IstioGateway>,
+    listener_reports: Vec<ListenerReport>,
 }
 
 impl Gateways {
@@ -44,10 +47,17 @@ impl Gateways {
 
     /// Gateways of both kinds, with Gateway API routes attached.
     pub(crate) fn build(store: &Store, routes: &[RouteModel], problems: &mut Vec<Problem>) -> Self {
+        let (api, listener_reports) = api::build(store, routes, problems);
         Gateways {
-            api: api::build(store, routes, problems),
+            api,
             istio: istio::build(store, problems),
+            listener_reports,
         }
+    }
+
+    /// What became of each listener of mesh's Gateway API Gateways.
+    pub(crate) fn listener_reports(&self) -> &[ListenerReport] {
+        &self.listener_reports
     }
 
     /// Whether `node` runs any gateway.
@@ -76,6 +86,8 @@ impl Gateways {
 struct PortPlan {
     owner: ObjectRef,
     protocol: Protocol,
+    /// Whether it terminates TLS, with these certificates.
+    tls: Option<Vec<ServerCertificate>>,
     hosts: BTreeMap<String, Vec<Route>>,
     tcp: Option<TcpRoute>,
 }
@@ -92,15 +104,20 @@ pub(crate) fn add_gateway_listeners(
     for gateway in translator.gateways.api_for(node) {
         let key = format!("{}/{}", gateway.origin.namespace, gateway.origin.name);
         for listener in &gateway.listeners {
+            let terminates = listener.tls.is_some();
             let Some(plan) = port_plan(
                 &mut ports,
-                listener.port,
-                Protocol::Http1,
+                (listener.port, Protocol::Http1, terminates),
                 &gateway.origin,
                 problems,
             ) else {
                 continue;
             };
+            if let Some(certificates) = &listener.tls {
+                plan.tls
+                    .get_or_insert_with(Vec::new)
+                    .extend(certificates.iter().cloned());
+            }
             let cx = EmitContext {
                 port: listener.port,
                 node,
@@ -116,8 +133,7 @@ pub(crate) fn add_gateway_listeners(
         for server in &gateway.servers {
             let Some(plan) = port_plan(
                 &mut ports,
-                server.port,
-                server.protocol,
+                (server.port, server.protocol, false),
                 &gateway.origin,
                 problems,
             ) else {
@@ -176,6 +192,7 @@ pub(crate) fn add_gateway_listeners(
                 protocol: Protocol::Detect.into(),
                 route_config: route_name,
                 tcp: None,
+                tls: plan.tls.map(|certificates| TlsTermination { certificates }),
                 ..Listener::default()
             });
         } else {
@@ -192,22 +209,22 @@ pub(crate) fn add_gateway_listeners(
     }
 }
 
-/// The plan of `port`, made for `protocol`; `None` (reported) when another gateway already
-/// serves the port with another protocol.
+/// The plan of `port`, made for `protocol` (terminating TLS or not); `None` (reported) when
+/// another gateway already serves the port otherwise.
 fn port_plan<'a>(
     ports: &'a mut BTreeMap<u32, PortPlan>,
-    port: u32,
-    protocol: Protocol,
+    (port, protocol, terminates): (u32, Protocol, bool),
     owner: &ObjectRef,
     problems: &mut Vec<Problem>,
 ) -> Option<&'a mut PortPlan> {
     let plan = ports.entry(port).or_insert_with(|| PortPlan {
         owner: owner.clone(),
         protocol,
+        tls: terminates.then(Vec::new),
         hosts: BTreeMap::new(),
         tcp: None,
     });
-    if plan.protocol != protocol {
+    if plan.protocol != protocol || plan.tls.is_some() != terminates {
         problems.push(Problem::warning(
             owner,
             "",

@@ -15,6 +15,7 @@ use gateway_api::{
     experimental::httproutes::HttpRoute, grpcroutes::GrpcRoute, referencegrants::ReferenceGrant,
 };
 
+pub(crate) use backends::granted;
 pub(crate) use model::{ParentRef, RouteModel};
 pub(crate) use precedence::{Candidate, into_route_set};
 

@@ -41,6 +41,8 @@ pub struct Problem {
     pub message: String,
     /// What to do about it.
     pub hint: String,
+    /// The Gateway API condition reason it gives its object's status, when one fits.
+    pub reason: Option<&'static str>,
 }
 
 impl Problem {
@@ -78,6 +80,15 @@ impl Problem {
             field: field.into(),
             message: message.into(),
             hint: hint.into(),
+            reason: None,
+        }
+    }
+
+    /// The same problem, giving `reason` to its object's status conditions.
+    pub fn with_reason(self, reason: &'static str) -> Self {
+        Problem {
+            reason: Some(reason),
+            ..self
         }
     }
 

@@ -22,7 +22,7 @@
 //! mismatch). Writes show in watches like any change.
 //!
 //! Not served: other write forms (PUT, DELETE, JSON patch, server-side apply), protobuf/Table/metadata-only responses (406),
-//! set-based label selectors and field selectors other than `metadata.name`/`metadata.namespace`
+//! set-based label selectors and field selectors other than `metadata.name`/`metadata.namespace`/`type`
 //! (400), and streaming lists (`sendInitialEvents`, ignored). Selectors filter watch events by
 //! the object's new state: an object leaving a selector is not turned into a DELETED event.
 //! It lives in the test-support crate, a dev-dependency only: nothing in production should

@@ -1,6 +1,6 @@
 //! The subset of label and field selectors the fake honours: equality-based label selectors
 //! (`a=b`, `a==b`, `a!=b`, `a`, `!a`) and `metadata.name` / `metadata.namespace` field
-//! selectors. Anything else (set-based `in`/`notin`, other fields) is refused with 400 so a
+//! selectors, and `type` for Secrets. Anything else (set-based `in`/`notin`, other fields) is refused with 400 so a
 //! test that relies on it fails loudly instead of silently seeing everything.
 
 use serde_json::Value;
@@ -29,7 +29,7 @@ impl Selector {
         for field in &fields {
             match field {
                 Requirement::Equals(key, _) | Requirement::NotEquals(key, _)
-                    if key == "metadata.name" || key == "metadata.namespace" => {}
+                    if key == "metadata.name" || key == "metadata.namespace" || key == "type" => {}
                 other => {
                     return Err(format!(
                         "field selector {other:?} is not supported by the fake"
@@ -46,6 +46,7 @@ impl Selector {
         let label = |key: &str| metadata["labels"][key].as_str().map(str::to_string);
         let field = |key: &str| match key {
             "metadata.name" => metadata["name"].as_str().map(str::to_string),
+            "type" => object["type"].as_str().map(str::to_string),
             _ => Some(
                 metadata["namespace"]
                     .as_str()

@@ -10,12 +10,15 @@ use gateway_api::{
 };
 use k8s_openapi::api::core::v1::Namespace;
 
+use mesh_proto::config::v1::ServerCertificate;
+
 use super::{
     super::{
-        gateway_api::{RouteModel, candidates, into_route_set},
+        gateway_api::{ParentRef, RouteModel, candidates, into_route_set},
         problem::{Problem, Report},
         rules::{RouteSet, Scope},
     },
+    certificates,
     hostnames::{accepts, intersect, specificity},
 };
 use crate::store::{Kind, ObjectRef, Store};
@@ -28,18 +31,33 @@ pub const CONTROLLER_NAME: &str = "mesh.io/gateway-controller";
 pub(crate) struct ApiGateway {
     /// The object.
     pub origin: ObjectRef,
-    /// Its HTTP listeners with their routes.
+    /// Its listeners mesh serves, with their routes.
     pub listeners: Vec<ApiListener>,
 }
 
-/// An HTTP listener and the routes attached to it, per hostname.
+/// An HTTP or HTTPS listener and the routes attached to it, per hostname.
 #[derive(Debug)]
 pub(crate) struct ApiListener {
     /// Port.
     pub port: u32,
+    /// The certificates of an HTTPS listener; `None` for HTTP.
+    pub tls: Option<Vec<ServerCertificate>>,
     /// Route sets by hostname pattern, most specific first; each holds its own rules and
     /// then those of less specific patterns that accept it.
     pub hosts: Vec<(String, RouteSet)>,
+}
+
+/// What translation made of one listener of a mesh Gateway, for its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerReport {
+    /// The Gateway.
+    pub gateway: ObjectRef,
+    /// The listener's name.
+    pub name: String,
+    /// How many routes attached to it.
+    pub attached_routes: usize,
+    /// The route kinds it accepts.
+    pub supported_kinds: Vec<&'static str>,
 }
 
 /// Which namespaces may attach routes to a listener.
@@ -50,73 +68,188 @@ enum Allowed {
     Nothing,
 }
 
-/// Gateways of mesh's class, with their routes attached.
+/// The route kinds mesh attaches to HTTP and HTTPS listeners.
+const HTTP_KINDS: [&str; 2] = ["HTTPRoute", "GRPCRoute"];
+
+/// Gateways of mesh's class, with their routes attached, and a report of each listener.
 pub(crate) fn build(
     store: &Store,
     routes: &[RouteModel],
     problems: &mut Vec<Problem>,
-) -> Vec<ApiGateway> {
-    store
-        .list::<Gateway>()
-        .filter_map(|gateway| {
-            let origin = ObjectRef::new(
-                Kind::Gateway,
-                gateway.metadata.namespace.clone().unwrap_or_default(),
-                gateway.metadata.name.clone().unwrap_or_default(),
-            );
-            let class = store.get::<GatewayClass>("", &gateway.spec.gateway_class_name);
-            match class {
-                Some(class) if class.spec.controller_name == CONTROLLER_NAME => {}
-                Some(_) => return None,
-                None => {
-                    problems.push(Problem::warning(
-                        &origin,
-                        "spec.gatewayClassName",
-                        format!("GatewayClass {:?} does not exist", gateway.spec.gateway_class_name),
-                        format!("create it with controllerName {CONTROLLER_NAME} for mesh to serve this Gateway"),
-                    ));
-                    return None;
-                }
+) -> (Vec<ApiGateway>, Vec<ListenerReport>) {
+    let mut gateways = Vec::new();
+    let mut reports = Vec::new();
+    for gateway in store.list::<Gateway>() {
+        let origin = ObjectRef::new(
+            Kind::Gateway,
+            gateway.metadata.namespace.clone().unwrap_or_default(),
+            gateway.metadata.name.clone().unwrap_or_default(),
+        );
+        let class = store.get::<GatewayClass>("", &gateway.spec.gateway_class_name);
+        match class {
+            Some(class) if class.spec.controller_name == CONTROLLER_NAME => {}
+            Some(_) => continue,
+            None => {
+                problems.push(Problem::warning(
+                    &origin,
+                    "spec.gatewayClassName",
+                    format!("GatewayClass {:?} does not exist", gateway.spec.gateway_class_name),
+                    format!("create it with controllerName {CONTROLLER_NAME} for mesh to serve this Gateway"),
+                ));
+                continue;
             }
-            let mut report = Report::new(&origin);
-            let listeners = gateway
-                .spec
-                .listeners
-                .iter()
-                .enumerate()
-                .filter_map(|(i, l)| listener(store, &origin, l, &format!("spec.listeners[{i}]"), routes, &mut report))
-                .collect();
-            problems.extend(report.into_problems());
-            Some(ApiGateway { origin, listeners })
-        })
+        }
+        let mut report = Report::new(&origin);
+        let mut attachments = Attachments::default();
+        let mut listeners = Vec::new();
+        let mut claimed: Vec<(u32, &str, Option<&str>)> = Vec::new();
+        for (i, spec) in gateway.spec.listeners.iter().enumerate() {
+            let at = format!("spec.listeners[{i}]");
+            let served = match conflict(&origin, spec, &claimed, &at) {
+                Some(problem) => {
+                    report.push(problem);
+                    None
+                }
+                None => listener(
+                    store,
+                    &origin,
+                    spec,
+                    &at,
+                    routes,
+                    &mut attachments,
+                    &mut report,
+                ),
+            };
+            if let Ok(port) = u32::try_from(spec.port) {
+                claimed.push((port, &spec.protocol, spec.hostname.as_deref()));
+            }
+            let (listener, attached) = served.unzip();
+            reports.push(ListenerReport {
+                gateway: origin.clone(),
+                name: spec.name.clone(),
+                attached_routes: attached.unwrap_or(0),
+                supported_kinds: supported_kinds(spec),
+            });
+            listeners.extend(listener);
+        }
+        problems.extend(report.into_problems());
+        problems.extend(attachments.into_problems(&origin));
+        gateways.push(ApiGateway { origin, listeners });
+    }
+    (gateways, reports)
+}
+
+/// The kinds of route a listener accepts: those of its protocol that `allowedRoutes.kinds`
+/// lets in.
+fn supported_kinds(spec: &GatewayListeners) -> Vec<&'static str> {
+    if !matches!(spec.protocol.as_str(), "HTTP" | "HTTPS") {
+        return Vec::new();
+    }
+    let kinds = spec.allowed_routes.as_ref().and_then(|a| a.kinds.as_ref());
+    (HTTP_KINDS.into_iter())
+        .filter(|kind| kinds.is_none_or(|ks| ks.iter().any(|k| k.kind == *kind)))
         .collect()
 }
 
-fn listener(
-    store: &Store,
+/// The problem (reason `ProtocolConflict` or `HostnameConflict`) when an earlier listener
+/// already claims this one's port with another protocol, or its port and hostname.
+fn conflict(
     gateway: &ObjectRef,
     spec: &GatewayListeners,
+    claimed: &[(u32, &str, Option<&str>)],
     at: &str,
-    routes: &[RouteModel],
-    report: &mut Report<'_>,
-) -> Option<ApiListener> {
-    if spec.protocol != "HTTP" {
-        report.warning(
-            format!("{at}.protocol"),
-            format!(
-                "{} listeners are not supported by mesh yet; listener {:?} is not served",
-                spec.protocol, spec.name
-            ),
-            "use an HTTP listener",
-        );
-        return None;
-    }
+) -> Option<Problem> {
     let port = u32::try_from(spec.port).ok()?;
+    let hostname = spec.hostname.as_deref();
+    let same_port = claimed.iter().filter(|(p, _, _)| *p == port);
+    let mut reason = None;
+    for (_, protocol, claimed_host) in same_port {
+        if *protocol != spec.protocol {
+            reason = Some((
+                "ProtocolConflict",
+                format!("port {port} is already served as {protocol}"),
+            ));
+            break;
+        }
+        if *claimed_host == hostname {
+            let host = hostname.unwrap_or("any hostname");
+            reason = Some((
+                "HostnameConflict",
+                format!("port {port} already serves {host}"),
+            ));
+        }
+    }
+    let (reason, why) = reason?;
+    Some(
+        Problem::warning(
+            gateway,
+            format!("{at}.port"),
+            format!(
+                "listener {:?} conflicts with an earlier listener: {why}; it is not served",
+                spec.name
+            ),
+            "give it another port, or a hostname of its own",
+        )
+        .with_reason(reason),
+    )
+}
+
+/// For each route parent that names a Gateway: whether some listener took it, else the best
+/// reason why none did.
+#[derive(Default)]
+struct Attachments {
+    by_parent: BTreeMap<(ObjectRef, usize), Result<(), &'static str>>,
+}
+
+impl Attachments {
+    /// Records what one listener made of parent `index` of `route`.
+    fn record(&mut self, route: &ObjectRef, index: usize, outcome: Result<(), &'static str>) {
+        let entry = self
+            .by_parent
+            .entry((route.clone(), index))
+            .or_insert(outcome);
+        // Attached anywhere wins; among refusals, the most telling reason.
+        let rank = |o: &Result<(), &str>| match o {
+            Ok(()) => 3,
+            Err("NotAllowedByListeners") => 2,
+            Err("NoMatchingListenerHostname") => 1,
+            Err(_) => 0,
+        };
+        if rank(&outcome) > rank(entry) {
+            *entry = outcome;
+        }
+    }
+
+    /// A problem on each route parent no listener took, with the reason.
+    fn into_problems(self, gateway: &ObjectRef) -> impl Iterator<Item = Problem> {
+        let gateway = gateway.clone();
+        self.by_parent.into_iter().filter_map(move |((route, index), outcome)| {
+            let reason = outcome.err()?;
+            let why = match reason {
+                "NotAllowedByListeners" => "no listener allows routes of its kind from its namespace",
+                "NoMatchingListenerHostname" => "none of its hostnames matches a listener's",
+                _ => "no listener matches its sectionName and port",
+            };
+            Some(
+                Problem::warning(
+                    &route,
+                    format!("spec.parentRefs[{index}]"),
+                    format!("not attached to {gateway}: {why}"),
+                    "align the route with the Gateway's listeners (allowedRoutes, hostname, sectionName, port)",
+                )
+                .with_reason(reason),
+            )
+        })
+    }
+}
+
+/// Which namespaces a listener's `allowedRoutes` admits.
+fn allowed_namespaces(spec: &GatewayListeners, at: &str, report: &mut Report<'_>) -> Allowed {
     let namespaces = spec
         .allowed_routes
         .as_ref()
         .and_then(|a| a.namespaces.as_ref());
-    let allowed = match namespaces
+    match namespaces
         .and_then(|n| n.from.clone())
         .unwrap_or(From::Same)
     {
@@ -140,72 +273,144 @@ fn listener(
                 )
             }
         }
+    }
+}
+
+/// The listener as mesh serves it and how many routes attached, or `None` (reported with
+/// the reason for its status) when it cannot be served.
+fn listener(
+    store: &Store,
+    gateway: &ObjectRef,
+    spec: &GatewayListeners,
+    at: &str,
+    routes: &[RouteModel],
+    attachments: &mut Attachments,
+    report: &mut Report<'_>,
+) -> Option<(ApiListener, usize)> {
+    let tls = match spec.protocol.as_str() {
+        "HTTP" => None,
+        "HTTPS" => {
+            let hostname = spec.hostname.as_deref();
+            match certificates::resolve(store, gateway, spec.tls.as_ref(), hostname, at) {
+                Ok(certificates) => Some(certificates),
+                Err(problems) => {
+                    problems.into_iter().for_each(|p| report.push(p));
+                    return None;
+                }
+            }
+        }
+        other => {
+            report.push(
+                Problem::warning(
+                    gateway,
+                    format!("{at}.protocol"),
+                    format!(
+                        "{other} listeners are not supported by mesh; listener {:?} is not served",
+                        spec.name
+                    ),
+                    "use an HTTP or HTTPS listener",
+                )
+                .with_reason("UnsupportedProtocol"),
+            );
+            return None;
+        }
     };
-    let kinds: Option<Vec<String>> = spec
-        .allowed_routes
-        .as_ref()
-        .and_then(|a| a.kinds.as_ref())
-        .map(|kinds| kinds.iter().map(|k| k.kind.clone()).collect());
+    let admission = Admission {
+        gateway,
+        name: &spec.name,
+        port: u32::try_from(spec.port).ok()?,
+        allowed: allowed_namespaces(spec, at, report),
+        kinds: supported_kinds(spec),
+    };
     let listener_host = spec.hostname.clone().unwrap_or_else(|| "*".to_owned());
     let mut by_host: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    let mut attached = 0;
     for route in routes {
-        let attached = route.parents.iter().any(|p| {
-            p.is_gateway()
-                && p.namespace == gateway.namespace
-                && p.name == gateway.name
-                && p.section_name.as_ref().is_none_or(|s| *s == spec.name)
-                && p.port.is_none_or(|p| p == port)
-        });
-        if !attached {
+        let mut hosts: Vec<String> = Vec::new();
+        for (index, parent) in route.parents.iter().enumerate() {
+            let names_gateway = parent.is_gateway()
+                && parent.namespace == gateway.namespace
+                && parent.name == gateway.name;
+            if !names_gateway {
+                continue;
+            }
+            let outcome = admission.admits(store, route, parent).and_then(|()| {
+                let route_hosts = match route.hostnames.is_empty() {
+                    true => vec!["*".to_owned()],
+                    false => route.hostnames.clone(),
+                };
+                let shared: Vec<String> = (route_hosts.iter())
+                    .filter_map(|h| intersect(h, &listener_host))
+                    .collect();
+                if shared.is_empty() {
+                    return Err("NoMatchingListenerHostname");
+                }
+                hosts.extend(shared);
+                Ok(())
+            });
+            attachments.record(&route.origin, index, outcome);
+        }
+        if hosts.is_empty() {
             continue;
         }
-        let kind = route.origin.kind.kind_name();
-        if kinds.as_ref().is_some_and(|k| !k.iter().any(|k| k == kind)) {
-            continue;
+        attached += 1;
+        hosts.sort();
+        hosts.dedup();
+        for host in hosts {
+            by_host.entry(host).or_default().push(route);
         }
-        let namespace_ok = match &allowed {
+    }
+    let hosts = route_sets(&by_host, report);
+    let port = admission.port;
+    Some((ApiListener { port, tls, hosts }, attached))
+}
+
+/// What a listener lets attach: by sectionName, port, route kind and namespace.
+struct Admission<'a> {
+    gateway: &'a ObjectRef,
+    name: &'a str,
+    port: u32,
+    allowed: Allowed,
+    kinds: Vec<&'static str>,
+}
+
+impl Admission<'_> {
+    /// Whether `route` may attach through `parent`, else the reason it may not.
+    fn admits(
+        &self,
+        store: &Store,
+        route: &RouteModel,
+        parent: &ParentRef,
+    ) -> Result<(), &'static str> {
+        let section_ok = parent.section_name.as_ref().is_none_or(|s| s == self.name);
+        if !section_ok || parent.port.is_some_and(|p| p != self.port) {
+            return Err("NoMatchingParent");
+        }
+        if !self.kinds.contains(&route.origin.kind.kind_name()) {
+            return Err("NotAllowedByListeners");
+        }
+        let namespace_ok = match &self.allowed {
             Allowed::All => true,
-            Allowed::Same => route.origin.namespace == gateway.namespace,
+            Allowed::Same => route.origin.namespace == self.gateway.namespace,
             Allowed::Labels(labels) => store
                 .get::<Namespace>("", &route.origin.namespace)
                 .and_then(|ns| ns.metadata.labels.as_ref())
                 .is_some_and(|have| labels.iter().all(|(k, v)| have.get(k) == Some(v))),
             Allowed::Nothing => false,
         };
-        if !namespace_ok {
-            report.warning(
-                format!("{at}.allowedRoutes"),
-                format!(
-                    "{} is in a namespace listener {:?} does not allow; it is not attached",
-                    route.origin, spec.name
-                ),
-                "allow the namespace in allowedRoutes, or move the route",
-            );
-            continue;
-        }
-        let route_hosts = if route.hostnames.is_empty() {
-            vec!["*".to_owned()]
-        } else {
-            route.hostnames.clone()
-        };
-        let hosts: Vec<String> = route_hosts
-            .iter()
-            .filter_map(|h| intersect(h, &listener_host))
-            .collect();
-        if hosts.is_empty() {
-            report.warning(
-                format!("{at}.hostname"),
-                format!(
-                    "no hostname of {} matches listener {:?}; it is not attached",
-                    route.origin, spec.name
-                ),
-                "align the route's hostnames with the listener's",
-            );
-        }
-        for host in hosts {
-            by_host.entry(host).or_default().push(route);
+        match namespace_ok {
+            true => Ok(()),
+            false => Err("NotAllowedByListeners"),
         }
     }
+}
+
+/// The route sets of a listener's hostnames, most specific first; each also holds the rules
+/// of the less specific patterns that accept it.
+fn route_sets(
+    by_host: &BTreeMap<String, Vec<&RouteModel>>,
+    report: &mut Report<'_>,
+) -> Vec<(String, RouteSet)> {
     let mut patterns: Vec<String> = by_host.keys().cloned().collect();
     patterns.sort_by_key(|p| specificity(p));
     let mut problems = Vec::new();
@@ -241,5 +446,5 @@ fn listener(
     for problem in problems {
         report.push(problem);
     }
-    Some(ApiListener { port, hosts })
+    hosts
 }

@@ -28,6 +28,31 @@ pub(crate) struct BackendRef {
     pub weight: Option<i32>,
 }
 
+/// Whether a ReferenceGrant in the target's namespace lets Gateway API objects of kind
+/// `from.0` in namespace `from.1` refer to the core object `to` (kind, namespace, name).
+pub(crate) fn granted(
+    grants: &[&ReferenceGrant],
+    (from_kind, from_namespace): (&str, &str),
+    (to_kind, to_namespace, to_name): (&str, &str, &str),
+) -> bool {
+    grants
+        .iter()
+        .filter(|g| g.metadata.namespace.as_deref() == Some(to_namespace))
+        .any(|grant| {
+            let from = grant.spec.from.iter().any(|f| {
+                f.group == "gateway.networking.k8s.io"
+                    && f.kind == from_kind
+                    && f.namespace == from_namespace
+            });
+            let to = grant.spec.to.iter().any(|t| {
+                matches!(t.group.as_str(), "" | "core")
+                    && t.kind == to_kind
+                    && t.name.as_deref().is_none_or(|n| n == to_name)
+            });
+            from && to
+        })
+}
+
 /// Resolves backend references of routes in one namespace.
 pub(crate) struct Backends<'a> {
     /// Known services.
@@ -46,22 +71,8 @@ pub(crate) struct Backends<'a> {
 impl Backends<'_> {
     /// Whether a ReferenceGrant in `namespace` lets this route refer to the Service `name`.
     fn granted(&self, namespace: &str, name: &str) -> bool {
-        self.grants
-            .iter()
-            .filter(|g| g.metadata.namespace.as_deref() == Some(namespace))
-            .any(|grant| {
-                let from = grant.spec.from.iter().any(|f| {
-                    f.group == "gateway.networking.k8s.io"
-                        && f.kind == self.route_kind
-                        && f.namespace == self.namespace
-                });
-                let to = grant.spec.to.iter().any(|t| {
-                    matches!(t.group.as_str(), "" | "core")
-                        && t.kind == "Service"
-                        && t.name.as_deref().is_none_or(|n| n == name)
-                });
-                from && to
-            })
+        let from = (self.route_kind, self.namespace);
+        granted(self.grants, from, ("Service", namespace, name))
     }
 
     /// One destination per reference, `None` (reported) for those that cannot be used.
