@@ -7,7 +7,7 @@
 #[path = "e2e/support.rs"]
 mod support;
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use mesh_lab::cluster::node_ip;
 use serde_json::Value;
@@ -15,7 +15,7 @@ use support::{TestLab, eventually, require_root};
 
 const BASE: &str = include_str!("gateway/base.yaml");
 /// Every case's manifest: (file, text).
-const CASES: [(&str, &str); 8] = [
+const CASES: [(&str, &str); 9] = [
     (
         "simple-same-namespace.yaml",
         include_str!("gateway/simple-same-namespace.yaml"),
@@ -42,7 +42,10 @@ const CASES: [(&str, &str); 8] = [
     ),
     ("matching.yaml", include_str!("gateway/matching.yaml")),
     ("filters.yaml", include_str!("gateway/filters.yaml")),
+    ("https.yaml", include_str!("gateway/https.yaml")),
 ];
+/// The file the test writes the HTTPS cases' Secrets to.
+const SECRETS: &str = "https-secrets.yaml";
 /// The suite's namespace for Gateways and their first backends.
 const INFRA: &str = "gateway-conformance-infra";
 
@@ -79,6 +82,8 @@ struct Call<'a> {
     host: &'a str,
     path: &'a str,
     headers: &'a [(&'a str, &'a str)],
+    /// Over TLS (SNI `host`), trusting this PEM file only.
+    ca: Option<&'a Path>,
 }
 
 /// A GET of `path` on `host`.
@@ -88,6 +93,7 @@ fn get<'a>(host: &'a str, path: &'a str) -> Call<'a> {
         host,
         path,
         headers: &[],
+        ca: None,
     }
 }
 
@@ -95,6 +101,14 @@ impl<'a> Call<'a> {
     /// The same call with another method.
     fn method(self, method: &'a str) -> Self {
         Call { method, ..self }
+    }
+
+    /// The same call over TLS, trusting only the certificate in `ca`.
+    fn tls(self, ca: &'a Path) -> Self {
+        Call {
+            ca: Some(ca),
+            ..self
+        }
     }
 
     /// The same call with these request headers.
@@ -133,11 +147,15 @@ impl GatewayClient {
         for (name, value) in call.headers {
             command.args(["-H", &format!("{name}: {value}")]);
         }
-        let output = command
-            .arg(format!("http://{}{}", self.address, call.path))
-            .output()
-            .await
-            .expect("curl");
+        let url = match call.ca {
+            None => format!("http://{}{}", self.address, call.path),
+            Some(ca) => {
+                let to = format!("{}:443:{}", call.host, self.address);
+                command.args(["--connect-to", &to]).arg("--cacert").arg(ca);
+                format!("https://{}{}", call.host, call.path)
+            }
+        };
+        let output = command.arg(url).output().await.expect("curl");
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
         let (head, body) = text.split_once("\r\n\r\n")?;
         let mut lines = head.lines();
@@ -186,6 +204,10 @@ async fn gateway_conformance_cases() {
     }
     let mut files = vec![("base.yaml", BASE)];
     files.extend(CASES);
+    let secure = certificate("secure.example.com");
+    let granted = certificate("granted.example.com");
+    let secrets = tls_secrets(&secure, &granted);
+    files.push((SECRETS, &secrets));
     let lab = TestLab::start_with("gateway", &files, true).await;
     let same_namespace = GatewayClient::new(&lab, INFRA, "same-namespace", 80);
     let all_namespaces = GatewayClient::new(&lab, INFRA, "all-namespaces", 80);
@@ -200,6 +222,7 @@ async fn gateway_conformance_cases() {
     matching(&all_namespaces).await;
     filters(&all_namespaces).await;
     weight(&all_namespaces).await;
+    https(&lab, &secure, &granted).await;
 
     lab.stop().await;
 }
@@ -453,4 +476,87 @@ async fn weight(gateway: &GatewayClient) {
         "{case}: {seen:?}"
     );
     assert_eq!(share("infra-backend-v3"), 0, "{case}: {seen:?}");
+}
+
+/// A self-signed certificate for `host`: (PEM chain, PEM key).
+fn certificate(host: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec![host.to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// The TLS Secrets of the HTTPS cases: one beside the Gateway, one in the namespace that
+/// grants it.
+fn tls_secrets(secure: &(String, String), granted: &(String, String)) -> String {
+    let secret = |namespace: &str, name: &str, (crt, key): &(String, String)| {
+        let data = serde_json::json!({ "tls.crt": crt, "tls.key": key });
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{ name: {name}, namespace: {namespace} }}\ntype: kubernetes.io/tls\nstringData: {data}\n"
+        )
+    };
+    [
+        secret(INFRA, "secure-example-com", secure),
+        secret(
+            "gateway-conformance-web-backend",
+            "granted-example-com",
+            granted,
+        ),
+    ]
+    .join("---\n")
+}
+
+/// TLS termination: certificates by SNI, one granted from another namespace, an invalid
+/// listener beside working ones, and a renewed certificate served without a restart.
+async fn https(lab: &TestLab, secure: &(String, String), granted: &(String, String)) {
+    let gateway = GatewayClient::new(lab, INFRA, "https", 443);
+    let plain = GatewayClient::new(lab, INFRA, "https", 80);
+    let dir = std::env::temp_dir().join(format!("mesh-e2e-gateway-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("CA directory");
+    let ca = |name: &str, pem: &str| {
+        let path = dir.join(format!("{name}.pem"));
+        std::fs::write(&path, pem).expect("write CA file");
+        path
+    };
+    let secure_ca = ca("secure", &secure.0);
+    let granted_ca = ca("granted", &granted.0);
+
+    let case = "HTTPRouteHTTPSListener";
+    let call = get("secure.example.com", "/").tls(&secure_ca);
+    gateway.reaches(case, call, "infra-backend-v1").await;
+    // The certificate is the one for the name asked: the other CA does not verify it.
+    let call = get("secure.example.com", "/").tls(&granted_ca);
+    assert!(
+        gateway.send(call).await.is_none(),
+        "{case}: verified by the wrong CA"
+    );
+
+    let case = "GatewaySecretReferenceGrant";
+    let call = get("granted.example.com", "/").tls(&granted_ca);
+    gateway.reaches(case, call, "infra-backend-v1").await;
+
+    let case = "GatewayInvalidTLSConfiguration";
+    let call = get("invalid.example.com", "/").tls(&secure_ca);
+    assert!(
+        gateway.send(call).await.is_none(),
+        "{case}: the invalid listener answered"
+    );
+    plain
+        .reaches(case, get("invalid.example.com", "/"), "infra-backend-v1")
+        .await;
+
+    let case = "HTTPS listener certificate renewal";
+    let renewed = certificate("secure.example.com");
+    let renewed_ca = ca("renewed", &renewed.0);
+    lab.write_manifest(SECRETS, &tls_secrets(&renewed, granted));
+    let call = get("secure.example.com", "/").tls(&renewed_ca);
+    gateway.reaches(case, call, "infra-backend-v1").await;
+    let call = get("secure.example.com", "/").tls(&secure_ca);
+    assert!(
+        gateway.send(call).await.is_none(),
+        "{case}: the old certificate is still served"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
