@@ -101,7 +101,8 @@ impl Translator {
         let routes = gateway_api::compile_routes(store, &registry, &mut problems);
         let mesh_routes = MeshRoutes::build(&routes, &registry, &mut problems);
         mesh_routes.report_shadowed_virtual_services(&virtual_services, &mut problems);
-        let gateways = Gateways::build(store, &routes, &mut problems);
+        let l4_routes = gateway_api::compile_l4_routes(store, &registry, &mut problems);
+        let gateways = Gateways::build(store, &routes, &l4_routes, &mut problems);
         let authorization = AuthorizationPolicies::build(store, &mut problems);
         let telemetries = Telemetries::build(store, providers, &mut problems);
         let selected_labels = (rules.label_keys())

@@ -247,12 +247,14 @@ def test_cluster_role_grants_exactly_what_the_control_plane_uses():
         "networking.istio.io": ("virtualservices", "destinationrules", "gateways", "serviceentries"),
         "security.istio.io": ("peerauthentications", "authorizationpolicies"),
         "telemetry.istio.io": ("telemetries",),
-        "gateway.networking.k8s.io": ("gatewayclasses", "gateways", "httproutes", "grpcroutes", "referencegrants"),
+        "gateway.networking.k8s.io": (
+            "gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes", "tcproutes", "referencegrants",
+        ),
     }.items():
         expected |= {(group, r, v, ()) for r in resources for v in read}
     expected |= {
         ("gateway.networking.k8s.io", f"{r}/status", v, ())
-        for r in ("gatewayclasses", "gateways", "httproutes", "grpcroutes")
+        for r in ("gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes", "tcproutes")
         for v in ("update", "patch")
     }
     expected |= {("authentication.k8s.io", "tokenreviews", "create", ())}

@@ -1,5 +1,5 @@
 //! The Gateway API status mesh owes its objects, computed from a translated store: per parent
-//! of every HTTPRoute and GRPCRoute that attaches to mesh (a Service parent, or a Gateway of
+//! of every HTTPRoute, GRPCRoute, TLSRoute and TCPRoute that attaches to mesh (a Service parent, or a Gateway of
 //! mesh's class) the conditions `Accepted`, `ResolvedRefs` and, when some rules were dropped,
 //! `PartiallyInvalid`; `Accepted` on mesh's Gateways and GatewayClasses, and on mesh's Gateways
 //! `Programmed` with `status.addresses` once their Service (`<gateway>-mesh`) has an address
@@ -39,13 +39,18 @@ pub fn status_patches(
     listeners: &[ListenerReport],
     now: &str,
 ) -> Vec<StatusPatch> {
-    let routes = [Kind::HttpRoute, Kind::GrpcRoute]
-        .into_iter()
-        .flat_map(|kind| store.objects(kind))
-        .filter_map(|route| {
-            let parents = route_parents(store, &route, problems, now)?;
-            patch(&route, json!({ "parents": parents }))
-        });
+    let routes = [
+        Kind::HttpRoute,
+        Kind::GrpcRoute,
+        Kind::TlsRoute,
+        Kind::TcpRoute,
+    ]
+    .into_iter()
+    .flat_map(|kind| store.objects(kind))
+    .filter_map(|route| {
+        let parents = route_parents(store, &route, problems, now)?;
+        patch(&route, json!({ "parents": parents }))
+    });
     let gateways = store
         .objects(Kind::Gateway)
         .into_iter()

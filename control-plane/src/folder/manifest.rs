@@ -133,8 +133,9 @@ where
 /// The typed object of `kind` from its JSON form.
 fn typed(kind: Kind, json: Value) -> Result<Object, serde_json::Error> {
     use gateway_api::{
-        experimental::httproutes::HttpRoute, gatewayclasses::GatewayClass, gateways::Gateway,
-        grpcroutes::GrpcRoute, referencegrants::ReferenceGrant,
+        experimental::httproutes::HttpRoute, experimental::tcproutes::TcpRoute,
+        gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute,
+        referencegrants::ReferenceGrant, tlsroutes::TlsRoute,
     };
     use k8s_openapi::api::{
         core::v1::{Namespace, Pod, Secret, Service},
@@ -159,6 +160,8 @@ fn typed(kind: Kind, json: Value) -> Result<Object, serde_json::Error> {
         Kind::Gateway => Object::from(from_json::<Gateway>(json)?),
         Kind::HttpRoute => Object::from(from_json::<HttpRoute>(json)?),
         Kind::GrpcRoute => Object::from(from_json::<GrpcRoute>(json)?),
+        Kind::TlsRoute => Object::from(from_json::<TlsRoute>(json)?),
+        Kind::TcpRoute => Object::from(from_json::<TcpRoute>(json)?),
         Kind::ReferenceGrant => Object::from(from_json::<ReferenceGrant>(json)?),
         Kind::Secret => Object::from(from_json::<Secret>(json)?),
     })

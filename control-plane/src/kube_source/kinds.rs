@@ -8,8 +8,9 @@ use crate::istio::{
 use crate::store::{Object, Stored};
 use futures_util::stream::{BoxStream, StreamExt};
 use gateway_api::{
-    experimental::httproutes::HttpRoute, gatewayclasses::GatewayClass, gateways::Gateway,
-    grpcroutes::GrpcRoute, referencegrants::ReferenceGrant,
+    experimental::httproutes::HttpRoute, experimental::tcproutes::TcpRoute,
+    gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute,
+    referencegrants::ReferenceGrant, tlsroutes::TlsRoute,
 };
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -67,6 +68,8 @@ pub(super) fn kind_streams(
         watch::<Gateway>(client, config),
         watch::<HttpRoute>(client, config),
         watch::<GrpcRoute>(client, config),
+        watch::<TlsRoute>(client, config),
+        watch::<TcpRoute>(client, config),
         watch::<ReferenceGrant>(client, config),
         // Gateways read certificates from TLS Secrets; no other Secret is fetched.
         watch::<Secret>(client, &config.clone().fields(TLS_SECRETS)),

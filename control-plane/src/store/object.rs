@@ -4,8 +4,9 @@
 use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use gateway_api::{
-    experimental::httproutes::HttpRoute, gatewayclasses::GatewayClass, gateways::Gateway,
-    grpcroutes::GrpcRoute, referencegrants::ReferenceGrant,
+    experimental::httproutes::HttpRoute, experimental::tcproutes::TcpRoute,
+    gatewayclasses::GatewayClass, gateways::Gateway, grpcroutes::GrpcRoute,
+    referencegrants::ReferenceGrant, tlsroutes::TlsRoute,
 };
 use k8s_openapi::{
     api::{
@@ -279,6 +280,8 @@ stored_kinds! {
     Gateway(Gateway) in gateways,
     HttpRoute(HttpRoute) in http_routes,
     GrpcRoute(GrpcRoute) in grpc_routes,
+    TlsRoute(TlsRoute) in tls_routes,
+    TcpRoute(TcpRoute) in tcp_routes,
     ReferenceGrant(ReferenceGrant) in reference_grants,
     Secret(Secret) in secrets,
 }

@@ -16,7 +16,11 @@ use mesh_proto::config::v1::{
 
 pub use api::{CONTROLLER_NAME, ListenerReport};
 
-use self::{api::ApiGateway, hostnames::intersect, istio::IstioGateway};
+use self::{
+    api::{ApiGateway, GatewayRoutes},
+    hostnames::{intersect, specificity},
+    istio::IstioGateway,
+};
 use super::{
     Translator,
     clusters::ClusterHashes,
@@ -46,7 +50,16 @@ impl Gateways {
     }
 
     /// Gateways of both kinds, with Gateway API routes attached.
-    pub(crate) fn build(store: &Store, routes: &[RouteModel], problems: &mut Vec<Problem>) -> Self {
+    pub(crate) fn build(
+        store: &Store,
+        http_routes: &[RouteModel],
+        l4_routes: &[RouteModel],
+        problems: &mut Vec<Problem>,
+    ) -> Self {
+        let routes = GatewayRoutes {
+            http: http_routes,
+            l4: l4_routes,
+        };
         let (api, listener_reports) = api::build(store, routes, problems);
         Gateways {
             api,
@@ -107,7 +120,7 @@ pub(crate) fn add_gateway_listeners(
             let terminates = listener.tls.is_some();
             let Some(plan) = port_plan(
                 &mut ports,
-                (listener.port, Protocol::Http1, terminates),
+                (listener.port, listener.protocol, terminates),
                 &gateway.origin,
                 problems,
             ) else {
@@ -124,8 +137,13 @@ pub(crate) fn add_gateway_listeners(
                 clusters: hashes,
                 gateway: Some(&key),
             };
-            for (host, set) in &listener.hosts {
-                add_http(plan, host, set, &cx, problems);
+            match listener.protocol {
+                Protocol::Http1 => {
+                    for (host, set) in &listener.hosts {
+                        add_http(plan, host, set, &cx, problems);
+                    }
+                }
+                _ => add_tcp(plan, &listener.l4, &cx, problems),
             }
         }
     }
@@ -196,13 +214,16 @@ pub(crate) fn add_gateway_listeners(
                 ..Listener::default()
             });
         } else {
+            let mut tcp = plan.tcp.unwrap_or_default();
+            // The first SNI route that matches wins: exact names before wildcards.
+            (tcp.sni_routes).sort_by_key(|r| r.sni.iter().map(|p| specificity(p)).min());
             config.listeners.push(Listener {
                 name,
                 address,
                 mode: Mode::Explicit.into(),
                 protocol: plan.protocol.into(),
                 route_config: String::new(),
-                tcp: Some(plan.tcp.unwrap_or_default()),
+                tcp: Some(tcp),
                 ..Listener::default()
             });
         }

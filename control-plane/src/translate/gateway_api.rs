@@ -5,6 +5,7 @@
 
 mod backends;
 mod convert;
+mod l4;
 mod model;
 mod precedence;
 mod retries;
@@ -12,7 +13,10 @@ mod retries;
 use std::collections::HashMap;
 
 use gateway_api::{
-    experimental::httproutes::HttpRoute, grpcroutes::GrpcRoute, referencegrants::ReferenceGrant,
+    experimental::{httproutes::HttpRoute, tcproutes::TcpRoute},
+    grpcroutes::GrpcRoute,
+    referencegrants::ReferenceGrant,
+    tlsroutes::TlsRoute,
 };
 
 pub(crate) use backends::granted;
@@ -84,6 +88,44 @@ pub(crate) fn compile_routes(
             ),
         };
         models.push(convert::grpc_route(route, &backends, &mut report));
+        problems.extend(report.into_problems());
+    }
+    models
+}
+
+/// Compiles every TLSRoute and TCPRoute in the store: routes of Gateways' TLS passthrough
+/// and TCP listeners.
+pub(crate) fn compile_l4_routes(
+    store: &Store,
+    registry: &Registry,
+    problems: &mut Vec<Problem>,
+) -> Vec<RouteModel> {
+    let grants: Vec<&ReferenceGrant> = store.list::<ReferenceGrant>().map(|g| &**g).collect();
+    let mut models = Vec::new();
+    for route in store.list::<TlsRoute>() {
+        let origin = route_ref(Kind::TlsRoute, &route.metadata);
+        let mut report = Report::new(&origin);
+        let backends = Backends {
+            registry,
+            grants: &grants,
+            route_kind: "TLSRoute",
+            namespace: &origin.namespace,
+            parents: Vec::new(),
+        };
+        models.push(l4::tls_route(route, &backends, &mut report));
+        problems.extend(report.into_problems());
+    }
+    for route in store.list::<TcpRoute>() {
+        let origin = route_ref(Kind::TcpRoute, &route.metadata);
+        let mut report = Report::new(&origin);
+        let backends = Backends {
+            registry,
+            grants: &grants,
+            route_kind: "TCPRoute",
+            namespace: &origin.namespace,
+            parents: Vec::new(),
+        };
+        models.push(l4::tcp_route(route, &backends, &mut report));
         problems.extend(report.into_problems());
     }
     models

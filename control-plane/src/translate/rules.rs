@@ -177,7 +177,7 @@ pub(crate) struct TcpRule {
 }
 
 /// The routing one object (or one set of Gateway API routes) gives a service.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct RouteSet {
     /// Where the rules come from.
     pub origins: Vec<ObjectRef>,

@@ -128,6 +128,8 @@ pub static RESOURCES: &[ResourceType] = &[
     resource(GATEWAY_GROUP, "v1", "gateways", "Gateway", true),
     resource(GATEWAY_GROUP, "v1", "httproutes", "HTTPRoute", true),
     resource(GATEWAY_GROUP, "v1", "grpcroutes", "GRPCRoute", true),
+    resource(GATEWAY_GROUP, "v1", "tlsroutes", "TLSRoute", true),
+    resource(GATEWAY_GROUP, "v1alpha2", "tcproutes", "TCPRoute", true),
     resource(
         GATEWAY_GROUP,
         "v1",

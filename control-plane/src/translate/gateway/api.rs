@@ -6,17 +6,20 @@ use std::collections::BTreeMap;
 
 use gateway_api::{
     gatewayclasses::GatewayClass,
-    gateways::{Gateway, GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom as From},
+    gateways::{
+        Gateway, GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom as From,
+        GatewayListenersTlsMode,
+    },
 };
 use k8s_openapi::api::core::v1::Namespace;
 
-use mesh_proto::config::v1::ServerCertificate;
+use mesh_proto::config::v1::{Protocol, ServerCertificate};
 
 use super::{
     super::{
         gateway_api::{ParentRef, RouteModel, candidates, into_route_set},
         problem::{Problem, Report},
-        rules::{RouteSet, Scope},
+        rules::{RouteSet, Scope, TcpRule},
     },
     certificates,
     hostnames::{accepts, intersect, specificity},
@@ -35,16 +38,30 @@ pub(crate) struct ApiGateway {
     pub listeners: Vec<ApiListener>,
 }
 
-/// An HTTP or HTTPS listener and the routes attached to it, per hostname.
+/// A listener mesh serves and the routes attached to it.
 #[derive(Debug)]
 pub(crate) struct ApiListener {
     /// Port.
     pub port: u32,
+    /// What the proxy serves on it: HTTP (HTTP and HTTPS listeners), TLS (passthrough by
+    /// SNI) or TCP.
+    pub protocol: Protocol,
     /// The certificates of an HTTPS listener; `None` for HTTP.
     pub tls: Option<Vec<ServerCertificate>>,
     /// Route sets by hostname pattern, most specific first; each holds its own rules and
     /// then those of less specific patterns that accept it.
     pub hosts: Vec<(String, RouteSet)>,
+    /// TLS and TCP listeners: where connections go (TLS rules by SNI, or one TCP rule).
+    pub l4: RouteSet,
+}
+
+/// The routes that may attach to Gateways.
+#[derive(Clone, Copy)]
+pub(crate) struct GatewayRoutes<'a> {
+    /// HTTPRoutes and GRPCRoutes.
+    pub http: &'a [RouteModel],
+    /// TLSRoutes and TCPRoutes.
+    pub l4: &'a [RouteModel],
 }
 
 /// What translation made of one listener of a mesh Gateway, for its status.
@@ -74,7 +91,7 @@ const HTTP_KINDS: [&str; 2] = ["HTTPRoute", "GRPCRoute"];
 /// Gateways of mesh's class, with their routes attached, and a report of each listener.
 pub(crate) fn build(
     store: &Store,
-    routes: &[RouteModel],
+    routes: GatewayRoutes<'_>,
     problems: &mut Vec<Problem>,
 ) -> (Vec<ApiGateway>, Vec<ListenerReport>) {
     let mut gateways = Vec::new();
@@ -142,11 +159,14 @@ pub(crate) fn build(
 /// The kinds of route a listener accepts: those of its protocol that `allowedRoutes.kinds`
 /// lets in.
 fn supported_kinds(spec: &GatewayListeners) -> Vec<&'static str> {
-    if !matches!(spec.protocol.as_str(), "HTTP" | "HTTPS") {
-        return Vec::new();
-    }
+    let of_protocol: &[&'static str] = match spec.protocol.as_str() {
+        "HTTP" | "HTTPS" => &HTTP_KINDS,
+        "TLS" => &["TLSRoute"],
+        "TCP" => &["TCPRoute"],
+        _ => &[],
+    };
     let kinds = spec.allowed_routes.as_ref().and_then(|a| a.kinds.as_ref());
-    (HTTP_KINDS.into_iter())
+    (of_protocol.iter().copied())
         .filter(|kind| kinds.is_none_or(|ks| ks.iter().any(|k| k.kind == *kind)))
         .collect()
 }
@@ -283,22 +303,38 @@ fn listener(
     gateway: &ObjectRef,
     spec: &GatewayListeners,
     at: &str,
-    routes: &[RouteModel],
+    routes: GatewayRoutes<'_>,
     attachments: &mut Attachments,
     report: &mut Report<'_>,
 ) -> Option<(ApiListener, usize)> {
-    let tls = match spec.protocol.as_str() {
-        "HTTP" => None,
+    let passthrough = spec.tls.as_ref().and_then(|t| t.mode.as_ref())
+        == Some(&GatewayListenersTlsMode::Passthrough);
+    let (protocol, tls) = match spec.protocol.as_str() {
+        "HTTP" => (Protocol::Http1, None),
         "HTTPS" => {
             let hostname = spec.hostname.as_deref();
             match certificates::resolve(store, gateway, spec.tls.as_ref(), hostname, at) {
-                Ok(certificates) => Some(certificates),
+                Ok(certificates) => (Protocol::Http1, Some(certificates)),
                 Err(problems) => {
                     problems.into_iter().for_each(|p| report.push(p));
                     return None;
                 }
             }
         }
+        "TLS" if passthrough => (Protocol::Tls, None),
+        "TLS" => {
+            report.push(
+                Problem::warning(
+                    gateway,
+                    format!("{at}.tls.mode"),
+                    format!("listener {:?}: TLS listeners that terminate TLS are not supported by mesh; it is not served", spec.name),
+                    "use mode Passthrough with TLSRoutes, or protocol HTTPS",
+                )
+                .with_reason("UnsupportedValue"),
+            );
+            return None;
+        }
+        "TCP" => (Protocol::Tcp, None),
         other => {
             report.push(
                 Problem::warning(
@@ -308,7 +344,7 @@ fn listener(
                         "{other} listeners are not supported by mesh; listener {:?} is not served",
                         spec.name
                     ),
-                    "use an HTTP or HTTPS listener",
+                    "use an HTTP, HTTPS, TLS or TCP listener",
                 )
                 .with_reason("UnsupportedProtocol"),
             );
@@ -325,7 +361,11 @@ fn listener(
     let listener_host = spec.hostname.clone().unwrap_or_else(|| "*".to_owned());
     let mut by_host: BTreeMap<String, Vec<_>> = BTreeMap::new();
     let mut attached = 0;
-    for route in routes {
+    let candidates = match protocol {
+        Protocol::Http1 => routes.http,
+        _ => routes.l4,
+    };
+    for route in candidates {
         let mut hosts: Vec<String> = Vec::new();
         for (index, parent) in route.parents.iter().enumerate() {
             let names_gateway = parent.is_gateway()
@@ -360,9 +400,19 @@ fn listener(
             by_host.entry(host).or_default().push(route);
         }
     }
-    let hosts = route_sets(&by_host, report);
     let port = admission.port;
-    Some((ApiListener { port, tls, hosts }, attached))
+    let (hosts, l4) = match protocol {
+        Protocol::Http1 => (route_sets(&by_host, report), RouteSet::default()),
+        _ => (Vec::new(), l4_route_set(protocol, &by_host)),
+    };
+    let listener = ApiListener {
+        port,
+        protocol,
+        tls,
+        hosts,
+        l4,
+    };
+    Some((listener, attached))
 }
 
 /// What a listener lets attach: by sectionName, port, route kind and namespace.
@@ -403,6 +453,35 @@ impl Admission<'_> {
             false => Err("NotAllowedByListeners"),
         }
     }
+}
+
+/// Where a TLS or TCP listener's connections go: per SNI pattern (most specific first) the
+/// TLSRoutes' backends, or the first TCPRoute's.
+fn l4_route_set(protocol: Protocol, by_host: &BTreeMap<String, Vec<&RouteModel>>) -> RouteSet {
+    let mut patterns: Vec<&String> = by_host.keys().collect();
+    patterns.sort_by_key(|p| specificity(p));
+    let mut set = RouteSet::default();
+    for pattern in patterns {
+        for route in &by_host[pattern] {
+            if !set.origins.contains(&route.origin) {
+                set.origins.push(route.origin.clone());
+            }
+            let rule = TcpRule {
+                scope: Scope::default(),
+                sni: match protocol {
+                    Protocol::Tls => vec![pattern.clone()],
+                    _ => Vec::new(),
+                },
+                dests: route.l4.clone(),
+            };
+            match protocol {
+                Protocol::Tls => set.tls.push(rule),
+                _ if set.tcp.is_empty() => set.tcp.push(rule),
+                _ => {}
+            }
+        }
+    }
+    set
 }
 
 /// The route sets of a listener's hostnames, most specific first; each also holds the rules

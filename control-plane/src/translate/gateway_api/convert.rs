@@ -319,6 +319,7 @@ pub(crate) fn http_route(
         hostnames: spec.hostnames.clone().unwrap_or_default(),
         parents: parent_refs!(spec.parent_refs, namespace),
         rules,
+        l4: Vec::new(),
     }
 }
 
@@ -463,6 +464,7 @@ pub(crate) fn grpc_route(
         hostnames: spec.hostnames.clone().unwrap_or_default(),
         parents: parent_refs!(spec.parent_refs, namespace),
         rules,
+        l4: Vec::new(),
     }
 }
 

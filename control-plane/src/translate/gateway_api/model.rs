@@ -5,7 +5,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use mesh_proto::config::v1::{DirectResponse, HeaderChanges, RouteMatch};
 
-use super::super::rules::Action;
+use super::super::rules::{Action, Dest};
 use crate::store::ObjectRef;
 
 /// A reference from a route to its parent.
@@ -63,8 +63,10 @@ pub(crate) struct RouteModel {
     pub hostnames: Vec<String>,
     /// Parents it attaches to.
     pub parents: Vec<ParentRef>,
-    /// Rules, in order.
+    /// Rules, in order (HTTPRoute, GRPCRoute).
     pub rules: Vec<RuleModel>,
+    /// Where connections go (TLSRoute, TCPRoute): weighted destinations.
+    pub l4: Vec<Dest>,
 }
 
 /// The Gateway API's answer for a rule that cannot be honoured.
