@@ -1,7 +1,29 @@
-//! Gateway API routes (HTTPRoute, GRPCRoute): compiled once, then attached to Services (the
+//! Gateway API routes (HTTPRoute, GRPCRoute; TLSRoute and TCPRoute for Gateways only):
+//! compiled once, then attached to Services (the
 //! mesh form, GAMMA) or Gateways. In the mesh form, routes in the Service's namespace
 //! (producer routes) apply to every client; routes in another namespace (consumer routes)
 //! apply to clients in that namespace only, in place of the producer routes.
+
+/// Converts parent references of any route kind.
+macro_rules! parent_refs {
+    ($refs:expr, $namespace:expr) => {
+        $refs
+            .iter()
+            .flatten()
+            .map(|p| ParentRef {
+                group: p
+                    .group
+                    .clone()
+                    .unwrap_or_else(|| "gateway.networking.k8s.io".to_owned()),
+                kind: p.kind.clone().unwrap_or_else(|| "Gateway".to_owned()),
+                namespace: p.namespace.clone().unwrap_or_else(|| $namespace.to_owned()),
+                name: p.name.clone(),
+                port: p.port.and_then(|port| u32::try_from(port).ok()),
+                section_name: p.section_name.clone(),
+            })
+            .collect()
+    };
+}
 
 mod backends;
 mod convert;

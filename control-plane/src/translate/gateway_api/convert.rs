@@ -79,27 +79,6 @@ macro_rules! mirror {
     }};
 }
 
-/// Converts parent references of any route kind.
-macro_rules! parent_refs {
-    ($refs:expr, $namespace:expr) => {
-        $refs
-            .iter()
-            .flatten()
-            .map(|p| ParentRef {
-                group: p
-                    .group
-                    .clone()
-                    .unwrap_or_else(|| "gateway.networking.k8s.io".to_owned()),
-                kind: p.kind.clone().unwrap_or_else(|| "Gateway".to_owned()),
-                namespace: p.namespace.clone().unwrap_or_else(|| $namespace.to_owned()),
-                name: p.name.clone(),
-                port: p.port.and_then(|port| u32::try_from(port).ok()),
-                section_name: p.section_name.clone(),
-            })
-            .collect()
-    };
-}
-
 /// What a rule's filters ask for, gathered before the action is built.
 #[derive(Default)]
 struct Filters {

@@ -31,27 +31,6 @@ macro_rules! backend_refs {
     };
 }
 
-/// Its parent references.
-macro_rules! parents {
-    ($refs:expr, $namespace:expr) => {
-        $refs
-            .iter()
-            .flatten()
-            .map(|p| ParentRef {
-                group: p
-                    .group
-                    .clone()
-                    .unwrap_or_else(|| "gateway.networking.k8s.io".to_owned()),
-                kind: p.kind.clone().unwrap_or_else(|| "Gateway".to_owned()),
-                namespace: p.namespace.clone().unwrap_or_else(|| $namespace.to_owned()),
-                name: p.name.clone(),
-                port: p.port.and_then(|port| u32::try_from(port).ok()),
-                section_name: p.section_name.clone(),
-            })
-            .collect()
-    };
-}
-
 /// A TLSRoute, compiled.
 pub(crate) fn tls_route(
     route: &TlsRoute,
@@ -66,7 +45,7 @@ pub(crate) fn tls_route(
         .map(|r| backend_refs!(r.backend_refs))
         .collect();
     RouteModel {
-        parents: parents!(route.spec.parent_refs, origin.namespace),
+        parents: parent_refs!(route.spec.parent_refs, origin.namespace),
         hostnames: route.spec.hostnames.clone(),
         created: route.metadata.creation_timestamp.clone(),
         rules: Vec::new(),
@@ -89,7 +68,7 @@ pub(crate) fn tcp_route(
         .map(|r| backend_refs!(r.backend_refs))
         .collect();
     RouteModel {
-        parents: parents!(route.spec.parent_refs, origin.namespace),
+        parents: parent_refs!(route.spec.parent_refs, origin.namespace),
         hostnames: Vec::new(),
         created: route.metadata.creation_timestamp.clone(),
         rules: Vec::new(),
