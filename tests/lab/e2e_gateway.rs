@@ -7,15 +7,17 @@
 #[path = "e2e/support.rs"]
 mod support;
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+#[path = "e2e_gateway/client.rs"]
+mod client;
 
-use mesh_lab::cluster::node_ip;
-use serde_json::Value;
-use support::{TestLab, eventually, require_root};
+use std::collections::BTreeMap;
+
+use client::{GatewayClient, TempDir, get};
+use support::{TestLab, require_root};
 
 const BASE: &str = include_str!("gateway/base.yaml");
 /// Every case's manifest: (file, text).
-const CASES: [(&str, &str); 9] = [
+const CASES: [(&str, &str); 10] = [
     (
         "simple-same-namespace.yaml",
         include_str!("gateway/simple-same-namespace.yaml"),
@@ -43,159 +45,12 @@ const CASES: [(&str, &str); 9] = [
     ("matching.yaml", include_str!("gateway/matching.yaml")),
     ("filters.yaml", include_str!("gateway/filters.yaml")),
     ("https.yaml", include_str!("gateway/https.yaml")),
+    ("l4-routes.yaml", include_str!("gateway/l4-routes.yaml")),
 ];
 /// The file the test writes the HTTPS cases' Secrets to.
 const SECRETS: &str = "https-secrets.yaml";
 /// The suite's namespace for Gateways and their first backends.
 const INFRA: &str = "gateway-conformance-infra";
-
-/// One answer as the client outside saw it.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    /// The echo backend's report (`Null` when the body was not one).
-    echo: Value,
-}
-
-impl Reply {
-    /// The backend pod's name, as its echo says.
-    fn pod(&self) -> &str {
-        self.echo["pod"].as_str().unwrap_or_default()
-    }
-
-    /// A response header's value ("" when absent).
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map_or("", String::as_str)
-    }
-
-    /// A request header as the backend saw it ("" when absent).
-    fn seen(&self, name: &str) -> &str {
-        self.echo["headers"][name].as_str().unwrap_or_default()
-    }
-}
-
-/// One request from outside the cluster.
-#[derive(Clone, Copy)]
-struct Call<'a> {
-    method: &'a str,
-    host: &'a str,
-    path: &'a str,
-    headers: &'a [(&'a str, &'a str)],
-    /// Over TLS (SNI `host`), trusting this PEM file only.
-    ca: Option<&'a Path>,
-}
-
-/// A GET of `path` on `host`.
-fn get<'a>(host: &'a str, path: &'a str) -> Call<'a> {
-    Call {
-        method: "GET",
-        host,
-        path,
-        headers: &[],
-        ca: None,
-    }
-}
-
-impl<'a> Call<'a> {
-    /// The same call with another method.
-    fn method(self, method: &'a str) -> Self {
-        Call { method, ..self }
-    }
-
-    /// The same call over TLS, trusting only the certificate in `ca`.
-    fn tls(self, ca: &'a Path) -> Self {
-        Call {
-            ca: Some(ca),
-            ..self
-        }
-    }
-
-    /// The same call with these request headers.
-    fn headers(self, headers: &'a [(&'a str, &'a str)]) -> Self {
-        Call { headers, ..self }
-    }
-}
-
-/// A Gateway as this machine reaches it: node 1's address and the NodePort of its Service.
-struct GatewayClient {
-    address: String,
-}
-
-impl GatewayClient {
-    /// The client for port `port` of Gateway `namespace/gateway`.
-    fn new(lab: &TestLab, namespace: &str, gateway: &str, port: u16) -> Self {
-        let state = lab.lab.state();
-        let service = (state.plan.services.iter())
-            .find(|s| s.namespace == namespace && s.name == format!("{gateway}-mesh"))
-            .unwrap_or_else(|| panic!("no Service for Gateway {namespace}/{gateway}"));
-        let node_port = (service.ports.iter())
-            .find(|p| p.port == port)
-            .and_then(|p| p.node_port)
-            .unwrap_or_else(|| panic!("Gateway {namespace}/{gateway} has no NodePort for {port}"));
-        GatewayClient {
-            address: format!("{}:{node_port}", node_ip(1)),
-        }
-    }
-
-    /// `curl` from this machine; `None` when no HTTP answer came.
-    async fn send(&self, call: Call<'_>) -> Option<Reply> {
-        let mut command = tokio::process::Command::new("curl");
-        command
-            .args(["-sS", "--max-time", "5", "-D", "-", "-X", call.method])
-            .args(["-H", &format!("host: {}", call.host)]);
-        for (name, value) in call.headers {
-            command.args(["-H", &format!("{name}: {value}")]);
-        }
-        let url = match call.ca {
-            None => format!("http://{}{}", self.address, call.path),
-            Some(ca) => {
-                let to = format!("{}:443:{}", call.host, self.address);
-                command.args(["--connect-to", &to]).arg("--cacert").arg(ca);
-                format!("https://{}{}", call.host, call.path)
-            }
-        };
-        let output = command.arg(url).output().await.expect("curl");
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        let mut lines = head.lines();
-        let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-        let headers = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
-            .collect();
-        Some(Reply {
-            status,
-            headers,
-            echo: serde_json::from_str(body).unwrap_or(Value::Null),
-        })
-    }
-
-    /// Sends `call` until it is answered with `status` (routes reach a gateway a little
-    /// after the lab is ready); panics with the case's name otherwise.
-    async fn expect(&self, case: &str, call: Call<'_>, status: u16) -> Reply {
-        let what = format!(
-            "{case}: {} {}{} via {} answering {status}",
-            call.method, call.host, call.path, self.address
-        );
-        eventually(&what, Duration::from_secs(15), || async {
-            self.send(call).await.filter(|r| r.status == status)
-        })
-        .await
-    }
-
-    /// Asserts that `call` reaches a pod of Deployment `backend`.
-    async fn reaches(&self, case: &str, call: Call<'_>, backend: &str) {
-        let reply = self.expect(case, call, 200).await;
-        assert!(
-            reply.pod().starts_with(&format!("{backend}-")),
-            "{case}: {} {}{} should reach {backend}: {reply:?}",
-            call.method,
-            call.host,
-            call.path
-        );
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn gateway_conformance_cases() {
@@ -208,6 +63,10 @@ async fn gateway_conformance_cases() {
     let granted = certificate("granted.example.com");
     let secrets = tls_secrets(&secure, &granted);
     files.push((SECRETS, &secrets));
+    let certificates = TempDir::new("gateway-certificates");
+    let passthrough = certificate("abc.example.com");
+    let backend = tls_backend(&certificates, &passthrough);
+    files.push(("tls-backend.yaml", &backend));
     let lab = TestLab::start_with("gateway", &files, true).await;
     let same_namespace = GatewayClient::new(&lab, INFRA, "same-namespace", 80);
     let all_namespaces = GatewayClient::new(&lab, INFRA, "all-namespaces", 80);
@@ -223,6 +82,7 @@ async fn gateway_conformance_cases() {
     filters(&all_namespaces).await;
     weight(&all_namespaces).await;
     https(&lab, &secure, &granted).await;
+    l4_routes(&lab, &certificates).await;
 
     lab.stop().await;
 }
@@ -513,13 +373,8 @@ fn tls_secrets(secure: &(String, String), granted: &(String, String)) -> String 
 async fn https(lab: &TestLab, secure: &(String, String), granted: &(String, String)) {
     let gateway = GatewayClient::new(lab, INFRA, "https", 443);
     let plain = GatewayClient::new(lab, INFRA, "https", 80);
-    let dir = std::env::temp_dir().join(format!("mesh-e2e-gateway-ca-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("CA directory");
-    let ca = |name: &str, pem: &str| {
-        let path = dir.join(format!("{name}.pem"));
-        std::fs::write(&path, pem).expect("write CA file");
-        path
-    };
+    let dir = TempDir::new("gateway-ca");
+    let ca = |name: &str, pem: &str| dir.write(&format!("{name}.pem"), pem);
     let secure_ca = ca("secure", &secure.0);
     let granted_ca = ca("granted", &granted.0);
 
@@ -558,5 +413,55 @@ async fn https(lab: &TestLab, secure: &(String, String), granted: &(String, Stri
         gateway.send(call).await.is_none(),
         "{case}: the old certificate is still served"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The TLSRoute's backend: the echo over TLS with `certificate`, whose files go to `dir`.
+fn tls_backend(dir: &TempDir, (chain, key): &(String, String)) -> String {
+    let chain = dir.write("abc.pem", chain);
+    let key = dir.write("abc.key", key);
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{ name: tls-backend, namespace: {INFRA} }}
+spec:
+  selector: {{ matchLabels: {{ app: tls-backend }} }}
+  template:
+    metadata: {{ labels: {{ app: tls-backend }} }}
+    spec:
+      containers:
+      - name: echo
+        image: mesh-workload
+        args: [--tls-addr, "0.0.0.0:8443", --tls-cert, "{}", --tls-key, "{}"]
+        env: [{{ name: POD_NAME, valueFrom: {{ fieldRef: {{ fieldPath: metadata.name }} }} }}]
+        ports: [{{ name: tls, containerPort: 8443 }}]
+"#,
+        chain.display(),
+        key.display()
+    )
+}
+
+/// TLS passthrough by SNI to a backend that terminates TLS itself, and TCP to an HTTP one.
+async fn l4_routes(lab: &TestLab, certificates: &TempDir) {
+    let case = "TLSRouteSimpleSameNamespace";
+    let tls = GatewayClient::new(lab, INFRA, "l4", 443);
+    let ca = certificates.0.join("abc.pem");
+    let reply = tls
+        .expect(case, get("abc.example.com", "/").tls(&ca), 200)
+        .await;
+    assert!(reply.pod().starts_with("tls-backend-"), "{case}: {reply:?}");
+    assert_eq!(
+        reply.echo["tls"]["sni"], "abc.example.com",
+        "{case}: {reply:?}"
+    );
+    // No TLSRoute names this server: the connection is closed, nothing answers.
+    let call = get("other.example.com", "/").tls(&ca);
+    assert!(
+        tls.send(call).await.is_none(),
+        "{case}: an unrouted name was answered"
+    );
+
+    let case = "TCPRoute";
+    let tcp = GatewayClient::new(lab, INFRA, "l4", 9000);
+    tcp.reaches(case, get("anything.example.com", "/"), "infra-backend-v2")
+        .await;
 }
