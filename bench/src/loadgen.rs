@@ -266,14 +266,19 @@ impl Lane {
         let Some(sender) = self.sender.as_mut() else {
             return Outcome::TransportError;
         };
-        match timeout(self.timeout, sender.send(&self.target)).await {
+        let answered = timeout(self.timeout, sender.send(&self.target)).await;
+        if self.target.new_connections {
+            // The next request opens its own connection (this one closes when dropped).
+            self.sender = None;
+        }
+        match answered {
             Ok(Ok(status)) if status.is_success() => Outcome::Ok,
             Ok(Ok(_)) => Outcome::Non2xx,
             Ok(Err(_)) => Outcome::TransportError,
             Err(_) => {
                 // An HTTP/1.1 connection still owes the late response: it cannot be reused.
                 // An HTTP/2 stream is reset when its future is dropped; the connection stays.
-                if sender.is_http1() {
+                if self.sender.as_ref().is_some_and(Sender::is_http1) {
                     self.sender = None;
                 }
                 Outcome::Timeout

@@ -17,7 +17,7 @@ async fn start_upstream() -> String {
 
 fn config(url: &str, http2: bool, load: Load) -> Config {
     Config {
-        target: Target::parse(url, http2).unwrap(),
+        target: Target::parse(url, http2, None).unwrap(),
         load,
         connections: 4,
         streams: 3,

@@ -46,8 +46,9 @@ fn proxy_status_in_a_lab_reaches_the_control_plane_and_sidecars_inside_their_pod
         .expect("run mesh lab up");
     assert!(up.status.success(), "{}{}", stdout(&up), stderr(&up));
 
-    // Every sidecar of the shop (sleep, two web-v1, one web-v2) connects to the lab's
-    // control plane; `up` returns once pods are ready, so each has had a complete config.
+    // Every proxy of the shop (the sidecars of sleep, two web-v1 and one web-v2, and the
+    // ingress gateway) connects to the lab's control plane; `up` returns once pods are
+    // ready, so each has had a complete config.
     let lab_mesh = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_mesh"))
             .args(args)
@@ -57,14 +58,14 @@ fn proxy_status_in_a_lab_reaches_the_control_plane_and_sidecars_inside_their_pod
             .expect("run mesh")
     };
     let mut table = String::new();
-    wait_until("four SYNCED sidecars in the lab", || {
+    wait_until("five SYNCED proxies in the lab", || {
         let output = lab_mesh(&["proxy-status"]);
         table = stdout(&output);
         let synced = rows(&table)
             .iter()
             .filter(|cells| cells.get(1..6) == Some(&["SYNCED"; 5].map(String::from)))
             .count();
-        output.status.success() && synced == 4
+        output.status.success() && synced == 5
     });
     let sleep = rows(&table)
         .into_iter()

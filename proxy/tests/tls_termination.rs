@@ -146,6 +146,7 @@ async fn sni_picks_the_certificate_and_alpn_the_http_version() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(seen["upstream"], "up");
     assert_eq!(seen["version"], "HTTP/2.0");
+    assert_eq!(seen["headers"]["x-forwarded-proto"], "https", "{seen}");
     assert!(
         seen["uri"]
             .as_str()

@@ -29,6 +29,12 @@ struct Args {
     /// Speak h2c (HTTP/2 with prior knowledge) instead of HTTP/1.1 keep-alive.
     #[arg(long)]
     http2: bool,
+    /// For https:// URLs: the PEM file of the CA (or certificate) the server is verified with.
+    #[arg(long)]
+    cacert: Option<std::path::PathBuf>,
+    /// Open a new connection (and TLS handshake) for every request instead of keeping them.
+    #[arg(long)]
+    new_connections: bool,
     /// Concurrent streams per HTTP/2 connection (ignored for HTTP/1.1).
     #[arg(long, default_value_t = 10)]
     streams: usize,
@@ -51,11 +57,13 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    let mut target = Target::parse(&args.url, args.http2, args.cacert.as_deref())?;
+    target.new_connections = args.new_connections;
     if args.connections == 0 {
         bail!("--connections must be at least 1");
     }
     let config = Config {
-        target: Target::parse(&args.url, args.http2)?,
+        target,
         load: args.rate.map_or(Load::Max, Load::Rate),
         connections: args.connections,
         streams: args.streams,

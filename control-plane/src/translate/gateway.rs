@@ -151,12 +151,17 @@ pub(crate) fn add_gateway_listeners(
         for server in &gateway.servers {
             let Some(plan) = port_plan(
                 &mut ports,
-                (server.port, server.protocol, false),
+                (server.port, server.protocol, server.tls.is_some()),
                 &gateway.origin,
                 problems,
             ) else {
                 continue;
             };
+            if let Some(certificates) = &server.tls {
+                plan.tls
+                    .get_or_insert_with(Vec::new)
+                    .extend(certificates.iter().cloned());
+            }
             let cx = EmitContext {
                 port: server.port,
                 node,

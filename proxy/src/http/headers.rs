@@ -79,17 +79,19 @@ pub fn forwarded_for(client: ClientAddr) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
-/// Sets `x-forwarded-proto` and `x-request-id`, and appends `client` (an entry made by
-/// [`forwarded_for`]) to `x-forwarded-for` when given. Sidecars append on the way in (the app
+/// Sets `x-forwarded-proto` (`https` when `over_tls`: a gateway terminated the client's TLS)
+/// and `x-request-id`, and appends `client` (an entry made by [`forwarded_for`]) to
+/// `x-forwarded-for` when given. Sidecars append on the way in (the app
 /// then learns its real client, as it sees only the proxy's loopback address) and leave it
 /// alone on the way out.
-pub fn set_forwarded(headers: &mut HeaderMap, client: Option<&HeaderValue>) {
+pub fn set_forwarded(headers: &mut HeaderMap, client: Option<&HeaderValue>, over_tls: bool) {
     if let Some(client) = client {
         append_forwarded_for(headers, client);
     }
+    let scheme = if over_tls { "https" } else { "http" };
     headers
         .entry(&X_FORWARDED_PROTO)
-        .or_insert_with(|| HeaderValue::from_static("http"));
+        .or_insert_with(|| HeaderValue::from_static(scheme));
     headers.entry(&X_REQUEST_ID).or_insert_with(new_request_id);
 }
 
@@ -194,13 +196,14 @@ mod tests {
     fn forwarded_headers_append_and_keep_request_id() {
         let client = forwarded_for(ClientAddr("10.0.0.7:5555".parse().expect("addr")));
         let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-request-id", "abc")]);
-        set_forwarded(&mut h, Some(&client));
+        set_forwarded(&mut h, Some(&client), false);
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.7");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-request-id"], "abc");
 
         let mut fresh = HeaderMap::new();
-        set_forwarded(&mut fresh, Some(&client));
+        set_forwarded(&mut fresh, Some(&client), true);
+        assert_eq!(fresh["x-forwarded-proto"], "https");
         assert_eq!(fresh["x-forwarded-for"], "10.0.0.7");
         let id = fresh["x-request-id"].to_str().expect("ascii");
         assert_eq!(id.len(), 36);
@@ -215,7 +218,7 @@ mod tests {
             "lower-case hex: {id}"
         );
         let mut again = HeaderMap::new();
-        set_forwarded(&mut again, None);
+        set_forwarded(&mut again, None, false);
         assert!(again.get("x-forwarded-for").is_none());
         assert_ne!(fresh["x-request-id"], again["x-request-id"]);
     }

@@ -256,6 +256,7 @@ async fn serve_inbound<I>(
         direction: Direction::Inbound,
         client,
         inbound: Some(inbound),
+        over_tls: false,
     };
     serve_protocol(state, pools, protocol, target, http_target, tcp_cluster).await;
 }
@@ -322,6 +323,7 @@ async fn serve_listener(
         direction: listener.direction,
         client,
         inbound: None,
+        over_tls: false,
     };
     serve_protocol(state, pools, protocol, target, http_target, tcp_cluster).await;
 }
@@ -352,6 +354,7 @@ async fn serve_terminated(
         direction: listener.direction,
         client,
         inbound: None,
+        over_tls: true,
     };
     serve_protocol(state, pools, protocol, target, http_target, tcp_cluster).await;
 }
@@ -379,6 +382,8 @@ struct Target {
     client: ClientAddr,
     /// For inbound connections: the verified peer and the policies to check.
     inbound: Option<Inbound>,
+    /// Whether this proxy terminated the client's TLS.
+    over_tls: bool,
 }
 
 // === impl Detected ===
@@ -446,7 +451,7 @@ async fn serve_protocol<I>(
 {
     match protocol {
         Detected::Http(version, io) => {
-            let conn = Arc::new(HttpConn::new(
+            let conn = HttpConn::new(
                 state.clone(),
                 pools.clone(),
                 target.client,
@@ -454,7 +459,12 @@ async fn serve_protocol<I>(
                 http_target(),
                 version,
                 target.inbound,
-            ));
+            );
+            let conn = Arc::new(if target.over_tls {
+                conn.over_tls()
+            } else {
+                conn
+            });
             serve_connection(io, conn, state.drain.clone()).await;
         }
         Detected::Tls(io, _) | Detected::Opaque(io) => match tcp_cluster() {

@@ -90,19 +90,11 @@ pub(super) fn resolve(
             ));
             continue;
         }
-        let Some(secret) = store.get::<Secret>(namespace, name) else {
-            let message = format!("Secret {namespace}/{name} does not exist");
-            let hint = "create it (type kubernetes.io/tls), or fix the name";
-            problems.push(problem(field, message, hint, "InvalidCertificateRef"));
-            continue;
-        };
-        match certificate(secret, hostname) {
+        let names: Vec<String> = hostname.map(str::to_owned).into_iter().collect();
+        match from_secret(store, namespace, name, names) {
             Ok(certificate) => certificates.push(certificate),
-            Err(why) => {
-                let message = format!("Secret {namespace}/{name}: {why}");
-                let hint =
-                    "store a PEM certificate chain in tls.crt and its private key in tls.key";
-                problems.push(problem(field, message, hint, "InvalidCertificateRef"));
+            Err((message, hint)) => {
+                problems.push(problem(field, message, hint, "InvalidCertificateRef"))
             }
         }
     }
@@ -112,8 +104,30 @@ pub(super) fn resolve(
     }
 }
 
+/// The certificate of Secret `namespace/name`, served to `server_names`; else what is wrong
+/// and what to do.
+pub(super) fn from_secret(
+    store: &Store,
+    namespace: &str,
+    name: &str,
+    server_names: Vec<String>,
+) -> Result<ServerCertificate, (String, &'static str)> {
+    let Some(secret) = store.get::<Secret>(namespace, name) else {
+        let message = format!("Secret {namespace}/{name} does not exist");
+        return Err((
+            message,
+            "create it (type kubernetes.io/tls), or fix the name",
+        ));
+    };
+    certificate(secret, server_names).map_err(|why| {
+        let message = format!("Secret {namespace}/{name}: {why}");
+        let hint = "store a PEM certificate chain in tls.crt and its private key in tls.key";
+        (message, hint)
+    })
+}
+
 /// The certificate a TLS Secret holds, checked: PEM, a chain, and the key that belongs to it.
-fn certificate(secret: &Secret, hostname: Option<&str>) -> Result<ServerCertificate, String> {
+fn certificate(secret: &Secret, server_names: Vec<String>) -> Result<ServerCertificate, String> {
     let field = |key: &str| -> Result<String, String> {
         let data = secret
             .data
@@ -146,7 +160,7 @@ fn certificate(secret: &Secret, hostname: Option<&str>) -> Result<ServerCertific
         .keys_match()
         .map_err(|e| format!("its tls.key does not belong to the certificate in tls.crt: {e}"))?;
     Ok(ServerCertificate {
-        server_names: hostname.map(str::to_owned).into_iter().collect(),
+        server_names,
         certificate_chain: chain_pem,
         private_key: key_pem,
     })

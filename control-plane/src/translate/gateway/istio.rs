@@ -1,10 +1,15 @@
-//! Istio Gateways: the servers (ports, protocols, hosts) a set of gateway pods exposes.
+//! Istio Gateways: the servers (ports, protocols, hosts) a set of gateway pods exposes; HTTPS
+//! servers in SIMPLE mode terminate TLS with the certificate of their `credentialName`, a TLS
+//! Secret in the Gateway's namespace.
 
 use std::collections::BTreeMap;
 
-use mesh_proto::config::v1::Protocol;
+use mesh_proto::config::v1::{Protocol, ServerCertificate};
 
-use super::super::{problem::Report, protocol::istio_protocol};
+use super::{
+    super::{problem::Report, protocol::istio_protocol},
+    certificates::from_secret,
+};
 use crate::{
     istio::{Gateway, gateway::ServerTlsMode},
     store::{Kind, ObjectRef, Store},
@@ -32,6 +37,8 @@ pub(crate) struct IstioServer {
     pub protocol: Protocol,
     /// Hosts served: (namespace filter, host); the filter is `*` for any namespace.
     pub hosts: Vec<(String, String)>,
+    /// SIMPLE TLS: the certificate it terminates with.
+    pub tls: Option<Vec<ServerCertificate>>,
 }
 
 /// Every Istio Gateway with a selector; servers mesh cannot serve are reported and left out.
@@ -66,13 +73,40 @@ pub(crate) fn build(
                         None => server.port.protocol.eq_ignore_ascii_case("TLS"),
                         Some(_) => false,
                     };
+                    let simple = tls_mode == Some(ServerTlsMode::Simple);
+                    let mut tls = None;
                     let protocol = match istio_protocol(&server.port.protocol) {
                         Protocol::Tls if passthrough => Protocol::Tls,
+                        Protocol::Tls if simple => {
+                            let names: Vec<String> = (server.hosts.iter())
+                                .map(|h| h.rsplit('/').next().unwrap_or(h).to_owned())
+                                .filter(|h| h != "*")
+                                .collect();
+                            let credential =
+                                server.tls.as_ref().and_then(|t| t.credential_name.as_deref());
+                            let Some(credential) = credential else {
+                                report.warning(
+                                    format!("{at}.tls.credentialName"),
+                                    "a SIMPLE TLS server needs credentialName (mesh reads certificates from Secrets, not files); the server is not served",
+                                    "name a Secret of type kubernetes.io/tls in the Gateway's namespace",
+                                );
+                                return None;
+                            };
+                            match from_secret(store, &namespace, credential, names) {
+                                Ok(certificate) => tls = Some(vec![certificate]),
+                                Err((message, hint)) => {
+                                    let message = format!("{message}; the server is not served");
+                                    report.warning(format!("{at}.tls.credentialName"), message, hint);
+                                    return None;
+                                }
+                            }
+                            Protocol::Http1
+                        }
                         Protocol::Tls => {
                             report.warning(
                                 format!("{at}.tls"),
-                                "only TLS passthrough is supported at gateways by mesh; the server is not served",
-                                "use tls.mode PASSTHROUGH, or plain HTTP",
+                                "only PASSTHROUGH and SIMPLE TLS are supported at gateways by mesh; the server is not served",
+                                "use tls.mode SIMPLE with a credentialName, or PASSTHROUGH",
                             );
                             return None;
                         }
@@ -107,6 +141,7 @@ pub(crate) fn build(
                         port: server.port.number,
                         protocol,
                         hosts,
+                        tls,
                     })
                 })
                 .collect();

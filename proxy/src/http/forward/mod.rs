@@ -80,6 +80,8 @@ pub struct HttpConn {
     pub inbound: Option<Inbound>,
     /// The client's `x-forwarded-for` entry, when its requests get one.
     forwarded_for: Option<HeaderValue>,
+    /// Whether this proxy terminated the client's TLS (a gateway's HTTPS listener).
+    over_tls: bool,
     /// Inbound: the metric handles (with the peers' identities) of the cluster the last
     /// request went to, by its name.
     inbound_metrics: ArcSwapOption<(String, Arc<ClusterMetrics>)>,
@@ -139,8 +141,17 @@ impl HttpConn {
             inbound,
             forwarded_for: (direction != Direction::Outbound)
                 .then(|| headers::forwarded_for(client)),
+            over_tls: false,
             inbound_metrics: ArcSwapOption::empty(),
             inbound_labels: ArcSwapOption::empty(),
+        }
+    }
+
+    /// The same connection, whose client's TLS this proxy terminated.
+    pub fn over_tls(self) -> Self {
+        HttpConn {
+            over_tls: true,
+            ..self
         }
     }
 
@@ -403,7 +414,11 @@ impl HttpConn {
         let upgrade =
             self.version == UpstreamVersion::Http1 && headers::is_upgrade_request(req.headers());
         headers::strip_hop_by_hop(req.headers_mut(), upgrade);
-        headers::set_forwarded(req.headers_mut(), self.forwarded_for.as_ref());
+        headers::set_forwarded(
+            req.headers_mut(),
+            self.forwarded_for.as_ref(),
+            self.over_tls,
+        );
         if self.direction != Direction::Inbound
             && cluster.may_use_mesh_tls()
             && let Some(metadata) = &self.state.peer_metadata
