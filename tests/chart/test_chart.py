@@ -56,9 +56,9 @@ def test_every_object_is_valid_kubernetes(set_name, kube_version):
         reason = validate(obj, kube_version)
         if reason:
             skipped[obj["kind"]] = reason
-    # Nothing the chart renders today is a custom resource; if that changes, the kind must
-    # be listed with its reason, and this shows which were skipped.
-    assert not skipped, f"skipped (not in the Kubernetes schemas): {skipped}"
+    # The only custom resources the chart renders are the Gateway API's, which
+    # test_gateway_objects_are_read_by_mesh checks; any other kind must not be skipped.
+    assert set(skipped) <= {"GatewayClass", "Gateway"}, f"skipped: {skipped}"
 
 
 @pytest.mark.parametrize("set_name", SETS)

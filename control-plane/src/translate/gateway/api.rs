@@ -1,6 +1,8 @@
-//! Gateway API Gateways of mesh's class: their listeners, and the HTTPRoutes and GRPCRoutes
-//! attached to each (parent, section, port, allowed namespaces and kinds, hostnames), ordered
-//! by the Gateway API's precedence per hostname.
+//! Gateway API Gateways of mesh's class: their listeners (HTTP, HTTPS with certificates, TLS
+//! passthrough, TCP) and the routes attached to each (parent, section, port, allowed namespaces
+//! and kinds, hostnames): HTTPRoutes and GRPCRoutes ordered by the Gateway API's precedence per
+//! hostname, TLSRoutes by SNI, a TCPRoute. What became of each listener and of each route's
+//! parent reference is reported, with the reason its status gives.
 
 use std::collections::BTreeMap;
 
