@@ -81,8 +81,8 @@ async fn gateway_conformance_cases() {
     matching(&all_namespaces).await;
     filters(&all_namespaces).await;
     weight(&all_namespaces).await;
+    l4_routes(&lab, &certificates, &secure).await;
     https(&lab, &secure, &granted).await;
-    l4_routes(&lab, &certificates).await;
 
     lab.stop().await;
 }
@@ -440,8 +440,9 @@ spec:
     )
 }
 
-/// TLS passthrough by SNI to a backend that terminates TLS itself, and TCP to an HTTP one.
-async fn l4_routes(lab: &TestLab, certificates: &TempDir) {
+/// TLS passthrough by SNI to a backend that terminates TLS itself, TLS ended at the gateway,
+/// and TCP to an HTTP backend.
+async fn l4_routes(lab: &TestLab, certificates: &TempDir, secure: &(String, String)) {
     let case = "TLSRouteSimpleSameNamespace";
     let tls = GatewayClient::new(lab, INFRA, "l4", 443);
     let ca = certificates.0.join("abc.pem");
@@ -458,6 +459,20 @@ async fn l4_routes(lab: &TestLab, certificates: &TempDir) {
     assert!(
         tls.send(call).await.is_none(),
         "{case}: an unrouted name was answered"
+    );
+
+    let case = "TLSRoute on a TLS listener in Terminate mode";
+    let terminate = GatewayClient::new(lab, INFRA, "l4", 8443);
+    let ca = certificates.write("secure.pem", &secure.0);
+    let call = get("secure.example.com", "/").tls(&ca);
+    let reply = terminate.expect(case, call, 200).await;
+    assert!(
+        reply.pod().starts_with("infra-backend-v3-"),
+        "{case}: {reply:?}"
+    );
+    assert!(
+        reply.echo["tls"].is_null(),
+        "{case}: the backend saw TLS: {reply:?}"
     );
 
     let case = "TCPRoute";

@@ -229,6 +229,7 @@ pub(crate) fn add_gateway_listeners(
                 protocol: plan.protocol.into(),
                 route_config: String::new(),
                 tcp: Some(tcp),
+                tls: plan.tls.map(|certificates| TlsTermination { certificates }),
                 ..Listener::default()
             });
         }

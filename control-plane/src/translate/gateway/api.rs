@@ -48,7 +48,8 @@ pub(crate) struct ApiListener {
     /// What the proxy serves on it: HTTP (HTTP and HTTPS listeners), TLS (passthrough by
     /// SNI) or TCP.
     pub protocol: Protocol,
-    /// The certificates of an HTTPS listener; `None` for HTTP.
+    /// The certificates of an HTTPS listener or a TLS one in Terminate mode; `None` when TLS
+    /// does not end here.
     pub tls: Option<Vec<ServerCertificate>>,
     /// Route sets by hostname pattern, most specific first; each holds its own rules and
     /// then those of less specific patterns that accept it.
@@ -313,29 +314,22 @@ fn listener(
         == Some(&GatewayListenersTlsMode::Passthrough);
     let (protocol, tls) = match spec.protocol.as_str() {
         "HTTP" => (Protocol::Http1, None),
-        "HTTPS" => {
+        // HTTPS, and TLS in Terminate mode: TLS ends here; HTTP is routed, TLS by TLSRoutes.
+        "HTTPS" | "TLS" if !passthrough => {
             let hostname = spec.hostname.as_deref();
+            let protocol = match spec.protocol.as_str() {
+                "HTTPS" => Protocol::Http1,
+                _ => Protocol::Tls,
+            };
             match certificates::resolve(store, gateway, spec.tls.as_ref(), hostname, at) {
-                Ok(certificates) => (Protocol::Http1, Some(certificates)),
+                Ok(certificates) => (protocol, Some(certificates)),
                 Err(problems) => {
                     problems.into_iter().for_each(|p| report.push(p));
                     return None;
                 }
             }
         }
-        "TLS" if passthrough => (Protocol::Tls, None),
-        "TLS" => {
-            report.push(
-                Problem::warning(
-                    gateway,
-                    format!("{at}.tls.mode"),
-                    format!("listener {:?}: TLS listeners that terminate TLS are not supported by mesh; it is not served", spec.name),
-                    "use mode Passthrough with TLSRoutes, or protocol HTTPS",
-                )
-                .with_reason("UnsupportedValue"),
-            );
-            return None;
-        }
+        "TLS" => (Protocol::Tls, None),
         "TCP" => (Protocol::Tcp, None),
         other => {
             report.push(
