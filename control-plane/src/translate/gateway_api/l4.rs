@@ -31,27 +31,34 @@ macro_rules! backend_refs {
     };
 }
 
+/// A TLSRoute or TCPRoute of `kind` as a model: its parents, `hostnames`, and the
+/// destinations of its first rule.
+macro_rules! l4_route {
+    ($route:expr, $kind:expr, $hostnames:expr, $backends:expr, $report:expr) => {{
+        let route = $route;
+        let origin = route_ref($kind, &route.metadata);
+        let refs: Vec<Vec<BackendRef>> = (route.spec.rules.iter())
+            .map(|r| backend_refs!(r.backend_refs))
+            .collect();
+        RouteModel {
+            parents: parent_refs!(route.spec.parent_refs, origin.namespace),
+            hostnames: $hostnames,
+            created: route.metadata.creation_timestamp.clone(),
+            rules: Vec::new(),
+            l4: first_rule(&refs, $backends, $report),
+            origin,
+        }
+    }};
+}
+
 /// A TLSRoute, compiled.
 pub(crate) fn tls_route(
     route: &TlsRoute,
     backends: &Backends<'_>,
     report: &mut Report<'_>,
 ) -> RouteModel {
-    let origin = route_ref(Kind::TlsRoute, &route.metadata);
-    let refs: Vec<Vec<BackendRef>> = route
-        .spec
-        .rules
-        .iter()
-        .map(|r| backend_refs!(r.backend_refs))
-        .collect();
-    RouteModel {
-        parents: parent_refs!(route.spec.parent_refs, origin.namespace),
-        hostnames: route.spec.hostnames.clone(),
-        created: route.metadata.creation_timestamp.clone(),
-        rules: Vec::new(),
-        l4: first_rule(&refs, backends, report),
-        origin,
-    }
+    let hostnames = route.spec.hostnames.clone();
+    l4_route!(route, Kind::TlsRoute, hostnames, backends, report)
 }
 
 /// A TCPRoute, compiled.
@@ -60,21 +67,7 @@ pub(crate) fn tcp_route(
     backends: &Backends<'_>,
     report: &mut Report<'_>,
 ) -> RouteModel {
-    let origin = route_ref(Kind::TcpRoute, &route.metadata);
-    let refs: Vec<Vec<BackendRef>> = route
-        .spec
-        .rules
-        .iter()
-        .map(|r| backend_refs!(r.backend_refs))
-        .collect();
-    RouteModel {
-        parents: parent_refs!(route.spec.parent_refs, origin.namespace),
-        hostnames: Vec::new(),
-        created: route.metadata.creation_timestamp.clone(),
-        rules: Vec::new(),
-        l4: first_rule(&refs, backends, report),
-        origin,
-    }
+    l4_route!(route, Kind::TcpRoute, Vec::new(), backends, report)
 }
 
 /// The destinations of the first rule's backends that resolve (the others reported); later
