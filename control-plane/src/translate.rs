@@ -182,6 +182,7 @@ impl Translator {
             gateway::add_gateway_listeners(self, node, &hashes, &mut config, &mut problems);
         } else {
             outbound::add_outbound(self, node, &hashes, &mut config, &mut problems);
+            outbound::add_hostless(self, node, &hashes, &mut config, &mut problems);
             let modes = self.peer_authentications.modes_for(node);
             let policies = self.authorization.policies_for(node);
             if modes.is_some() || !policies.is_empty() {

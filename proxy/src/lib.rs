@@ -17,6 +17,7 @@ pub mod authz;
 pub mod balance;
 pub mod config;
 pub mod detect;
+pub mod dns;
 pub mod duration;
 pub mod fast_hash;
 pub mod http;

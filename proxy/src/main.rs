@@ -13,6 +13,7 @@ use mesh_proxy::{
     app_probe::AppProbes,
     config::{self, FileWatcher, Snapshot},
     detect::DetectConfig,
+    dns::DnsSettings,
     identity::{CaClient, IdentityArgs, IdentityStore, run_renewal},
     metrics::Metrics,
     proxy::{DrainOutcome, Proxy, ProxyListeners, Settings},
@@ -79,6 +80,10 @@ struct Args {
     /// the sidecar's own environment must never turn the sidecar into a waiter.
     #[arg(long, value_name = "DURATION", value_parser = mesh_proxy::duration::parse)]
     wait_ready: Option<Duration>,
+    /// DNS servers ("ip:port", comma-separated) for the names of DNS clusters (ServiceEntries
+    /// with resolution DNS); by default those of /etc/resolv.conf.
+    #[arg(long, env = "MESH_DNS_SERVERS", value_delimiter = ',')]
+    dns_servers: Vec<SocketAddr>,
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "mesh_proxy=debug".
     #[arg(long, env = "MESH_PROXY_LOG", default_value = "info")]
     log: String,
@@ -177,6 +182,9 @@ async fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
             sampling: args.tracing_sampling,
         },
         pod_name: args.discovery.node()?.pod,
+        dns: DnsSettings {
+            servers: args.dns_servers.clone(),
+        },
     };
     // Signal handlers exist before the proxy reports ready, so an early SIGTERM drains and an
     // early SIGHUP reloads instead of ending the process.

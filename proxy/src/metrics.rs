@@ -45,6 +45,9 @@ impl Direction {
     }
 }
 
+/// How many destinations `mesh_outbound_blocked_total` names before counting the rest as `other`.
+const MAX_BLOCKED_SERIES: usize = 256;
+
 const RESPONSE_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
 
 /// The labels that say who talked, and how securely.
@@ -175,6 +178,10 @@ pub struct Metrics {
     outlier_ejections: IntCounterVec,
     overflows: IntCounterVec,
     mirrors_skipped: IntCounterVec,
+    dns_lookups: IntCounterVec,
+    outbound_blocked: IntCounterVec,
+    /// The destinations `outbound_blocked` has a series for (at most `MAX_BLOCKED_SERIES`).
+    blocked_destinations: parking_lot::Mutex<std::collections::HashSet<String>>,
     /// Istio's standard request metrics.
     pub standard: StandardMetrics,
     /// Access log lines dropped because the writer was behind.
@@ -344,9 +351,27 @@ impl Metrics {
             &["cluster", "reason"],
         )
         .expect("valid metric");
+        let dns_lookups = IntCounterVec::new(
+            Opts::new(
+                "mesh_dns_lookups_total",
+                "DNS lookups of DNS clusters' names, by result (found, no_records, failed)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let outbound_blocked = IntCounterVec::new(
+            Opts::new(
+                "mesh_outbound_blocked_total",
+                "Outbound requests (http) and connections (tcp) refused because their destination is not in the registry (REGISTRY_ONLY), by destination",
+            ),
+            &["protocol", "destination"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(mirrors_skipped.clone()),
+            Box::new(dns_lookups.clone()),
+            Box::new(outbound_blocked.clone()),
             Box::new(overflows.clone()),
             Box::new(outlier_ejections.clone()),
             Box::new(authorization_denied.clone()),
@@ -406,6 +431,9 @@ impl Metrics {
             outlier_ejections,
             overflows,
             mirrors_skipped,
+            dns_lookups,
+            outbound_blocked,
+            blocked_destinations: Default::default(),
             clusters: Default::default(),
         })
     }
@@ -488,6 +516,29 @@ impl Metrics {
     pub fn mirror_skipped(&self, cluster: &str, reason: &'static str) {
         self.mirrors_skipped
             .with_label_values(&[cluster, reason])
+            .inc();
+    }
+
+    /// Counts a lookup of a DNS cluster's name.
+    pub fn dns_lookup(&self, result: &'static str) {
+        self.dns_lookups.with_label_values(&[result]).inc();
+    }
+
+    /// Counts an outbound request (`http`) or connection (`tcp`) to `destination` refused
+    /// because it is not in the registry; past `MAX_BLOCKED_SERIES` destinations, new ones
+    /// count as `other`.
+    pub fn outbound_blocked(&self, protocol: &'static str, destination: &str) {
+        let label = {
+            let mut seen = self.blocked_destinations.lock();
+            if seen.contains(destination) || seen.len() < MAX_BLOCKED_SERIES {
+                seen.insert(destination.to_owned());
+                destination
+            } else {
+                "other"
+            }
+        };
+        self.outbound_blocked
+            .with_label_values(&[protocol, label])
             .inc();
     }
 

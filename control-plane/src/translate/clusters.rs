@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use mesh_proto::config::v1::{
-    Cluster, ClusterLoadAssignment, Endpoint, HashPolicy, ProxyConfig, cluster::LbPolicy,
+    Cluster, ClusterLoadAssignment, Discovery, Endpoint, HashPolicy, ProxyConfig, cluster::LbPolicy,
 };
 
 use super::{
@@ -71,6 +71,12 @@ fn add_cluster(
         outlier_detection: parts.outlier_detection,
         tls: parts.tls.map(|tls| tls_for_host(tls, &service.host)),
         ring_size,
+        discovery: if service.dns {
+            Discovery::Dns
+        } else {
+            Discovery::Static
+        }
+        .into(),
     });
     let endpoints = match subset {
         Some(subset) => port

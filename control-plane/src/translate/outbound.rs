@@ -20,6 +20,10 @@ use super::{
 };
 use crate::{node::ProxyNode, store::ObjectRef};
 
+mod hostless;
+
+pub(crate) use hostless::add_hostless;
+
 /// Adds a listener (per VIP) and route config for every port of every service `node` sees.
 pub(crate) fn add_outbound(
     translator: &Translator,
@@ -56,65 +60,16 @@ fn add_port(
     config: &mut ProxyConfig,
     problems: &mut Vec<Problem>,
 ) {
-    let default = Dest::service(&service.host, PortChoice::Fixed(port.port)).cluster(port.port);
-    let mut report_missing = |missing: String, routes: &RouteSet| {
-        for origin in &routes.origins {
-            problems.push(Problem::warning(
-                origin,
-                "",
-                format!(
-                    "for proxies in namespace {}, port {} of {} routes to cluster {missing}, which they do not have (a DestinationRule or Service not exported to them?)",
-                    cx.node.namespace, port.port, service.host
-                ),
-                "export the DestinationRule and Service to that namespace; until then those proxies use the default route",
-            ));
-        }
-    };
     let protocol = port.protocol;
-    let route_config = routes_http(protocol).then(|| {
-        let http_routes = match routes.map(|r| (r, r.http_routes(cx))) {
-            Some((_, Ok(list))) if !list.is_empty() => list,
-            Some((set, Err(missing))) => {
-                report_missing(missing, set);
-                vec![default_route(&default, cx)]
-            }
-            _ => vec![default_route(&default, cx)],
-        };
-        RouteConfig {
-            name: route_config_name(&service.host, port.port),
-            virtual_hosts: vec![VirtualHost {
-                name: service.host.clone(),
-                domains: vec!["*".to_owned()],
-                routes: http_routes,
-            }],
-        }
+    let route_config = routes_http(protocol).then(|| RouteConfig {
+        name: route_config_name(&service.host, port.port),
+        virtual_hosts: vec![VirtualHost {
+            name: service.host.clone(),
+            domains: vec!["*".to_owned()],
+            routes: http_routes(service, port, routes, cx, problems),
+        }],
     });
-    let tcp = routes_tcp(protocol).then(|| {
-        let default_dests = vec![weighted(&default)];
-        let (destinations, sni_routes) = match routes {
-            Some(set) => {
-                let dests = match set.tcp_destinations(cx) {
-                    Ok(Some(dests)) => dests,
-                    Ok(None) => default_dests,
-                    Err(missing) => {
-                        report_missing(missing, set);
-                        default_dests
-                    }
-                };
-                let sni = set.sni_routes(cx).unwrap_or_else(|missing| {
-                    report_missing(missing, set);
-                    Vec::new()
-                });
-                (dests, sni)
-            }
-            None => (default_dests, Vec::new()),
-        };
-        TcpRoute {
-            destinations,
-            sni: Vec::new(),
-            sni_routes,
-        }
-    });
+    let tcp = routes_tcp(protocol).then(|| tcp_route(service, port, routes, cx, problems));
     for vip in &service.vips {
         config.listeners.push(Listener {
             name: listener_name(vip, port.port),
@@ -130,6 +85,83 @@ fn add_port(
         });
     }
     config.routes.extend(route_config);
+}
+
+/// The HTTP routes of a service port: its routing rules', else the default route.
+fn http_routes(
+    service: &ServiceModel,
+    port: &PortModel,
+    routes: Option<&RouteSet>,
+    cx: &EmitContext<'_>,
+    problems: &mut Vec<Problem>,
+) -> Vec<Route> {
+    let default = Dest::service(&service.host, PortChoice::Fixed(port.port)).cluster(port.port);
+    match routes.map(|r| (r, r.http_routes(cx))) {
+        Some((_, Ok(list))) if !list.is_empty() => list,
+        Some((set, Err(missing))) => {
+            report_missing(service, port, &missing, set, cx, problems);
+            vec![default_route(&default, cx)]
+        }
+        _ => vec![default_route(&default, cx)],
+    }
+}
+
+/// The opaque TCP (and TLS by SNI) route of a service port: its routing rules', else the whole
+/// service.
+fn tcp_route(
+    service: &ServiceModel,
+    port: &PortModel,
+    routes: Option<&RouteSet>,
+    cx: &EmitContext<'_>,
+    problems: &mut Vec<Problem>,
+) -> TcpRoute {
+    let default = Dest::service(&service.host, PortChoice::Fixed(port.port)).cluster(port.port);
+    let default_dests = vec![weighted(&default)];
+    let Some(set) = routes else {
+        return TcpRoute {
+            destinations: default_dests,
+            ..TcpRoute::default()
+        };
+    };
+    let destinations = match set.tcp_destinations(cx) {
+        Ok(Some(dests)) => dests,
+        Ok(None) => default_dests,
+        Err(missing) => {
+            report_missing(service, port, &missing, set, cx, problems);
+            default_dests
+        }
+    };
+    let sni_routes = set.sni_routes(cx).unwrap_or_else(|missing| {
+        report_missing(service, port, &missing, set, cx, problems);
+        Vec::new()
+    });
+    TcpRoute {
+        destinations,
+        sni: Vec::new(),
+        sni_routes,
+    }
+}
+
+/// Warns that a service port's routes name a cluster the proxies of `cx` do not have.
+fn report_missing(
+    service: &ServiceModel,
+    port: &PortModel,
+    missing: &str,
+    routes: &RouteSet,
+    cx: &EmitContext<'_>,
+    problems: &mut Vec<Problem>,
+) {
+    for origin in &routes.origins {
+        problems.push(Problem::warning(
+            origin,
+            "",
+            format!(
+                "for proxies in namespace {}, port {} of {} routes to cluster {missing}, which they do not have (a DestinationRule or Service not exported to them?)",
+                cx.node.namespace, port.port, service.host
+            ),
+            "export the DestinationRule and Service to that namespace; until then those proxies use the default route",
+        ));
+    }
 }
 
 /// Drops the listeners just added for `service`'s `port` whose address another service

@@ -40,6 +40,8 @@ pub(crate) struct ServiceModel {
     pub ports: Vec<PortModel>,
     /// Which namespaces see it.
     pub visibility: Visibility,
+    /// Its endpoints are DNS names the proxy resolves (`name:port`), not addresses.
+    pub dns: bool,
 }
 
 /// A port of a service and its endpoints.
@@ -196,34 +198,35 @@ fn from_service(
         namespace,
         vips,
         ports,
+        dns: false,
     })
 }
 
-/// One service per host of a ServiceEntry with STATIC (or DNS with IP) endpoints. Resolution
-/// NONE needs no config: the proxy passes such traffic through to its original destination.
+/// One service per host of a ServiceEntry with STATIC or DNS endpoints. Resolution NONE needs
+/// no config: the proxy passes such traffic through to its original destination. With DNS and
+/// no endpoints, each host is its own endpoint's name.
 fn from_service_entry(entry: &ServiceEntry, report: &mut Report<'_>) -> Vec<ServiceModel> {
     let spec = &entry.spec;
     let namespace = entry.metadata.namespace.clone().unwrap_or_default();
     let resolution = spec.resolution.clone().unwrap_or(Resolution::None);
-    match &resolution {
+    let dns = match &resolution {
         Resolution::None => return Vec::new(),
-        Resolution::Static => {}
-        Resolution::Dns | Resolution::DnsRoundRobin => {
-            if spec
-                .endpoints
-                .iter()
-                .any(|e| e.address.parse::<IpAddr>().is_err())
+        Resolution::Static => {
+            if let Some(i) =
+                (spec.endpoints.iter()).position(|e| e.address.parse::<IpAddr>().is_err())
             {
-                report.warning(
-                    "spec.resolution",
+                report.error(
+                    format!("spec.endpoints[{i}].address"),
                     format!(
-                        "resolution {} with DNS names is not supported by mesh; endpoints that are not IP addresses are left out",
-                        resolution.as_str()
+                        "{:?} is not an IP address, which resolution STATIC needs",
+                        spec.endpoints[i].address
                     ),
-                    "list IP addresses with resolution STATIC, or leave resolution NONE for passthrough",
+                    "use resolution DNS for host names",
                 );
             }
+            false
         }
+        Resolution::Dns | Resolution::DnsRoundRobin => true,
         Resolution::Unknown(other) => {
             report.error(
                 "spec.resolution",
@@ -232,7 +235,7 @@ fn from_service_entry(entry: &ServiceEntry, report: &mut Report<'_>) -> Vec<Serv
             );
             return Vec::new();
         }
-    }
+    };
     if spec.workload_selector.is_some() {
         report.warning(
             "spec.workloadSelector",
@@ -252,24 +255,49 @@ fn from_service_entry(entry: &ServiceEntry, report: &mut Report<'_>) -> Vec<Serv
             ),
         }
     }
-    spec.hosts
-        .iter()
-        .map(|host| ServiceModel {
+    let mut models = Vec::new();
+    for (i, host) in spec.hosts.iter().enumerate() {
+        let own_name = dns && spec.endpoints.is_empty();
+        if own_name && host.starts_with('*') {
+            report.error(
+                format!("spec.hosts[{i}]"),
+                format!("wildcard host {host:?} cannot be resolved by DNS"),
+                "list endpoints, or use resolution NONE for a wildcard host",
+            );
+            continue;
+        }
+        let host = resolve_host(host, &namespace);
+        let own = [WorkloadEntrySpec {
+            address: host.clone(),
+            ..WorkloadEntrySpec::default()
+        }];
+        let endpoints = if own_name {
+            &own[..]
+        } else {
+            &spec.endpoints[..]
+        };
+        models.push(ServiceModel {
             origin: report.object().clone(),
-            host: resolve_host(host, &namespace),
             namespace: namespace.clone(),
             vips: vips.clone(),
-            ports: spec
-                .ports
-                .iter()
-                .map(|port| entry_port(port, &spec.endpoints, &namespace))
+            ports: (spec.ports.iter())
+                .map(|port| entry_port(port, endpoints, &namespace, dns))
                 .collect(),
             visibility: Visibility::from_export_to(&spec.export_to, &namespace),
-        })
-        .collect()
+            dns,
+            host,
+        });
+    }
+    models
 }
 
-fn entry_port(port: &ServicePort, endpoints: &[WorkloadEntrySpec], namespace: &str) -> PortModel {
+/// A ServiceEntry port with its endpoints: addresses, or for DNS `name:port` to resolve.
+fn entry_port(
+    port: &ServicePort,
+    endpoints: &[WorkloadEntrySpec],
+    namespace: &str,
+    dns: bool,
+) -> PortModel {
     let name = port.name.clone().unwrap_or_default();
     let protocol = match &port.protocol {
         Some(protocol) => istio_protocol(protocol),
@@ -278,15 +306,19 @@ fn entry_port(port: &ServicePort, endpoints: &[WorkloadEntrySpec], namespace: &s
     let mut endpoints: Vec<Endpoint> = endpoints
         .iter()
         .filter_map(|e| {
-            let ip: IpAddr = e.address.parse().ok()?;
             let number = e
                 .ports
                 .get(&name)
                 .copied()
                 .or(port.target_port)
                 .unwrap_or(port.number);
+            let address = match e.address.parse::<IpAddr>() {
+                Ok(ip) => socket_address(&ip, number),
+                Err(_) if dns => format!("{}:{number}", e.address),
+                Err(_) => return None,
+            };
             Some(Endpoint {
-                address: socket_address(&ip, number),
+                address,
                 weight: e.weight.unwrap_or(0),
                 labels: e.labels.clone().into_iter().collect(),
                 identity: e

@@ -11,6 +11,7 @@ use std::{
 use mesh_proto::config::v1::{self as pb, endpoint::Health};
 
 use super::snapshot::{AppProtocol, parse_addr};
+use crate::dns::Resolved;
 use crate::{
     balance::{Balancer, Endpoint, EndpointSpec, Outcome, OutlierPolicy},
     http::{Keepalive, RetryBudget, UpstreamError},
@@ -391,34 +392,91 @@ pub(super) fn check_cluster(config: &pb::Cluster, at: &str, errors: &mut Vec<Str
 }
 
 /// The endpoints of a cluster's assignment, each with its indexes in `peers`; an address that
-/// does not parse is a problem.
+/// does not parse is a problem. In a DNS cluster (`dns` given) each "name:port" becomes one
+/// endpoint per address the name has.
 pub(super) fn endpoint_specs(
     assignment: Option<&pb::ClusterLoadAssignment>,
     peers: &EndpointPeers,
+    dns: Option<&Resolved>,
     at: &str,
     errors: &mut Vec<String>,
 ) -> Vec<EndpointSpec> {
     let Some(assignment) = assignment else {
         return Vec::new();
     };
-    assignment
-        .endpoints
-        .iter()
-        .filter_map(|e| {
-            Some(EndpointSpec {
-                addr: parse_addr(&e.address, at, errors)?,
-                weight: e.weight.max(1),
-                healthy: e.health() == Health::Healthy,
-                mesh_tls: e.mesh_tls,
-                identity: (peers.identities.binary_search(&e.identity).ok())
-                    .and_then(|i| u16::try_from(i).ok()),
-                workload: (peers.workloads)
-                    .binary_search_by(|w| w.as_ref().cmp(&endpoint_workload(e)))
-                    .ok()
-                    .and_then(|i| u16::try_from(i).ok()),
-            })
+    let mut specs = Vec::with_capacity(assignment.endpoints.len());
+    for e in &assignment.endpoints {
+        let spec = |addr| EndpointSpec {
+            addr,
+            weight: e.weight.max(1),
+            healthy: e.health() == Health::Healthy,
+            mesh_tls: e.mesh_tls,
+            identity: (peers.identities.binary_search(&e.identity).ok())
+                .and_then(|i| u16::try_from(i).ok()),
+            workload: (peers.workloads)
+                .binary_search_by(|w| w.as_ref().cmp(&endpoint_workload(e)))
+                .ok()
+                .and_then(|i| u16::try_from(i).ok()),
+        };
+        match dns {
+            None => specs.extend(parse_addr(&e.address, at, errors).map(spec)),
+            Some(resolved) => match parse_dns_addr(&e.address) {
+                Ok(DnsAddr::Ip(addr)) => specs.push(spec(addr)),
+                Ok(DnsAddr::Name(name, port)) => specs.extend(
+                    (resolved.addrs(&name.to_ascii_lowercase()).iter())
+                        .map(|ip| spec(SocketAddr::new(*ip, port))),
+                ),
+                Err(error) => errors.push(format!("{at}: {error}")),
+            },
+        }
+    }
+    specs
+}
+
+/// The names a DNS cluster's endpoints resolve (those that are not already addresses).
+pub(super) fn dns_names_of(assignment: Option<&pb::ClusterLoadAssignment>) -> Vec<String> {
+    (assignment.iter().flat_map(|a| &a.endpoints))
+        .filter_map(|e| match parse_dns_addr(&e.address) {
+            Ok(DnsAddr::Name(name, _)) => Some(name.to_ascii_lowercase()),
+            _ => None,
         })
         .collect()
+}
+
+/// A DNS cluster endpoint's address.
+enum DnsAddr<'a> {
+    /// Already an address.
+    Ip(SocketAddr),
+    /// A name to resolve, and the port.
+    Name(&'a str, u16),
+}
+
+/// Parses "name:port" (or "ip:port") of a DNS cluster's endpoint.
+fn parse_dns_addr(text: &str) -> Result<DnsAddr<'_>, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(DnsAddr::Ip(addr));
+    }
+    let invalid = || format!("endpoint address {text:?} is not name:port");
+    let (name, port) = text.rsplit_once(':').ok_or_else(invalid)?;
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(invalid)?;
+    let name = name.trim_end_matches('.');
+    let valid_label = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if name.len() > 253 || !name.split('.').all(valid_label) {
+        return Err(format!(
+            "endpoint address {text:?}: {name:?} is not a DNS name"
+        ));
+    }
+    Ok(DnsAddr::Name(name, port))
 }
 
 /// Who a cluster's endpoints are: the identities they may present and their workloads, each

@@ -12,7 +12,10 @@ use std::{
 
 use arc_swap::ArcSwap;
 use mesh_proto::config::v1::ProxyConfig;
-use tokio::signal::unix::{Signal, SignalKind};
+use tokio::{
+    signal::unix::{Signal, SignalKind},
+    sync::watch,
+};
 
 use super::{ConfigError, EncodedConfig, Snapshot, read_file};
 use crate::metrics::Metrics;
@@ -24,6 +27,8 @@ const FILE_POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub struct ConfigStore {
     current: ArcSwap<Snapshot>,
     metrics: Arc<Metrics>,
+    /// The version of the snapshot in force, for tasks that follow config changes.
+    versions: watch::Sender<u64>,
 }
 
 /// Reports a config file's content each time SIGHUP arrives or the content changes.
@@ -41,6 +46,7 @@ impl ConfigStore {
     pub fn new(initial: Snapshot, metrics: Arc<Metrics>) -> Self {
         metrics.config_reload(true);
         Self {
+            versions: watch::Sender::new(initial.version),
             current: ArcSwap::from_pointee(initial),
             metrics,
         }
@@ -51,7 +57,13 @@ impl ConfigStore {
         self.current.load_full()
     }
 
-    /// Validates `config` against the snapshot in force (whose endpoint state carries over).
+    /// Notified each time a snapshot is swapped in.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.versions.subscribe()
+    }
+
+    /// Validates `config` against the snapshot in force (whose endpoint state and resolved
+    /// DNS names carry over).
     pub fn compile(&self, config: EncodedConfig) -> Result<Snapshot, Vec<String>> {
         Snapshot::compile(config, Some(&self.current.load()))
     }
@@ -60,6 +72,7 @@ impl ConfigStore {
     pub fn commit(&self, snapshot: Snapshot, origin: &str) -> Arc<Snapshot> {
         let snapshot = Arc::new(snapshot);
         self.current.store(snapshot.clone());
+        self.versions.send_replace(snapshot.version);
         self.metrics.config_reload(true);
         tracing::info!(version = snapshot.version, %origin, "applied config");
         snapshot

@@ -9,7 +9,7 @@
 //! had built (what carries traffic) is built at once, carrying the endpoints' load over.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::{IpAddr, SocketAddr},
     sync::{Arc, OnceLock},
 };
@@ -20,11 +20,12 @@ use prost::Message;
 
 use super::{
     EncodedConfig,
-    cluster::{Cluster, EndpointPeers, check_cluster, endpoint_specs, service_of},
+    cluster::{Cluster, EndpointPeers, check_cluster, dns_names_of, endpoint_specs, service_of},
 };
 use crate::{
     addr::OrigDstAddr,
     authz::Authorizer,
+    dns::Resolved,
     fast_hash::FastMap,
     metrics::Direction,
     route::{RouteTable, compile_route_table},
@@ -39,11 +40,19 @@ pub struct Snapshot {
     pub version: u64,
     source: EncodedConfig,
     outbound: FastMap<SocketAddr, Arc<ListenerConfig>>,
+    /// Outbound listeners at 0.0.0.0, by port (0 for every port).
+    outbound_any: FastMap<u16, Arc<ListenerConfig>>,
     inbound: FastMap<u16, Arc<ListenerConfig>>,
     explicit: Vec<Arc<ListenerConfig>>,
     routes: FastMap<String, RouteEntry>,
     clusters: FastMap<String, ClusterEntry>,
     telemetry: TelemetryPolicy,
+    /// The addresses of DNS clusters' names this snapshot was built with.
+    resolved: Resolved,
+    /// The names DNS clusters use, sorted, each once.
+    dns_names: Vec<String>,
+    /// Every endpoint address in the config: where a blocking listener still lets traffic go.
+    registered: OnceLock<HashSet<SocketAddr>>,
     /// The Services this proxy's own pod serves, by port: found on first need among the
     /// endpoints of every cluster (those at the pod's address).
     local_services: OnceLock<LocalServices>,
@@ -65,6 +74,8 @@ struct RouteEntry {
 struct ClusterEntry {
     config: Bytes,
     endpoints: Option<Bytes>,
+    /// For a DNS cluster: the addresses of its names.
+    dns: Option<Resolved>,
     cluster: OnceLock<Arc<Cluster>>,
 }
 /// What a listener serves.
@@ -88,6 +99,8 @@ pub struct ListenerConfig {
     pub authz: Option<Arc<Authorizer>>,
     /// Explicit: the TLS it terminates, if any.
     pub tls: Option<Arc<Termination>>,
+    /// Outbound at 0.0.0.0: what becomes of traffic its routes do not take.
+    pub unmatched: Option<pb::Unmatched>,
 }
 
 /// A protocol named by config.
@@ -117,10 +130,21 @@ type WeightedClusters = Vec<(String, u32)>;
 
 impl Snapshot {
     /// Validates and compiles a config. What `previous` had built is built now, its endpoint
-    /// load state carried over. Returns every problem at once; nothing is partially applied.
+    /// load state carried over, and its DNS clusters' names keep their addresses. Returns every
+    /// problem at once; nothing is partially applied.
     pub fn compile(
         source: EncodedConfig,
         previous: Option<&Snapshot>,
+    ) -> Result<Self, Vec<String>> {
+        let resolved = previous.map(|p| p.resolved.clone()).unwrap_or_default();
+        Self::compile_with(source, previous, resolved)
+    }
+
+    /// Compiles a config as `compile` does, with `resolved` as its DNS clusters' addresses.
+    pub fn compile_with(
+        source: EncodedConfig,
+        previous: Option<&Snapshot>,
+        resolved: Resolved,
     ) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
         let mut routes = FastMap::default();
@@ -162,20 +186,32 @@ impl Snapshot {
             }
         }
         let mut clusters = FastMap::default();
+        let mut dns_names = Vec::new();
         for (i, encoded) in source.clusters.iter().enumerate() {
             let Some(config) = decode::<pb::Cluster>(encoded, "cluster", i, &mut errors) else {
                 continue;
             };
+            let dns = (config.discovery() == pb::Discovery::Dns).then(|| resolved.clone());
             let entry = ClusterEntry {
                 config: encoded.clone(),
                 endpoints: endpoints.remove(config.name.as_str()).cloned(),
+                dns,
                 cluster: OnceLock::new(),
             };
             let assignment = entry.assignment();
             let at = format!("cluster {:?}", config.name);
             check_cluster(&config, &at, &mut errors);
+            if entry.dns.is_some() {
+                dns_names.extend(dns_names_of(assignment.as_ref()));
+            }
             let peers = EndpointPeers::of(assignment.as_ref());
-            let specs = endpoint_specs(assignment.as_ref(), &peers, &at, &mut errors);
+            let specs = endpoint_specs(
+                assignment.as_ref(),
+                &peers,
+                entry.dns.as_ref(),
+                &at,
+                &mut errors,
+            );
             let hot = previous
                 .and_then(|p| p.clusters.get(&config.name))
                 .and_then(|e| e.cluster.get());
@@ -193,7 +229,11 @@ impl Snapshot {
             ));
         }
 
+        dns_names.sort();
+        dns_names.dedup();
+
         let mut outbound = FastMap::default();
+        let mut outbound_any = FastMap::default();
         let mut inbound = FastMap::default();
         let mut explicit: Vec<Arc<ListenerConfig>> = Vec::new();
         for (i, encoded) in source.listeners.iter().enumerate() {
@@ -206,6 +246,9 @@ impl Snapshot {
             };
             let listener = Arc::new(listener);
             let duplicate = match listener.direction {
+                Direction::Outbound if listener.addr.ip().is_unspecified() => outbound_any
+                    .insert(listener.addr.port(), listener.clone())
+                    .is_some(),
                 Direction::Outbound => outbound.insert(listener.addr, listener.clone()).is_some(),
                 Direction::Inbound => inbound
                     .insert(listener.addr.port(), listener.clone())
@@ -237,10 +280,14 @@ impl Snapshot {
         }
         Ok(Snapshot {
             telemetry,
+            resolved,
+            dns_names,
+            registered: OnceLock::new(),
             local_services: OnceLock::new(),
             version: previous.map_or(1, |p| p.version + 1),
             source,
             outbound,
+            outbound_any,
             inbound,
             explicit,
             routes,
@@ -258,15 +305,50 @@ impl Snapshot {
         self.telemetry.bind(tracer)
     }
 
+    /// The config this snapshot was compiled from.
+    pub fn source(&self) -> &EncodedConfig {
+        &self.source
+    }
+
+    /// The names the config's DNS clusters resolve, sorted.
+    pub fn dns_names(&self) -> &[String] {
+        &self.dns_names
+    }
+
     /// The config this snapshot was compiled from, decoded (for `/config_dump`).
     pub fn config(&self) -> pb::ProxyConfig {
         // Every resource decoded when the snapshot was compiled.
         self.source.decode().unwrap_or_default()
     }
 
-    /// The listener for captured outbound traffic to `dst`.
+    /// The listener for captured outbound traffic to `dst`: its own, else the one at 0.0.0.0
+    /// on its port, else the one at 0.0.0.0 for every port.
     pub fn outbound_listener(&self, dst: OrigDstAddr) -> Option<&Arc<ListenerConfig>> {
-        self.outbound.get(&dst.0)
+        (self.outbound.get(&dst.0))
+            .or_else(|| self.outbound_any.get(&dst.0.port()))
+            .or_else(|| self.outbound_any.get(&0))
+    }
+
+    /// Whether `addr` is an endpoint of some cluster in the config (resolved DNS names
+    /// included): a destination the registry knows even without a listener.
+    pub fn is_registered(&self, addr: SocketAddr) -> bool {
+        let registered = self.registered.get_or_init(|| {
+            let mut all = HashSet::new();
+            for entry in self.clusters.values() {
+                let assignment = entry.assignment();
+                let peers = EndpointPeers::default();
+                let specs = endpoint_specs(
+                    assignment.as_ref(),
+                    &peers,
+                    entry.dns.as_ref(),
+                    "",
+                    &mut Vec::new(),
+                );
+                all.extend(specs.into_iter().map(|s| s.addr));
+            }
+            all
+        });
+        registered.contains(&addr)
     }
 
     /// The listener for captured inbound traffic to `port`: the port's own, else the one for
@@ -392,7 +474,13 @@ impl ClusterEntry {
             let at = format!("cluster {:?}", config.name);
             let assignment = self.assignment();
             let peers = EndpointPeers::of(assignment.as_ref());
-            let specs = endpoint_specs(assignment.as_ref(), &peers, &at, &mut Vec::new());
+            let specs = endpoint_specs(
+                assignment.as_ref(),
+                &peers,
+                self.dns.as_ref(),
+                &at,
+                &mut Vec::new(),
+            );
             Arc::new(Cluster::build(&config, specs, peers, None))
         })
     }
@@ -435,13 +523,16 @@ impl ListenerConfig {
             .tcp
             .as_ref()
             .map(|t| TcpRouting::compile(t, &at, clusters, errors));
+        // A catch-all listener's unrouted traffic goes by `unmatched`; others must route it.
+        let catch_all = direction == Direction::Outbound && addr.ip().is_unspecified();
+        let must_route = direction != Direction::Inbound && !catch_all;
         let is_http = matches!(protocol, Some(AppProtocol::Http1 | AppProtocol::Http2));
-        if is_http && route_config.is_none() && direction != Direction::Inbound {
+        if is_http && route_config.is_none() && must_route {
             errors.push(format!("{at}: an HTTP listener needs route_config"));
         }
         if matches!(protocol, Some(AppProtocol::Tcp | AppProtocol::Tls))
             && tcp.is_none()
-            && direction != Direction::Inbound
+            && must_route
         {
             errors.push(format!(
                 "{at}: a TCP or TLS listener needs tcp destinations"
@@ -458,6 +549,18 @@ impl ListenerConfig {
             errors.push(format!("{at}: authorization is for INBOUND listeners"));
         }
         let authz = Authorizer::compile(&config.authorization, &at, errors);
+        let unmatched = match pb::Unmatched::try_from(config.unmatched) {
+            Ok(unmatched) => catch_all.then_some(unmatched),
+            Err(_) => {
+                errors.push(format!("{at}: unknown unmatched {}", config.unmatched));
+                None
+            }
+        };
+        if !catch_all && config.unmatched() == pb::Unmatched::Block {
+            errors.push(format!(
+                "{at}: unmatched is for OUTBOUND listeners at 0.0.0.0"
+            ));
+        }
         let tls = config.tls.as_ref().and_then(|tls| {
             if direction != Direction::Explicit {
                 errors.push(format!("{at}: tls is for EXPLICIT listeners"));
@@ -475,6 +578,7 @@ impl ListenerConfig {
             mtls,
             authz: (!authz.is_empty()).then(|| Arc::new(authz)),
             tls,
+            unmatched,
         })
     }
 }

@@ -172,3 +172,111 @@ clusters: [ { name: c } ]
         assert!(all.contains(expected), "{expected:?} missing from:\n{all}");
     }
 }
+
+#[test]
+fn catch_all_outbound_listeners_take_destinations_without_their_own() {
+    let snapshot = compile(
+        r#"
+listeners:
+- { name: vip, address: "10.96.0.20:80", mode: OUTBOUND, route_config: r }
+- { name: port-80, address: "0.0.0.0:80", mode: OUTBOUND, route_config: r }
+- { name: any, address: "0.0.0.0:0", mode: OUTBOUND, unmatched: BLOCK }
+routes: [ { name: r, virtual_hosts: [] } ]
+"#,
+    )
+    .expect("valid");
+    let name = |dst: &str| {
+        let dst = OrigDstAddr(dst.parse().expect("addr"));
+        snapshot.outbound_listener(dst).map(|l| l.name.clone())
+    };
+    assert_eq!(name("10.96.0.20:80").as_deref(), Some("vip"));
+    assert_eq!(name("203.0.113.7:80").as_deref(), Some("port-80"));
+    assert_eq!(name("[2001:db8::7]:80").as_deref(), Some("port-80"));
+    assert_eq!(name("203.0.113.7:5432").as_deref(), Some("any"));
+    let any = snapshot
+        .outbound_listener(OrigDstAddr("203.0.113.7:5432".parse().expect("addr")))
+        .expect("listener");
+    assert_eq!(
+        any.unmatched,
+        Some(mesh_proto::config::v1::Unmatched::Block)
+    );
+}
+
+#[test]
+fn only_catch_all_outbound_listeners_may_block() {
+    let errors = compile(
+        r#"
+listeners:
+- { name: vip, address: "10.96.0.20:80", mode: OUTBOUND, protocol: TCP, tcp: { destinations: [{ cluster: c }] }, unmatched: BLOCK }
+clusters: [ { name: c } ]
+"#,
+    )
+    .err()
+    .expect("invalid");
+    assert!(
+        errors[0].contains("unmatched is for OUTBOUND listeners at 0.0.0.0"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn dns_cluster_endpoints_are_the_addresses_of_their_names() {
+    let yaml = r#"
+clusters: [ { name: api, discovery: DNS } ]
+endpoints:
+- cluster: api
+  endpoints:
+  - { address: "API.example.test:443", weight: 3, labels: { version: v1 } }
+  - { address: "10.1.2.3:443" }
+"#;
+    let config = EncodedConfig::encode(&parse(yaml, Path::new("t.yaml")).expect("parses"));
+    let unresolved = Snapshot::compile(config.clone(), None).expect("valid");
+    assert_eq!(unresolved.dns_names(), ["api.example.test"]);
+    let endpoints = |snapshot: &Snapshot| {
+        let cluster = snapshot.cluster("api").expect("cluster");
+        let mut addrs: Vec<String> = (cluster.balancer.endpoints().iter())
+            .map(|e| e.addr().to_string())
+            .collect();
+        addrs.sort();
+        addrs
+    };
+    assert_eq!(
+        endpoints(&unresolved),
+        ["10.1.2.3:443"],
+        "an address needs no lookup"
+    );
+    let resolved: crate::dns::Resolved = [(
+        "api.example.test".to_owned(),
+        std::sync::Arc::from([
+            "192.0.2.1".parse().expect("ip"),
+            "192.0.2.2".parse().expect("ip"),
+        ]),
+    )]
+    .into_iter()
+    .collect();
+    let snapshot =
+        Snapshot::compile_with(config.clone(), Some(&unresolved), resolved).expect("valid");
+    assert_eq!(
+        endpoints(&snapshot),
+        ["10.1.2.3:443", "192.0.2.1:443", "192.0.2.2:443"]
+    );
+    assert!(snapshot.is_registered("192.0.2.2:443".parse().expect("addr")));
+    assert!(!snapshot.is_registered("192.0.2.2:80".parse().expect("addr")));
+    let again = Snapshot::compile(config, Some(&snapshot)).expect("valid");
+    assert_eq!(endpoints(&again).len(), 3, "a new config keeps the answers");
+}
+
+#[test]
+fn dns_cluster_endpoints_must_be_name_and_port() {
+    let errors = compile(
+        r#"
+clusters: [ { name: api, discovery: DNS } ]
+endpoints: [ { cluster: api, endpoints: [{ address: "api.example.test" }, { address: "bad name!:80" }] } ]
+"#,
+    )
+    .err()
+    .expect("invalid");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].contains("is not name:port"), "{errors:?}");
+    assert!(errors[1].contains("is not a DNS name"), "{errors:?}");
+}

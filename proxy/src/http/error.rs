@@ -17,7 +17,7 @@ pub static X_MESH_ERROR: http::HeaderName = http::HeaderName::from_static("x-mes
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     /// No endpoint could be picked.
-    #[error("cluster {cluster:?} has no endpoints")]
+    #[error("no healthy upstream: cluster {cluster:?} has no endpoints")]
     NoEndpoint {
         /// The cluster.
         cluster: String,

@@ -15,7 +15,7 @@ mod tries;
 
 pub use body::{Body, full};
 pub use error::{UpstreamError, X_MESH_ERROR, X_MESH_OVERLOADED, local_response};
-pub use forward::{HttpConn, HttpTarget, Inbound};
+pub use forward::{HttpConn, HttpTarget, Inbound, Unrouted};
 pub use pool::{
     ConnectSettings, Keepalive, Pools, UpstreamBody, UpstreamVersion, connect_tcp, connect_upstream,
 };

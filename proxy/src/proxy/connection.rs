@@ -23,13 +23,13 @@ use crate::{
     authz::{Decision, Facts},
     config::{AppProtocol, Cluster, ListenerConfig, Snapshot},
     detect::{self, PrefixedIo},
-    http::{HttpConn, HttpTarget, Inbound, Pools, UpstreamVersion, serve_connection},
+    http::{HttpConn, HttpTarget, Inbound, Pools, Unrouted, UpstreamVersion, serve_connection},
     metrics::Direction,
     orig_dst::orig_dst,
     tcp,
     tls::{Carried, Termination},
 };
-use mesh_proto::config::v1::MtlsMode;
+use mesh_proto::config::v1::{MtlsMode, Unmatched};
 
 /// Where inbound IPv4 traffic is delivered from (the capture rules exempt it).
 const INBOUND_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
@@ -108,7 +108,7 @@ async fn handle_connection(
         }
         Kind::Explicit(addr) => match snapshot.explicit_listener(addr) {
             Some(listener) => {
-                serve_listener(&state, &pools, listener.clone(), stream, client).await
+                serve_listener(&state, &pools, listener.clone(), stream, client, None).await
             }
             None => tracing::debug!(%addr, "explicit listener no longer configured"),
         },
@@ -145,15 +145,32 @@ async fn outbound(
     dst: OrigDstAddr,
 ) {
     match snapshot.outbound_listener(dst) {
-        Some(listener) => serve_listener(state, pools, listener.clone(), stream, client).await,
+        Some(listener) => {
+            let listener = listener.clone();
+            serve_listener(state, pools, listener, stream, client, Some(dst)).await
+        }
         None => {
-            let passthrough = Arc::new(Cluster::direct(
-                "PassthroughCluster".to_owned(),
-                dst.0,
-                None,
-            ));
+            let passthrough = passthrough(dst);
             tcp::forward(stream, passthrough, Direction::Outbound, state, None, None).await;
         }
+    }
+}
+
+/// The one-endpoint cluster of traffic sent on to its original destination.
+fn passthrough(dst: OrigDstAddr) -> Arc<Cluster> {
+    Arc::new(Cluster::direct(
+        "PassthroughCluster".to_owned(),
+        dst.0,
+        None,
+    ))
+}
+
+/// What a catch-all outbound listener does with what its routes do not take: pass it through,
+/// or refuse it unless its destination is an endpoint the config knows.
+fn unrouted(listener: &ListenerConfig, snapshot: &Snapshot, dst: OrigDstAddr) -> Option<Unrouted> {
+    match listener.unmatched? {
+        Unmatched::Block if !snapshot.is_registered(dst.0) => Some(Unrouted::Blocked(dst.0)),
+        Unmatched::Passthrough | Unmatched::Block => Some(Unrouted::Passthrough(passthrough(dst))),
     }
 }
 
@@ -235,7 +252,10 @@ async fn serve_inbound<I>(
     let snapshot = state.config.load();
     let sni = protocol.sni().map(str::to_owned);
     let http_target = || match listener.as_ref().and_then(|l| l.route_config.clone()) {
-        Some(name) => HttpTarget::Routes(name),
+        Some(name) => HttpTarget::Routes {
+            name: Some(name),
+            unrouted: None,
+        },
         None => HttpTarget::Cluster(app.clone()),
     };
     let tcp_cluster = || match listener.as_ref().and_then(|l| l.tcp.as_ref()) {
@@ -303,22 +323,41 @@ fn local_app(dst: OrigDstAddr) -> Arc<Cluster> {
     ))
 }
 
-/// Serves an outbound or explicit listener's connection.
+/// Serves an outbound or explicit listener's connection; `dst` is where a captured one was
+/// going.
 async fn serve_listener(
     state: &Arc<ProxyState>,
     pools: &Arc<Pools>,
     listener: Arc<ListenerConfig>,
     stream: TcpStream,
     client: ClientAddr,
+    dst: Option<OrigDstAddr>,
 ) {
     let snapshot = state.config.load();
     if let Some(tls) = listener.tls.clone() {
         return serve_terminated(state, pools, listener, &tls, stream, client).await;
     }
     let protocol = detect_protocol(state, listener.protocol, stream).await;
-    let http_target = || HttpTarget::Routes(listener.route_config.clone().unwrap_or_default());
+    let unrouted = || dst.and_then(|dst| unrouted(&listener, &snapshot, dst));
     let sni = protocol.sni().map(str::to_owned);
-    let tcp_cluster = || tcp_route(&listener, &snapshot, sni.as_deref());
+    let tcp_cluster = || match tcp_route(&listener, &snapshot, sni.as_deref()) {
+        Some(cluster) => Some(cluster),
+        None => match unrouted() {
+            Some(Unrouted::Passthrough(cluster)) => Some(cluster),
+            Some(Unrouted::Blocked(destination)) => {
+                let shown = sni.clone().unwrap_or_else(|| destination.to_string());
+                state.metrics.outbound_blocked("tcp", &shown);
+                tracing::info!(%client, %destination, sni = ?sni,
+                    "connection refused: its destination is not in the mesh's registry (REGISTRY_ONLY)");
+                None
+            }
+            None => None,
+        },
+    };
+    let http_target = || HttpTarget::Routes {
+        name: listener.route_config.clone(),
+        unrouted: unrouted(),
+    };
     let target = Target {
         direction: listener.direction,
         client,
@@ -348,7 +387,10 @@ async fn serve_terminated(
         Some(_) => Detected::Http(UpstreamVersion::Http1, stream),
         None => Detected::Opaque(stream),
     };
-    let http_target = || HttpTarget::Routes(listener.route_config.clone().unwrap_or_default());
+    let http_target = || HttpTarget::Routes {
+        name: listener.route_config.clone(),
+        unrouted: None,
+    };
     let tcp_cluster = || tcp_route(&listener, &snapshot, sni.as_deref());
     let target = Target {
         direction: listener.direction,

@@ -38,6 +38,7 @@ use crate::{
     app_probe::AppProbes,
     config::{ConfigError, ConfigStore, EncodedConfig, FileWatcher, Snapshot},
     detect::DetectConfig,
+    dns::{self, DnsSettings, Resolved},
     identity::IdentityStore,
     metrics::Metrics,
     tls::MeshTls,
@@ -67,6 +68,8 @@ pub struct Settings {
     pub tracing: TracingSettings,
     /// The pod's name (for trace spans).
     pub pod_name: String,
+    /// Where DNS clusters' names are resolved.
+    pub dns: DnsSettings,
 }
 
 /// The capture sockets the proxy serves; tests pass listeners bound to port 0 or none.
@@ -102,6 +105,8 @@ pub struct ProxyState {
     access_log: OnceLock<Option<Arc<AccessLog>>>,
     /// The tracer.
     pub tracer: Tracer,
+    /// Snapshots are swapped in one at a time (config changes and DNS answers).
+    applying: tokio::sync::Mutex<()>,
     workers: Workers,
     ready: AtomicBool,
 }
@@ -110,8 +115,6 @@ pub struct ProxyState {
 pub struct Proxy {
     state: Arc<ProxyState>,
     explicit: ExplicitListeners,
-    /// Config changes are applied one at a time.
-    applying: tokio::sync::Mutex<()>,
     _workers: DropGuard,
 }
 
@@ -175,14 +178,15 @@ impl Proxy {
             tasks: TaskTracker::new(),
             limited_pools: Arc::default(),
             workers,
+            applying: tokio::sync::Mutex::new(()),
             ready: AtomicBool::new(false),
         });
         let proxy = Proxy {
             explicit: ExplicitListeners::default(),
             state: state.clone(),
-            applying: tokio::sync::Mutex::new(()),
             _workers: stop_workers,
         };
+        tokio::spawn(dns::run(state.clone()));
         for (listener, kind) in [
             (listeners.outbound, Kind::Outbound),
             (listeners.inbound, Kind::Inbound),
@@ -218,7 +222,7 @@ impl Proxy {
         config: EncodedConfig,
         origin: &str,
     ) -> Result<Arc<Snapshot>, ConfigError> {
-        let _one_at_a_time = self.applying.lock().await;
+        let _one_at_a_time = self.state.applying.lock().await;
         let invalid = |errors| {
             self.state.metrics.config_reload(false);
             ConfigError::Invalid {
@@ -236,14 +240,7 @@ impl Proxy {
         let snapshot = self.state.config.commit(snapshot, origin);
         self.explicit.start(&self.state, bound);
         self.explicit.stop_removed(&snapshot);
-        let keep: HashSet<SocketAddr> = snapshot.endpoint_addrs().collect();
-        let shared = std::iter::once(&*self.state.limited_pools);
-        for pools in self.state.workers.pools().chain(shared) {
-            // Connections to the local app serve every config.
-            pools.retain(|addr, source| {
-                keep.contains(&addr) || source.is_some() || addr.ip().is_loopback()
-            });
-        }
+        self.state.prune_pools(&snapshot);
         Ok(snapshot)
     }
 
@@ -300,6 +297,39 @@ impl ProxyState {
             }
         });
         log.as_ref()
+    }
+
+    /// Rebuilds the snapshot in force with new addresses for its DNS clusters' names.
+    pub(crate) async fn apply_resolved(&self, resolved: Resolved) {
+        let _one_at_a_time = self.applying.lock().await;
+        let current = self.config.load();
+        let compiled = Snapshot::compile_with(current.source().clone(), Some(&current), resolved)
+            .and_then(|mut snapshot| {
+                (snapshot.bind_telemetry(&self.tracer)).map_err(|error| vec![error.to_string()])?;
+                Ok(snapshot)
+            });
+        match compiled {
+            Ok(snapshot) => {
+                let snapshot = self.config.commit(snapshot, "DNS answers");
+                self.prune_pools(&snapshot);
+            }
+            // The config compiled before; only its DNS clusters' endpoints differ.
+            Err(errors) => {
+                tracing::error!(?errors, "cannot rebuild the config with new DNS answers")
+            }
+        }
+    }
+
+    /// Closes pooled connections to endpoints `snapshot` no longer has.
+    fn prune_pools(&self, snapshot: &Snapshot) {
+        let keep: HashSet<SocketAddr> = snapshot.endpoint_addrs().collect();
+        let shared = std::iter::once(&*self.limited_pools);
+        for pools in self.workers.pools().chain(shared) {
+            // Connections to the local app serve every config.
+            pools.retain(|addr, source| {
+                keep.contains(&addr) || source.is_some() || addr.ip().is_loopback()
+            });
+        }
     }
 
     /// Whether the proxy is serving and not draining.

@@ -118,6 +118,15 @@ pub struct TestProxy {
 
 /// Starts a proxy in-process. `{NAME}` placeholders in `yaml` are replaced by `vars`.
 pub async fn start_proxy(yaml: &str, vars: &[(&str, SocketAddr)]) -> TestProxy {
+    start_proxy_with(yaml, vars, Settings::default()).await
+}
+
+/// Starts a proxy in-process with these command-line settings.
+pub async fn start_proxy_with(
+    yaml: &str,
+    vars: &[(&str, SocketAddr)],
+    settings: Settings,
+) -> TestProxy {
     let mut text = yaml.to_owned();
     for (name, addr) in vars {
         text = text.replace(&format!("{{{name}}}"), &addr.to_string());
@@ -129,7 +138,7 @@ pub async fn start_proxy(yaml: &str, vars: &[(&str, SocketAddr)]) -> TestProxy {
     let proxy = Proxy::start(
         snapshot,
         ProxyListeners::default(),
-        Settings::default(),
+        settings,
         Metrics::new(),
     )
     .await

@@ -56,10 +56,24 @@ pub(crate) struct RetriesExhausted;
 
 /// What one client connection's requests are sent to.
 pub enum HttpTarget {
-    /// Routed by the named route config.
-    Routes(String),
+    /// Routed by the named route config, if any; requests it has no route for go by
+    /// `unrouted`, else get 404.
+    Routes {
+        /// The route config.
+        name: Option<String>,
+        /// What becomes of requests without a route (catch-all outbound listeners).
+        unrouted: Option<Unrouted>,
+    },
     /// All sent to one cluster (the local app behind an inbound port).
     Cluster(Arc<Cluster>),
+}
+
+/// What becomes of the requests and connections a catch-all outbound listener does not route.
+pub enum Unrouted {
+    /// Sent on to the original destination (this one-endpoint cluster).
+    Passthrough(Arc<Cluster>),
+    /// Refused: the destination is not in the registry (REGISTRY_ONLY).
+    Blocked(SocketAddr),
 }
 
 /// A client connection being served as HTTP.
@@ -116,6 +130,32 @@ struct Plan<'a> {
     forward: Option<&'a Forward>,
     /// The clusters this request is mirrored to (each drawn by its share).
     mirrors: Vec<Arc<Cluster>>,
+}
+
+// === impl Plan ===
+
+impl<'a> Plan<'a> {
+    /// Everything to `cluster`, with no route's policy.
+    fn whole(cluster: &'a Cluster) -> Self {
+        Plan {
+            cluster,
+            route: None,
+            destination: None,
+            forward: None,
+            mirrors: Vec::new(),
+        }
+    }
+}
+
+/// The 404 for a request that no route takes.
+fn no_route(req: &Request<Incoming>, name: Option<&str>, grpc: bool) -> Response<Body> {
+    let authority = authority_of(req).unwrap_or_default();
+    let message = format!(
+        "no route for {authority}{} in route config {:?}",
+        req.uri().path(),
+        name.unwrap_or_default()
+    );
+    local_response(StatusCode::NOT_FOUND, "no_route", &message, grpc)
 }
 
 // === impl HttpConn ===
@@ -187,7 +227,7 @@ impl HttpConn {
             record.upstream_cluster = match (&self.target, cluster) {
                 (_, Some(routed)) => Some(routed.name.clone()),
                 (HttpTarget::Cluster(app), None) => Some(app.name.clone()),
-                (HttpTarget::Routes(_), None) => None,
+                (HttpTarget::Routes { .. }, None) => None,
             };
         }
         record.log = log;
@@ -215,7 +255,7 @@ impl HttpConn {
 
     /// Authorizes, routes and forwards one request; also gives the cluster it went to.
     async fn serve<'a>(
-        &self,
+        &'a self,
         snapshot: &'a Snapshot,
         mut req: Request<Incoming>,
         grpc: bool,
@@ -225,23 +265,25 @@ impl HttpConn {
             return (denied, None);
         }
         let (plan, routed) = match &self.target {
-            HttpTarget::Cluster(cluster) => (
-                Plan {
-                    cluster,
-                    route: None,
-                    destination: None,
-                    forward: None,
-                    mirrors: Vec::new(),
-                },
-                None,
-            ),
-            HttpTarget::Routes(name) => match self.route(snapshot, name, &mut req, grpc).await {
-                Ok(plan) => {
-                    let cluster = plan.cluster;
-                    (plan, Some(cluster))
+            HttpTarget::Cluster(cluster) => (Plan::whole(cluster), None),
+            HttpTarget::Routes { name, unrouted } => {
+                match self.route(snapshot, name.as_deref(), &mut req, grpc).await {
+                    Ok(Some(plan)) => {
+                        let cluster = plan.cluster;
+                        (plan, Some(cluster))
+                    }
+                    Ok(None) => match unrouted {
+                        Some(Unrouted::Passthrough(cluster)) => {
+                            (Plan::whole(cluster), Some(&**cluster))
+                        }
+                        Some(Unrouted::Blocked(destination)) => {
+                            return (self.blocked(&req, *destination, grpc), None);
+                        }
+                        None => return (no_route(&req, name.as_deref(), grpc), None),
+                    },
+                    Err(response) => return (response, None),
                 }
-                Err(response) => return (response, None),
-            },
+            }
         };
         let mut response = self.forward(&plan, req, grpc, start).await;
         for changes in [
@@ -290,14 +332,36 @@ impl HttpConn {
         Some(response)
     }
 
-    /// Finds the route and applies everything it asks for before forwarding.
+    /// The 502 for a request to a destination outside the registry (REGISTRY_ONLY), counted
+    /// by its host.
+    fn blocked(
+        &self,
+        req: &Request<Incoming>,
+        destination: SocketAddr,
+        grpc: bool,
+    ) -> Response<Body> {
+        let host = authority_of(req).map_or_else(|| destination.to_string(), str::to_owned);
+        self.state.metrics.outbound_blocked("http", &host);
+        tracing::info!(client = %self.client, %host, %destination,
+            "request refused: its destination is not in the mesh's registry (REGISTRY_ONLY)");
+        let message = format!(
+            "{host} is not in the mesh's registry and outbound traffic is REGISTRY_ONLY; declare it in a ServiceEntry"
+        );
+        local_response(StatusCode::BAD_GATEWAY, "registry_only", &message, grpc)
+    }
+
+    /// Finds the route and applies everything it asks for before forwarding; `None` when the
+    /// route config (or no route config) has no route for the request.
     async fn route<'a>(
         &self,
         snapshot: &'a Snapshot,
-        name: &str,
+        name: Option<&str>,
         req: &mut Request<Incoming>,
         grpc: bool,
-    ) -> Result<Plan<'a>, Response<Body>> {
+    ) -> Result<Option<Plan<'a>>, Response<Body>> {
+        let Some(name) = name else {
+            return Ok(None);
+        };
         let Some(table) = snapshot.route_table(name) else {
             let message = format!("route config {name:?} is not in the proxy's config");
             return Err(local_response(
@@ -309,16 +373,7 @@ impl HttpConn {
         };
         let authority = authority_of(req).unwrap_or_default();
         let Some(route) = table.find(authority, req) else {
-            let message = format!(
-                "no route for {authority}{} in route config {name:?}",
-                req.uri().path()
-            );
-            return Err(local_response(
-                StatusCode::NOT_FOUND,
-                "no_route",
-                &message,
-                grpc,
-            ));
+            return Ok(None);
         };
         let forward = match &route.action {
             Action::Forward(forward) => forward,
@@ -375,13 +430,13 @@ impl HttpConn {
             .filter(|m| roll(m.percent))
             .filter_map(|m| snapshot.cluster(&m.cluster).cloned())
             .collect();
-        Ok(Plan {
+        Ok(Some(Plan {
             cluster,
             route: Some(route),
             destination: Some(destination),
             forward: Some(forward),
             mirrors,
-        })
+        }))
     }
 
     /// Picks an endpoint and sends the request to it, trying again (elsewhere when it can)
