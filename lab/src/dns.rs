@@ -33,8 +33,8 @@ mod wire;
 mod tests;
 
 pub use records::{
-    DnsRecords, DnsRecordsBuilder, DnsRecordsError, HeadlessEndpoint, PortProtocol, ServiceAddress,
-    ServicePortName,
+    DnsRecords, DnsRecordsBuilder, DnsRecordsError, EXTERNAL_NAMES_ANNOTATION, EXTERNAL_ZONE,
+    HeadlessEndpoint, PortProtocol, ServiceAddress, ServicePortName,
 };
 pub use resolv_conf::resolv_conf;
 pub use server::ClusterDns;

@@ -17,6 +17,14 @@ pub(crate) const TTL_SECS: u32 = 5;
 /// The reverse zone that PTR names live in.
 const REVERSE_ZONE: &str = "in-addr.arpa.";
 
+/// The zone of names outside the cluster that lab pods may claim (the lab's "internet"), by the
+/// pod annotation [`EXTERNAL_NAMES_ANNOTATION`].
+pub const EXTERNAL_ZONE: &str = "example.test.";
+
+/// The pod annotation listing (comma-separated) names under [`EXTERNAL_ZONE`] that resolve to
+/// the pod: how a lab test stands up an "external" API with a DNS name of its own.
+pub const EXTERNAL_NAMES_ANNOTATION: &str = "lab.mesh.dev/dns-names";
+
 /// A Service's address as DNS serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceAddress {
@@ -139,6 +147,8 @@ pub struct DnsRecords {
     cluster_zone: Zone,
     /// `in-addr.arpa`, for PTR records.
     reverse_zone: Zone,
+    /// `example.test`, for names pods claim outside the cluster.
+    external_zone: Zone,
     /// Every existing name, with its records.
     names: HashMap<LowerName, NameRecords>,
 }
@@ -150,12 +160,13 @@ impl DnsRecords {
             cluster_domain: cluster_domain.to_owned(),
             services: Vec::new(),
             pods: Vec::new(),
+            externals: Vec::new(),
         }
     }
 
     /// The zone `name` is in, if this server is authoritative for it.
     pub(crate) fn zone_of(&self, name: &LowerName) -> Option<&Zone> {
-        [&self.cluster_zone, &self.reverse_zone]
+        [&self.cluster_zone, &self.reverse_zone, &self.external_zone]
             .into_iter()
             .find(|zone| zone.apex.zone_of(name))
     }
@@ -190,6 +201,8 @@ pub struct DnsRecordsBuilder {
     cluster_domain: String,
     services: Vec<ServiceInput>,
     pods: Vec<PodInput>,
+    /// Names under the external zone, with the pod IP they resolve to.
+    externals: Vec<(String, Ipv4Addr)>,
 }
 
 impl DnsRecordsBuilder {
@@ -227,6 +240,12 @@ impl DnsRecordsBuilder {
         self
     }
 
+    /// Adds a name under [`EXTERNAL_ZONE`] that resolves to `ip` (a pod's).
+    pub fn add_external(&mut self, name: &str, ip: Ipv4Addr) -> &mut Self {
+        self.externals.push((name.to_owned(), ip));
+        self
+    }
+
     /// Checks every name and builds the table; the error names the first object to fix.
     pub fn build(&self) -> Result<DnsRecords, DnsRecordsError> {
         let serial = zone_serial();
@@ -242,16 +261,37 @@ impl DnsRecordsBuilder {
                 reason,
             })?;
 
+        let external_zone =
+            zone(EXTERNAL_ZONE, serial).map_err(|reason| DnsRecordsError::ClusterDomain {
+                domain: EXTERNAL_ZONE.to_owned(),
+                reason,
+            })?;
+
         let mut table = NameTable::default();
         table.entry(&Name::from(&cluster_zone.apex));
         table.entry(&Name::from(&reverse_zone.apex));
+        table.entry(&Name::from(&external_zone.apex));
         let pods = self.add_pods(&mut table, &domain)?;
         let endpoint_names = self.add_services(&mut table, &domain, &pods)?;
         add_pod_pointers(&mut table, &pods, endpoint_names)?;
+        for (text, ip) in &self.externals {
+            let object = format!("pod {ip} (annotation {EXTERNAL_NAMES_ANNOTATION})");
+            let name = dns_name(&object, &format!("{}.", text.trim_end_matches('.')))?;
+            let lower = LowerName::new(&name);
+            if !external_zone.apex.zone_of(&lower) || lower == external_zone.apex {
+                return Err(DnsRecordsError::Name {
+                    object,
+                    name: text.clone(),
+                    reason: format!("only names under {EXTERNAL_ZONE} may be claimed"),
+                });
+            }
+            push_unique(&mut table.entry(&name).a, *ip);
+        }
 
         Ok(DnsRecords {
             cluster_zone,
             reverse_zone,
+            external_zone,
             names: table.names,
         })
     }

@@ -6,7 +6,10 @@ use std::{collections::BTreeMap, sync::Arc, sync::atomic::Ordering};
 use super::{LabError, Shared, cluster_dir};
 use crate::{
     cluster::{CLUSTER_DOMAIN, ClusterPlan, POD_CIDR, PodPlan, Protocol, ServiceKind},
-    dns::{DnsRecords, HeadlessEndpoint, PortProtocol, ServiceAddress, ServicePortName},
+    dns::{
+        DnsRecords, EXTERNAL_NAMES_ANNOTATION, HeadlessEndpoint, PortProtocol, ServiceAddress,
+        ServicePortName,
+    },
     kube_objects,
     kubeproxy::{self, ProxierConfig},
     manifest::Manifests,
@@ -163,6 +166,10 @@ pub(super) fn dns_records(
             pod.hostname.as_deref(),
             pod.subdomain.as_deref(),
         );
+        let claimed = pod.annotations.get(EXTERNAL_NAMES_ANNOTATION);
+        for name in claimed.iter().flat_map(|names| names.split(',')) {
+            builder.add_external(name.trim(), pod.ip);
+        }
     }
     Ok(builder.build()?)
 }

@@ -116,3 +116,48 @@ fn upper_case_names_are_served_in_lower_case() {
         [Ipv4Addr::new(10, 96, 0, 20)]
     );
 }
+
+#[test]
+fn pods_claim_names_under_example_test_only() {
+    let records = DnsRecords::builder("cluster.local")
+        .add_external("API.example.test", Ipv4Addr::new(10, 244, 9, 9))
+        .add_external("api.example.test.", Ipv4Addr::new(10, 244, 9, 8))
+        .build()
+        .expect("valid");
+    let response = super::ask(
+        &records,
+        "api.example.test.",
+        hickory_proto::rr::RecordType::A,
+    );
+    let mut found = super::addresses(&response.answers);
+    found.sort();
+    assert_eq!(
+        found,
+        [Ipv4Addr::new(10, 244, 9, 8), Ipv4Addr::new(10, 244, 9, 9)]
+    );
+    assert!(response.metadata.authoritative);
+    let unknown = super::ask(
+        &records,
+        "db.example.test.",
+        hickory_proto::rr::RecordType::A,
+    );
+    assert_eq!(
+        unknown.metadata.response_code,
+        hickory_proto::op::ResponseCode::NXDomain
+    );
+
+    for name in [
+        "api.example.com",
+        "example.test",
+        "web.shop.svc.cluster.local",
+    ] {
+        let error = DnsRecords::builder("cluster.local")
+            .add_external(name, Ipv4Addr::new(10, 244, 9, 9))
+            .build()
+            .expect_err("outside example.test");
+        assert!(
+            error.to_string().contains("only names under example.test."),
+            "{name}: {error}"
+        );
+    }
+}
