@@ -9,7 +9,9 @@
 #[path = "e2e/support.rs"]
 mod support;
 
-use std::{path::PathBuf, time::Instant};
+use std::path::PathBuf;
+
+use tokio::time::Instant;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 use serde_json::Value;
