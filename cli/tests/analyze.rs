@@ -157,3 +157,78 @@ fn telemetry_providers_and_filters_are_checked() {
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("No validation issues"), "{stdout}");
 }
+
+#[test]
+fn an_object_defined_in_two_files_is_reported_with_both() {
+    let moved = SERVICE.replace("port: 9080", "port: 9081");
+    let folder = Folder::new(
+        "twice",
+        &[("reviews.yaml", SERVICE), ("reviews-copy.yaml", &moved)],
+    );
+    let output = analyze(&folder.0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let twice = (stdout.lines())
+        .find(|l| l.contains("defined twice"))
+        .unwrap_or_else(|| panic!("the second definition is reported:\n{stdout}"));
+    assert!(
+        twice.starts_with("Warning (Service shop/reviews)"),
+        "{twice}"
+    );
+    // Files are read in order of name: reviews.yaml replaces reviews-copy.yaml.
+    let (at, message) = twice.split_once(": ").expect("a message");
+    assert!(at.ends_with("reviews.yaml (document 1)"), "{twice}");
+    assert!(
+        message.contains("reviews-copy.yaml (document 1)"),
+        "{twice}"
+    );
+}
+
+#[test]
+fn a_service_without_a_cluster_ip_is_given_one_and_says_so() {
+    let unwritten = SERVICE.replace("  clusterIP: 10.96.0.30\n", "");
+    let headless = SERVICE
+        .replace("name: reviews,", "name: reviews-pods,")
+        .replace("10.96.0.30", "None");
+    let folder = Folder::new(
+        "no-cluster-ip",
+        &[("reviews.yaml", &unwritten), ("pods.yaml", &headless)],
+    );
+    let output = analyze(&folder.0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let note = (stdout.lines())
+        .find(|l| l.contains("clusterIP"))
+        .unwrap_or_else(|| panic!("the given address is noted:\n{stdout}"));
+    assert!(
+        note.starts_with("Info (Service shop/reviews) ") && note.contains("10.96.0.20"),
+        "{note}"
+    );
+    assert!(
+        !stdout.contains("reviews-pods"),
+        "headless is fine:\n{stdout}"
+    );
+}
+
+#[test]
+fn a_backend_weighted_0_may_name_a_missing_service() {
+    let route = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: reviews, namespace: shop }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: reviews, port: 9080 }]
+  rules:
+  - backendRefs:
+    - { name: reviews, port: 9080, weight: 100 }
+    - { name: reviews-v9, port: 9080, weight: 0 }
+"#;
+    let folder = Folder::new(
+        "weight-0",
+        &[("reviews.yaml", SERVICE), ("route.yaml", route)],
+    );
+    let output = analyze(&folder.0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("No validation issues"), "{stdout}");
+}

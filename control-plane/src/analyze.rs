@@ -14,20 +14,26 @@ use crate::{
     istio::{AuthorizationPolicy, VirtualService, authorization_policy::Action},
     node::ProxyNode,
     store::{Kind, ObjectRef, Store},
-    translate::{Problem, Severity, TracingProviders, Translator, protocol::port_protocol},
+    translate::{
+        Problem, Severity, TracingProviders, Translator, WorkloadTemplate, protocol::port_protocol,
+    },
 };
 
 /// Every problem with the store's objects, errors first.
 pub fn analyze(store: &Store) -> Vec<Problem> {
-    analyze_with(store, &TracingProviders::default())
+    analyze_with(store, &[], &TracingProviders::default())
 }
 
-/// Every problem with the store's objects, errors first, knowing the control plane's tracing
-/// providers.
-pub fn analyze_with(store: &Store, providers: &TracingProviders) -> Vec<Problem> {
+/// Every problem with the store's objects, errors first, knowing the pods workloads would make
+/// (`templates`) and the control plane's tracing providers.
+pub fn analyze_with(
+    store: &Store,
+    templates: &[WorkloadTemplate],
+    providers: &TracingProviders,
+) -> Vec<Problem> {
     let translator = Translator::with_providers(store, providers);
     let mut problems = translator.problems().to_vec();
-    problems.extend(translator.deep_checks(store));
+    problems.extend(translator.deep_checks(store, templates));
     for node in sample_proxies(store) {
         problems.extend(translator.translate(&node).problems);
     }
@@ -48,7 +54,7 @@ pub fn analyze_folder(
 ) -> Result<Vec<Problem>, FolderError> {
     let loaded = load_dir(dir)?;
     let mut problems = loaded.problems.clone();
-    problems.extend(analyze_with(&loaded.store, providers));
+    problems.extend(analyze_with(&loaded.store, &loaded.templates, providers));
     loaded.locate(&mut problems);
     problems.sort();
     problems.dedup();

@@ -1,10 +1,13 @@
 //! A folder of manifests as a source: every `.yaml`, `.yml` and `.json` file under it (hidden
 //! ones aside) read into a store, re-read when their content changes (polled every 250 ms, or
-//! on demand; only files whose content changed are parsed again). Several folders may be layered: a later folder's object replaces an earlier
-//! one's with the same kind, namespace and name (the lab layers the cluster state it writes,
-//! e.g. Services with their ClusterIPs, over the user's manifests). Used by the lab and by
+//! on demand; only files whose content changed are parsed again). Several folders may be
+//! layered: a later folder's object replaces an earlier one's with the same kind, namespace and
+//! name (the lab layers the cluster state it writes, e.g. Services with their ClusterIPs, over
+//! the user's manifests). Services that still have no cluster IP get one, as the lab would give
+//! it; workloads are kept as the pods they would make. Used by the lab and by
 //! `mesh analyze -f DIR`.
 
+mod cluster_ips;
 mod manifest;
 
 use std::{
@@ -17,7 +20,7 @@ pub use manifest::{ParsedManifests, parse_manifests};
 
 use crate::{
     store::{Kind, ObjectRef, Store},
-    translate::Problem,
+    translate::{Problem, WorkloadTemplate},
 };
 
 /// How often `Folder::watch` looks at the files: reading a few small files is cheap, and an
@@ -47,6 +50,8 @@ pub struct Loaded {
     pub problems: Vec<Problem>,
     /// The file and document of each object.
     pub sources: HashMap<ObjectRef, String>,
+    /// The pod templates of the folder's workloads, which the store does not hold.
+    pub templates: Vec<WorkloadTemplate>,
 }
 
 impl Loaded {
@@ -207,8 +212,9 @@ fn read_contents(dir: &Path) -> Result<Contents, FolderError> {
         .collect()
 }
 
-/// The layers' objects, a later layer's replacing an earlier one's without a warning. Files
-/// whose content `cache` holds are not parsed again; the cache keeps only these files after.
+/// The layers' objects, a later layer's replacing an earlier one's without a warning, and then
+/// Services without a cluster IP given one. Files whose content `cache` holds are not parsed
+/// again; the cache keeps only these files after.
 fn load_layers(layers: &[Contents], cache: &mut ParseCache) -> Loaded {
     let mut merged = Loaded::default();
     let mut next_cache = ParseCache::new();
@@ -216,6 +222,7 @@ fn load_layers(layers: &[Contents], cache: &mut ParseCache) -> Loaded {
         let loaded = load_contents(layer, cache, &mut next_cache);
         merged.problems.extend(loaded.problems);
         merged.sources.extend(loaded.sources);
+        merged.templates.extend(loaded.templates);
         for kind in Kind::ALL {
             for object in loaded.store.objects(kind) {
                 merged.store.apply(object);
@@ -223,6 +230,7 @@ fn load_layers(layers: &[Contents], cache: &mut ParseCache) -> Loaded {
         }
     }
     *cache = next_cache;
+    cluster_ips::assign(&mut merged);
     merged
 }
 
@@ -242,6 +250,7 @@ fn load_contents(
             }
         };
         loaded.problems.extend(parsed.problems.iter().cloned());
+        loaded.templates.extend(parsed.templates.iter().cloned());
         for (object, at) in parsed.objects.iter().cloned() {
             let object_ref = object.object_ref();
             if let Some(first) = loaded.sources.get(&object_ref) {

@@ -35,6 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use mesh_proto::config::v1::ProxyConfig;
 
+pub use checks::WorkloadTemplate;
 pub use gateway::{CONTROLLER_NAME, ListenerReport};
 pub use problem::{Problem, Severity};
 pub use telemetry::{TELEMETRY_NAME, TracingProviders};
@@ -152,9 +153,11 @@ impl Translator {
     }
 
     /// Further checks for `mesh analyze`: rules that apply to nothing, subsets that select
-    /// nothing, and security policies at odds with the workloads of `store`.
-    pub fn deep_checks(&self, store: &Store) -> Vec<Problem> {
-        let mut problems = checks::destination_rule_checks(&self.registry, &self.rules);
+    /// nothing (no pod of `store`, nor any pod `templates` would make), and security policies
+    /// at odds with the workloads of `store`.
+    pub fn deep_checks(&self, store: &Store, templates: &[WorkloadTemplate]) -> Vec<Problem> {
+        let mut problems =
+            checks::destination_rule_checks(&self.registry, &self.rules, store, templates);
         problems.extend(security_checks::security_checks(
             store,
             &self.registry,
@@ -207,6 +210,8 @@ impl Translator {
     }
 }
 
+#[cfg(test)]
+mod backend_weight_tests;
 #[cfg(test)]
 mod inbound_tests;
 #[cfg(test)]

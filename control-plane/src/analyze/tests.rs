@@ -339,3 +339,60 @@ spec:
         assert!(has(&problems, severity, needle), "{needle}\n{all:#?}");
     }
 }
+
+#[test]
+fn subsets_are_checked_against_the_pod_templates_of_a_folders_workloads() {
+    let dir = std::env::temp_dir().join(format!("mesh-analyze-templates-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Bookinfo's shape: Services and Deployments, no pods or EndpointSlices.
+    let deployment = |name: &str, app: &str, version: &str| {
+        format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{ name: {name}, namespace: shop }}\n\
+             spec:\n  selector: {{ matchLabels: {{ app: {app}, version: {version} }} }}\n  \
+             template:\n    metadata: {{ labels: {{ app: {app}, version: {version} }} }}\n    \
+             spec: {{ containers: [{{ name: app, image: app }}] }}\n"
+        )
+    };
+    let apps = [
+        deployment("reviews-v1", "reviews", "v1"),
+        deployment("reviews-v2", "reviews", "v2"),
+        deployment("ratings-v3", "ratings", "v3"),
+    ]
+    .concat();
+    std::fs::write(
+        dir.join("apps.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{ name: reviews, namespace: shop }}\n\
+             spec: {{ selector: {{ app: reviews }}, ports: [{{ name: http, port: 9080 }}] }}\n{apps}"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("destination-rules.yaml"),
+        r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: reviews, namespace: shop }
+spec:
+  host: reviews
+  subsets:
+  - { name: v1, labels: { version: v1 } }
+  - { name: v2, labels: { version: v2 } }
+  - { name: v3, labels: { version: v3 } }
+"#,
+    )
+    .unwrap();
+    let problems = analyze_folder(&dir, &TracingProviders::default()).unwrap();
+    let all = messages(&problems);
+    let unselected: Vec<_> = (all.iter())
+        .filter(|m| m.contains("selects no ready endpoint"))
+        .collect();
+    // v3's only template is a ratings pod, which the Service's selector does not take.
+    assert_eq!(unselected.len(), 1, "{all:#?}");
+    assert!(
+        unselected[0].contains("subset \"v3\" selects no ready endpoint and no workload template"),
+        "{all:#?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

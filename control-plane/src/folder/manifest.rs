@@ -1,13 +1,16 @@
-//! Multi-document YAML manifests into typed objects: kinds the mesh does not use are noted and
-//! skipped, documents that do not read are reported, and fields the typed object does not
-//! know (typos, or features mesh does not implement) are reported as ignored.
+//! Multi-document YAML manifests into typed objects: workloads are kept as the pods they would
+//! make, other kinds the mesh does not use are noted and skipped, documents that do not read
+//! are reported, and fields the typed object does not know (typos, or features mesh does not
+//! implement) are reported as ignored.
+
+mod workloads;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
     store::{Kind, Object, ObjectRef},
-    translate::{Problem, Severity},
+    translate::{Problem, Severity, WorkloadTemplate},
 };
 
 /// The objects of one manifest text and the problems met reading them.
@@ -17,6 +20,8 @@ pub struct ParsedManifests {
     pub objects: Vec<(Object, String)>,
     /// Problems: unreadable documents, ignored kinds and fields.
     pub problems: Vec<Problem>,
+    /// The pod templates of workloads (Deployments and the like).
+    pub templates: Vec<WorkloadTemplate>,
 }
 
 /// Reads every object of `text` (`kind: List` expanded); `source` names the text (a file
@@ -39,6 +44,10 @@ pub fn parse_manifests(text: &str, source: &str) -> ParsedManifests {
                 continue;
             }
         };
+        if let Some(template) = workloads::workload_template(&object.value) {
+            parsed.templates.push(template);
+            continue;
+        }
         let at = format!("{source} ({})", object.position);
         match parse_document(object.value, &at) {
             Ok((object, problems)) => {

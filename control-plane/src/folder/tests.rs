@@ -12,7 +12,7 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-const WEB: &str = "apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: shop }\nspec: { ports: [{ port: 80 }] }\n";
+const WEB: &str = "apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: shop }\nspec: { clusterIP: 10.96.0.30, ports: [{ port: 80 }] }\n";
 const VS: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: web, namespace: shop }\nspec: { hosts: [web] }\n";
 
 #[test]
@@ -74,7 +74,12 @@ fn a_duplicate_definition_is_reported_and_the_later_one_wins() {
     fs::write(dir.join("b.yaml"), WEB.replace("port: 80", "port: 81")).unwrap();
     let loaded = load_dir(&dir).unwrap();
     assert_eq!(loaded.problems.len(), 1);
-    assert!(loaded.problems[0].message.contains("defined twice"));
+    let problem = &loaded.problems[0];
+    assert!(problem.message.contains("defined twice"), "{problem}");
+    // Both files are named: the replacing one as the source, the replaced one in the message.
+    let source = problem.source.as_deref().unwrap();
+    assert!(source.ends_with("b.yaml (document 1)"), "{problem}");
+    assert!(problem.message.contains("a.yaml (document 1)"), "{problem}");
     let web = loaded.store.get::<Service>("shop", "web").unwrap();
     assert_eq!(
         web.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port,
@@ -111,7 +116,7 @@ fn a_later_folder_replaces_an_earlier_ones_objects_silently() {
     let cluster = temp_dir("layer-cluster");
     fs::write(user.join("web.yaml"), WEB).unwrap();
     fs::write(user.join("vs.yaml"), VS).unwrap();
-    let assigned = WEB.replace("spec: {", "spec: { clusterIP: 10.96.0.20,");
+    let assigned = WEB.replace("10.96.0.30", "10.96.0.20");
     fs::write(cluster.join("services.yaml"), &assigned).unwrap();
     let mut folder = Folder::layered(vec![user.clone(), cluster.clone()]);
     let loaded = folder.poll().unwrap().expect("the first poll reads both");
@@ -134,7 +139,85 @@ fn a_later_folder_replaces_an_earlier_ones_objects_silently() {
         .unwrap()
         .expect("a change in the later folder");
     let web = uncovered.store.get::<Service>("shop", "web").unwrap();
-    assert_eq!(web.spec.as_ref().unwrap().cluster_ip, None);
+    let spec = web.spec.as_ref().unwrap();
+    assert_eq!(spec.cluster_ip.as_deref(), Some("10.96.0.30"));
     fs::remove_dir_all(&user).unwrap();
     fs::remove_dir_all(&cluster).unwrap();
+}
+
+#[test]
+fn a_later_folders_cluster_ip_is_kept_and_none_is_handed_out() {
+    let user = temp_dir("address-user");
+    let cluster = temp_dir("address-cluster");
+    let unwritten = WEB.replace("clusterIP: 10.96.0.30, ", "");
+    fs::write(user.join("web.yaml"), &unwritten).unwrap();
+    fs::write(cluster.join("services.yaml"), WEB).unwrap();
+    let loaded = Folder::layered(vec![user.clone(), cluster.clone()])
+        .load()
+        .unwrap();
+    assert!(loaded.problems.is_empty(), "{:#?}", loaded.problems);
+    let web = loaded.store.get::<Service>("shop", "web").unwrap();
+    let spec = web.spec.as_ref().unwrap();
+    assert_eq!(spec.cluster_ip.as_deref(), Some("10.96.0.30"));
+
+    // Alone, the user's folder gets the lab's first automatic address.
+    let alone = load_dir(&user).unwrap();
+    let web = alone.store.get::<Service>("shop", "web").unwrap();
+    let spec = web.spec.as_ref().unwrap();
+    assert_eq!(spec.cluster_ip.as_deref(), Some("10.96.0.20"));
+    fs::remove_dir_all(&user).unwrap();
+    fs::remove_dir_all(&cluster).unwrap();
+}
+
+#[test]
+fn workloads_are_read_as_the_pods_they_would_make() {
+    let dir = temp_dir("workloads");
+    let workloads = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web-v1 }
+spec:
+  selector: { matchLabels: { app: web } }
+  template:
+    metadata: { labels: { app: web, version: v1 } }
+    spec: { containers: [{ name: web, image: web }] }
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: { name: db, namespace: shop }
+spec:
+  template: { metadata: { labels: { app: db } } }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: web }
+"#;
+    fs::write(dir.join("workloads.yaml"), workloads).unwrap();
+    let loaded = load_dir(&dir).unwrap();
+    let labels = |pairs: &[(&str, &str)]| {
+        (pairs.iter())
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        loaded.templates,
+        [
+            WorkloadTemplate {
+                namespace: "default".to_owned(),
+                labels: labels(&[("app", "web"), ("version", "v1")]),
+            },
+            WorkloadTemplate {
+                namespace: "shop".to_owned(),
+                labels: labels(&[("app", "db")]),
+            },
+        ]
+    );
+    // Only the ServiceAccount is noted as unused.
+    let notes: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    assert!(
+        notes[0].contains("ServiceAccount (v1) is not used"),
+        "{notes:#?}"
+    );
+    fs::remove_dir_all(&dir).unwrap();
 }

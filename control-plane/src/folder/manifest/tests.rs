@@ -42,8 +42,8 @@ metadata: { name: shop, namespace: ignored }
 #[test]
 fn unknown_kinds_are_noted_and_broken_documents_reported() {
     let yaml = r#"
-apiVersion: apps/v1
-kind: Deployment
+apiVersion: v1
+kind: ServiceAccount
 metadata: { name: web }
 ---
 apiVersion: networking.istio.io/v1
@@ -60,7 +60,7 @@ metadata: { name: nothing }
     assert_eq!(messages.len(), 3, "{messages:#?}");
     assert!(
         messages[0]
-            .starts_with("info: (x.yaml (document 1)): Deployment (apps/v1) is not used by mesh")
+            .starts_with("info: (x.yaml (document 1)): ServiceAccount (v1) is not used by mesh")
     );
     assert!(
         messages[1].starts_with("error: DestinationRule default/web (x.yaml (document 2)): does not read as a DestinationRule"),

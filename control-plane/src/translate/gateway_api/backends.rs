@@ -75,7 +75,8 @@ impl Backends<'_> {
         granted(self.grants, from, ("Service", namespace, name))
     }
 
-    /// One destination per reference, `None` (reported) for those that cannot be used.
+    /// One destination per reference, `None` for those weighted 0 and (reported) for those
+    /// that cannot be used.
     pub(crate) fn resolve(
         &self,
         refs: &[BackendRef],
@@ -88,7 +89,22 @@ impl Backends<'_> {
             .collect()
     }
 
+    /// The destination of one reference. A reference weighted 0 takes no traffic, so the
+    /// Gateway API treats it as unused: it is left out before its Service is looked for.
     fn resolve_one(&self, r: &BackendRef, at: &str, report: &mut Report<'_>) -> Option<Dest> {
+        let weight = match r.weight {
+            Some(0) => return None,
+            Some(w) if w < 0 => {
+                report.error(
+                    format!("{at}.weight"),
+                    format!("weight {w} is negative"),
+                    "use 0 or more",
+                );
+                return None;
+            }
+            Some(w) => w.unsigned_abs(),
+            None => 1,
+        };
         if r.kind != "Service" || !matches!(r.group.as_str(), "" | "core") {
             report.error(
                 at,
@@ -144,18 +160,6 @@ impl Backends<'_> {
             );
             return None;
         }
-        let weight = match r.weight {
-            Some(w) if w < 0 => {
-                report.error(
-                    format!("{at}.weight"),
-                    format!("weight {w} is negative"),
-                    "use 0 or more",
-                );
-                return None;
-            }
-            Some(w) => w.unsigned_abs(),
-            None => 1,
-        };
         Some(Dest {
             weight,
             ..Dest::service(&host, PortChoice::Fixed(port))

@@ -539,11 +539,7 @@ fn build_rule(
                 dest.response_headers = response;
             }
         }
-        let dests: Vec<_> = dests
-            .into_iter()
-            .flatten()
-            .filter(|d| d.weight > 0)
-            .collect();
+        let dests: Vec<_> = dests.into_iter().flatten().collect();
         let mirrors = (filters.mirrors.into_iter())
             .filter_map(|(backend, percentage)| {
                 let mut resolved = backends.resolve(

@@ -91,6 +91,5 @@ fn first_rule(
         .resolve(refs, "spec.rules[0].backendRefs", report)
         .into_iter())
     .flatten()
-    .filter(|d| d.weight > 0)
     .collect()
 }
