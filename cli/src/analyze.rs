@@ -7,7 +7,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::Args;
 use mesh_control_plane::{
     analyze::{analyze_folder, has_errors},
-    translate::{Problem, Severity, TracingProviders},
+    translate::{MeshSettings, OutboundTrafficPolicy, Problem, Severity, TracingProviders},
 };
 
 /// `mesh analyze` options.
@@ -24,6 +24,10 @@ pub struct AnalyzeArgs {
     /// NAME=HOST:PORT (repeat, or comma-separate).
     #[arg(long, value_delimiter = ',')]
     tracing_provider: Vec<String>,
+    /// The mesh's outbound traffic policy, as the control plane is given it: ALLOW_ANY or
+    /// REGISTRY_ONLY.
+    #[arg(long, default_value = "ALLOW_ANY")]
+    outbound_traffic_policy: OutboundTrafficPolicy,
 }
 
 /// Runs `mesh analyze`.
@@ -35,7 +39,11 @@ pub fn run(args: AnalyzeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let problems = match analyze_folder(&args.dir, &providers) {
+    let settings = MeshSettings {
+        tracing_providers: providers,
+        outbound_traffic_policy: args.outbound_traffic_policy,
+    };
+    let problems = match analyze_folder(&args.dir, &settings) {
         Ok(problems) => problems,
         Err(error) => {
             eprintln!("mesh analyze: {error}");

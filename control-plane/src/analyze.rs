@@ -15,23 +15,23 @@ use crate::{
     node::ProxyNode,
     store::{Kind, ObjectRef, Store},
     translate::{
-        Problem, Severity, TracingProviders, Translator, WorkloadTemplate, protocol::port_protocol,
+        MeshSettings, Problem, Severity, Translator, WorkloadTemplate, protocol::port_protocol,
     },
 };
 
 /// Every problem with the store's objects, errors first.
 pub fn analyze(store: &Store) -> Vec<Problem> {
-    analyze_with(store, &[], &TracingProviders::default())
+    analyze_with(store, &[], &MeshSettings::default())
 }
 
 /// Every problem with the store's objects, errors first, knowing the pods workloads would make
-/// (`templates`) and the control plane's tracing providers.
+/// (`templates`) and the control plane's mesh settings.
 pub fn analyze_with(
     store: &Store,
     templates: &[WorkloadTemplate],
-    providers: &TracingProviders,
+    settings: &MeshSettings,
 ) -> Vec<Problem> {
-    let translator = Translator::with_providers(store, providers);
+    let translator = Translator::with_settings(store, settings);
     let mut problems = translator.problems().to_vec();
     problems.extend(translator.deep_checks(store, templates));
     for node in sample_proxies(store) {
@@ -46,15 +46,12 @@ pub fn analyze_with(
     problems
 }
 
-/// Reads a folder (or a file) of manifests and analyzes it (Telemetry objects may name
-/// `providers`); each problem names the file and document of its object.
-pub fn analyze_folder(
-    dir: &Path,
-    providers: &TracingProviders,
-) -> Result<Vec<Problem>, FolderError> {
+/// Reads a folder (or a file) of manifests and analyzes it under the mesh `settings`; each
+/// problem names the file and document of its object.
+pub fn analyze_folder(dir: &Path, settings: &MeshSettings) -> Result<Vec<Problem>, FolderError> {
     let loaded = load_dir(dir)?;
     let mut problems = loaded.problems.clone();
-    problems.extend(analyze_with(&loaded.store, &loaded.templates, providers));
+    problems.extend(analyze_with(&loaded.store, &loaded.templates, settings));
     loaded.locate(&mut problems);
     problems.sort();
     problems.dedup();

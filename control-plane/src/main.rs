@@ -15,7 +15,7 @@ use mesh_control_plane::{
     monitoring::{self, Monitoring},
     publish::{self, Debounce, PublishMetrics},
     store::Store,
-    translate::TracingProviders,
+    translate::{MeshSettings, OutboundTrafficPolicy, TracingProviders},
     xds::{self, ConfigSnapshot, DiscoveryServer},
 };
 use mesh_injector::InjectionSettings;
@@ -56,6 +56,15 @@ struct Args {
     /// otel=otel-collector.observability:4317 (comma-separated or repeated).
     #[arg(long, env = "MESH_TRACING_PROVIDERS", value_delimiter = ',')]
     tracing_provider: Vec<String>,
+    /// What sidecars do with traffic to destinations outside the registry (Services and
+    /// ServiceEntries), unless a Sidecar resource says otherwise: ALLOW_ANY passes it through,
+    /// REGISTRY_ONLY refuses it.
+    #[arg(
+        long,
+        env = "MESH_OUTBOUND_TRAFFIC_POLICY",
+        default_value = "ALLOW_ANY"
+    )]
+    outbound_traffic_policy: OutboundTrafficPolicy,
     /// The injection settings (the chart's settings.yaml); built-in defaults otherwise.
     #[arg(long, env = "MESH_INJECTOR_SETTINGS")]
     injector_settings: Option<PathBuf>,
@@ -217,9 +226,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             None
         }
     };
-    let providers = TracingProviders::parse(&args.tracing_provider).map_err(anyhow::Error::msg)?;
+    let settings = MeshSettings {
+        tracing_providers: TracingProviders::parse(&args.tracing_provider)
+            .map_err(anyhow::Error::msg)?,
+        outbound_traffic_policy: args.outbound_traffic_policy,
+    };
     tokio::spawn(publish::run(
-        store_rx, snapshots, reviews, debounce, metrics, providers,
+        store_rx, snapshots, reviews, debounce, metrics, settings,
     ));
 
     tracing::info!(xds = %args.xds_addr, tls = tls.is_some(), monitoring = %args.monitoring_addr,

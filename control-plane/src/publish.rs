@@ -16,7 +16,7 @@ use crate::{
     node::ProxyNode,
     store::Store,
     translate::{
-        ListenerReport, Problem, ProxyView, Severity, TlsCheckRow, TracingProviders, Translator,
+        ListenerReport, MeshSettings, Problem, ProxyView, Severity, TlsCheckRow, Translator,
     },
     xds::{ConfigSnapshot, ConfigSource},
 };
@@ -109,7 +109,7 @@ pub async fn run(
     reviews: watch::Sender<Arc<Review>>,
     debounce: Debounce,
     metrics: PublishMetrics,
-    providers: TracingProviders,
+    settings: MeshSettings,
 ) {
     let mut generation = 0;
     loop {
@@ -119,10 +119,9 @@ pub async fn run(
         let current = store.borrow_and_update().clone();
         let translated = current.clone();
         let timer = metrics.translation_seconds.start_timer();
-        let providers = providers.clone();
+        let settings = settings.clone();
         let source =
-            tokio::task::spawn_blocking(move || TranslatedStore::new(&translated, &providers))
-                .await;
+            tokio::task::spawn_blocking(move || TranslatedStore::new(&translated, &settings)).await;
         timer.observe_duration();
         let Ok(source) = source else {
             tracing::error!("translation panicked; keeping the last published config");
@@ -179,10 +178,10 @@ pub struct TranslatedStore {
 }
 
 impl TranslatedStore {
-    /// Checks and indexes `store`, whose Telemetry objects may name `providers`.
-    pub fn new(store: &Store, providers: &TracingProviders) -> Self {
+    /// Checks and indexes `store` under the mesh-wide `settings`.
+    pub fn new(store: &Store, settings: &MeshSettings) -> Self {
         TranslatedStore {
-            translator: Translator::with_providers(store, providers),
+            translator: Translator::with_settings(store, settings),
             configs: Mutex::default(),
         }
     }
@@ -228,7 +227,7 @@ mod tests {
             reviews,
             debounce,
             metrics.clone(),
-            TracingProviders::default(),
+            MeshSettings::default(),
         ));
 
         let start = tokio::time::Instant::now();
@@ -265,7 +264,7 @@ mod tests {
             reviews,
             Debounce::default(),
             metrics,
-            TracingProviders::default(),
+            MeshSettings::default(),
         ));
         let start = tokio::time::Instant::now();
         let writer = tokio::spawn(async move {
@@ -285,7 +284,7 @@ mod tests {
 
     #[test]
     fn proxies_with_the_same_view_share_one_config() {
-        let source = TranslatedStore::new(&Store::new(), &TracingProviders::default());
+        let source = TranslatedStore::new(&Store::new(), &MeshSettings::default());
         let node = |id: &str, namespace: &str| ProxyNode {
             id: id.to_owned(),
             namespace: namespace.to_owned(),

@@ -17,6 +17,7 @@ mod endpoints;
 mod gateway;
 mod gateway_api;
 mod headers;
+mod mesh_settings;
 pub mod names;
 mod outbound;
 mod peer_authentication;
@@ -37,6 +38,7 @@ use mesh_proto::config::v1::ProxyConfig;
 
 pub use checks::WorkloadTemplate;
 pub use gateway::{CONTROLLER_NAME, ListenerReport};
+pub use mesh_settings::{MeshSettings, OutboundTrafficPolicy};
 pub use problem::{Problem, Severity};
 pub use telemetry::{TELEMETRY_NAME, TracingProviders};
 pub use tls_check::TlsCheckRow;
@@ -83,17 +85,20 @@ pub struct Translator {
     telemetries: Telemetries,
     /// Every proxy label key a selector reads: the labels a view keeps.
     selected_labels: BTreeSet<String>,
+    /// The mesh's outbound traffic policy.
+    outbound_policy: OutboundTrafficPolicy,
     problems: Vec<Problem>,
 }
 
 impl Translator {
-    /// Checks and indexes every object in `store`, knowing no tracing provider.
+    /// Checks and indexes every object in `store`, with the default mesh settings.
     pub fn new(store: &Store) -> Self {
-        Self::with_providers(store, &TracingProviders::default())
+        Self::with_settings(store, &MeshSettings::default())
     }
 
-    /// Checks and indexes every object in `store`; Telemetry objects may name `providers`.
-    pub fn with_providers(store: &Store, providers: &TracingProviders) -> Self {
+    /// Checks and indexes every object in `store` under the mesh-wide `settings`.
+    pub fn with_settings(store: &Store, settings: &MeshSettings) -> Self {
+        let providers = &settings.tracing_providers;
         let mut problems = Vec::new();
         let peer_authentications = PeerAuthentications::build(store, &mut problems);
         let registry = Registry::build(store, &peer_authentications, &mut problems);
@@ -125,6 +130,7 @@ impl Translator {
             authorization,
             telemetries,
             selected_labels,
+            outbound_policy: settings.outbound_traffic_policy,
             problems,
         }
     }
@@ -185,7 +191,8 @@ impl Translator {
             gateway::add_gateway_listeners(self, node, &hashes, &mut config, &mut problems);
         } else {
             outbound::add_outbound(self, node, &hashes, &mut config, &mut problems);
-            outbound::add_hostless(self, node, &hashes, &mut config, &mut problems);
+            let policy = self.outbound_policy;
+            outbound::add_hostless(self, node, policy, &hashes, &mut config, &mut problems);
             let modes = self.peer_authentications.modes_for(node);
             let policies = self.authorization.policies_for(node);
             if modes.is_some() || !policies.is_empty() {

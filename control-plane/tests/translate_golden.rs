@@ -18,7 +18,7 @@ use mesh_control_plane::{
     folder::load_dir,
     node::ProxyNode,
     store::Store,
-    translate::{Problem, Translator},
+    translate::{MeshSettings, Problem, Translator},
 };
 use mesh_proto::config::v1::{ProxyConfig, upstream_tls::Mode};
 use serde::Deserialize;
@@ -33,6 +33,9 @@ struct Case {
     include: Vec<String>,
     /// Proxies to translate for.
     proxies: Vec<Proxy>,
+    /// The mesh's outbound traffic policy, when not ALLOW_ANY.
+    #[serde(default)]
+    outbound_traffic_policy: Option<String>,
 }
 
 /// A proxy of a case.
@@ -108,7 +111,13 @@ fn render(dir: &Path) -> String {
     )
     .unwrap_or_else(|e| panic!("{}/case.yaml: {e}", dir.display()));
     let (store, mut problems) = load_case(dir, &case);
-    let translator = Translator::new(&store);
+    let settings = MeshSettings {
+        outbound_traffic_policy: (case.outbound_traffic_policy.as_deref())
+            .map(|p| p.parse().expect("ALLOW_ANY or REGISTRY_ONLY"))
+            .unwrap_or_default(),
+        ..MeshSettings::default()
+    };
+    let translator = Translator::with_settings(&store, &settings);
     let mut proxies = serde_json::Map::new();
     for proxy in &case.proxies {
         let node = ProxyNode {

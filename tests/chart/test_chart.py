@@ -93,6 +93,11 @@ BAD_VALUES = [
     pytest.param({"webhook": {"timeoutSeconds": 31}}, "/webhook/timeoutSeconds", id="webhook-timeout"),
     pytest.param({"istioCRDs": {"install": "yes"}}, "/istioCRDs/install", id="crds-install-string"),
     pytest.param(
+        {"outboundTrafficPolicy": {"mode": "DENY_ALL"}},
+        "/outboundTrafficPolicy/mode",
+        id="outbound-traffic-policy",
+    ),
+    pytest.param(
         {"telemetry": {"tracingProviders": {"otel": "collector"}}},
         "/telemetry/tracingProviders/otel",
         id="tracing-provider-without-port",
@@ -343,6 +348,7 @@ def test_control_plane_command_args_env_probes_and_mounts():
         "--xds-san=mesh-control-plane.mesh-system.svc,"
         "mesh-control-plane.mesh-system.svc.cluster.local,mesh-injector.mesh-system.svc",
         "--log=info",
+        "--outbound-traffic-policy=ALLOW_ANY",
     ]
     env = {e["name"]: e for e in container["env"]}
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
@@ -373,6 +379,13 @@ def test_tracing_providers_become_control_plane_flags():
         "--tracing-provider=jaeger=http://jaeger-collector.tracing:4317",
         "--tracing-provider=otel=otel-collector.observability.svc.cluster.local:4317",
     ]
+
+
+def test_outbound_traffic_policy_becomes_a_control_plane_flag():
+    for values, mode in [({}, "ALLOW_ANY"), ({"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}, "REGISTRY_ONLY")]:
+        deployment = one(objects(template(values)["manifest"]), "Deployment", "mesh-control-plane")
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert f"--outbound-traffic-policy={mode}" in container["args"]
 
 
 def test_custom_image_reaches_the_control_plane_and_the_injector():

@@ -242,7 +242,7 @@ spec:
 "#,
     )
     .unwrap();
-    let problems = analyze_folder(&dir, &TracingProviders::default()).unwrap();
+    let problems = analyze_folder(&dir, &MeshSettings::default()).unwrap();
     assert!(has_errors(&problems));
     assert!(problems[0].is_error(), "{:#?}", messages(&problems));
     let broken = problems
@@ -383,7 +383,7 @@ spec:
 "#,
     )
     .unwrap();
-    let problems = analyze_folder(&dir, &TracingProviders::default()).unwrap();
+    let problems = analyze_folder(&dir, &MeshSettings::default()).unwrap();
     let all = messages(&problems);
     let unselected: Vec<_> = (all.iter())
         .filter(|m| m.contains("selects no ready endpoint"))

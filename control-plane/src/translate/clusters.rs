@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use mesh_proto::config::v1::{
-    Cluster, ClusterLoadAssignment, Discovery, Endpoint, HashPolicy, ProxyConfig, cluster::LbPolicy,
+    Cluster, ClusterLoadAssignment, Endpoint, HashPolicy, ProxyConfig, cluster::LbPolicy,
 };
 
 use super::{
@@ -71,12 +71,7 @@ fn add_cluster(
         outlier_detection: parts.outlier_detection,
         tls: parts.tls.map(|tls| tls_for_host(tls, &service.host)),
         ring_size,
-        discovery: if service.dns {
-            Discovery::Dns
-        } else {
-            Discovery::Static
-        }
-        .into(),
+        discovery: service.discovery.into(),
     });
     let endpoints = match subset {
         Some(subset) => port

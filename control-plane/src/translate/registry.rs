@@ -4,7 +4,7 @@
 use std::{collections::HashMap, net::IpAddr};
 
 use k8s_openapi::api::core::v1::Service;
-use mesh_proto::config::v1::{Endpoint, Locality, Protocol};
+use mesh_proto::config::v1::{Discovery, Endpoint, Locality, Protocol};
 
 use super::{
     endpoints::{port_endpoints, slices_by_service},
@@ -40,8 +40,9 @@ pub(crate) struct ServiceModel {
     pub ports: Vec<PortModel>,
     /// Which namespaces see it.
     pub visibility: Visibility,
-    /// Its endpoints are DNS names the proxy resolves (`name:port`), not addresses.
-    pub dns: bool,
+    /// How the proxy finds its endpoints: addresses, DNS names (`name:port`) it resolves, or
+    /// none (ServiceEntry resolution NONE: the original destination).
+    pub discovery: Discovery,
 }
 
 /// A port of a service and its endpoints.
@@ -198,19 +199,19 @@ fn from_service(
         namespace,
         vips,
         ports,
-        dns: false,
+        discovery: Discovery::Static,
     })
 }
 
-/// One service per host of a ServiceEntry with STATIC or DNS endpoints. Resolution NONE needs
-/// no config: the proxy passes such traffic through to its original destination. With DNS and
-/// no endpoints, each host is its own endpoint's name.
+/// One service per host of a ServiceEntry. With DNS and no endpoints, each host is its own
+/// endpoint's name; with NONE there are no endpoints: traffic goes where the app sent it, with
+/// the host's routes applied (and allowed under REGISTRY_ONLY).
 fn from_service_entry(entry: &ServiceEntry, report: &mut Report<'_>) -> Vec<ServiceModel> {
     let spec = &entry.spec;
     let namespace = entry.metadata.namespace.clone().unwrap_or_default();
     let resolution = spec.resolution.clone().unwrap_or(Resolution::None);
-    let dns = match &resolution {
-        Resolution::None => return Vec::new(),
+    let discovery = match &resolution {
+        Resolution::None => Discovery::OriginalDst,
         Resolution::Static => {
             if let Some(i) =
                 (spec.endpoints.iter()).position(|e| e.address.parse::<IpAddr>().is_err())
@@ -224,9 +225,9 @@ fn from_service_entry(entry: &ServiceEntry, report: &mut Report<'_>) -> Vec<Serv
                     "use resolution DNS for host names",
                 );
             }
-            false
+            Discovery::Static
         }
-        Resolution::Dns | Resolution::DnsRoundRobin => true,
+        Resolution::Dns | Resolution::DnsRoundRobin => Discovery::Dns,
         Resolution::Unknown(other) => {
             report.error(
                 "spec.resolution",
@@ -257,6 +258,7 @@ fn from_service_entry(entry: &ServiceEntry, report: &mut Report<'_>) -> Vec<Serv
     }
     let mut models = Vec::new();
     for (i, host) in spec.hosts.iter().enumerate() {
+        let dns = discovery == Discovery::Dns;
         let own_name = dns && spec.endpoints.is_empty();
         if own_name && host.starts_with('*') {
             report.error(
@@ -271,10 +273,10 @@ fn from_service_entry(entry: &ServiceEntry, report: &mut Report<'_>) -> Vec<Serv
             address: host.clone(),
             ..WorkloadEntrySpec::default()
         }];
-        let endpoints = if own_name {
-            &own[..]
-        } else {
-            &spec.endpoints[..]
+        let endpoints = match discovery {
+            Discovery::OriginalDst => &[][..],
+            _ if own_name => &own[..],
+            _ => &spec.endpoints[..],
         };
         models.push(ServiceModel {
             origin: report.object().clone(),
@@ -284,7 +286,7 @@ fn from_service_entry(entry: &ServiceEntry, report: &mut Report<'_>) -> Vec<Serv
                 .map(|port| entry_port(port, endpoints, &namespace, dns))
                 .collect(),
             visibility: Visibility::from_export_to(&spec.export_to, &namespace),
-            dns,
+            discovery,
             host,
         });
     }

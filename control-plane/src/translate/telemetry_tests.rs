@@ -13,6 +13,13 @@ fn telemetry(name: &str, namespace: &str, spec: &str) -> String {
     )
 }
 
+fn settings() -> MeshSettings {
+    MeshSettings {
+        tracing_providers: providers(),
+        ..MeshSettings::default()
+    }
+}
+
 fn providers() -> TracingProviders {
     TracingProviders::parse(&[
         "otel=otel-collector.observability:4317".to_owned(),
@@ -22,7 +29,7 @@ fn providers() -> TracingProviders {
 }
 
 fn config_of(manifests: &str, labels: &[(&str, &str)]) -> (Option<TelemetryConfig>, Vec<Problem>) {
-    let translator = Translator::with_providers(&store(manifests), &providers());
+    let translator = Translator::with_settings(&store(manifests), &settings());
     let translation = translator.translate(&client("shop", labels));
     assert!(translation.config.telemetry.len() <= 1);
     let config = translation.config.telemetry.into_iter().next();
@@ -116,7 +123,7 @@ fn the_oldest_object_of_a_level_applies_and_views_follow_selectors() {
     let (web, _) = config_of(&manifests, &[("app", "web")]);
     let collector = web.expect("web").tracing.expect("tracing").collector;
     assert_eq!(collector, "http://backup.observability:4317");
-    let translator = Translator::with_providers(&store(&manifests), &providers());
+    let translator = Translator::with_settings(&store(&manifests), &settings());
     let view = |labels: &[(&str, &str)]| translator.view_of(&client("shop", labels));
     assert_ne!(view(&[("app", "web")]), view(&[("app", "reviews")]));
 }

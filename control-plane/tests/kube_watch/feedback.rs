@@ -8,7 +8,7 @@ use http::Method;
 use mesh_control_plane::{
     feedback,
     publish::{self, Debounce, PublishMetrics, Review},
-    translate::TracingProviders,
+    translate::MeshSettings,
     xds::ConfigSnapshot,
 };
 
@@ -84,7 +84,7 @@ async fn problems_become_events_and_route_status_written_once() {
         reviews,
         Debounce::default(),
         metrics,
-        TracingProviders::default(),
+        MeshSettings::default(),
     ));
     let feedback = tokio::spawn(feedback::run(harness.server.client(), reviews_rx));
     // The store is complete already: nudge the publisher to translate it.

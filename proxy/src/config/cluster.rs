@@ -52,6 +52,8 @@ pub struct Cluster {
     pub h2_upgrade: bool,
     /// How connections to the endpoints are secured.
     pub tls: UpstreamTls,
+    /// It has no endpoints: each connection goes to its original destination.
+    pub original_dst: bool,
     /// For `UpstreamTls::Originate`: the settings, loaded into `origination` on first use.
     origination_settings: Option<Box<pb::UpstreamTls>>,
     origination: OnceLock<Option<Origination>>,
@@ -121,6 +123,7 @@ impl Cluster {
         };
         Cluster {
             tls,
+            original_dst: config.discovery() == pb::Discovery::OriginalDst,
             origination_settings: (tls == UpstreamTls::Originate)
                 .then(|| config.tls.clone().map(Box::new))
                 .flatten(),
@@ -184,6 +187,7 @@ impl Cluster {
                 None,
             ),
             tls: UpstreamTls::Disable,
+            original_dst: false,
             origination_settings: None,
             origination: OnceLock::new(),
             source,
@@ -378,6 +382,16 @@ pub(super) fn check_cluster(config: &pb::Cluster, at: &str, errors: &mut Vec<Str
     ) {
         errors.push(format!(
             "{at}: protocol TLS is for listeners; use tls.mode for upstream TLS"
+        ));
+    }
+    if config.discovery() == pb::Discovery::OriginalDst
+        && matches!(
+            config.tls.as_ref().map(|t| t.mode()),
+            Some(pb::upstream_tls::Mode::MeshMutual)
+        )
+    {
+        errors.push(format!(
+            "{at}: an ORIGINAL_DST cluster cannot speak mesh TLS (its destinations are unknown)"
         ));
     }
     if let Some(tls) = config.tls.as_ref().filter(|t| {

@@ -201,6 +201,10 @@ impl Snapshot {
             let assignment = entry.assignment();
             let at = format!("cluster {:?}", config.name);
             check_cluster(&config, &at, &mut errors);
+            let has_endpoints = assignment.as_ref().is_some_and(|a| !a.endpoints.is_empty());
+            if config.discovery() == pb::Discovery::OriginalDst && has_endpoints {
+                errors.push(format!("{at}: an ORIGINAL_DST cluster takes no endpoints"));
+            }
             if entry.dns.is_some() {
                 dns_names.extend(dns_names_of(assignment.as_ref()));
             }

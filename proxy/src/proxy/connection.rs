@@ -166,11 +166,11 @@ fn passthrough(dst: OrigDstAddr) -> Arc<Cluster> {
 }
 
 /// What a catch-all outbound listener does with what its routes do not take: pass it through,
-/// or refuse it unless its destination is an endpoint the config knows.
-fn unrouted(listener: &ListenerConfig, snapshot: &Snapshot, dst: OrigDstAddr) -> Option<Unrouted> {
+/// or refuse it (unless its destination is an endpoint the config knows).
+fn unrouted(listener: &ListenerConfig) -> Option<Unrouted> {
     match listener.unmatched? {
-        Unmatched::Block if !snapshot.is_registered(dst.0) => Some(Unrouted::Blocked(dst.0)),
-        Unmatched::Passthrough | Unmatched::Block => Some(Unrouted::Passthrough(passthrough(dst))),
+        Unmatched::Passthrough => Some(Unrouted::Passthrough),
+        Unmatched::Block => Some(Unrouted::Blocked),
     }
 }
 
@@ -277,6 +277,7 @@ async fn serve_inbound<I>(
         client,
         inbound: Some(inbound),
         over_tls: false,
+        original_dst: None,
     };
     serve_protocol(state, pools, protocol, target, http_target, tcp_cluster).await;
 }
@@ -338,31 +339,37 @@ async fn serve_listener(
         return serve_terminated(state, pools, listener, &tls, stream, client).await;
     }
     let protocol = detect_protocol(state, listener.protocol, stream).await;
-    let unrouted = || dst.and_then(|dst| unrouted(&listener, &snapshot, dst));
     let sni = protocol.sni().map(str::to_owned);
-    let tcp_cluster = || match tcp_route(&listener, &snapshot, sni.as_deref()) {
-        Some(cluster) => Some(cluster),
-        None => match unrouted() {
-            Some(Unrouted::Passthrough(cluster)) => Some(cluster),
-            Some(Unrouted::Blocked(destination)) => {
-                let shown = sni.clone().unwrap_or_else(|| destination.to_string());
+    let tcp_cluster = || match (tcp_route(&listener, &snapshot, sni.as_deref()), dst) {
+        (Some(cluster), Some(dst)) if cluster.original_dst => Some(passthrough(dst)),
+        (Some(cluster), None) if cluster.original_dst => {
+            tracing::info!(%client, cluster = %cluster.name,
+                "cluster sends to the original destination, and this connection has none; closing it");
+            None
+        }
+        (Some(cluster), _) => Some(cluster),
+        (None, Some(dst)) => match unrouted(&listener)? {
+            Unrouted::Blocked if !snapshot.is_registered(dst.0) => {
+                let shown = sni.clone().unwrap_or_else(|| dst.to_string());
                 state.metrics.outbound_blocked("tcp", &shown);
-                tracing::info!(%client, %destination, sni = ?sni,
+                tracing::info!(%client, %dst, sni = ?sni,
                     "connection refused: its destination is not in the mesh's registry (REGISTRY_ONLY)");
                 None
             }
-            None => None,
+            Unrouted::Blocked | Unrouted::Passthrough => Some(passthrough(dst)),
         },
+        (None, None) => None,
     };
     let http_target = || HttpTarget::Routes {
         name: listener.route_config.clone(),
-        unrouted: unrouted(),
+        unrouted: unrouted(&listener),
     };
     let target = Target {
         direction: listener.direction,
         client,
         inbound: None,
         over_tls: false,
+        original_dst: dst.map(|d| d.0),
     };
     serve_protocol(state, pools, protocol, target, http_target, tcp_cluster).await;
 }
@@ -397,6 +404,7 @@ async fn serve_terminated(
         client,
         inbound: None,
         over_tls: true,
+        original_dst: None,
     };
     serve_protocol(state, pools, protocol, target, http_target, tcp_cluster).await;
 }
@@ -426,6 +434,8 @@ struct Target {
     inbound: Option<Inbound>,
     /// Whether this proxy terminated the client's TLS.
     over_tls: bool,
+    /// Where a captured outbound connection was going.
+    original_dst: Option<SocketAddr>,
 }
 
 // === impl Detected ===
@@ -502,6 +512,7 @@ async fn serve_protocol<I>(
                 version,
                 target.inbound,
             );
+            let conn = conn.to_original_dst(target.original_dst);
             let conn = Arc::new(if target.over_tls {
                 conn.over_tls()
             } else {

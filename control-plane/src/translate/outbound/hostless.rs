@@ -1,11 +1,13 @@
 //! Outbound listeners for ServiceEntry hosts without addresses (an external API declared by
 //! name): one per port at 0.0.0.0, taking every destination on that port that has no listener
-//! of its own. HTTP is matched by Host, TLS by SNI; what matches no host passes through.
+//! of its own. HTTP is matched by Host, TLS by SNI; what matches no host passes through, or
+//! under REGISTRY_ONLY is refused, as is everything on ports without such a listener.
 
 use std::collections::BTreeMap;
 
 use mesh_proto::config::v1::{
-    Listener, Protocol, ProxyConfig, RouteConfig, TcpRoute, Unmatched, VirtualHost, listener::Mode,
+    Discovery, Listener, Protocol, ProxyConfig, RouteConfig, TcpRoute, Unmatched, VirtualHost,
+    listener::Mode,
 };
 
 use super::{http_routes, tcp_route};
@@ -13,7 +15,7 @@ use crate::{
     node::ProxyNode,
     store::Kind,
     translate::{
-        Translator,
+        OutboundTrafficPolicy, Translator,
         clusters::ClusterHashes,
         problem::Problem,
         registry::{PortModel, ServiceModel},
@@ -21,14 +23,20 @@ use crate::{
     },
 };
 
-/// Adds a catch-all listener for each port of the address-less ServiceEntry hosts `node` sees.
+/// Adds a catch-all listener for each port of the address-less ServiceEntry hosts `node` sees,
+/// and under REGISTRY_ONLY one for every other port that refuses what it gets.
 pub(crate) fn add_hostless(
     translator: &Translator,
     node: &ProxyNode,
+    policy: OutboundTrafficPolicy,
     hashes: &ClusterHashes,
     config: &mut ProxyConfig,
     problems: &mut Vec<Problem>,
 ) {
+    let unmatched = match policy {
+        OutboundTrafficPolicy::AllowAny => Unmatched::Passthrough,
+        OutboundTrafficPolicy::RegistryOnly => Unmatched::Block,
+    };
     let mut by_port: BTreeMap<u32, Vec<(&ServiceModel, &PortModel)>> = BTreeMap::new();
     for service in translator.registry.iter().filter(|s| {
         s.vips.is_empty()
@@ -48,6 +56,7 @@ pub(crate) fn add_hostless(
         };
         let mut virtual_hosts = Vec::new();
         let mut sni_routes = Vec::new();
+        let mut opaque = Vec::new();
         for (service, port) in entries {
             let routes = translator.service_routes(&service.host, node);
             match port.protocol {
@@ -59,6 +68,12 @@ pub(crate) fn add_hostless(
                         sni: vec![service.host.clone()],
                         sni_routes: Vec::new(),
                     });
+                }
+                // Resolution NONE: the port is open to every destination.
+                Protocol::Tcp if service.discovery == Discovery::OriginalDst => {
+                    if opaque.is_empty() {
+                        opaque = tcp_route(service, port, routes, &cx, problems).destinations;
+                    }
                 }
                 Protocol::Tcp => problems.push(Problem::warning(
                     &service.origin,
@@ -76,7 +91,7 @@ pub(crate) fn add_hostless(
                 }),
             }
         }
-        if virtual_hosts.is_empty() && sni_routes.is_empty() {
+        if virtual_hosts.is_empty() && sni_routes.is_empty() && opaque.is_empty() {
             continue;
         }
         let route_config = (!virtual_hosts.is_empty()).then(|| RouteConfig {
@@ -91,13 +106,23 @@ pub(crate) fn add_hostless(
             route_config: (route_config.as_ref())
                 .map(|r| r.name.clone())
                 .unwrap_or_default(),
-            tcp: (!sni_routes.is_empty()).then(|| TcpRoute {
+            tcp: (!sni_routes.is_empty() || !opaque.is_empty()).then(|| TcpRoute {
+                destinations: opaque,
                 sni_routes,
                 ..TcpRoute::default()
             }),
-            unmatched: Unmatched::Passthrough.into(),
+            unmatched: unmatched.into(),
             ..Listener::default()
         });
         config.routes.extend(route_config);
+    }
+    if unmatched == Unmatched::Block {
+        config.listeners.push(Listener {
+            name: "0.0.0.0_0".to_owned(),
+            address: "0.0.0.0:0".to_owned(),
+            mode: Mode::Outbound.into(),
+            unmatched: unmatched.into(),
+            ..Listener::default()
+        });
     }
 }

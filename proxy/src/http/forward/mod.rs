@@ -5,7 +5,7 @@ mod observe;
 
 use std::{
     net::{IpAddr, SocketAddr},
-    sync::Arc,
+    sync::{Arc, OnceLock},
 };
 
 use arc_swap::ArcSwapOption;
@@ -69,11 +69,12 @@ pub enum HttpTarget {
 }
 
 /// What becomes of the requests and connections a catch-all outbound listener does not route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unrouted {
-    /// Sent on to the original destination (this one-endpoint cluster).
-    Passthrough(Arc<Cluster>),
+    /// Sent on to the original destination.
+    Passthrough,
     /// Refused: the destination is not in the registry (REGISTRY_ONLY).
-    Blocked(SocketAddr),
+    Blocked,
 }
 
 /// A client connection being served as HTTP.
@@ -96,6 +97,10 @@ pub struct HttpConn {
     forwarded_for: Option<HeaderValue>,
     /// Whether this proxy terminated the client's TLS (a gateway's HTTPS listener).
     over_tls: bool,
+    /// Where a captured client was going, for passthrough.
+    original_dst: Option<SocketAddr>,
+    /// The one-endpoint cluster to `original_dst`, made on first need.
+    passthrough: OnceLock<Arc<Cluster>>,
     /// Inbound: the metric handles (with the peers' identities) of the cluster the last
     /// request went to, by its name.
     inbound_metrics: ArcSwapOption<(String, Arc<ClusterMetrics>)>,
@@ -147,6 +152,20 @@ impl<'a> Plan<'a> {
     }
 }
 
+/// The 503 for a request routed to the original destination on a listener that has none.
+fn no_original_dst(cluster: &Cluster, grpc: bool) -> Response<Body> {
+    let message = format!(
+        "cluster {:?} sends to the original destination, and this connection has none",
+        cluster.name
+    );
+    local_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_original_dst",
+        &message,
+        grpc,
+    )
+}
+
 /// The 404 for a request that no route takes.
 fn no_route(req: &Request<Incoming>, name: Option<&str>, grpc: bool) -> Response<Body> {
     let authority = authority_of(req).unwrap_or_default();
@@ -182,6 +201,8 @@ impl HttpConn {
             forwarded_for: (direction != Direction::Outbound)
                 .then(|| headers::forwarded_for(client)),
             over_tls: false,
+            original_dst: None,
+            passthrough: OnceLock::new(),
             inbound_metrics: ArcSwapOption::empty(),
             inbound_labels: ArcSwapOption::empty(),
         }
@@ -193,6 +214,24 @@ impl HttpConn {
             over_tls: true,
             ..self
         }
+    }
+
+    /// The same connection, captured on its way to `dst`.
+    pub fn to_original_dst(self, dst: Option<SocketAddr>) -> Self {
+        HttpConn {
+            original_dst: dst,
+            ..self
+        }
+    }
+
+    /// The cluster of the client's original destination, if it had one.
+    fn passthrough(&self) -> Option<&Arc<Cluster>> {
+        let dst = self.original_dst?;
+        Some(
+            self.passthrough.get_or_init(|| {
+                Arc::new(Cluster::direct("PassthroughCluster".to_owned(), dst, None))
+            }),
+        )
     }
 
     /// Serves one request; never fails: problems become answers that say what went wrong.
@@ -268,18 +307,22 @@ impl HttpConn {
             HttpTarget::Cluster(cluster) => (Plan::whole(cluster), None),
             HttpTarget::Routes { name, unrouted } => {
                 match self.route(snapshot, name.as_deref(), &mut req, grpc).await {
-                    Ok(Some(plan)) => {
+                    Ok(Some(mut plan)) => {
+                        if plan.cluster.original_dst {
+                            let Some(direct) = self.passthrough() else {
+                                return (no_original_dst(plan.cluster, grpc), None);
+                            };
+                            plan.cluster = direct;
+                        }
                         let cluster = plan.cluster;
                         (plan, Some(cluster))
                     }
-                    Ok(None) => match unrouted {
-                        Some(Unrouted::Passthrough(cluster)) => {
-                            (Plan::whole(cluster), Some(&**cluster))
+                    Ok(None) => match (unrouted, self.passthrough()) {
+                        (Some(Unrouted::Blocked), _) if !self.registered(snapshot) => {
+                            return (self.blocked(&req, grpc), None);
                         }
-                        Some(Unrouted::Blocked(destination)) => {
-                            return (self.blocked(&req, *destination, grpc), None);
-                        }
-                        None => return (no_route(&req, name.as_deref(), grpc), None),
+                        (Some(_), Some(direct)) => (Plan::whole(direct), Some(&**direct)),
+                        _ => return (no_route(&req, name.as_deref(), grpc), None),
                     },
                     Err(response) => return (response, None),
                 }
@@ -332,15 +375,17 @@ impl HttpConn {
         Some(response)
     }
 
+    /// Whether the original destination is an endpoint the config knows.
+    fn registered(&self, snapshot: &Snapshot) -> bool {
+        self.original_dst
+            .is_some_and(|dst| snapshot.is_registered(dst))
+    }
+
     /// The 502 for a request to a destination outside the registry (REGISTRY_ONLY), counted
     /// by its host.
-    fn blocked(
-        &self,
-        req: &Request<Incoming>,
-        destination: SocketAddr,
-        grpc: bool,
-    ) -> Response<Body> {
-        let host = authority_of(req).map_or_else(|| destination.to_string(), str::to_owned);
+    fn blocked(&self, req: &Request<Incoming>, grpc: bool) -> Response<Body> {
+        let destination = self.original_dst.map(|d| d.to_string()).unwrap_or_default();
+        let host = authority_of(req).map_or_else(|| destination.clone(), str::to_owned);
         self.state.metrics.outbound_blocked("http", &host);
         tracing::info!(client = %self.client, %host, %destination,
             "request refused: its destination is not in the mesh's registry (REGISTRY_ONLY)");
