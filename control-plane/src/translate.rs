@@ -26,6 +26,7 @@ pub mod protocol;
 mod registry;
 mod rules;
 mod security_checks;
+mod sidecar_scope;
 mod telemetry;
 mod tls_check;
 mod traffic_policy;
@@ -46,7 +47,8 @@ pub use tls_check::TlsCheckRow;
 use self::{
     authorization::AuthorizationPolicies, destination_rule::DestinationRules, gateway::Gateways,
     gateway_api::MeshRoutes, peer_authentication::PeerAuthentications, registry::Registry,
-    rules::RouteSet, telemetry::Telemetries, virtual_service::VirtualServices,
+    rules::RouteSet, sidecar_scope::SidecarScopes, telemetry::Telemetries,
+    virtual_service::VirtualServices,
 };
 use crate::{node::ProxyNode, store::Store};
 
@@ -85,6 +87,8 @@ pub struct Translator {
     telemetries: Telemetries,
     /// Every proxy label key a selector reads: the labels a view keeps.
     selected_labels: BTreeSet<String>,
+    /// What Sidecar resources let proxies reach.
+    sidecars: SidecarScopes,
     /// The mesh's outbound traffic policy.
     outbound_policy: OutboundTrafficPolicy,
     problems: Vec<Problem>,
@@ -111,7 +115,9 @@ impl Translator {
         let gateways = Gateways::build(store, &routes, &l4_routes, &mut problems);
         let authorization = AuthorizationPolicies::build(store, &mut problems);
         let telemetries = Telemetries::build(store, providers, &mut problems);
+        let sidecars = SidecarScopes::build(store, &mut problems);
         let selected_labels = (rules.label_keys())
+            .chain(sidecars.label_keys())
             .chain(telemetries.label_keys())
             .chain(peer_authentications.label_keys())
             .chain(authorization.label_keys())
@@ -130,6 +136,7 @@ impl Translator {
             authorization,
             telemetries,
             selected_labels,
+            sidecars,
             outbound_policy: settings.outbound_traffic_policy,
             problems,
         }
@@ -186,13 +193,25 @@ impl Translator {
         };
         let mut config = ProxyConfig::default();
         let mut problems = self.problems.clone();
-        let hashes = clusters::add_clusters(&self.registry, &self.rules, node, &mut config);
-        if self.gateways.serves(node) {
+        let gateway = self.gateways.serves(node);
+        // Sidecar resources are for sidecars, not gateways.
+        let scope = (!gateway).then(|| self.sidecars.for_node(node)).flatten();
+        let hashes = clusters::add_clusters(&self.registry, &self.rules, node, scope, &mut config);
+        if gateway {
             gateway::add_gateway_listeners(self, node, &hashes, &mut config, &mut problems);
         } else {
-            outbound::add_outbound(self, node, &hashes, &mut config, &mut problems);
-            let policy = self.outbound_policy;
-            outbound::add_hostless(self, node, policy, &hashes, &mut config, &mut problems);
+            outbound::add_outbound(self, node, scope, &hashes, &mut config, &mut problems);
+            let policy = scope.and_then(|s| s.outbound_policy);
+            let policy = policy.unwrap_or(self.outbound_policy);
+            outbound::add_hostless(
+                self,
+                node,
+                scope,
+                policy,
+                &hashes,
+                &mut config,
+                &mut problems,
+            );
             let modes = self.peer_authentications.modes_for(node);
             let policies = self.authorization.policies_for(node);
             if modes.is_some() || !policies.is_empty() {

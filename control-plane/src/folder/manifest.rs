@@ -165,6 +165,7 @@ fn typed(kind: Kind, json: Value) -> Result<Object, serde_json::Error> {
         Kind::PeerAuthentication => Object::from(from_json::<istio::PeerAuthentication>(json)?),
         Kind::AuthorizationPolicy => Object::from(from_json::<istio::AuthorizationPolicy>(json)?),
         Kind::Telemetry => Object::from(from_json::<istio::Telemetry>(json)?),
+        Kind::Sidecar => Object::from(from_json::<istio::Sidecar>(json)?),
         Kind::GatewayClass => Object::from(from_json::<GatewayClass>(json)?),
         Kind::Gateway => Object::from(from_json::<Gateway>(json)?),
         Kind::HttpRoute => Object::from(from_json::<HttpRoute>(json)?),

@@ -27,6 +27,8 @@ pub enum Kind {
     AuthorizationPolicy,
     /// `telemetry.istio.io/v1` Telemetry.
     Telemetry,
+    /// `networking.istio.io/v1` Sidecar.
+    Sidecar,
     /// `gateway.networking.k8s.io/v1` GatewayClass.
     GatewayClass,
     /// `gateway.networking.k8s.io/v1` Gateway.
@@ -47,7 +49,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Namespace,
         Kind::Service,
         Kind::EndpointSlice,
@@ -59,6 +61,7 @@ impl Kind {
         Kind::PeerAuthentication,
         Kind::AuthorizationPolicy,
         Kind::Telemetry,
+        Kind::Sidecar,
         Kind::GatewayClass,
         Kind::Gateway,
         Kind::HttpRoute,
@@ -77,7 +80,7 @@ impl Kind {
             Kind::VirtualService | Kind::DestinationRule | Kind::IstioGateway => {
                 "networking.istio.io"
             }
-            Kind::ServiceEntry => "networking.istio.io",
+            Kind::ServiceEntry | Kind::Sidecar => "networking.istio.io",
             Kind::PeerAuthentication | Kind::AuthorizationPolicy => "security.istio.io",
             Kind::Telemetry => "telemetry.istio.io",
             Kind::GatewayClass
@@ -104,6 +107,7 @@ impl Kind {
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::Telemetry => "Telemetry",
+            Kind::Sidecar => "Sidecar",
             Kind::GatewayClass => "GatewayClass",
             Kind::HttpRoute => "HTTPRoute",
             Kind::GrpcRoute => "GRPCRoute",

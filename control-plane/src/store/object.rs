@@ -20,7 +20,7 @@ use kube::Resource;
 use super::Kind;
 use crate::istio::{
     AuthorizationPolicy, DestinationRule, Gateway as IstioGateway, PeerAuthentication,
-    ServiceEntry, Telemetry, VirtualService,
+    ServiceEntry, Sidecar, Telemetry, VirtualService,
 };
 
 /// Objects of one kind by (namespace, name); cluster-scoped kinds use an empty namespace.
@@ -276,6 +276,7 @@ stored_kinds! {
     PeerAuthentication(PeerAuthentication) in peer_authentications,
     AuthorizationPolicy(AuthorizationPolicy) in authorization_policies,
     Telemetry(Telemetry) in telemetries,
+    Sidecar(Sidecar) in sidecars,
     GatewayClass(GatewayClass) in gateway_classes,
     Gateway(Gateway) in gateways,
     HttpRoute(HttpRoute) in http_routes,

@@ -12,6 +12,7 @@ use super::{
     names::cluster_name,
     protocol::upstream_protocol,
     registry::{PortModel, Registry, ServiceModel},
+    sidecar_scope::{Scope, admits},
     traffic_policy::{PolicyParts, tls_for_host},
 };
 use crate::node::ProxyNode;
@@ -24,6 +25,7 @@ pub(crate) fn add_clusters(
     registry: &Registry,
     rules: &DestinationRules,
     node: &ProxyNode,
+    scope: Option<&Scope>,
     config: &mut ProxyConfig,
 ) -> ClusterHashes {
     let mut hashes = ClusterHashes::new();
@@ -32,7 +34,7 @@ pub(crate) fn add_clusters(
         .filter(|s| s.visibility.admits(&node.namespace))
     {
         let rule = rules.select(&service.host, &service.namespace, node);
-        for port in &service.ports {
+        for port in (service.ports.iter()).filter(|p| admits(scope, service, p.port)) {
             let parts = rule.map(|r| r.parts(port.port, None)).unwrap_or_default();
             add_cluster(service, port, None, parts, config, &mut hashes);
             for subset in rule.iter().flat_map(|r| r.subsets.iter()) {

@@ -17,6 +17,7 @@ use super::{
     protocol::{routes_http, routes_tcp},
     registry::{PortModel, ServiceModel},
     rules::{Dest, EmitContext, PortChoice, RouteSet},
+    sidecar_scope::{Scope, admits},
 };
 use crate::{node::ProxyNode, store::ObjectRef};
 
@@ -28,6 +29,7 @@ pub(crate) use hostless::add_hostless;
 pub(crate) fn add_outbound(
     translator: &Translator,
     node: &ProxyNode,
+    scope: Option<&Scope>,
     hashes: &ClusterHashes,
     config: &mut ProxyConfig,
     problems: &mut Vec<Problem>,
@@ -39,7 +41,7 @@ pub(crate) fn add_outbound(
         .filter(|s| !s.vips.is_empty() && s.visibility.admits(&node.namespace))
     {
         let routes = translator.service_routes(&service.host, node);
-        for port in &service.ports {
+        for port in (service.ports.iter()).filter(|p| admits(scope, service, p.port)) {
             let cx = EmitContext {
                 port: port.port,
                 node,

@@ -20,6 +20,7 @@ use crate::{
         problem::Problem,
         registry::{PortModel, ServiceModel},
         rules::EmitContext,
+        sidecar_scope::{Scope, admits},
     },
 };
 
@@ -28,6 +29,7 @@ use crate::{
 pub(crate) fn add_hostless(
     translator: &Translator,
     node: &ProxyNode,
+    scope: Option<&Scope>,
     policy: OutboundTrafficPolicy,
     hashes: &ClusterHashes,
     config: &mut ProxyConfig,
@@ -43,7 +45,7 @@ pub(crate) fn add_hostless(
             && s.origin.kind == Kind::ServiceEntry
             && s.visibility.admits(&node.namespace)
     }) {
-        for port in &service.ports {
+        for port in (service.ports.iter()).filter(|p| admits(scope, service, p.port)) {
             by_port.entry(port.port).or_default().push((service, port));
         }
     }
