@@ -11,6 +11,8 @@ mod support;
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
@@ -192,6 +194,164 @@ async fn calls_to_apis_declared_by_dns_name_get_their_routes_timeouts_and_tls() 
     let (body, status) = out.rsplit_once('\n').unwrap_or(("", &out));
     assert_eq!(status, "503", "{body}");
     assert!(body.contains("no healthy upstream"), "{body}");
+
+    lab.stop().await;
+}
+
+/// A namespace under REGISTRY_ONLY whose Sidecar limits egress to itself and one external API,
+/// the API it declares, an undeclared one, and a Service in another namespace.
+const POLICY_MANIFESTS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop, labels: { mesh-injection: enabled } }
+---
+apiVersion: v1
+kind: Namespace
+metadata: { name: billing, labels: { mesh-injection: enabled } }
+---
+apiVersion: v1
+kind: Namespace
+metadata: { name: internet }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: sleep, namespace: shop }
+spec:
+  selector: { matchLabels: { app: sleep } }
+  template:
+    metadata: { labels: { app: sleep } }
+    spec:
+      serviceAccountName: sleep
+      containers: [{ name: sleep, command: [sleep, infinity] }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: cart, namespace: shop }
+spec:
+  selector: { matchLabels: { app: cart } }
+  template:
+    metadata: { labels: { app: cart } }
+    spec:
+      containers: [{ name: cart, image: mesh-workload, ports: [{ containerPort: 8080 }] }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: cart, namespace: shop }
+spec:
+  selector: { app: cart }
+  ports: [{ name: http, port: 80, targetPort: 8080 }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: invoices, namespace: billing }
+spec:
+  selector: { matchLabels: { app: invoices } }
+  template:
+    metadata: { labels: { app: invoices } }
+    spec:
+      containers: [{ name: invoices, image: mesh-workload, ports: [{ containerPort: 8080 }] }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: invoices, namespace: billing }
+spec:
+  selector: { app: invoices }
+  ports: [{ name: http, port: 80, targetPort: 8080 }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: other, namespace: internet }
+spec:
+  selector: { matchLabels: { app: other } }
+  template:
+    metadata:
+      labels: { app: other }
+      annotations: { lab.mesh.dev/dns-names: other.example.test }
+    spec:
+      containers: [{ name: other, image: mesh-workload }]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: default, namespace: shop }
+spec:
+  egress:
+  - hosts: ["./*", "*/other.example.test"]
+  outboundTrafficPolicy: { mode: REGISTRY_ONLY }
+"#;
+
+/// What `other.example.test` needs to be reachable: a ServiceEntry (in the shop namespace).
+const OTHER_ENTRY: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: other, namespace: shop }
+spec:
+  hosts: [other.example.test]
+  ports: [{ number: 80, name: http, protocol: HTTP, targetPort: 8080 }]
+  location: MESH_EXTERNAL
+  resolution: DNS
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_only_refuses_undeclared_destinations_and_a_sidecar_scopes_the_config() {
+    if !require_root(
+        "registry_only_refuses_undeclared_destinations_and_a_sidecar_scopes_the_config",
+    ) {
+        return;
+    }
+    let lab = TestLab::start("e2eregonly", POLICY_MANIFESTS).await;
+    let sleep = lab.pod("shop", "sleep-");
+
+    // The Sidecar's egress: only shop's own services reach the proxy's config.
+    let config = lab.sidecar_config(&sleep).await;
+    let clusters: Vec<&str> = (config["clusters"].as_array().into_iter().flatten())
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        clusters.contains(&"outbound|80||cart.shop.svc.cluster.local"),
+        "{clusters:?}"
+    );
+    assert!(
+        clusters.iter().all(|c| !c.contains("billing")),
+        "another namespace's services are left out: {clusters:?}"
+    );
+
+    // A Service of the registry works; an undeclared external name gets 502 and is counted.
+    let (status, body) = lab.curl(&sleep, "GET", "http://cart.shop/").await;
+    assert_eq!(status, "200", "{body}");
+    let (status, body) = lab.curl(&sleep, "GET", "http://other.example.test/").await;
+    assert_eq!(status, "502", "{body}");
+    assert!(body.contains("REGISTRY_ONLY"), "{body}");
+    // Not in the Sidecar's egress, so not in the config either: refused like the unknown.
+    let (status, body) = lab.curl(&sleep, "GET", "http://invoices.billing/").await;
+    assert_eq!(status, "502", "{body}");
+    let metrics = lab.metrics(&sleep).await;
+    let blocked = |destination: &str| {
+        let labels = [("protocol", "http"), ("destination", destination)];
+        metrics
+            .value("mesh_outbound_blocked_total", &labels)
+            .unwrap_or(0.0)
+    };
+    assert_eq!(blocked("other.example.test"), 1.0);
+    assert_eq!(blocked("invoices.billing"), 1.0);
+
+    // Declaring it makes it work within a second.
+    lab.write_manifest("other-entry.yaml", OTHER_ENTRY);
+    let started = Instant::now();
+    let body = support::eventually("the declared API answers", Duration::from_secs(5), || {
+        let (lab, sleep) = (&lab, &sleep);
+        async move {
+            let (status, body) = lab.curl(sleep, "GET", "http://other.example.test/").await;
+            (status == "200").then_some(body)
+        }
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let echo: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+    assert_eq!(echo["host"], "other.example.test", "{body}");
 
     lab.stop().await;
 }

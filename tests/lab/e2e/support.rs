@@ -179,8 +179,8 @@ impl TestLab {
         )
     }
 
-    /// The endpoint addresses of `cluster` in the pod's sidecar config (its `/config_dump`).
-    pub async fn sidecar_endpoints(&self, pod: &PodPlan, cluster: &str) -> Vec<String> {
+    /// The pod's sidecar config in force (its `/config_dump`).
+    pub async fn sidecar_config(&self, pod: &PodPlan) -> Value {
         let netns_name = self.lab.names().pod(pod);
         let text = tokio::task::spawn_blocking(move || {
             netns::run_inside(&netns_name, || http_get("127.0.0.1:15000", "/config_dump")).unwrap()
@@ -190,7 +190,13 @@ impl TestLab {
         .map(|(_, body)| body)
         .expect("GET the sidecar's /config_dump");
         let dump: Value = serde_json::from_str(&text).unwrap_or_default();
-        let mut addresses: Vec<String> = dump["config"]["endpoints"]
+        dump["config"].clone()
+    }
+
+    /// The endpoint addresses of `cluster` in the pod's sidecar config (its `/config_dump`).
+    pub async fn sidecar_endpoints(&self, pod: &PodPlan, cluster: &str) -> Vec<String> {
+        let config = self.sidecar_config(pod).await;
+        let mut addresses: Vec<String> = config["endpoints"]
             .as_array()
             .into_iter()
             .flatten()
