@@ -84,6 +84,19 @@ struct Args {
     markdown: PathBuf,
 }
 
+/// Waits until the control plane has translated more than `count` times.
+async fn wait_for_translation(monitoring: Monitoring, count: f64) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + READY_PATIENCE;
+    while monitoring.metrics().await?.value(push::TRANSLATIONS) <= count {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the control plane did not translate the changed folder"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 /// How long the control plane may take to publish its first config.
 const READY_PATIENCE: Duration = Duration::from_secs(120);
 /// The idle control plane's CPU is measured over this long.
@@ -120,7 +133,8 @@ async fn main() -> Result<()> {
     let mut proxy_memory = Vec::new();
     {
         let (_cp, _) = start_control_plane(&args, &small_dir, monitoring).await?;
-        proxy_memory.push(proxy_memory::measure(&proxy, monitoring, small, &args.work).await?);
+        let measured = proxy_memory::measure(&proxy, monitoring, small, None, &args.work).await?;
+        proxy_memory.push(measured);
     }
 
     eprintln!("-- the control plane with {} services", mesh.services);
@@ -136,7 +150,14 @@ async fn main() -> Result<()> {
         idle_cpu_percent: cp.cpu_time()?.percent_since(cpu_before, IDLE_WINDOW),
     };
     eprintln!("-- a real proxy with {} services", mesh.services);
-    proxy_memory.push(proxy_memory::measure(&proxy, monitoring, mesh, &args.work).await?);
+    proxy_memory.push(proxy_memory::measure(&proxy, monitoring, mesh, None, &args.work).await?);
+    let scope = mesh.scope_to_first_namespace(&mesh_dir)?;
+    let translated = monitoring.metrics().await?.value(push::TRANSLATIONS);
+    wait_for_translation(monitoring, translated).await?;
+    let scoped = proxy_memory::measure(&proxy, monitoring, mesh, Some(&scope), &args.work).await?;
+    proxy_memory.push(scoped);
+    mesh.unscope(&mesh_dir)?;
+    wait_for_translation(monitoring, translated + 1.0).await?;
 
     let target = Target {
         process: &cp,

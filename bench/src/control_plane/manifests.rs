@@ -61,6 +61,25 @@ impl Mesh {
         Ok(())
     }
 
+    /// Adds a Sidecar resource to the first namespace limiting its proxies' egress to that
+    /// namespace; returns what it is, for the report.
+    pub fn scope_to_first_namespace(&self, dir: &Path) -> Result<String> {
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: Sidecar\n\
+                    metadata: { name: default, namespace: ns-0 }\n\
+                    spec: { egress: [ { hosts: [\"./*\"] } ] }\n";
+        write_file(&dir.join("sidecar.yaml"), yaml)?;
+        let own = (0..self.services).filter(|i| i % NAMESPACES == 0).count();
+        Ok(format!(
+            "Sidecar egress ./* ({own} services in its namespace)"
+        ))
+    }
+
+    /// Removes the Sidecar of `scope_to_first_namespace`.
+    pub fn unscope(&self, dir: &Path) -> Result<()> {
+        let path = dir.join("sidecar.yaml");
+        fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))
+    }
+
     /// Rewrites service `i`'s file with its last endpoint not ready (`down`) or ready again,
     /// atomically (a hidden file renamed over it), so a poll never reads half a file.
     pub fn set_last_endpoint_down(&self, dir: &Path, i: usize, down: bool) -> Result<()> {

@@ -21,6 +21,9 @@ const SETTLE: Duration = Duration::from_secs(2);
 pub struct ProxyMemory {
     /// Services in the mesh.
     pub services: usize,
+    /// The Sidecar resource scoping what the proxy receives, if any.
+    #[serde(default)]
+    pub scope: Option<String>,
     /// Resident memory after it ACKed the config and settled (VmRSS), KiB.
     pub rss_kib: u64,
     /// Peak resident memory until then (VmHWM), KiB.
@@ -43,6 +46,7 @@ pub async fn measure(
     proxy: &ProxyCommand,
     monitoring: Monitoring,
     mesh: Mesh,
+    scope: Option<&str>,
     log_dir: &Path,
 ) -> Result<ProxyMemory> {
     let service = Mesh::service(0);
@@ -67,7 +71,11 @@ pub async fn measure(
     if proxy.delta {
         command.arg("--discovery-delta");
     }
-    let name = format!("mesh-proxy-{}", mesh.services);
+    let name = format!(
+        "mesh-proxy-{}{}",
+        mesh.services,
+        if scope.is_some() { "-scoped" } else { "" }
+    );
     let process = Process::spawn(&name, command, log_dir)?;
     wait_for(monitoring, "the real proxy's ACKs", |status| {
         status
@@ -80,6 +88,7 @@ pub async fn measure(
     process.ensure_alive()?;
     let memory = ProxyMemory {
         services: mesh.services,
+        scope: scope.map(str::to_owned),
         rss_kib: process.rss_kib()?,
         peak_rss_kib: process.peak_rss_kib()?,
     };

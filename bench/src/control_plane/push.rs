@@ -25,6 +25,8 @@ use crate::sim_proxy::{SimOptions, SimProxy};
 
 /// The longest a phase may wait for the proxies.
 const PATIENCE: Duration = Duration::from_secs(300);
+/// How many times the binary has translated the store.
+pub const TRANSLATIONS: &str = "mesh_cp_translations_total";
 /// The total time the binary spent translating, s.
 pub const TRANSLATION_SUM: &str = "mesh_cp_translation_duration_seconds_sum";
 /// The push latency histogram of the discovery server.

@@ -16,6 +16,8 @@ pub const GOAL_PROXIES: usize = 1_000;
 pub const MAX_TRANSLATION_MS: f64 = 200.0;
 /// Proxy RSS growth allowed from 10 to 1,000 services, KiB.
 pub const MAX_PROXY_GROWTH_KIB: u64 = 5 * 1024;
+/// The most a proxy under a Sidecar scoped to its namespace may grow over a 10-service mesh.
+pub const MAX_SCOPED_GROWTH_KIB: u64 = 1024;
 
 /// Smallest, median and largest of a few samples.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -145,9 +147,15 @@ impl ControlPlaneReport {
         let rss = |services: usize| {
             self.proxy_memory
                 .iter()
-                .find(|m| m.services == services)
+                .find(|m| m.services == services && m.scope.is_none())
                 .map(|m| m.rss_kib)
         };
+        let scoped = (self.proxy_memory.iter())
+            .find(|m| m.services == 1_000 && m.scope.is_some())
+            .map(|m| m.rss_kib);
+        let scoped_growth = rss(10)
+            .zip(scoped)
+            .map(|(small, big)| big as i64 - small as i64);
         let growth = rss(10)
             .zip(rss(1_000))
             .map(|(small, big)| big as i64 - small as i64);
@@ -175,6 +183,15 @@ impl ControlPlaneReport {
                     format!("{:+.1} MiB", g as f64 / 1024.0)
                 }),
                 verdict: verdict(growth.map(|g| g <= MAX_PROXY_GROWTH_KIB as i64)),
+            },
+            Goal {
+                goal: "real proxy RSS with 1,000 services under a Sidecar scoped to its namespace, vs 10 services"
+                    .to_owned(),
+                limit: "≤ 1 MiB".to_owned(),
+                measured: scoped_growth.map_or("not measured".to_owned(), |g| {
+                    format!("{:+.1} MiB", g as f64 / 1024.0)
+                }),
+                verdict: verdict(scoped_growth.map(|g| g <= MAX_SCOPED_GROWTH_KIB as i64)),
             },
         ];
     }
@@ -302,9 +319,10 @@ impl ControlPlaneReport {
             );
         }
         for m in &self.proxy_memory {
+            let scope = m.scope.as_ref().map_or(String::new(), |s| format!(", {s}"));
             let _ = writeln!(
                 md,
-                "| mesh-proxy (discovery mode), {} services, after its ACKs | {} | {} | |",
+                "| mesh-proxy (discovery mode), {} services{scope}, after its ACKs | {} | {} | |",
                 m.services,
                 mib(m.rss_kib),
                 mib(m.peak_rss_kib)
