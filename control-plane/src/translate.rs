@@ -178,6 +178,10 @@ impl Translator {
             &self.peer_authentications,
             &self.authorization,
         ));
+        problems.extend(sidecar_scope::sidecar_checks(
+            &self.sidecars,
+            &self.registry,
+        ));
         problems
     }
 

@@ -396,3 +396,45 @@ spec:
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn sidecars_whose_egress_reaches_nothing_and_registry_only_namespaces_are_reported() {
+    let yaml = format!(
+        "{SERVICE}{}",
+        r#"
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: default, namespace: shop }
+spec:
+  egress:
+  - hosts: ["./*", "*/api.example.test"]
+  - port: { number: 8080 }
+    hosts: ["shop/reviews.shop.svc.cluster.local"]
+  outboundTrafficPolicy: { mode: REGISTRY_ONLY }
+"#
+    );
+    let problems = analyze(&store(&yaml));
+    let text = messages(&problems);
+    assert!(
+        has(
+            &problems,
+            Severity::Warning,
+            "Sidecar shop/default spec.egress[0].hosts[1]: matches no Service or ServiceEntry"
+        ),
+        "{text:#?}"
+    );
+    assert!(
+        has(
+            &problems,
+            Severity::Warning,
+            "spec.egress[1].hosts[0]: matches no Service"
+        ),
+        "reviews has no port 8080: {text:#?}"
+    );
+    assert!(
+        !has(&problems, Severity::Warning, "spec.egress[0].hosts[0]"),
+        "{text:#?}"
+    );
+    assert!(has(&problems, Severity::Info, "REGISTRY_ONLY"), "{text:#?}");
+}

@@ -66,6 +66,16 @@ impl Problem {
         Problem::new(Severity::Warning, object, field, message, hint)
     }
 
+    /// A note: nothing is wrong, but the user should know.
+    pub fn info(
+        object: &ObjectRef,
+        field: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        Problem::new(Severity::Info, object, field, message, hint)
+    }
+
     fn new(
         severity: Severity,
         object: &ObjectRef,

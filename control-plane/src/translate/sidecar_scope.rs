@@ -12,7 +12,7 @@ use super::{
     names::host_match_rank,
     peer_authentication::ROOT_NAMESPACE,
     problem::{Problem, Report},
-    registry::ServiceModel,
+    registry::{Registry, ServiceModel},
 };
 use crate::{
     istio::sidecar::{OutboundMode, Sidecar},
@@ -48,6 +48,8 @@ struct EgressRule {
 /// `namespace/host` of an egress entry.
 #[derive(Debug)]
 struct HostPattern {
+    /// Where it is written, e.g. `spec.egress[0].hosts[1]`.
+    field: String,
     /// `None` for any namespace (`*`).
     namespace: Option<String>,
     /// `*`, `*.suffix` or a host.
@@ -123,6 +125,38 @@ impl SidecarScopes {
     }
 }
 
+/// For `mesh analyze`: egress hosts that match no service of `registry`, and which Sidecars
+/// refuse destinations outside the registry.
+pub(crate) fn sidecar_checks(scopes: &SidecarScopes, registry: &Registry) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for scope in &scopes.scopes {
+        for rule in &scope.egress {
+            for pattern in &rule.hosts {
+                let reaches = registry.iter().any(|service| {
+                    pattern.matches(service) && rule.port.is_none_or(|p| service.port(p).is_some())
+                });
+                if !reaches {
+                    problems.push(Problem::warning(
+                        &scope.origin,
+                        &pattern.field,
+                        "matches no Service or ServiceEntry (on its port); it lets the proxies reach nothing",
+                        "check the namespace and host, or declare the host in a ServiceEntry",
+                    ));
+                }
+            }
+        }
+        if scope.outbound_policy == Some(OutboundTrafficPolicy::RegistryOnly) {
+            problems.push(Problem::info(
+                &scope.origin,
+                "spec.outboundTrafficPolicy.mode",
+                "the proxies it applies to refuse destinations outside their registry (REGISTRY_ONLY): HTTP requests get 502, other connections are closed, each counted in mesh_outbound_blocked_total",
+                "declare external destinations in ServiceEntries (and in spec.egress)",
+            ));
+        }
+    }
+    problems
+}
+
 // === impl Scope ===
 
 impl Scope {
@@ -188,6 +222,7 @@ fn compile(sidecar: &Sidecar, origin: ObjectRef, report: &mut Report<'_>) -> Sco
                 name => Some(name.to_owned()),
             };
             hosts.push(HostPattern {
+                field: format!("{at}.hosts[{j}]"),
                 namespace,
                 host: host.to_owned(),
             });

@@ -180,7 +180,8 @@ impl ResponseFlag {
             b"reset" => ResponseFlag::UpstreamConnectionTermination,
             b"timeout" => ResponseFlag::UpstreamRequestTimeout,
             b"overflow" => ResponseFlag::UpstreamOverflow,
-            b"no_route" => ResponseFlag::NoRouteFound,
+            // REGISTRY_ONLY refusals: Envoy logs its BlackHoleCluster the same way.
+            b"no_route" | b"registry_only" => ResponseFlag::NoRouteFound,
             b"no_cluster" | b"no_route_config" => ResponseFlag::NoClusterFound,
             b"fault_abort" => ResponseFlag::FaultInjected,
             b"rbac_denied" => ResponseFlag::Unauthorized,
@@ -689,5 +690,13 @@ mod tests {
             ("api.example.com", UNKNOWN)
         );
         assert_eq!(service_parts("passthrough"), ("passthrough", UNKNOWN));
+    }
+
+    #[test]
+    fn the_proxys_own_answers_get_envoys_response_flags() {
+        assert_eq!(ResponseFlag::from_error(b"no_endpoint").as_str(), "UH");
+        assert_eq!(ResponseFlag::from_error(b"registry_only").as_str(), "NR");
+        assert_eq!(ResponseFlag::from_error(b"rbac_denied").as_str(), "RBAC");
+        assert_eq!(ResponseFlag::from_error(b"something_else").as_str(), "-");
     }
 }
