@@ -10,6 +10,7 @@
 
 mod authorization;
 mod checks;
+mod client_credential;
 mod clusters;
 mod destination_rule;
 pub(crate) mod duration;

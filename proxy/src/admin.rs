@@ -138,21 +138,31 @@ fn answer(port: &AdminPort, state: &ProxyState, req: &Request<Incoming>) -> Resp
     }
 }
 
-/// The config in force; private keys of terminated TLS are shown as `[redacted]`.
+/// The config in force; private keys (of terminated TLS, and of origination from Secrets) are
+/// shown as `[redacted]`.
 fn config_dump(state: &ProxyState) -> Response<Body> {
     let snapshot = state.config.load();
     let mut config = snapshot.config();
+    redact(&mut config);
+    let dump = serde_json::json!({
+        "version": snapshot.version,
+        "config": config,
+    });
+    json(dump)
+}
+
+/// Replaces the private keys a config carries inline with `[redacted]`.
+fn redact(config: &mut mesh_proto::config::v1::ProxyConfig) {
     let certificates = (config.listeners.iter_mut())
         .filter_map(|l| l.tls.as_mut())
         .flat_map(|tls| tls.certificates.iter_mut());
     for certificate in certificates {
         certificate.private_key = "[redacted]".to_owned();
     }
-    let dump = serde_json::json!({
-        "version": snapshot.version,
-        "config": config,
-    });
-    json(dump)
+    let origination = (config.clusters.iter_mut()).filter_map(|c| c.tls.as_mut());
+    for tls in origination.filter(|tls| !tls.private_key_pem.is_empty()) {
+        tls.private_key_pem = "[redacted]".to_owned();
+    }
 }
 
 /// The live state of every cluster traffic has used: each endpoint's health, load, and
@@ -269,4 +279,43 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(crate::http::full(body.into()));
     *response.status_mut() = status;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use mesh_proto::config::v1::{
+        Cluster, Listener, ProxyConfig, ServerCertificate, TlsTermination, UpstreamTls,
+    };
+
+    #[test]
+    fn the_config_dump_shows_no_private_key() {
+        let mut config = ProxyConfig {
+            listeners: vec![Listener {
+                tls: Some(TlsTermination {
+                    certificates: vec![ServerCertificate {
+                        certificate_chain: "CHAIN".to_owned(),
+                        private_key: "SERVER KEY".to_owned(),
+                        ..Default::default()
+                    }],
+                }),
+                ..Default::default()
+            }],
+            clusters: vec![Cluster {
+                tls: Some(UpstreamTls {
+                    client_certificate_pem: "CLIENT CHAIN".to_owned(),
+                    private_key_pem: "CLIENT KEY".to_owned(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        super::redact(&mut config);
+        let dump = serde_json::to_string(&config).expect("json");
+        assert!(!dump.contains("KEY"), "{dump}");
+        assert!(
+            dump.contains("CLIENT CHAIN") && dump.contains("[redacted]"),
+            "{dump}"
+        );
+    }
 }

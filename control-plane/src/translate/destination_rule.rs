@@ -98,7 +98,7 @@ impl DestinationRules {
                     dr.metadata.name.clone().unwrap_or_default(),
                 );
                 let mut report = Report::new(&origin);
-                let compiled = compile(dr, &mut report);
+                let compiled = compile(dr, store, &mut report);
                 let valid = !report.has_errors();
                 problems.extend(report.into_problems());
                 valid.then_some(compiled)
@@ -203,13 +203,14 @@ fn age_order(a: &CompiledRule, b: &CompiledRule) -> std::cmp::Ordering {
         .then_with(|| a.origin.cmp(&b.origin))
 }
 
-fn compile(dr: &DestinationRule, report: &mut Report<'_>) -> CompiledRule {
+fn compile(dr: &DestinationRule, store: &Store, report: &mut Report<'_>) -> CompiledRule {
     let spec = &dr.spec;
     let namespace = report.object().namespace.clone();
     if spec.host.trim().is_empty() {
         report.error("spec.host", "no host is given", "set the service host");
     }
-    let policy = compile_policy(spec.traffic_policy.as_ref(), "spec.trafficPolicy", report);
+    let at = "spec.trafficPolicy";
+    let policy = compile_policy(spec.traffic_policy.as_ref(), at, store, report);
     let mut subsets: Vec<CompiledSubset> = Vec::new();
     for (i, subset) in spec.subsets.iter().enumerate() {
         let at = format!("spec.subsets[{i}]");
@@ -228,6 +229,7 @@ fn compile(dr: &DestinationRule, report: &mut Report<'_>) -> CompiledRule {
             policy: compile_policy(
                 subset.traffic_policy.as_ref(),
                 &format!("{at}.trafficPolicy"),
+                store,
                 report,
             ),
         });

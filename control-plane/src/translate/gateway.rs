@@ -3,7 +3,7 @@
 //! explicit listener per served port, `0.0.0.0:<port>`, with a virtual host per hostname.
 
 mod api;
-mod certificates;
+pub(crate) mod certificates;
 mod hostnames;
 mod istio;
 

@@ -139,3 +139,84 @@ spec:
         "{problems:#?}"
     );
 }
+
+/// A TLS Secret `shop/{name}` holding a fresh certificate and key, and `ca.crt` when `ca`.
+fn credential_secret(name: &str, ca: bool) -> (String, String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["client.shop.example".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let (cert, key) = (cert.pem(), key.serialize_pem());
+    let mut data = serde_json::json!({ "tls.crt": cert, "tls.key": key });
+    if ca {
+        data["ca.crt"] = serde_json::Value::String(cert.clone());
+    }
+    let yaml = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{ name: {name}, namespace: shop }}\ntype: kubernetes.io/tls\nstringData: {data}\n---\n"
+    );
+    (yaml, cert, key)
+}
+
+#[test]
+fn credential_name_sends_the_secrets_certificates_inline() {
+    let (secret, cert, key) = credential_secret("web-client", true);
+    let (tls, problems) = web_tls(&format!(
+        r#"{secret}
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{ name: web, namespace: shop }}
+spec:
+  host: web
+  trafficPolicy:
+    tls: {{ mode: MUTUAL, credentialName: web-client, clientCertificate: /etc/certs/c.pem }}
+"#
+    ));
+    let tls = tls.expect("applied");
+    assert_eq!(tls.mode(), Mode::Mutual);
+    assert_eq!(tls.client_certificate_pem, cert);
+    assert_eq!(tls.private_key_pem, key);
+    assert_eq!(tls.ca_certificates_pem, cert, "ca.crt verifies the server");
+    assert_eq!(tls.client_certificate, "/etc/certs/c.pem");
+    assert!(
+        problems.iter().any(
+            |p| p.contains("clientCertificate") && p.contains("ignored: credentialName is set")
+        ),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn credential_name_needs_what_its_mode_uses() {
+    let (secret, _, _) = credential_secret("no-ca", false);
+    let (tls, problems) = web_tls(&format!(
+        r#"{secret}
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{ name: web, namespace: shop }}
+spec:
+  host: web
+  trafficPolicy: {{ tls: {{ mode: SIMPLE, credentialName: no-ca }} }}
+"#
+    ));
+    assert_eq!(tls, None);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("Secret shop/no-ca: it has no ca.crt")),
+        "{problems:#?}"
+    );
+    let (tls, problems) = web_tls(&format!(
+        r#"{secret}
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{ name: web, namespace: shop }}
+spec:
+  host: web
+  trafficPolicy: {{ tls: {{ mode: MUTUAL, credentialName: no-ca }} }}
+"#
+    ));
+    let tls = tls.expect("MUTUAL without ca.crt verifies with the system's roots");
+    assert!(!tls.private_key_pem.is_empty() && tls.ca_certificates_pem.is_empty());
+    assert!(problems.is_empty(), "{problems:#?}");
+}

@@ -8,12 +8,16 @@ use mesh_proto::config::v1::{
 };
 
 use super::{
+    client_credential::client_credential,
     duration::{is_zero, parse_duration},
     problem::Report,
 };
-use crate::istio::destination_rule::{
-    ClientTlsMode, ClientTlsSettings, ConnectionPoolSettings, ConsistentHashLb,
-    LoadBalancerSettings, OutlierDetection as IstioOutlier, SimpleLb, TrafficPolicy,
+use crate::{
+    istio::destination_rule::{
+        ClientTlsMode, ClientTlsSettings, ConnectionPoolSettings, ConsistentHashLb,
+        LoadBalancerSettings, OutlierDetection as IstioOutlier, SimpleLb, TrafficPolicy,
+    },
+    store::Store,
 };
 
 /// How endpoints are picked.
@@ -74,6 +78,7 @@ impl PolicyLayer {
 pub(crate) fn compile_policy(
     policy: Option<&TrafficPolicy>,
     at: &str,
+    store: &Store,
     report: &mut Report<'_>,
 ) -> PolicyLayer {
     let Some(policy) = policy else {
@@ -93,6 +98,7 @@ pub(crate) fn compile_policy(
         policy.outlier_detection.as_ref(),
         policy.tls.as_ref(),
         at,
+        store,
         report,
     );
     let mut ports = Vec::new();
@@ -112,6 +118,7 @@ pub(crate) fn compile_policy(
             level.outlier_detection.as_ref(),
             level.tls.as_ref(),
             &at,
+            store,
             report,
         );
         ports.push((port, parts));
@@ -125,6 +132,7 @@ fn compile_parts(
     outlier: Option<&IstioOutlier>,
     tls: Option<&ClientTlsSettings>,
     at: &str,
+    store: &Store,
     report: &mut Report<'_>,
 ) -> PolicyParts {
     PolicyParts {
@@ -133,7 +141,7 @@ fn compile_parts(
         connection_pool: pool.map(|p| compile_pool(p, &format!("{at}.connectionPool"), report)),
         outlier_detection: outlier
             .map(|o| compile_outlier(o, &format!("{at}.outlierDetection"), report)),
-        tls: tls.and_then(|t| compile_tls(t, &format!("{at}.tls"), report)),
+        tls: tls.and_then(|t| compile_tls(t, &format!("{at}.tls"), store, report)),
     }
 }
 
@@ -404,7 +412,12 @@ fn compile_outlier(outlier: &IstioOutlier, at: &str, report: &mut Report<'_>) ->
 /// Consecutive errors that eject an endpoint when a count is not set (Envoy's and Istio's).
 const DEFAULT_CONSECUTIVE_ERRORS: u32 = 5;
 
-fn compile_tls(tls: &ClientTlsSettings, at: &str, report: &mut Report<'_>) -> Option<UpstreamTls> {
+fn compile_tls(
+    tls: &ClientTlsSettings,
+    at: &str,
+    store: &Store,
+    report: &mut Report<'_>,
+) -> Option<UpstreamTls> {
     let mode = match tls.mode.as_ref()? {
         ClientTlsMode::Disable => Mode::Disable,
         ClientTlsMode::IstioMutual => Mode::MeshMutual,
@@ -420,16 +433,24 @@ fn compile_tls(tls: &ClientTlsSettings, at: &str, report: &mut Report<'_>) -> Op
         }
     };
     let originates = matches!(mode, Mode::Simple | Mode::Mutual);
-    if tls.credential_name.is_some() {
-        report.error(
-            format!("{at}.credentialName"),
-            "certificates from a Secret are not supported by mesh sidecars yet",
-            "mount the files into the sidecar and name them in caCertificates, clientCertificate \
-             and privateKey",
-        );
-        return None;
-    }
-    if mode == Mode::Mutual && (tls.client_certificate.is_none() || tls.private_key.is_none()) {
+    let credential = match (&tls.credential_name, originates) {
+        (Some(name), true) => {
+            let namespace = report.object().namespace.clone();
+            match client_credential(store, &namespace, name, mode == Mode::Mutual) {
+                Ok(credential) => Some(credential),
+                Err((message, hint)) => {
+                    report.error(format!("{at}.credentialName"), message, hint);
+                    return None;
+                }
+            }
+        }
+        _ => None,
+    };
+    let from_secret = credential.is_some();
+    if mode == Mode::Mutual
+        && !from_secret
+        && (tls.client_certificate.is_none() || tls.private_key.is_none())
+    {
         report.error(
             at,
             "MUTUAL needs the client's certificate and key",
@@ -438,6 +459,10 @@ fn compile_tls(tls: &ClientTlsSettings, at: &str, report: &mut Report<'_>) -> Op
         return None;
     }
     let unused: &[(bool, &str)] = &[
+        (
+            !originates && tls.credential_name.is_some(),
+            "credentialName",
+        ),
         (
             !originates && tls.ca_certificates.is_some(),
             "caCertificates",
@@ -456,6 +481,21 @@ fn compile_tls(tls: &ClientTlsSettings, at: &str, report: &mut Report<'_>) -> Op
             "privateKey",
         ),
     ];
+    let shadowed = [
+        (tls.ca_certificates.is_some(), "caCertificates"),
+        (tls.client_certificate.is_some(), "clientCertificate"),
+        (tls.private_key.is_some(), "privateKey"),
+    ];
+    for (_, field) in shadowed
+        .iter()
+        .filter(|(present, _)| from_secret && *present)
+    {
+        report.warning(
+            format!("{at}.{field}"),
+            "ignored: credentialName is set, and its Secret gives the certificates",
+            "remove the field, or credentialName",
+        );
+    }
     for (_, field) in unused.iter().filter(|(present, _)| *present) {
         report.warning(
             format!("{at}.{field}"),
@@ -472,7 +512,12 @@ fn compile_tls(tls: &ClientTlsSettings, at: &str, report: &mut Report<'_>) -> Op
             ..Default::default()
         });
     }
+    let credential = credential.unwrap_or_default();
+    let (chain, key) = credential.chain_and_key.unwrap_or_default();
     Some(UpstreamTls {
+        ca_certificates_pem: credential.ca.unwrap_or_default(),
+        client_certificate_pem: chain,
+        private_key_pem: key,
         mode: mode.into(),
         sni: tls.sni.clone().unwrap_or_default(),
         subject_alt_names: tls.subject_alt_names.clone(),

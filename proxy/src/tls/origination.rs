@@ -84,7 +84,7 @@ impl Origination {
         let check = match settings.insecure_skip_verify {
             true => None,
             false => Some(ServerCheck {
-                roots: roots(&settings.ca_certificates)?,
+                roots: roots(settings)?,
                 expected: match settings.subject_alt_names.as_slice() {
                     [] => vec![ExpectedName::Server(server_name.clone())],
                     names => names.iter().map(|n| ExpectedName::parse(n)).collect(),
@@ -152,19 +152,26 @@ fn server_name(settings: &UpstreamTls) -> Result<ServerName<'static>, Originatio
         .ok_or(OriginationError::NoServerName)
 }
 
-/// The roots in the PEM file at `path`, or the system's when it is empty.
-fn roots(path: &str) -> Result<Arc<[TrustAnchor<'static>]>, OriginationError> {
-    if path.is_empty() {
-        return system_roots();
-    }
-    let what = "ca_certificates";
+/// The roots inline, else in the PEM file, else the system's.
+fn roots(settings: &UpstreamTls) -> Result<Arc<[TrustAnchor<'static>]>, OriginationError> {
+    let (what, path, inline) = match (&settings.ca_certificates_pem, &settings.ca_certificates) {
+        (pem, _) if !pem.is_empty() => ("ca_certificates_pem", "(inline)", Some(pem.as_bytes())),
+        (_, path) if !path.is_empty() => ("ca_certificates", path.as_str(), None),
+        _ => return system_roots(),
+    };
     let read = |source: Box<dyn std::error::Error + Send + Sync>| OriginationError::Read {
         what,
         path: path.to_owned(),
         source,
     };
+    let certs: Vec<_> = match inline {
+        Some(pem) => CertificateDer::pem_slice_iter(pem).collect(),
+        None => CertificateDer::pem_file_iter(Path::new(path))
+            .map_err(|e| read(e.into()))?
+            .collect(),
+    };
     let mut anchors = Vec::new();
-    for cert in CertificateDer::pem_file_iter(Path::new(path)).map_err(|e| read(e.into()))? {
+    for cert in certs {
         let cert = cert.map_err(|e| read(e.into()))?;
         if let Ok(anchor) = webpki::anchor_from_trusted_cert(&cert) {
             anchors.push(anchor.to_owned());
@@ -200,10 +207,13 @@ fn system_roots() -> Result<Arc<[TrustAnchor<'static>]>, OriginationError> {
     Ok(roots.clone())
 }
 
-/// MUTUAL's certificate chain and key, from their PEM files.
+/// MUTUAL's certificate chain and key, inline or from their PEM files.
 fn client_certificate(
     settings: &UpstreamTls,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), OriginationError> {
+    if !settings.client_certificate_pem.is_empty() && !settings.private_key_pem.is_empty() {
+        return inline_client_certificate(settings);
+    }
     if settings.client_certificate.is_empty() || settings.private_key.is_empty() {
         return Err(OriginationError::NoClientCertificate);
     }
@@ -228,6 +238,29 @@ fn client_certificate(
     let key_path = settings.private_key.as_str();
     let key = PrivateKeyDer::from_pem_file(key_path)
         .map_err(|e| read("private_key", key_path, e.into()))?;
+    Ok((chain, key))
+}
+
+/// MUTUAL's certificate chain and key given inline.
+fn inline_client_certificate(
+    settings: &UpstreamTls,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), OriginationError> {
+    let read = |what, source: Box<dyn std::error::Error + Send + Sync>| OriginationError::Read {
+        what,
+        path: "(inline)".to_owned(),
+        source,
+    };
+    let chain = CertificateDer::pem_slice_iter(settings.client_certificate_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| read("client_certificate_pem", e.into()))?;
+    if chain.is_empty() {
+        return Err(OriginationError::NoCertificate {
+            what: "client_certificate_pem",
+            path: "(inline)".to_owned(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_slice(settings.private_key_pem.as_bytes())
+        .map_err(|e| read("private_key_pem", e.into()))?;
     Ok((chain, key))
 }
 

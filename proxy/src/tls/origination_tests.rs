@@ -231,6 +231,36 @@ async fn mutual_presents_the_client_certificate_the_server_requires() {
     assert!(seen.recv().await.expect("a handshake").client_certificate);
 }
 
+#[tokio::test]
+async fn certificates_given_inline_replace_the_files() {
+    let pki = Pki::new("inline");
+    let (addr, mut seen) = server(&pki, &["api.example.test"], true).await;
+    let (cert, key) = pki.client_files();
+    let read = |path: &str| std::fs::read_to_string(path).expect("read");
+    let settings = UpstreamTls {
+        mode: Mode::Mutual.into(),
+        sni: "api.example.test".to_owned(),
+        ca_certificates: "/nonexistent/ca.pem".to_owned(),
+        ca_certificates_pem: read(&pki.path("ca.pem")),
+        client_certificate_pem: read(&cert),
+        private_key_pem: read(&key),
+        ..Default::default()
+    };
+    connect(&settings, addr, Carried::Http1)
+        .await
+        .expect("mutual TLS with inline certificates");
+    assert!(seen.recv().await.expect("a handshake").client_certificate);
+
+    let broken = UpstreamTls {
+        ca_certificates_pem: "not PEM".to_owned(),
+        ..settings
+    };
+    let error = connect(&broken, addr, Carried::Http1)
+        .await
+        .expect_err("no roots");
+    assert!(error.contains("ca_certificates_pem"), "{error}");
+}
+
 #[test]
 fn settings_that_cannot_work_say_why() {
     let pki = Pki::new("errors");

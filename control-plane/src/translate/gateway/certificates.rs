@@ -106,7 +106,7 @@ pub(super) fn resolve(
 
 /// The certificate of Secret `namespace/name`, served to `server_names`; else what is wrong
 /// and what to do.
-pub(super) fn from_secret(
+pub(crate) fn from_secret(
     store: &Store,
     namespace: &str,
     name: &str,
@@ -126,22 +126,25 @@ pub(super) fn from_secret(
     })
 }
 
+/// A Secret's `key` as text (from `data`, else `stringData`).
+pub(crate) fn secret_text(secret: &Secret, key: &str) -> Result<String, String> {
+    let data = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.clone());
+    let text = secret
+        .string_data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|s| s.clone().into_bytes());
+    let bytes = data.or(text).ok_or_else(|| format!("it has no {key}"))?;
+    String::from_utf8(bytes).map_err(|_| format!("its {key} is not PEM text"))
+}
+
 /// The certificate a TLS Secret holds, checked: PEM, a chain, and the key that belongs to it.
 fn certificate(secret: &Secret, server_names: Vec<String>) -> Result<ServerCertificate, String> {
-    let field = |key: &str| -> Result<String, String> {
-        let data = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .map(|b| b.0.clone());
-        let text = secret
-            .string_data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .map(|s| s.clone().into_bytes());
-        let bytes = data.or(text).ok_or_else(|| format!("it has no {key}"))?;
-        String::from_utf8(bytes).map_err(|_| format!("its {key} is not PEM text"))
-    };
+    let field = |key: &str| secret_text(secret, key);
     let chain_pem = field("tls.crt")?;
     let key_pem = field("tls.key")?;
     let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
