@@ -10,7 +10,7 @@ use std::{
 
 use mesh_proto::config::v1::{self as pb, endpoint::Health};
 
-use super::snapshot::{AppProtocol, parse_addr};
+use super::{AppProtocol, snapshot::parse_addr};
 use crate::dns::Resolved;
 use crate::{
     balance::{Balancer, Endpoint, EndpointSpec, Outcome, OutlierPolicy},

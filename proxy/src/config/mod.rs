@@ -3,6 +3,7 @@
 
 mod cluster;
 mod encoded;
+mod listener;
 mod reload;
 mod snapshot;
 
@@ -12,8 +13,9 @@ use mesh_proto::config::v1::ProxyConfig;
 
 pub use cluster::{Cluster, UpstreamTls};
 pub use encoded::EncodedConfig;
+pub use listener::{AppProtocol, ListenerConfig, TcpRouting};
 pub use reload::{ConfigStore, FileWatcher};
-pub use snapshot::{AppProtocol, ListenerConfig, Snapshot, TcpRouting};
+pub use snapshot::Snapshot;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
