@@ -1,6 +1,6 @@
 //! Istio's configuration kinds as our own serde types, in Istio's API groups and field names so
 //! users' existing YAML reads unchanged: `networking.istio.io/v1` VirtualService,
-//! DestinationRule, Gateway, ServiceEntry, Sidecar, `security.istio.io/v1` PeerAuthentication,
+//! DestinationRule, Gateway, ServiceEntry, WorkloadEntry, Sidecar, `security.istio.io/v1` PeerAuthentication,
 //! AuthorizationPolicy and `telemetry.istio.io/v1` Telemetry. Unknown fields are tolerated (and reported by `analyze`); enum values
 //! this version does not know are kept as `Unknown` and reported by translation.
 
@@ -18,7 +18,7 @@ pub use authorization_policy::AuthorizationPolicy;
 pub use destination_rule::DestinationRule;
 pub use gateway::Gateway;
 pub use peer_authentication::PeerAuthentication;
-pub use service_entry::ServiceEntry;
+pub use service_entry::{ServiceEntry, WorkloadEntry};
 pub use sidecar::Sidecar;
 pub use telemetry::Telemetry;
 pub use virtual_service::VirtualService;

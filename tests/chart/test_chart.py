@@ -249,7 +249,7 @@ def test_cluster_role_grants_exactly_what_the_control_plane_uses():
     for group, resources in {
         "": ("pods", "services", "namespaces", "secrets"),
         "discovery.k8s.io": ("endpointslices",),
-        "networking.istio.io": ("virtualservices", "destinationrules", "gateways", "serviceentries", "sidecars"),
+        "networking.istio.io": ("virtualservices", "destinationrules", "gateways", "serviceentries", "sidecars", "workloadentries"),
         "security.istio.io": ("peerauthentications", "authorizationpolicies"),
         "telemetry.istio.io": ("telemetries",),
         "gateway.networking.k8s.io": (
@@ -515,6 +515,7 @@ ISTIO_CRDS = {
     "gateways.networking.istio.io": ("Gateway", ["gw"], ["v1", "v1beta1", "v1alpha3"]),
     "serviceentries.networking.istio.io": ("ServiceEntry", ["se"], ["v1", "v1beta1", "v1alpha3"]),
     "sidecars.networking.istio.io": ("Sidecar", [], ["v1", "v1beta1", "v1alpha3"]),
+    "workloadentries.networking.istio.io": ("WorkloadEntry", ["we"], ["v1", "v1beta1", "v1alpha3"]),
     "peerauthentications.security.istio.io": ("PeerAuthentication", ["pa"], ["v1", "v1beta1"]),
     "authorizationpolicies.security.istio.io": ("AuthorizationPolicy", ["ap"], ["v1", "v1beta1"]),
     "telemetries.telemetry.istio.io": ("Telemetry", ["telemetry"], ["v1", "v1alpha1"]),

@@ -166,6 +166,7 @@ fn typed(kind: Kind, json: Value) -> Result<Object, serde_json::Error> {
         Kind::AuthorizationPolicy => Object::from(from_json::<istio::AuthorizationPolicy>(json)?),
         Kind::Telemetry => Object::from(from_json::<istio::Telemetry>(json)?),
         Kind::Sidecar => Object::from(from_json::<istio::Sidecar>(json)?),
+        Kind::WorkloadEntry => Object::from(from_json::<istio::WorkloadEntry>(json)?),
         Kind::GatewayClass => Object::from(from_json::<GatewayClass>(json)?),
         Kind::Gateway => Object::from(from_json::<Gateway>(json)?),
         Kind::HttpRoute => Object::from(from_json::<HttpRoute>(json)?),

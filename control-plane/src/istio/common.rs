@@ -137,6 +137,18 @@ pub struct HeaderOperations {
     pub remove: Vec<String>,
 }
 
+/// A workload selector by `labels`, as the networking kinds (Sidecar, ServiceEntry) write it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LabelSelector {
+    /// Labels a workload must carry, all of them.
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub labels: BTreeMap<String, String>,
+}
+
 /// A workload selector by labels (`matchLabels`), as DestinationRule and the security kinds use.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]

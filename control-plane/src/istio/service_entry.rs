@@ -7,7 +7,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{nullable, string_enum};
+use super::common::{LabelSelector, nullable, string_enum};
 
 /// The ServiceEntry spec.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -40,9 +40,10 @@ pub struct ServiceEntrySpec {
     /// Static endpoints.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<WorkloadEntrySpec>,
-    /// Pods and workload entries that are the endpoints (not supported by mesh; reported).
+    /// The Pods and WorkloadEntries of its namespace with these labels are its endpoints
+    /// (instead of `endpoints`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub workload_selector: Option<serde_json::Value>,
+    pub workload_selector: Option<LabelSelector>,
     /// Namespaces that see this object: `.` for its own, `*` for all; empty means all.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub export_to: Vec<String>,
@@ -92,8 +93,18 @@ string_enum! {
     }
 }
 
-/// One endpoint of a ServiceEntry.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+/// One endpoint of a ServiceEntry, and the spec of a `networking.istio.io/v1` WorkloadEntry (a
+/// VM or other workload outside Kubernetes, selected by ServiceEntries' `workloadSelector`).
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "networking.istio.io",
+    version = "v1",
+    kind = "WorkloadEntry",
+    plural = "workloadentries",
+    namespaced,
+    derive = "Default",
+    derive = "PartialEq"
+)]
 #[serde(rename_all = "camelCase", default)]
 pub struct WorkloadEntrySpec {
     /// IP address (or DNS name).

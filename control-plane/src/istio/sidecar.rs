@@ -1,13 +1,11 @@
 //! `networking.istio.io/v1` Sidecar: what a workload's sidecar may reach (its egress hosts) and
 //! what it does with traffic to destinations outside the registry.
 
-use std::collections::BTreeMap;
-
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{nullable, string_enum};
+use super::common::{LabelSelector, nullable, string_enum};
 
 /// The Sidecar spec.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -25,7 +23,7 @@ pub struct SidecarSpec {
     /// The workloads it applies to; unset means every workload of the namespace without a
     /// Sidecar of its own (the whole mesh, in the root namespace).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub workload_selector: Option<SidecarSelector>,
+    pub workload_selector: Option<LabelSelector>,
     /// What the sidecar may reach, by port.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub egress: Vec<EgressListener>,
@@ -35,18 +33,6 @@ pub struct SidecarSpec {
     /// What to do with traffic to destinations outside the registry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbound_traffic_policy: Option<OutboundTrafficPolicySpec>,
-}
-
-/// The workloads a Sidecar applies to.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase", default)]
-pub struct SidecarSelector {
-    /// Labels a workload must carry, all of them.
-    #[serde(
-        deserialize_with = "nullable",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
-    pub labels: BTreeMap<String, String>,
 }
 
 /// One egress entry: the hosts the sidecar may reach (on one port, when given).

@@ -3,7 +3,7 @@
 use super::kind_stream::{self, Update};
 use crate::istio::{
     AuthorizationPolicy, DestinationRule, Gateway as IstioGateway, PeerAuthentication,
-    ServiceEntry, Sidecar, Telemetry, VirtualService,
+    ServiceEntry, Sidecar, Telemetry, VirtualService, WorkloadEntry,
 };
 use crate::store::{Object, Stored};
 use futures_util::stream::{BoxStream, StreamExt};
@@ -65,6 +65,7 @@ pub(super) fn kind_streams(
         watch::<AuthorizationPolicy>(client, config),
         watch::<Telemetry>(client, config),
         watch::<Sidecar>(client, config),
+        watch::<WorkloadEntry>(client, config),
         watch::<GatewayClass>(client, config),
         watch::<Gateway>(client, config),
         watch::<HttpRoute>(client, config),

@@ -29,6 +29,8 @@ pub enum Kind {
     Telemetry,
     /// `networking.istio.io/v1` Sidecar.
     Sidecar,
+    /// `networking.istio.io/v1` WorkloadEntry.
+    WorkloadEntry,
     /// `gateway.networking.k8s.io/v1` GatewayClass.
     GatewayClass,
     /// `gateway.networking.k8s.io/v1` Gateway.
@@ -49,7 +51,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Namespace,
         Kind::Service,
         Kind::EndpointSlice,
@@ -62,6 +64,7 @@ impl Kind {
         Kind::AuthorizationPolicy,
         Kind::Telemetry,
         Kind::Sidecar,
+        Kind::WorkloadEntry,
         Kind::GatewayClass,
         Kind::Gateway,
         Kind::HttpRoute,
@@ -80,7 +83,7 @@ impl Kind {
             Kind::VirtualService | Kind::DestinationRule | Kind::IstioGateway => {
                 "networking.istio.io"
             }
-            Kind::ServiceEntry | Kind::Sidecar => "networking.istio.io",
+            Kind::ServiceEntry | Kind::Sidecar | Kind::WorkloadEntry => "networking.istio.io",
             Kind::PeerAuthentication | Kind::AuthorizationPolicy => "security.istio.io",
             Kind::Telemetry => "telemetry.istio.io",
             Kind::GatewayClass
@@ -108,6 +111,7 @@ impl Kind {
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::Telemetry => "Telemetry",
             Kind::Sidecar => "Sidecar",
+            Kind::WorkloadEntry => "WorkloadEntry",
             Kind::GatewayClass => "GatewayClass",
             Kind::HttpRoute => "HTTPRoute",
             Kind::GrpcRoute => "GRPCRoute",

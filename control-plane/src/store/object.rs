@@ -20,7 +20,7 @@ use kube::Resource;
 use super::Kind;
 use crate::istio::{
     AuthorizationPolicy, DestinationRule, Gateway as IstioGateway, PeerAuthentication,
-    ServiceEntry, Sidecar, Telemetry, VirtualService,
+    ServiceEntry, Sidecar, Telemetry, VirtualService, WorkloadEntry,
 };
 
 /// Objects of one kind by (namespace, name); cluster-scoped kinds use an empty namespace.
@@ -277,6 +277,7 @@ stored_kinds! {
     AuthorizationPolicy(AuthorizationPolicy) in authorization_policies,
     Telemetry(Telemetry) in telemetries,
     Sidecar(Sidecar) in sidecars,
+    WorkloadEntry(WorkloadEntry) in workload_entries,
     GatewayClass(GatewayClass) in gateway_classes,
     Gateway(Gateway) in gateways,
     HttpRoute(HttpRoute) in http_routes,

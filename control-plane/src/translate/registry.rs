@@ -1,14 +1,20 @@
 //! The services the mesh routes to, from Kubernetes Services (with their EndpointSlices and
 //! pods) and Istio ServiceEntries, by host.
 
-use std::{collections::HashMap, net::IpAddr};
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+};
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use mesh_proto::config::v1::{Discovery, Endpoint, Locality, Protocol};
 
 use super::{
     endpoints::{port_endpoints, slices_by_service},
-    names::{host_match_rank, resolve_host, service_host, socket_address, spiffe_identity},
+    names::{
+        TLS_MODE_LABEL, host_match_rank, resolve_host, service_host, socket_address,
+        spiffe_identity,
+    },
     peer_authentication::PeerAuthentications,
     problem::{Problem, Report},
     protocol::{istio_protocol, port_protocol},
@@ -16,8 +22,8 @@ use super::{
 };
 use crate::{
     istio::{
-        ServiceEntry,
-        service_entry::{Resolution, ServicePort, WorkloadEntrySpec},
+        ServiceEntry, WorkloadEntry,
+        service_entry::{Location, Resolution, ServicePort, WorkloadEntrySpec},
     },
     store::{Kind, ObjectRef, Store},
 };
@@ -103,7 +109,7 @@ impl Registry {
                 entry.metadata.name.clone().unwrap_or_default(),
             );
             let mut report = Report::new(&origin);
-            for model in from_service_entry(entry, &mut report) {
+            for model in from_service_entry(entry, store, &mut report) {
                 if let Some(owner) = seen.get(&model.host) {
                     report.warning(
                         "spec.hosts",
@@ -206,7 +212,11 @@ fn from_service(
 /// One service per host of a ServiceEntry. With DNS and no endpoints, each host is its own
 /// endpoint's name; with NONE there are no endpoints: traffic goes where the app sent it, with
 /// the host's routes applied (and allowed under REGISTRY_ONLY).
-fn from_service_entry(entry: &ServiceEntry, report: &mut Report<'_>) -> Vec<ServiceModel> {
+fn from_service_entry(
+    entry: &ServiceEntry,
+    store: &Store,
+    report: &mut Report<'_>,
+) -> Vec<ServiceModel> {
     let spec = &entry.spec;
     let namespace = entry.metadata.namespace.clone().unwrap_or_default();
     let resolution = spec.resolution.clone().unwrap_or(Resolution::None);
@@ -237,13 +247,18 @@ fn from_service_entry(entry: &ServiceEntry, report: &mut Report<'_>) -> Vec<Serv
             return Vec::new();
         }
     };
-    if spec.workload_selector.is_some() {
-        report.warning(
-            "spec.workloadSelector",
-            "workloadSelector is not supported by mesh; only the listed endpoints are used",
-            "list the endpoints, or use a Kubernetes Service",
-        );
-    }
+    let selected = match &spec.workload_selector {
+        Some(_) if !spec.endpoints.is_empty() => {
+            report.error(
+                "spec.workloadSelector",
+                "workloadSelector and endpoints cannot both be set",
+                "keep one: the listed endpoints, or the workloads the selector picks",
+            );
+            return Vec::new();
+        }
+        Some(selector) => Some(selected_workloads(store, &namespace, &selector.labels)),
+        None => None,
+    };
     let mut vips = Vec::new();
     for (i, address) in spec.addresses.iter().enumerate() {
         let ip = address.strip_suffix("/32").unwrap_or(address);
@@ -259,7 +274,10 @@ fn from_service_entry(entry: &ServiceEntry, report: &mut Report<'_>) -> Vec<Serv
     let mut models = Vec::new();
     for (i, host) in spec.hosts.iter().enumerate() {
         let dns = discovery == Discovery::Dns;
-        let own_name = dns && spec.endpoints.is_empty();
+        // Only workloads inside the mesh are spoken to in mesh mTLS (Istio's default location
+        // is MESH_EXTERNAL).
+        let internal = spec.location == Some(Location::MeshInternal);
+        let own_name = dns && spec.endpoints.is_empty() && selected.is_none();
         if own_name && host.starts_with('*') {
             report.error(
                 format!("spec.hosts[{i}]"),
@@ -273,8 +291,9 @@ fn from_service_entry(entry: &ServiceEntry, report: &mut Report<'_>) -> Vec<Serv
             address: host.clone(),
             ..WorkloadEntrySpec::default()
         }];
-        let endpoints = match discovery {
-            Discovery::OriginalDst => &[][..],
+        let endpoints = match (discovery, &selected) {
+            (Discovery::OriginalDst, _) => &[][..],
+            (_, Some(selected)) => &selected[..],
             _ if own_name => &own[..],
             _ => &spec.endpoints[..],
         };
@@ -283,7 +302,7 @@ fn from_service_entry(entry: &ServiceEntry, report: &mut Report<'_>) -> Vec<Serv
             namespace: namespace.clone(),
             vips: vips.clone(),
             ports: (spec.ports.iter())
-                .map(|port| entry_port(port, endpoints, &namespace, dns))
+                .map(|port| entry_port(port, endpoints, &namespace, dns, internal))
                 .collect(),
             visibility: Visibility::from_export_to(&spec.export_to, &namespace),
             discovery,
@@ -299,6 +318,7 @@ fn entry_port(
     endpoints: &[WorkloadEntrySpec],
     namespace: &str,
     dns: bool,
+    internal: bool,
 ) -> PortModel {
     let name = port.name.clone().unwrap_or_default();
     let protocol = match &port.protocol {
@@ -322,6 +342,7 @@ fn entry_port(
             Some(Endpoint {
                 address,
                 weight: e.weight.unwrap_or(0),
+                mesh_tls: internal && e.labels.get(TLS_MODE_LABEL).is_some_and(|m| m == "istio"),
                 labels: e.labels.clone().into_iter().collect(),
                 identity: e
                     .service_account
@@ -340,6 +361,54 @@ fn entry_port(
         protocol,
         endpoints,
     }
+}
+
+/// The ready Pods and the WorkloadEntries of `namespace` that carry every one of `labels`, as
+/// ServiceEntry endpoints (a pod's address is its IP, its identity its service account).
+fn selected_workloads(
+    store: &Store,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> Vec<WorkloadEntrySpec> {
+    let carries = |own: Option<&BTreeMap<String, String>>| {
+        labels
+            .iter()
+            .all(|(k, v)| own.and_then(|o| o.get(k)) == Some(v))
+    };
+    let pods = store.list::<Pod>().filter(|pod| {
+        pod.metadata.namespace.as_deref() == Some(namespace)
+            && carries(pod.metadata.labels.as_ref())
+            && pod_ready(pod)
+    });
+    let mut selected: Vec<WorkloadEntrySpec> = pods
+        .filter_map(|pod| {
+            let status = pod.status.as_ref()?;
+            Some(WorkloadEntrySpec {
+                address: status.pod_ip.clone()?,
+                labels: pod.metadata.labels.clone().unwrap_or_default(),
+                service_account: (pod.spec.as_ref())
+                    .and_then(|s| s.service_account_name.clone())
+                    .or_else(|| Some("default".to_owned())),
+                ..WorkloadEntrySpec::default()
+            })
+        })
+        .collect();
+    selected.extend(
+        (store.list::<WorkloadEntry>())
+            .filter(|we| we.metadata.namespace.as_deref() == Some(namespace))
+            .filter(|we| carries(Some(&we.spec.labels)))
+            .map(|we| we.spec.clone()),
+    );
+    selected
+}
+
+/// Whether a pod is running and ready (its Ready condition is True).
+fn pod_ready(pod: &Pod) -> bool {
+    let Some(status) = pod.status.as_ref() else {
+        return false;
+    };
+    status.phase.as_deref() == Some("Running")
+        && (status.conditions.iter().flatten()).any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 /// `region/zone/subzone`, as ServiceEntry endpoints write a locality.

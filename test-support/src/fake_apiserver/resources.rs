@@ -125,6 +125,13 @@ pub static RESOURCES: &[ResourceType] = &[
     ),
     resource("telemetry.istio.io", "v1", "telemetries", "Telemetry", true),
     resource("networking.istio.io", "v1", "sidecars", "Sidecar", true),
+    resource(
+        "networking.istio.io",
+        "v1",
+        "workloadentries",
+        "WorkloadEntry",
+        true,
+    ),
     resource(GATEWAY_GROUP, "v1", "gatewayclasses", "GatewayClass", false),
     resource(GATEWAY_GROUP, "v1", "gateways", "Gateway", true),
     resource(GATEWAY_GROUP, "v1", "httproutes", "HTTPRoute", true),
