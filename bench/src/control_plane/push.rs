@@ -298,14 +298,14 @@ impl Clock {
     }
 }
 
-/// Waits until every simulated proxy ACKed all four types and the control plane shows each of
+/// Waits until every simulated proxy ACKed every type and the control plane shows each of
 /// them SYNCED.
 async fn wait_synced(monitoring: Monitoring, sims: &[SimProxy], what: &str) -> Result<()> {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let synced = sims
             .iter()
-            .filter(|s| s.with(|s| s.acked.len() == 4))
+            .filter(|s| s.with(|s| s.acked.len() == ResourceType::ALL.len()))
             .count();
         if synced == sims.len() {
             break;
