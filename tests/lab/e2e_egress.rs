@@ -324,15 +324,20 @@ async fn registry_only_refuses_undeclared_destinations_and_a_sidecar_scopes_the_
     // Not in the Sidecar's egress, so not in the config either: refused like the unknown.
     let (status, body) = lab.curl(&sleep, "GET", "http://invoices.billing/").await;
     assert_eq!(status, "502", "{body}");
+    // TLS (not HTTP) to an undeclared name: the connection is closed, counted by its SNI.
+    let tls_call = "curl -sS -k --max-time 5 https://other.example.test:8443/ 2>&1; echo exit=$?";
+    let out = lab.exec(&sleep, &["sh", "-c", tls_call]).await;
+    assert!(!out.contains("exit=0"), "{out}");
     let metrics = lab.metrics(&sleep).await;
-    let blocked = |destination: &str| {
-        let labels = [("protocol", "http"), ("destination", destination)];
+    let blocked = |protocol: &str, destination: &str| {
+        let labels = [("protocol", protocol), ("destination", destination)];
         metrics
             .value("mesh_outbound_blocked_total", &labels)
             .unwrap_or(0.0)
     };
-    assert_eq!(blocked("other.example.test"), 1.0);
-    assert_eq!(blocked("invoices.billing"), 1.0);
+    assert_eq!(blocked("http", "other.example.test"), 1.0);
+    assert_eq!(blocked("http", "invoices.billing"), 1.0);
+    assert_eq!(blocked("tcp", "other.example.test"), 1.0, "{out}");
 
     // Declaring it makes it work within a second.
     lab.write_manifest("other-entry.yaml", OTHER_ENTRY);
